@@ -16,6 +16,9 @@ LOSS_HUBER = 6
 LOSS_EPSILON_INSENSITIVE = 7
 LOSS_SQUARED_EPSILON_INSENSITIVE = 8
 LOSS_PERCEPTRON = 9
+# A user's loss (fastgd.Loss): loss_param then carries the function itself
+# (the @njit fn for numba, a vectorised NumPy callable for the reference).
+LOSS_CUSTOM = -1
 
 # Update rules (PyTorch's formulas).  ``hyper`` layout per rule:
 #   SGD      [momentum, dampening, nesterov, weight_decay]

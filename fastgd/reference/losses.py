@@ -16,6 +16,9 @@ def loss_and_dloss(loss_id, loss_param, p, y):
     """Return (loss (b,), dloss (b, K)) where dloss = d loss / d p."""
     if loss_id == ids.LOSS_SOFTMAX:
         return _softmax(p, y)
+    if loss_id == ids.LOSS_CUSTOM:
+        l, dl = loss_param(p[:, 0], y)
+        return l, dl[:, None]
     l, dl = _scalar_loss(loss_id, loss_param, p[:, 0], y)
     return l, dl[:, None]
 
