@@ -1,0 +1,62 @@
+"""The one place for the Numba compilation options of ``fastgd.kernels.nb``.
+
+- ``fastmath={"reassoc", "contract", "nsz"}`` only: reductions may be
+  reassociated (so dot products vectorise) and multiply-adds contracted, but
+  ``nnan``/``ninf`` are never assumed, so a NaN or inf loss stays detectable
+  (``fastmath=True`` would let LLVM fold ``isfinite(x)`` to ``True``).
+- ``nogil=True``: several fits can run in threads.
+- ``error_model="numpy"``: a division by zero gives inf/nan (then caught as a
+  non-finite batch loss) instead of raising inside the kernel.
+- ``cache=True`` only when Numba can actually write a cache for this folder:
+  the package's own ``__pycache__``, ``NUMBA_CACHE_DIR``, or the user-wide
+  cache (``~/.cache/numba``).  In a read-only install with none of them
+  writable the kernels are compiled in memory (``cache=False``) instead of
+  failing at import.  ``FASTGD_NUMBA_CACHE=0`` turns caching off explicitly.
+
+Only kernels whose argument types are plain arrays and scalars are cached.
+Kernels specialised on a user's ``@njit`` function (custom losses and models)
+are never cached: Numba would key the cache entry on that function's identity
+and write a new, never-reused entry on every run.
+"""
+import os
+
+FASTMATH = {"reassoc", "contract", "nsz"}
+
+#: Rows per chunk of the deterministic parallel reduction.  Fixed, so the
+#: chunk boundaries (and therefore the rounding) never depend on the number
+#: of threads.
+CHUNK_ROWS = 512
+
+#: A batch is reduced with ``prange`` (over its chunks) when it has at least
+#: this many rows * features; smaller batches run the same chunked sum serially
+#: (bit-identical: the choice only changes who computes each chunk).
+PARALLEL_MIN_WORK = 1 << 17
+
+
+def _probe():  # pragma: no cover - only its source location matters
+    return 0
+
+
+def _cache_usable():
+    if os.environ.get("FASTGD_NUMBA_CACHE", "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    try:
+        from numba.core.caching import FunctionCache
+
+        cache = FunctionCache(_probe)  # raises RuntimeError: no writable locator
+        cache._impl.locator.ensure_cache_path()
+    except Exception:
+        return False
+    return True
+
+
+#: Whether compiled kernels are cached on disk (decided once, at import).
+CACHE = _cache_usable()
+
+#: Options of every public kernel with plain array/scalar arguments.
+JIT = dict(nogil=True, fastmath=FASTMATH, error_model="numpy", cache=CACHE)
+#: Same, never cached: kernels specialised on a user's function.
+JIT_NOCACHE = dict(nogil=True, fastmath=FASTMATH, error_model="numpy", cache=False)
+#: Options for the parallel (prange) reductions.
+JIT_PAR = dict(JIT, parallel=True)
+JIT_PAR_NOCACHE = dict(JIT_NOCACHE, parallel=True)

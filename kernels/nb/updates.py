@@ -1,0 +1,125 @@
+"""Fused update rules (PyTorch's formulas), in place on flat vectors: Numba.
+
+Same names, argument order and formulas as ``fastgd.reference.updates``.
+Every function is a public ``@njit`` kernel: call it from Python or from your
+own ``@njit`` code.  Each makes one pass over the parameters, reading
+``theta``, ``grad`` and the state once and writing ``theta`` and the state
+once.  ``step`` is the 1-based count of this update (PyTorch's
+``state["step"]`` after its increment).  ``lr`` and the hyper-parameters are
+float64; arrays are float32 or float64 (all of one dtype).
+"""
+import math
+
+from numba import njit
+
+from .config import JIT
+from ..ids import RULE_SGD, RULE_ADAM, RULE_ADAMW, RULE_ADAGRAD, RULE_RMSPROP
+
+
+@njit(**JIT)
+def sgd_update(theta, grad, buf, lr, momentum, dampening, nesterov, weight_decay, step):
+    """torch.optim.SGD: the momentum buffer starts as the first gradient (step 1)."""
+    n = theta.shape[0]
+    if momentum == 0.0:
+        if weight_decay == 0.0:
+            for i in range(n):
+                theta[i] -= lr * grad[i]
+        else:
+            for i in range(n):
+                theta[i] -= lr * (grad[i] + weight_decay * theta[i])
+        return
+    first = step == 1
+    for i in range(n):
+        d = grad[i] + weight_decay * theta[i] if weight_decay != 0.0 else grad[i]
+        if first:
+            b = d
+        else:
+            b = momentum * buf[i] + (1.0 - dampening) * d
+        buf[i] = b
+        if nesterov:
+            theta[i] -= lr * (d + momentum * b)
+        else:
+            theta[i] -= lr * b
+
+
+@njit(**JIT)
+def adam_update(theta, grad, m, v, vmax, lr, beta1, beta2, eps, weight_decay, decoupled,
+                amsgrad, step):
+    """torch.optim.Adam (``decoupled=False``) and AdamW (``decoupled=True``)."""
+    n = theta.shape[0]
+    bias1 = 1.0 - beta1 ** step
+    bias2_sqrt = math.sqrt(1.0 - beta2 ** step)
+    step_size = lr / bias1
+    decay = 1.0 - lr * weight_decay
+    for i in range(n):
+        t = theta[i]
+        g = grad[i]
+        if weight_decay != 0.0:
+            if decoupled:
+                t = t * decay
+            else:
+                g = g + weight_decay * t
+        mi = beta1 * m[i] + (1.0 - beta1) * g
+        vi = beta2 * v[i] + (1.0 - beta2) * g * g
+        m[i] = mi
+        v[i] = vi
+        if amsgrad:
+            vm = vmax[i]
+            if not vm >= vi:
+                vm = vi
+            vmax[i] = vm
+            denom = math.sqrt(vm) / bias2_sqrt + eps
+        else:
+            denom = math.sqrt(vi) / bias2_sqrt + eps
+        theta[i] = t - step_size * (mi / denom)
+
+
+@njit(**JIT)
+def adagrad_update(theta, grad, acc, lr, lr_decay, weight_decay, eps, step):
+    """torch.optim.Adagrad (``initial_accumulator_value`` is the state's start)."""
+    n = theta.shape[0]
+    clr = lr / (1.0 + (step - 1) * lr_decay)
+    for i in range(n):
+        g = grad[i] + weight_decay * theta[i] if weight_decay != 0.0 else grad[i]
+        a = acc[i] + g * g
+        acc[i] = a
+        theta[i] -= clr * (g / (math.sqrt(a) + eps))
+
+
+@njit(**JIT)
+def rmsprop_update(theta, grad, square_avg, buf, grad_avg, lr, alpha, eps, weight_decay,
+                   momentum, centered):
+    """torch.optim.RMSprop (``centered`` subtracts the running mean gradient)."""
+    n = theta.shape[0]
+    for i in range(n):
+        g = grad[i] + weight_decay * theta[i] if weight_decay != 0.0 else grad[i]
+        sq = alpha * square_avg[i] + (1.0 - alpha) * g * g
+        square_avg[i] = sq
+        if centered:
+            ga = alpha * grad_avg[i] + (1.0 - alpha) * g
+            grad_avg[i] = ga
+            avg = math.sqrt(sq - ga * ga) + eps
+        else:
+            avg = math.sqrt(sq) + eps
+        if momentum > 0.0:
+            b = momentum * buf[i] + g / avg
+            buf[i] = b
+            theta[i] -= lr * b
+        else:
+            theta[i] -= lr * (g / avg)
+
+
+@njit(**JIT)
+def apply_update(rule_id, hyper, theta, grad, state, lr, step):
+    """Dispatch on the rule code; ``state`` is (STATE_SLOTS[rule], P), ``hyper`` per ids.py."""
+    h = hyper
+    if rule_id == RULE_SGD:
+        sgd_update(theta, grad, state[0], lr, h[0], h[1], h[2] != 0.0, h[3], step)
+    elif rule_id == RULE_ADAM or rule_id == RULE_ADAMW:
+        adam_update(theta, grad, state[0], state[1], state[2], lr, h[0], h[1], h[2], h[3],
+                    rule_id == RULE_ADAMW, h[4] != 0.0, step)
+    elif rule_id == RULE_ADAGRAD:
+        adagrad_update(theta, grad, state[0], lr, h[0], h[1], h[2], step)
+    elif rule_id == RULE_RMSPROP:
+        rmsprop_update(theta, grad, state[0], state[1], state[2], lr, h[0], h[1], h[2], h[3],
+                       h[4] != 0.0)
