@@ -1,0 +1,287 @@
+"""The public entry points: ``fit`` and its three spellings ``bgd``, ``sgd``, ``mbgd``.
+
+``fit`` validates everything once, turns names into kernel codes, draws the
+batch order, then runs one compiled call per epoch.  The Python loop runs
+once per epoch, never per batch.
+"""
+import math
+import time
+
+import numpy as np
+
+from . import backends, losses, optim, schedules
+from .batching import epoch_order, iterations_per_epoch
+from .engines import LinearSpec, MLPSpec
+from .models import MLP, Linear
+from .results import DivergenceError, FitResult
+from .validation import (check_batch_options, check_labels, check_penalty, check_sample_weight,
+                         check_targets, check_X, resolve_dtype)
+
+
+def fit(X, y, *, loss="squared", model=None, batch_size=None, epochs=1, optimizer=None, lr=0.01,
+        schedule=None, penalty=None, alpha=0.0, l1_ratio=0.15, fit_intercept=True,
+        sample_weight=None, shuffle=True, sampling="shuffle", drop_last=False, seed=None,
+        init=None, backend="auto", dtype=None, callback=None, accumulate=None):
+    """Train a model by mini-batch gradient descent and return a :class:`FitResult`.
+
+    BGD, SGD and MBGD are one algorithm with batch sizes n (``batch_size=None``),
+    1 and b.  An epoch is one pass over the data; an iteration is one update.
+
+    Parameters beyond the obvious ones:
+
+    loss : a name ("squared", "logistic", "softmax", "hinge", "squared_hinge",
+        "modified_huber", "huber", "epsilon_insensitive",
+        "squared_epsilon_insensitive", "perceptron"), a ``fastgd.losses`` object
+        (e.g. ``Huber(epsilon=1.35)``) or ``fastgd.Loss(fn)`` for your own @njit loss.
+    model : None (linear), ``fastgd.MLP(...)`` or ``fastgd.CustomModel(...)``.
+    optimizer : None (``SGD(lr=lr)``), a name ("sgd", "adam", ...) built with
+        ``lr``, or an instance from ``fastgd.optim`` (its own lr wins).
+    schedule : None (constant), a name from ``fastgd.schedules.NAMES``, a
+        schedule object or a callable ``t -> lr`` of the 0-based iteration.
+    penalty, alpha, l1_ratio : scikit-learn's penalty on the weights (never the
+        intercept), part of the loss the gradient is taken of.
+    sampling : "shuffle" (a permutation per epoch) or "replacement".
+    seed : seeds the one ``np.random.default_rng`` of the fit (see ``batch_order``).
+    init : initial parameters, or a previous FitResult to continue exactly
+        where it stopped (parameters, optimizer state, random stream; the
+        previous optimizer and schedule are reused unless new ones are given).
+    backend : "auto", "numpy", "cython", "numba" or "cuda".
+    dtype : float32 or float64 (default: float32 input stays float32, else float64).
+    accumulate : None, or "float64" to keep float32 data but accumulate
+        gradients and parameters in float64.
+    callback : called after every epoch with the FitResult so far; returning
+        True stops training.
+    """
+    prev = init if isinstance(init, FitResult) else None
+    loss_obj = losses.get(prev.loss if (prev is not None and loss is None) else loss)
+    custom_loss = not isinstance(loss_obj, losses.LinearLoss)
+    kind = _model_kind(model)
+    if kind == "mlp" and (custom_loss or loss_obj.name not in MLP.HEAD_LOSSES):
+        raise ValueError(f"Invalid loss for an MLP: {getattr(loss_obj, 'name', loss_obj)!r}; an MLP "
+                         f"head supports {list(MLP.HEAD_LOSSES)}")
+
+    if prev is not None and dtype is None:
+        dtype = prev._config["dtype"]
+    dtype = resolve_dtype(dtype, X)
+    acc = _accumulation_dtype(accumulate, dtype)
+    if prev is not None and np.dtype(prev._theta.dtype) != acc:
+        raise ValueError(f"Invalid init: the previous fit accumulated in {prev._theta.dtype}, this one "
+                         f"would use {acc}; pass the same dtype/accumulate to continue it")
+
+    Xc = check_X(X, dtype)
+    n, d = Xc.shape
+    y_int, encoding = check_labels(check_targets(y, n), getattr(loss_obj, "kind", "regression"),
+                                   getattr(loss_obj, "name", "custom"))
+    n_outputs = 1
+    if getattr(loss_obj, "kind", None) == "multiclass":
+        n_outputs = max(encoding, prev.model.n_outputs if prev is not None else 2, 2)
+    sw = check_sample_weight(sample_weight, n, dtype)
+    bs = n if batch_size is None else batch_size
+    check_batch_options(n, bs, epochs, sampling, drop_last)
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"Invalid shuffle: {shuffle!r}; it must be True or False")
+    if not isinstance(fit_intercept, (bool, np.bool_)):
+        raise TypeError(f"Invalid fit_intercept: {fit_intercept!r}; it must be True or False")
+    alpha_eff, l1r = check_penalty(penalty, alpha, l1_ratio)
+    lr = optim._check_lr(lr)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"Invalid callback: {callback!r}; it must be callable(result) or None")
+
+    opt = prev.optimizer if (prev is not None and optimizer is None) else optim.get(optimizer, lr)
+    mdl = _bind_model(model, kind, d, n_outputs, fit_intercept)
+    name = backends.resolve(backend, kind, custom_loss, X)
+    ipe = iterations_per_epoch(n, bs, drop_last, sampling)
+    if prev is not None and schedule is None:
+        sched = prev._config["schedule"]
+    else:
+        sched = schedules.get(schedule, opt.lr, ipe * epochs, alpha_eff,
+                              getattr(loss_obj, "py_dloss", None))
+
+    ss = np.random.SeedSequence(seed) if not isinstance(seed, np.random.SeedSequence) else seed
+    if prev is not None:
+        _check_continuation(prev, mdl, loss_obj, opt)
+        theta = prev._theta.copy()
+        state = prev._opt_state.copy()
+        rng = np.random.Generator(np.random.PCG64())
+        rng.bit_generator.state = prev._rng_state
+        step, epochs_done = prev.n_iter, prev.epochs
+        history = {"loss": list(prev.history["loss"]), "time": list(prev.history["time"])}
+    else:
+        rng = np.random.default_rng(ss)
+        if init is not None:
+            theta = mdl.theta_from_init(init, acc)
+        else:
+            # The init stream is a child of the order stream's seed, so batch_order(seed)
+            # reproduces the fit's batches whatever the model's initialisation draws.
+            theta = mdl.init_theta(np.random.default_rng(ss.spawn(1)[0]), acc)
+        state = opt.init(theta)
+        step, epochs_done = 0, 0
+        history = {"loss": [], "time": []}
+
+    spec = _spec(mdl, loss_obj, name, alpha_eff, l1r, opt, bs)
+    yk = y_int.astype(dtype)
+    config = {"dtype": dtype, "label_encoding": encoding, "schedule": sched, "seed": seed,
+              "penalty": penalty, "alpha": alpha_eff, "l1_ratio": l1r}
+
+    def result(theta_now, state_now, n_iter, n_epochs):
+        return FitResult(model=mdl, loss=loss_obj, theta=theta_now, opt_state=state_now,
+                         optimizer=opt, rng_state=rng.bit_generator.state,
+                         history={"loss": list(history["loss"]), "time": list(history["time"])},
+                         n_iter=n_iter, iterations_per_epoch=ipe, epochs=n_epochs, batch_size=bs,
+                         backend=name, config=config)
+
+    theta0, state0, step0 = theta.copy(), state.copy(), step
+    orders = np.stack([epoch_order(rng, n, bs, shuffle, sampling, drop_last) for _ in range(epochs)])
+    engine = backends.make_engine(name, kind, Xc, yk, sw, spec, theta, state)
+    engine.prepare(orders)
+    all_lrs = []
+    for e in range(epochs):
+        lrs = _epoch_lrs(sched, step, ipe, history["loss"])
+        all_lrs.append(lrs)
+        batch_loss = np.empty(ipe, dtype=np.float64)
+        t0 = time.perf_counter()
+        n_done = engine.run_epoch(e, ipe, lrs, step, batch_loss)
+        elapsed = time.perf_counter() - t0
+        if n_done < ipe:
+            _diverged(name, kind, Xc, yk, sw, spec, theta0, state0, step0, orders, all_lrs, e,
+                      n_done, batch_loss[n_done], result, epochs_done)
+        step += ipe
+        epochs_done += 1
+        history["loss"].append(float(np.mean(batch_loss)))
+        history["time"].append(elapsed)
+        if callback is not None and callback(result(engine.get_theta(), engine.get_state(), step, epochs_done)):
+            break
+    theta, state = engine.get_theta(), engine.get_state()
+    if not np.all(np.isfinite(theta)):
+        _diverged(name, kind, Xc, yk, sw, spec, theta0, state0, step0, orders, all_lrs,
+                  len(all_lrs) - 1, ipe, float("nan"), result, epochs_done - 1)
+    return result(theta, state, step, epochs_done)
+
+
+def bgd(X, y, **kw):
+    """Batch gradient descent: one update per epoch from all n samples."""
+    if kw.get("batch_size") is not None:
+        raise ValueError(f"Invalid batch_size for bgd: {kw['batch_size']!r}; bgd always uses the "
+                         f"whole data set (call mbgd for mini-batches)")
+    kw["batch_size"] = None
+    return fit(X, y, **kw)
+
+
+def sgd(X, y, **kw):
+    """Stochastic gradient descent: one update per sample (batch size 1)."""
+    if kw.get("batch_size", 1) != 1:
+        raise ValueError(f"Invalid batch_size for sgd: {kw['batch_size']!r}; sgd always uses "
+                         f"batch_size=1 (call mbgd for mini-batches)")
+    kw["batch_size"] = 1
+    return fit(X, y, **kw)
+
+
+def mbgd(X, y, batch_size, **kw):
+    """Mini-batch gradient descent with batches of ``batch_size`` samples."""
+    return fit(X, y, batch_size=batch_size, **kw)
+
+
+# -- helpers ------------------------------------------------------------------------
+
+def _model_kind(model):
+    if model is None or isinstance(model, Linear):
+        return "linear"
+    if isinstance(model, MLP):
+        return "mlp"
+    if hasattr(model, "fn") and hasattr(model, "init") and getattr(model, "kind", None) == "custom":
+        return "custom"
+    raise TypeError(f"Invalid model: {model!r}; pass None (linear), fastgd.MLP(...) or "
+                    f"fastgd.CustomModel(fn, init)")
+
+
+def _bind_model(model, kind, d, n_outputs, fit_intercept):
+    if kind == "linear":
+        return Linear(d, n_outputs, bool(fit_intercept))
+    if kind == "mlp":
+        return model.bind(d, n_outputs)
+    return model.bind(d) if hasattr(model, "bind") else model
+
+
+def _accumulation_dtype(accumulate, dtype):
+    if accumulate is None:
+        return np.dtype(dtype)
+    if accumulate in ("float64", np.float64) or (isinstance(accumulate, np.dtype) and accumulate == np.float64):
+        return np.dtype(np.float64)
+    raise ValueError(f"Invalid accumulate: {accumulate!r}; it must be None or 'float64'")
+
+
+def _spec(model, loss, backend, alpha, l1_ratio, opt, batch_size):
+    if model.kind == "mlp":
+        return MLPSpec(loss.code, model.layer_sizes, model.activation_id, alpha, l1_ratio,
+                       opt.rule_id, opt.hyper, batch_size)
+    if model.kind == "custom":
+        from .engines import CustomSpec
+
+        return CustomSpec(model.fn if backend == "numba" else model.py_fn, opt.rule_id, opt.hyper,
+                          batch_size)
+    if isinstance(loss, losses.LinearLoss):
+        code, param = loss.code, loss.param
+    else:  # a custom loss: the kernel gets the function itself
+        from .kernels import ids
+
+        code, param = ids.LOSS_CUSTOM, (loss.fn if backend == "numba" else loss.py_loss_dloss)
+    return LinearSpec(code, param, model.n_outputs, model.fit_intercept, alpha, l1_ratio,
+                      opt.rule_id, opt.hyper, batch_size)
+
+
+def _epoch_lrs(sched, start, count, history):
+    lrs = np.ascontiguousarray(sched.lrs(start, count, history), dtype=np.float64)
+    bad = ~(np.isfinite(lrs) & (lrs >= 0))
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise ValueError(f"Invalid schedule: it gave lr={lrs[k]} at iteration {start + k}; step sizes "
+                         f"must be finite and >= 0")
+    return lrs
+
+
+def _check_continuation(prev, model, loss, opt):
+    if prev.model.signature() != model.signature():
+        raise ValueError(f"Invalid init: the previous fit's model {prev.model.signature()} does not "
+                         f"match this one {model.signature()} (same features, classes and intercept needed)")
+    if prev.loss != loss:
+        raise ValueError(f"Invalid init: the previous fit used loss {prev.loss!r}, this one {loss!r}")
+    if prev.optimizer.rule_id != opt.rule_id:
+        raise ValueError(f"Invalid init: the previous fit used {type(prev.optimizer).__name__}, this one "
+                         f"{type(opt).__name__}; its state cannot carry over")
+
+
+def _diverged(backend, kind, X, y, sw, spec, theta0, state0, step0, orders, all_lrs, e, k,
+              bad_loss, result, epochs_done):
+    """Replay the fit up to the failure to recover the last finite parameters, then raise.
+
+    Kernels stop before the update of the first non-finite batch; that batch's
+    parameters can still be non-finite (the previous update overflowed), so
+    replay deterministically and keep the last finite state.  Divergence is
+    rare, so this costs nothing on the normal path.
+    """
+    engine = backends.make_engine(backend, kind, X, y, sw, spec, theta0, state0)
+    engine.prepare(orders)
+    step = step0
+    for ep in range(e):
+        engine.run_epoch(ep, len(all_lrs[ep]), all_lrs[ep], step, np.empty(len(all_lrs[ep])))
+        step += len(all_lrs[ep])
+    start_theta, start_state = engine.get_theta(), engine.get_state()
+    j = k
+    while j > 0:
+        engine.set_theta_state(start_theta, start_state)
+        engine.run_epoch(e, j, all_lrs[e][:j], step, np.empty(j))
+        if np.all(np.isfinite(engine.get_theta())):
+            break
+        j -= 1
+    if j == 0:
+        engine.set_theta_state(start_theta, start_state)
+    last = result(engine.get_theta(), engine.get_state(), step + j, epochs_done)
+    ipe = len(all_lrs[e])
+    where = (f"iteration {k} of {ipe}" if k < ipe else f"the last update (iteration {ipe - 1} of {ipe})")
+    lr_now = all_lrs[e][min(k, ipe - 1)]
+    what = f"the batch loss became {bad_loss}" if k < ipe else "the parameters became non-finite"
+    raise DivergenceError(
+        f"fit diverged at epoch {e}, {where} (0-based; update {step + k + 1} overall): {what}. "
+        f"The error's .result holds the last finite parameters (after {step + j} updates). "
+        f"Lower the learning rate (it was {lr_now:g}), standardise X, or add a penalty.",
+        epoch=e, iteration=min(k, ipe - 1), result=last)

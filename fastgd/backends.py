@@ -1,0 +1,93 @@
+"""Backend discovery and dispatch.
+
+=========  ====================================================================
+numpy      the reference (``fastgd.reference``): always available, the oracle
+cython     ``fastgd.kernels.cy``: compiled at install time, imports instantly
+numba      ``fastgd.kernels.nb``: JIT-compiled (cached) on first use; the only
+           compiled backend for custom losses and models
+cuda       ``fastgd.kernels.cuda``: numba.cuda, data resident on the GPU
+=========  ====================================================================
+
+``backend="auto"`` follows the rule in docs/benchmarks.md: data already on a
+GPU -> cuda; a custom loss or model -> numba; a built-in linear loss or an MLP
+-> cython (no JIT on the first fit), then numba, then numpy, whichever is
+available first.  An explicit backend is always honoured or raises.
+"""
+import importlib
+
+from .engines import CPUEngine
+
+BACKENDS = ("numpy", "cython", "numba", "cuda")
+
+_PACKAGES = {"numpy": "fastgd.reference", "cython": "fastgd.kernels.cy", "numba": "fastgd.kernels.nb"}
+_FILES = {"linear": "linear_epoch", "mlp": "mlp_epoch", "custom": "custom_epoch"}
+_status = {}
+
+
+def _probe(name):
+    """(ok, reason) for a backend, computed once per process."""
+    if name not in _status:
+        try:
+            if name == "cuda":
+                cuda = importlib.import_module("fastgd.kernels.cuda")
+                ok = bool(cuda.is_available())
+                _status[name] = (ok, "" if ok else cuda.unavailable_reason())
+            else:
+                importlib.import_module(f"{_PACKAGES[name]}.linear_epoch")
+                _status[name] = (True, "")
+        except Exception as exc:  # a missing build or a missing optional dependency
+            hint = {"cython": "reinstall fastgd with a C compiler (pip install --force-reinstall fastgd)",
+                    "numba": "pip install numba",
+                    "cuda": 'pip install "fastgd[cuda]" on a machine with an NVIDIA GPU'}.get(name, "")
+            _status[name] = (False, f"{type(exc).__name__}: {exc}. Fix: {hint}")
+    return _status[name]
+
+
+def available_backends():
+    """The backends that work on this machine, fastest-first order of preference."""
+    return [name for name in BACKENDS if _probe(name)[0]]
+
+
+def kernel_module(backend, kind):
+    """The module holding ``backend``'s kernels for a model kind (linear, mlp, custom)."""
+    if kind == "custom" and backend == "numpy":
+        return importlib.import_module("fastgd.reference.custom_epoch")
+    return importlib.import_module(f"{_PACKAGES[backend]}.{_FILES[kind]}")
+
+
+def _on_device(X):
+    return hasattr(X, "__cuda_array_interface__")
+
+
+def resolve(backend, kind, custom_loss, X):
+    """Pick the backend for this fit; raise a clear error if an explicit one cannot run."""
+    if not isinstance(backend, str) or (backend != "auto" and backend not in BACKENDS):
+        raise ValueError(f"Invalid backend: {backend!r}; it must be 'auto' or one of {list(BACKENDS)}")
+    needs_numba = custom_loss or kind == "custom"
+    if backend == "auto":
+        if _on_device(X) and not needs_numba and _probe("cuda")[0]:
+            return "cuda"
+        prefs = ("numba", "numpy") if needs_numba else ("cython", "numba", "numpy")
+        for name in prefs:
+            if _probe(name)[0]:
+                return name
+        return "numpy"
+    if needs_numba and backend not in ("numba", "numpy"):
+        raise ValueError(f"Invalid backend for a custom loss or model: {backend!r}; custom @njit "
+                         f"functions run on backend='numba' (or the reference, backend='numpy')")
+    ok, reason = _probe(backend)
+    if not ok:
+        raise RuntimeError(f"backend={backend!r} is not available here: {reason}. "
+                           f"Available: {available_backends()}")
+    return backend
+
+
+def make_engine(backend, kind, X, y, sw, spec, theta, state):
+    if backend == "cuda":
+        engine_mod = importlib.import_module("fastgd.kernels.cuda.engine")
+        cls = {"linear": "LinearEngine", "mlp": "MLPEngine"}[kind]
+        if not hasattr(engine_mod, cls):
+            raise RuntimeError(f"backend='cuda' does not support this model yet ({kind}); "
+                               f"use backend='cython' or 'numba'")
+        return getattr(engine_mod, cls)(X, y, sw, spec, theta, state)
+    return CPUEngine(kernel_module(backend, kind), X, y, sw, spec, theta, state)

@@ -1,0 +1,166 @@
+"""Linear losses: names, codes, label rules and readable reference formulas.
+
+A loss is a small value object: the kernel code (``fastgd.kernels.ids``), its
+one parameter (epsilon for the Huber and epsilon-insensitive family), and the
+rule its labels follow.  ``py_loss``/``py_dloss`` evaluate the reference
+formulas so tests (and users) can reach them directly.
+
+Label rules (checked once by :func:`fastgd.validation`):
+
+==========================  =====================================================
+``regression``              any finite real (squared, huber, epsilon_insensitive,
+                            squared_epsilon_insensitive)
+``binary01``                {0, 1} (logistic)
+``binary_pm1``              {-1, +1} or {0, 1}, used internally as ±1 (hinge,
+                            squared_hinge, modified_huber, perceptron)
+``multiclass``              integers 0..K-1 (softmax)
+==========================  =====================================================
+"""
+import numpy as np
+
+from .kernels import ids
+from .reference.losses import loss_and_dloss
+
+
+class LinearLoss:
+    """A built-in loss: ``name``, kernel ``code``, ``param`` and label ``kind``."""
+
+    code = None
+    kind = "regression"
+    param = 0.0
+
+    @property
+    def name(self):
+        return _NAME_OF[type(self)]
+
+    def py_loss(self, p, y):
+        """Per-sample loss for predictions ``p`` (n,) or (n, K) and internal labels ``y``."""
+        return self._eval(p, y)[0]
+
+    def py_dloss(self, p, y):
+        """Derivative of the per-sample loss with respect to ``p``."""
+        return self._eval(p, y)[1]
+
+    def _eval(self, p, y):
+        p = np.asarray(p, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        multi = self.code == ids.LOSS_SOFTMAX
+        P = p if multi else p.reshape(-1, 1)
+        loss, dloss = loss_and_dloss(self.code, self.param, P, y.reshape(-1))
+        return loss.reshape(y.shape), (dloss if multi else dloss.reshape(p.shape))
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.param == other.param
+
+    def __hash__(self):
+        return hash((type(self), self.param))
+
+    def __repr__(self):
+        extra = f"(epsilon={self.param})" if isinstance(self, _EpsilonLoss) else "()"
+        return type(self).__name__ + extra
+
+
+class _EpsilonLoss(LinearLoss):
+    def __init__(self, epsilon=0.1):
+        epsilon = float(epsilon)
+        if not (epsilon >= 0 and np.isfinite(epsilon)):
+            raise ValueError(
+                f"Invalid epsilon: {epsilon!r}; {type(self).__name__} needs a finite "
+                f"epsilon >= 0 (scikit-learn's default is 0.1)")
+        self.param = epsilon
+
+    @property
+    def epsilon(self):
+        return self.param
+
+
+class Squared(LinearLoss):
+    """½ (p − y)²"""
+    code = ids.LOSS_SQUARED
+
+
+class Logistic(LinearLoss):
+    """Binary cross-entropy on the logit p, labels {0, 1}."""
+    code = ids.LOSS_LOGISTIC
+    kind = "binary01"
+
+
+class Softmax(LinearLoss):
+    """Multinomial cross-entropy, integer labels 0..K-1, coef of shape (d, K)."""
+    code = ids.LOSS_SOFTMAX
+    kind = "multiclass"
+
+
+class Hinge(LinearLoss):
+    """max(0, 1 − y p), labels ±1."""
+    code = ids.LOSS_HINGE
+    kind = "binary_pm1"
+
+
+class SquaredHinge(LinearLoss):
+    """max(0, 1 − y p)², labels ±1."""
+    code = ids.LOSS_SQUARED_HINGE
+    kind = "binary_pm1"
+
+
+class ModifiedHuber(LinearLoss):
+    """Quadratically smoothed hinge (scikit-learn's ``modified_huber``), labels ±1."""
+    code = ids.LOSS_MODIFIED_HUBER
+    kind = "binary_pm1"
+
+
+class Perceptron(LinearLoss):
+    """max(0, −y p), labels ±1."""
+    code = ids.LOSS_PERCEPTRON
+    kind = "binary_pm1"
+
+
+class Huber(_EpsilonLoss):
+    """½ r² for |r| ≤ ε, ε|r| − ½ε² beyond (r = p − y)."""
+    code = ids.LOSS_HUBER
+
+
+class EpsilonInsensitive(_EpsilonLoss):
+    """max(0, |y − p| − ε)"""
+    code = ids.LOSS_EPSILON_INSENSITIVE
+
+
+class SquaredEpsilonInsensitive(_EpsilonLoss):
+    """max(0, |y − p| − ε)²"""
+    code = ids.LOSS_SQUARED_EPSILON_INSENSITIVE
+
+
+LOSSES = {
+    "squared": Squared,
+    "logistic": Logistic,
+    "softmax": Softmax,
+    "hinge": Hinge,
+    "squared_hinge": SquaredHinge,
+    "modified_huber": ModifiedHuber,
+    "huber": Huber,
+    "epsilon_insensitive": EpsilonInsensitive,
+    "squared_epsilon_insensitive": SquaredEpsilonInsensitive,
+    "perceptron": Perceptron,
+}
+_NAME_OF = {cls: name for name, cls in LOSSES.items()}
+# scikit-learn spellings, accepted so its users need not translate.
+ALIASES = {"squared_error": "squared", "log_loss": "logistic", "log": "logistic",
+           "cross_entropy": "softmax", "multinomial": "softmax"}
+
+
+def get(loss):
+    """Resolve a name or a loss object to a loss object (ValueError/TypeError otherwise)."""
+    if isinstance(loss, LinearLoss):
+        return loss
+    if isinstance(loss, str):
+        key = ALIASES.get(loss, loss)
+        if key in LOSSES:
+            return LOSSES[key]()
+        raise ValueError(
+            f"Invalid loss: {loss!r}; it must be one of {sorted(LOSSES)} (or a "
+            f"fastgd.Loss wrapping your own @njit function)")
+    if hasattr(loss, "fn") and hasattr(loss, "py_loss_dloss"):
+        return loss  # a custom fastgd.Loss
+    raise TypeError(
+        f"Invalid loss: {loss!r} of type {type(loss).__name__}; pass a loss name such as "
+        f"'logistic', a fastgd.losses object, or fastgd.Loss(fn)")

@@ -1,0 +1,177 @@
+"""Update rules with PyTorch's formulas and defaults.
+
+Each optimizer is a small value object, in the spirit of Optax's (init, update)
+pairs: :meth:`init` makes the state for a flat parameter vector and
+:meth:`update` applies one fused step in place.  ``fit`` hands the same numbers
+(``rule_id``, ``hyper``, the state array) to whichever backend runs the epoch,
+so every backend applies exactly these formulas:
+
+- SGD: ``d = g + wd*w``; momentum buffer ``b = d`` on the first step, then
+  ``b = mu*b + (1 - dampening)*d``; ``d = d + mu*b`` (nesterov) or ``d = b``;
+  ``w -= lr*d``.
+- Adam: L2 ``g += wd*w``; AdamW: ``w *= 1 - lr*wd``; ``m = b1*m + (1-b1)*g``;
+  ``v = b2*v + (1-b2)*g²``; ``w -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)``
+  (``amsgrad`` uses the running max of v).
+- Adagrad: ``s += g²``; ``w -= lr/(1+(t-1)*lr_decay) * g/(sqrt(s)+eps)``.
+- RMSprop: ``a = alpha*a + (1-alpha)*g²``; centered subtracts the mean gradient
+  squared; ``w -= lr*g/(sqrt(a)+eps)`` or through a momentum buffer.
+"""
+import numpy as np
+
+from .kernels import ids
+from .reference import updates as _ref
+
+
+def _check_lr(lr):
+    if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, (int, float, np.integer, np.floating)):
+        raise TypeError(f"Invalid learning rate: lr={lr!r}; it must be a positive number, e.g. lr=0.01")
+    lr = float(lr)
+    if not (lr > 0 and np.isfinite(lr)):
+        raise ValueError(f"Invalid learning rate: lr={lr}; it must be finite and > 0, e.g. lr=0.01")
+    return lr
+
+
+def _check_range(name, value, lo, hi=None, lo_open=False, hi_open=True):
+    value = float(value)
+    ok = np.isfinite(value) and (value > lo if lo_open else value >= lo)
+    if hi is not None:
+        ok = ok and (value < hi if hi_open else value <= hi)
+    if not ok:
+        interval = ("(" if lo_open else "[") + f"{lo}, " + (f"{hi}" if hi is not None else "inf") + \
+            (")" if hi is None or hi_open else "]")
+        raise ValueError(f"Invalid {name} value: {value}; it must lie in {interval}")
+    return value
+
+
+class Optimizer:
+    """Base class: ``rule_id``, ``hyper`` (float64 array) and the state layout."""
+
+    rule_id = None
+    lr = None
+
+    @property
+    def n_slots(self):
+        return ids.STATE_SLOTS[self.rule_id]
+
+    def init(self, params):
+        """Fresh state, shape (n_slots, P), for the flat parameter vector ``params``."""
+        params = np.asarray(params)
+        return np.zeros((self.n_slots, params.size), dtype=params.dtype)
+
+    def update(self, params, grad, state, step, lr=None):
+        """One step in place on flat arrays (the reference formulas); ``step`` is 1-based."""
+        _ref.apply_update(self.rule_id, self.hyper, params, grad, state,
+                          self.lr if lr is None else lr, step)
+
+    def __repr__(self):
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({fields})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and vars(self) == vars(other)
+
+    def __hash__(self):
+        return hash((type(self), tuple(sorted(vars(self).items()))))
+
+
+class SGD(Optimizer):
+    rule_id = ids.RULE_SGD
+
+    def __init__(self, lr=1e-3, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+        self.lr = _check_lr(lr)
+        self.momentum = _check_range("momentum", momentum, 0.0)
+        self.dampening = _check_range("dampening", dampening, 0.0, 1.0, hi_open=False)
+        self.weight_decay = _check_range("weight_decay", weight_decay, 0.0)
+        self.nesterov = bool(nesterov)
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError(
+                f"Nesterov momentum requires a momentum > 0 and zero dampening; got "
+                f"momentum={self.momentum}, dampening={self.dampening}")
+
+    @property
+    def hyper(self):
+        return np.array([self.momentum, self.dampening, float(self.nesterov), self.weight_decay])
+
+
+class Adam(Optimizer):
+    rule_id = ids.RULE_ADAM
+    _default_wd = 0.0
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=None, amsgrad=False):
+        self.lr = _check_lr(lr)
+        if len(betas) != 2:
+            raise ValueError(f"Invalid betas: {betas!r}; it must be a pair (beta1, beta2), e.g. (0.9, 0.999)")
+        self.betas = (_check_range("beta parameter at index 0", betas[0], 0.0, 1.0),
+                      _check_range("beta parameter at index 1", betas[1], 0.0, 1.0))
+        self.eps = _check_range("epsilon", eps, 0.0)
+        self.weight_decay = _check_range(
+            "weight_decay", self._default_wd if weight_decay is None else weight_decay, 0.0)
+        self.amsgrad = bool(amsgrad)
+
+    @property
+    def hyper(self):
+        return np.array([self.betas[0], self.betas[1], self.eps, self.weight_decay, float(self.amsgrad)])
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (default weight_decay=0.01, as in PyTorch)."""
+    rule_id = ids.RULE_ADAMW
+    _default_wd = 1e-2
+
+
+class Adagrad(Optimizer):
+    rule_id = ids.RULE_ADAGRAD
+
+    def __init__(self, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10):
+        self.lr = _check_lr(lr)
+        self.lr_decay = _check_range("lr_decay", lr_decay, 0.0)
+        self.weight_decay = _check_range("weight_decay", weight_decay, 0.0)
+        self.initial_accumulator_value = _check_range(
+            "initial_accumulator_value", initial_accumulator_value, 0.0)
+        self.eps = _check_range("epsilon", eps, 0.0)
+
+    @property
+    def hyper(self):
+        return np.array([self.lr_decay, self.weight_decay, self.eps, self.initial_accumulator_value])
+
+    def init(self, params):
+        state = super().init(params)
+        state[0] = self.initial_accumulator_value
+        return state
+
+
+class RMSprop(Optimizer):
+    rule_id = ids.RULE_RMSPROP
+
+    def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+        self.lr = _check_lr(lr)
+        self.alpha = _check_range("alpha", alpha, 0.0, 1.0, hi_open=False)
+        self.eps = _check_range("epsilon", eps, 0.0)
+        self.weight_decay = _check_range("weight_decay", weight_decay, 0.0)
+        self.momentum = _check_range("momentum", momentum, 0.0)
+        self.centered = bool(centered)
+
+    @property
+    def hyper(self):
+        return np.array([self.alpha, self.eps, self.weight_decay, self.momentum, float(self.centered)])
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "adagrad": Adagrad, "rmsprop": RMSprop}
+
+
+def get(optimizer, lr):
+    """``None`` -> SGD(lr); a name -> that rule with ``lr``; an Optimizer as is."""
+    if optimizer is None:
+        return SGD(lr=lr)
+    if isinstance(optimizer, Optimizer):
+        return optimizer
+    if isinstance(optimizer, str):
+        cls = OPTIMIZERS.get(optimizer.lower())
+        if cls is None:
+            raise ValueError(
+                f"Invalid optimizer: {optimizer!r}; it must be one of {sorted(OPTIMIZERS)} "
+                f"or an instance such as fastgd.optim.Adam(lr=1e-3)")
+        return cls(lr=lr)
+    raise TypeError(
+        f"Invalid optimizer: {optimizer!r} of type {type(optimizer).__name__}; pass a name "
+        f"such as 'adam' or an instance such as fastgd.optim.SGD(lr=0.1, momentum=0.9)")

@@ -1,0 +1,229 @@
+"""Learning-rate schedules: values of the 0-based global iteration count ``t``.
+
+A schedule is any callable ``t -> lr``; the classes here are vectorised (they
+accept an array of iteration counts) and picklable.  ``fit`` turns a schedule
+into one float64 array of step sizes per epoch before the kernels run, so the
+compiled loops never call back into Python.
+
+``fit(schedule="name")`` builds the named schedule from ``lr`` and the run's
+length with the defaults documented on each class; build the object yourself
+for other settings.  ``t`` counts updates (iterations), not epochs:
+``iterations_per_epoch`` is on the FitResult and from
+:func:`fastgd.iterations_per_epoch`.
+"""
+import math
+
+import numpy as np
+
+
+class Schedule:
+    """Base class.  Subclasses implement ``__call__(t)`` on arrays of ints."""
+
+    needs_history = False
+
+    def lrs(self, start, count, history=()):
+        """Step sizes for iterations ``start .. start + count - 1`` as float64."""
+        t = np.arange(start, start + count, dtype=np.int64)
+        return np.asarray(self(t), dtype=np.float64) * np.ones(count)
+
+    def __repr__(self):
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({fields})"
+
+
+class Constant(Schedule):
+    def __init__(self, lr):
+        self.lr = float(lr)
+
+    def __call__(self, t):
+        return np.full(np.shape(t), self.lr)
+
+
+class StepDecay(Schedule):
+    """``lr * gamma ** (t // step_size)`` (torch's StepLR, counted in iterations).
+
+    String default: ``step_size`` = a third of the run, ``gamma`` = 0.1.
+    """
+
+    def __init__(self, lr, step_size, gamma=0.1):
+        self.lr, self.step_size, self.gamma = float(lr), int(step_size), float(gamma)
+        if self.step_size < 1:
+            raise ValueError(f"Invalid step_size: {step_size!r}; it must be an integer >= 1")
+
+    def __call__(self, t):
+        return self.lr * self.gamma ** (np.asarray(t) // self.step_size)
+
+
+class Exponential(Schedule):
+    """``lr * decay_rate ** (t / transition_steps)`` (Optax's exponential_decay).
+
+    String default: decays to lr/10 over the run.
+    """
+
+    def __init__(self, lr, decay_rate, transition_steps=1):
+        self.lr, self.decay_rate = float(lr), float(decay_rate)
+        self.transition_steps = float(transition_steps)
+        if not (self.decay_rate > 0):
+            raise ValueError(f"Invalid decay_rate: {decay_rate!r}; it must be > 0")
+
+    def __call__(self, t):
+        return self.lr * self.decay_rate ** (np.asarray(t) / self.transition_steps)
+
+
+class InverseScaling(Schedule):
+    """``lr / (t + 1) ** power_t`` (scikit-learn's ``invscaling``; its t starts at 1)."""
+
+    def __init__(self, lr, power_t=0.25):
+        self.lr, self.power_t = float(lr), float(power_t)
+
+    def __call__(self, t):
+        return self.lr / (np.asarray(t) + 1.0) ** self.power_t
+
+
+class Cosine(Schedule):
+    """Cosine decay from ``lr`` to ``lr * alpha`` over ``decay_steps`` (Optax's cosine_decay_schedule).
+
+    String default: ``decay_steps`` = the whole run, ``alpha`` = 0 (the last
+    update of the run still has a positive step; the rate reaches zero after it).
+    """
+
+    def __init__(self, lr, decay_steps, alpha=0.0):
+        self.lr, self.decay_steps, self.alpha = float(lr), int(decay_steps), float(alpha)
+        if self.decay_steps < 1:
+            raise ValueError(f"Invalid decay_steps: {decay_steps!r}; it must be an integer >= 1")
+
+    def __call__(self, t):
+        frac = np.minimum(np.asarray(t), self.decay_steps) / self.decay_steps
+        return self.lr * ((1.0 - self.alpha) * 0.5 * (1.0 + np.cos(np.pi * frac)) + self.alpha)
+
+
+class Warmup(Schedule):
+    """Linear warm-up ``lr * (t + 1) / warmup_steps`` then ``after`` (default: constant lr).
+
+    ``after`` is another schedule, evaluated at ``t - warmup_steps`` (Optax's join).
+    String default: warm up over the first tenth of the run, then constant.
+    """
+
+    def __init__(self, lr, warmup_steps, after=None):
+        self.lr, self.warmup_steps = float(lr), int(warmup_steps)
+        if self.warmup_steps < 1:
+            raise ValueError(f"Invalid warmup_steps: {warmup_steps!r}; it must be an integer >= 1")
+        self.after = after
+
+    def __call__(self, t):
+        t = np.asarray(t)
+        ramp = self.lr * (t + 1.0) / self.warmup_steps
+        rest = (np.full(t.shape, self.lr) if self.after is None
+                else _evaluate(self.after, np.maximum(t - self.warmup_steps, 0)))
+        return np.where(t < self.warmup_steps, ramp, rest)
+
+
+class Optimal(Schedule):
+    """scikit-learn's ``optimal``: ``1 / (alpha * (t0 + t))`` with Bottou's heuristic t0.
+
+    Needs the penalty strength ``alpha > 0``; ``dloss`` is the loss's derivative
+    (the heuristic reads it at p = -typw, y = 1 as scikit-learn does).
+    """
+
+    def __init__(self, alpha, dloss=None):
+        self.alpha = float(alpha)
+        if not (self.alpha > 0):
+            raise ValueError(
+                f"Invalid alpha for schedule 'optimal': {alpha!r}; it sets eta = 1/(alpha (t0 + t)), "
+                f"so it needs alpha > 0 (pass e.g. penalty='l2', alpha=1e-4)")
+        typw = math.sqrt(1.0 / math.sqrt(self.alpha))
+        d = 1.0 if dloss is None else float(np.ravel(dloss(np.array([-typw]), np.array([1.0])))[0])
+        eta0 = typw / max(1.0, d)
+        self.t0 = 1.0 / (eta0 * self.alpha)
+
+    def __call__(self, t):
+        return 1.0 / (self.alpha * (self.t0 + np.asarray(t)))
+
+
+class Adaptive(Schedule):
+    """scikit-learn's ``adaptive``: ``lr`` until the epoch loss stalls, then /5 each time.
+
+    After every epoch, if the loss has not improved on the best so far by at
+    least ``tol`` for ``n_iter_no_change`` epochs in a row, the rate is divided
+    by 5 and the count restarts.  The rate is a pure function of the loss
+    history, so continuing a fit from its result reproduces it exactly.
+    """
+
+    needs_history = True
+
+    def __init__(self, lr, n_iter_no_change=5, tol=1e-3):
+        self.lr, self.n_iter_no_change, self.tol = float(lr), int(n_iter_no_change), float(tol)
+
+    def factor(self, history):
+        best, bad, factor = np.inf, 0, 1.0
+        for loss in history:
+            bad = bad + 1 if loss > best - self.tol else 0
+            best = min(best, loss)
+            if bad >= self.n_iter_no_change:
+                factor, bad = factor / 5.0, 0
+        return factor
+
+    def __call__(self, t):
+        return np.full(np.shape(t), self.lr)
+
+    def lrs(self, start, count, history=()):
+        return np.full(count, self.lr * self.factor(history))
+
+
+class FromCallable(Schedule):
+    """Wraps a plain ``t -> lr`` callable (vectorised when it accepts arrays)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, t):
+        return _evaluate(self.fn, t)
+
+
+def _evaluate(fn, t):
+    t = np.asarray(t)
+    try:
+        out = np.asarray(fn(t), dtype=np.float64)
+        if out.shape == t.shape:
+            return out
+    except Exception:  # a scalar-only callable: fall back to one call per iteration
+        pass
+    return np.array([float(fn(int(i))) for i in t.ravel()]).reshape(t.shape)
+
+
+NAMES = ("constant", "step", "exponential", "inverse_scaling", "cosine", "warmup", "optimal", "adaptive")
+
+
+def get(schedule, lr, total_iterations, alpha=0.0, dloss=None):
+    """Resolve ``fit``'s ``schedule`` argument to a Schedule."""
+    if schedule is None:
+        return Constant(lr)
+    if isinstance(schedule, Schedule):
+        return schedule
+    if isinstance(schedule, str):
+        name = {"invscaling": "inverse_scaling"}.get(schedule, schedule)
+        total = max(1, int(total_iterations))
+        if name == "constant":
+            return Constant(lr)
+        if name == "step":
+            return StepDecay(lr, step_size=max(1, math.ceil(total / 3)), gamma=0.1)
+        if name == "exponential":
+            return Exponential(lr, decay_rate=0.1, transition_steps=total)
+        if name == "inverse_scaling":
+            return InverseScaling(lr)
+        if name == "cosine":
+            return Cosine(lr, decay_steps=total)
+        if name == "warmup":
+            return Warmup(lr, warmup_steps=max(1, total // 10))
+        if name == "optimal":
+            return Optimal(alpha, dloss)
+        if name == "adaptive":
+            return Adaptive(lr)
+        raise ValueError(f"Invalid schedule: {schedule!r}; it must be one of {list(NAMES)}, "
+                         f"a fastgd.schedules object or a callable t -> lr")
+    if callable(schedule):
+        return FromCallable(schedule)
+    if isinstance(schedule, (int, float)) and not isinstance(schedule, bool):
+        return Constant(schedule)
+    raise TypeError(f"Invalid schedule: {schedule!r} of type {type(schedule).__name__}; pass a "
+                    f"name such as 'cosine', a fastgd.schedules object or a callable t -> lr")

@@ -1,0 +1,194 @@
+"""Argument checks: done once, in Python, before any kernel runs.
+
+Every error names the argument, the rule it broke, the value it had and a fix.
+Nothing here modifies the caller's arrays: conversions make new arrays and
+in-place kernels only ever see those.
+"""
+import numbers
+
+import numpy as np
+
+from .batching import SAMPLINGS
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _show(value, limit=60):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def resolve_dtype(dtype, X):
+    """float32 stays float32, everything else becomes float64 unless ``dtype`` says otherwise."""
+    if dtype is None:
+        return np.dtype(np.float32) if getattr(X, "dtype", None) == np.float32 else np.dtype(np.float64)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in _FLOAT_DTYPES:
+        raise TypeError(f"Invalid dtype: {_show(dtype)}; it must be float32 or float64 "
+                        f"(or None to keep float32 input and use float64 otherwise)")
+    return dt
+
+
+def _first_nonfinite(A):
+    """Flat index of the first NaN/inf, scanning in blocks so no A-sized mask is made."""
+    flat = A.reshape(-1)
+    block = 1 << 16
+    for start in range(0, flat.size, block):
+        bad = ~np.isfinite(flat[start:start + block])
+        if bad.any():
+            return start + int(np.argmax(bad))
+    return None
+
+
+def check_finite(name, A):
+    """Raise if A holds NaN or inf.
+
+    The common case costs one read of A and no temporary: a NaN or inf makes
+    the sum non-finite.  Only when the sum is not finite (bad values, or a
+    legitimate overflow) does a blockwise scan locate the offending entry.
+    """
+    if A.size == 0 or np.isfinite(A.sum()):
+        return
+    pos = _first_nonfinite(A)
+    if pos is None:
+        return  # finite values whose sum overflowed
+    where = f"at index {pos}" if A.ndim == 1 else f"at row {pos // A.shape[1]}, column {pos % A.shape[1]}"
+    value = A.reshape(-1)[pos]
+    raise ValueError(f"Invalid {name}: it must contain only finite values, but holds {value} {where}. "
+                     f"Remove or impute the missing/infinite entries first "
+                     f"(e.g. with numpy.nan_to_num or sklearn.impute.SimpleImputer)")
+
+
+def _numeric_array(name, a):
+    arr = np.asarray(a)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise TypeError(f"Invalid {name}: it must be a numeric array, got dtype {arr.dtype}. "
+                        f"Convert it with np.asarray({name}, dtype=float)")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"Invalid {name}: complex values are not supported (dtype {arr.dtype}); "
+                        f"pass real and imaginary parts as separate features")
+    return arr
+
+
+def check_X(X, dtype):
+    """Return X as a C-contiguous float array of ``dtype`` (a copy only when needed)."""
+    if X is None:
+        raise TypeError("Invalid X: got None; pass a 2-D array of shape (n_samples, n_features)")
+    arr = _numeric_array("X", X)
+    if arr.ndim != 2:
+        fix = " Use X.reshape(-1, 1) for a single feature." if arr.ndim == 1 else ""
+        raise ValueError(f"Invalid X: it must be 2-D (n_samples, n_features), got shape {arr.shape}.{fix}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"Invalid X: it must hold at least one sample and one feature, got shape "
+                         f"{arr.shape}. Check that the data loaded correctly")
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    check_finite("X", out)
+    return out
+
+
+def check_targets(y, n):
+    """Return y as a new float64 array (labels are converted per loss afterwards)."""
+    if y is None:
+        raise TypeError("Invalid y: got None; pass a 1-D array of n_samples targets")
+    arr = _numeric_array("y", y)
+    if arr.ndim != 1:
+        fix = " Use y.ravel() for a column vector." if arr.ndim == 2 and arr.shape[1] == 1 else ""
+        raise ValueError(f"Invalid y: it must be 1-D (n_samples,), got shape {arr.shape}.{fix}")
+    if arr.shape[0] != n:
+        raise ValueError(f"Invalid y: its length must equal the number of rows of X ({n}), "
+                         f"got {arr.shape[0]}. Pass the targets that belong to X")
+    out = np.array(arr, dtype=np.float64)
+    check_finite("y", out)
+    return out
+
+
+def check_labels(y, kind, loss_name):
+    """Convert validated float64 targets to the loss's internal labels.
+
+    Returns (y_internal, encoding) where encoding records how to map
+    predictions back to the caller's labels.
+    """
+    if kind == "regression":
+        return y, None
+    values = np.unique(y)
+    if kind == "binary01":
+        if not np.all(np.isin(values, (0.0, 1.0))):
+            raise ValueError(
+                f"Invalid y for loss={loss_name!r}: labels must be 0 or 1, got values "
+                f"{_show(values.tolist())}. Map them, e.g. y = (y == positive_class).astype(int)")
+        return y, "01"
+    if kind == "binary_pm1":
+        if np.all(np.isin(values, (-1.0, 1.0))):
+            return y, "pm1"
+        if np.all(np.isin(values, (0.0, 1.0))):
+            return 2.0 * y - 1.0, "01"
+        raise ValueError(
+            f"Invalid y for loss={loss_name!r}: labels must be -1/+1 or 0/1, got values "
+            f"{_show(values.tolist())}. Map them, e.g. y = np.where(y == positive_class, 1, -1)")
+    if kind == "multiclass":
+        if values[0] < 0 or np.any(values != np.round(values)):
+            raise ValueError(
+                f"Invalid y for loss={loss_name!r}: labels must be integers 0..K-1, got values "
+                f"{_show(values.tolist())}. Encode them, e.g. classes, y = np.unique(y, return_inverse=True)")
+        return y, int(values[-1]) + 1
+    raise AssertionError(kind)
+
+
+def check_sample_weight(sample_weight, n, dtype):
+    if sample_weight is None:
+        return None
+    arr = _numeric_array("sample_weight", sample_weight)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"Invalid sample_weight: it must be 1-D with one weight per sample "
+                         f"({n}), got shape {arr.shape}")
+    out = np.array(arr, dtype=dtype)
+    check_finite("sample_weight", out)
+    if (out < 0).any():
+        i = int(np.argmax(out < 0))
+        raise ValueError(f"Invalid sample_weight: weights must be >= 0, got {out[i]} at index {i}. "
+                         f"Drop the sample or use a zero weight")
+    return out
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def check_batch_options(n, batch_size, epochs, sampling, drop_last):
+    if not _is_int(batch_size):
+        raise TypeError(f"Invalid batch_size: {_show(batch_size)}; it must be an integer in "
+                        f"[1, n_samples={n}] (1 for SGD) or None for the full batch (BGD)")
+    if not 1 <= batch_size <= n:
+        raise ValueError(f"Invalid batch_size: {batch_size}; it must lie in [1, n_samples={n}]. "
+                         f"Use batch_size=None for BGD, 1 for SGD")
+    if not _is_int(epochs):
+        raise TypeError(f"Invalid epochs: {_show(epochs)}; it must be an integer >= 1")
+    if epochs < 1:
+        raise ValueError(f"Invalid epochs: {epochs}; it must be >= 1")
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"Invalid sampling: {_show(sampling)}; it must be one of {list(SAMPLINGS)}")
+    if not isinstance(drop_last, (bool, np.bool_)):
+        raise TypeError(f"Invalid drop_last: {_show(drop_last)}; it must be True or False")
+
+
+PENALTIES = ("l2", "l1", "elasticnet")
+
+
+def check_penalty(penalty, alpha, l1_ratio):
+    """Return (alpha, r) for the kernels: alpha * ((1-r)/2 ||w||^2 + r ||w||_1)."""
+    if penalty is not None and penalty not in PENALTIES and penalty != "none":
+        raise ValueError(f"Invalid penalty: {_show(penalty)}; it must be None, 'l2', 'l1' or 'elasticnet'")
+    for name, value in (("alpha", alpha), ("l1_ratio", l1_ratio)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+            raise TypeError(f"Invalid {name}: {_show(value)}; it must be a finite number")
+    if alpha < 0:
+        raise ValueError(f"Invalid alpha: {alpha}; it must be >= 0")
+    if not 0 <= l1_ratio <= 1:
+        raise ValueError(f"Invalid l1_ratio: {l1_ratio}; it must lie in [0, 1]")
+    if penalty in (None, "none"):
+        return 0.0, 0.0
+    r = {"l2": 0.0, "l1": 1.0, "elasticnet": float(l1_ratio)}[penalty]
+    return float(alpha), r
