@@ -17,8 +17,17 @@ Only kernels whose argument types are plain arrays and scalars are cached.
 Kernels specialised on a user's ``@njit`` function (custom losses and models)
 are never cached: Numba would key the cache entry on that function's identity
 and write a new, never-reused entry on every run.
+
+Numba invalidates a cached function only when *its own* source file changes,
+not when a kernel it calls (in another file) does.  Kernels made with
+:func:`kernel` therefore add a hash of the shared source files of this folder
+(``SHARED_MODULES``, and ``ids.py``) to their cache key, so editing ``losses.py`` can never leave a
+stale ``linear_epoch`` in the cache.
 """
+import hashlib
 import os
+
+from numba import njit
 
 FASTMATH = {"reassoc", "contract", "nsz"}
 
@@ -60,3 +69,60 @@ JIT_NOCACHE = dict(nogil=True, fastmath=FASTMATH, error_model="numpy", cache=Fal
 #: Options for the parallel (prange) reductions.
 JIT_PAR = dict(JIT, parallel=True)
 JIT_PAR_NOCACHE = dict(JIT_NOCACHE, parallel=True)
+
+
+#: Modules of this folder that other kernels import (their changes must
+#: invalidate every cached kernel).  A module nothing imports (mlp_epoch,
+#: custom_epoch) need not be here: Numba already watches a kernel's own file.
+SHARED_MODULES = ("config.py", "_util.py", "losses.py", "updates.py", "linear_epoch.py")
+
+
+def _sources_hash():
+    here = os.path.dirname(os.path.abspath(__file__))
+    h = hashlib.sha256()
+    for name in SHARED_MODULES:
+        with open(os.path.join(here, name), "rb") as f:
+            h.update(name.encode() + b"\0" + f.read())
+    with open(os.path.join(os.path.dirname(here), "ids.py"), "rb") as f:
+        h.update(f.read())
+    return h.hexdigest()
+
+
+def _make_cache_class():
+    from numba.core.caching import FunctionCache
+
+    digest = _sources_hash()
+
+    class KernelCache(FunctionCache):
+        """Numba's function cache, keyed also on this folder's sources."""
+
+        def _index_key(self, sig, codegen):
+            return super()._index_key(sig, codegen) + (digest,)
+
+    return KernelCache
+
+
+_CACHE_CLASS = None
+if CACHE:
+    try:
+        _CACHE_CLASS = _make_cache_class()
+    except Exception:  # a Numba without this (private) hook: plain caching
+        _CACHE_CLASS = None
+
+
+def kernel(fn=None, *, parallel=False, cache=True):
+    """``njit`` with this package's options; ``cache`` only where it can work.
+
+    ``cache=False`` is for kernels specialised on a user's function.
+    """
+    def wrap(f):
+        opts = JIT_PAR_NOCACHE if parallel else JIT_NOCACHE
+        disp = njit(**opts)(f)
+        if cache and CACHE and hasattr(disp, "enable_caching"):  # not under NUMBA_DISABLE_JIT
+            if _CACHE_CLASS is not None:
+                disp._cache = _CACHE_CLASS(disp.py_func)
+            else:
+                disp.enable_caching()
+        return disp
+
+    return wrap(fn) if fn is not None else wrap

@@ -10,13 +10,12 @@ float64; arrays are float32 or float64 (all of one dtype).
 """
 import math
 
-from numba import njit
 
-from .config import JIT
+from .config import kernel
 from ..ids import RULE_SGD, RULE_ADAM, RULE_ADAMW, RULE_ADAGRAD, RULE_RMSPROP
 
 
-@njit(**JIT)
+@kernel
 def sgd_update(theta, grad, buf, lr, momentum, dampening, nesterov, weight_decay, step):
     """torch.optim.SGD: the momentum buffer starts as the first gradient (step 1)."""
     n = theta.shape[0]
@@ -42,7 +41,7 @@ def sgd_update(theta, grad, buf, lr, momentum, dampening, nesterov, weight_decay
             theta[i] -= lr * b
 
 
-@njit(**JIT)
+@kernel
 def adam_update(theta, grad, m, v, vmax, lr, beta1, beta2, eps, weight_decay, decoupled,
                 amsgrad, step):
     """torch.optim.Adam (``decoupled=False``) and AdamW (``decoupled=True``)."""
@@ -74,7 +73,7 @@ def adam_update(theta, grad, m, v, vmax, lr, beta1, beta2, eps, weight_decay, de
         theta[i] = t - step_size * (mi / denom)
 
 
-@njit(**JIT)
+@kernel
 def adagrad_update(theta, grad, acc, lr, lr_decay, weight_decay, eps, step):
     """torch.optim.Adagrad (``initial_accumulator_value`` is the state's start)."""
     n = theta.shape[0]
@@ -86,7 +85,7 @@ def adagrad_update(theta, grad, acc, lr, lr_decay, weight_decay, eps, step):
         theta[i] -= clr * (g / (math.sqrt(a) + eps))
 
 
-@njit(**JIT)
+@kernel
 def rmsprop_update(theta, grad, square_avg, buf, grad_avg, lr, alpha, eps, weight_decay,
                    momentum, centered):
     """torch.optim.RMSprop (``centered`` subtracts the running mean gradient)."""
@@ -109,7 +108,7 @@ def rmsprop_update(theta, grad, square_avg, buf, grad_avg, lr, alpha, eps, weigh
             theta[i] -= lr * (g / avg)
 
 
-@njit(**JIT)
+@kernel
 def apply_update(rule_id, hyper, theta, grad, state, lr, step):
     """Dispatch on the rule code; ``state`` is (STATE_SLOTS[rule], P), ``hyper`` per ids.py."""
     h = hyper

@@ -1,0 +1,332 @@
+"""One epoch of a linear model, batch by batch, compiled with Numba.
+
+Same functions and signatures as ``fastgd.reference.linear_epoch`` (see
+docs/kernels.md); all three are callable from Python and from your own
+``@njit`` code:
+
+``linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs,
+fit_intercept, theta, grad, scale) -> float``
+    ``grad = scale * sum_{i in rows} sw_i dl_i/dtheta`` (overwritten, intercept
+    included); returns ``scale * sum sw_i l_i``.  No penalty.
+``add_penalty(theta, grad, n_penalized, alpha, l1_ratio) -> float``
+``linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param,
+n_outputs, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta,
+grad, state, batch_loss) -> int``
+    a whole epoch; returns the number of batches applied (fewer than
+    ``n_batches`` when batch ``n_done`` had a non-finite loss; theta and state
+    are then as they were before that batch).
+
+``loss_param`` is a float (epsilon of the huber/epsilon losses, ignored by the
+others) or, with ``loss_id == LOSS_CUSTOM``, a user's ``@njit`` function
+``(p, y) -> (loss, dloss)`` on float64 scalars, compiled straight into the
+loop.  The built-in path is cached on disk where possible; a custom loss gets
+its own, uncached, compilation (first call per process pays the compile).
+
+How the work is done:
+
+- rows are read through ``order``; X is never copied.  ``theta`` fixes the
+  accumulation dtype (float32 X with float64 theta accumulates in float64).
+- per row, one pass computes ``p = x.w + b`` (a vectorised dot product) and
+  one pass adds ``c * dloss * x`` into the gradient.
+- a batch of more than ``CHUNK_ROWS`` rows is cut into fixed chunks of
+  ``CHUNK_ROWS`` rows; each chunk's partial gradient is computed (in
+  parallel, with ``prange``, when the batch is large) and the partials are
+  added in chunk order.  The boundaries never depend on the thread count, so
+  the result is bit-identical for any ``numba.set_num_threads``.
+- plain SGD (no momentum, no weight decay) at batch size 1 never materialises
+  ``grad``: the penalty value is taken in the dot product's pass and the
+  update is one fused pass ``w -= lr * (g * x + penalty'(w))``.
+"""
+import math
+
+import numpy as np
+from numba import prange
+from numba.core import types
+from numba.extending import overload
+
+from ._util import cast_like, zero_of
+from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, kernel
+from .losses import point_loss, softmax_loss_dloss
+from .updates import apply_update
+from ..ids import LOSS_SOFTMAX, RULE_SGD
+
+
+# --------------------------------------------------------------------------
+# Building blocks (compiled into the public kernels; not cached on their own).
+
+@kernel(cache=False)
+def _rows_gradient(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_intercept, theta, g,
+                   scale, pk, dlk):
+    """g = scale * sum over rows[lo:hi] of s_i dl_i/dtheta; returns scale * sum s_i l_i.
+
+    ``pk`` (K,) accumulation-dtype and ``dlk`` (K,) float64 are scratch (softmax).
+    """
+    d = X.shape[1]
+    for t in range(g.shape[0]):
+        g[t] = 0
+    has_sw = sw.shape[0] > 0
+    lsum = 0.0
+    if loss_id != LOSS_SOFTMAX:
+        b0 = theta[d] if fit_intercept else zero_of(theta)
+        for r in range(lo, hi):
+            i = rows[r]
+            xi = X[i]
+            acc = zero_of(theta)
+            for j in range(d):
+                acc += xi[j] * theta[j]
+            l, dl = point_loss(loss_id, loss_param, float(acc + b0), float(y[i]))
+            c = scale * sw[i] if has_sw else scale
+            lsum += c * l
+            gi = cast_like(theta, c * dl)
+            for j in range(d):
+                g[j] += xi[j] * gi
+            if fit_intercept:
+                g[d] += gi
+    else:
+        dk = d * K
+        for r in range(lo, hi):
+            i = rows[r]
+            xi = X[i]
+            for k in range(K):
+                pk[k] = theta[dk + k] if fit_intercept else 0
+            for j in range(d):
+                xij = xi[j]
+                for k in range(K):
+                    pk[k] += xij * theta[j * K + k]
+            l = softmax_loss_dloss(pk, y[i], dlk)
+            c = scale * sw[i] if has_sw else scale
+            lsum += c * l
+            for k in range(K):
+                pk[k] = cast_like(pk, c * dlk[k])  # pk now holds c * dloss
+            for j in range(d):
+                xij = xi[j]
+                for k in range(K):
+                    g[j * K + k] += xij * pk[k]
+            if fit_intercept:
+                for k in range(K):
+                    g[dk + k] += pk[k]
+    return lsum
+
+
+@kernel(parallel=True, cache=False)
+def _chunks_parallel(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_intercept, theta,
+                     scale, parts, lparts, pks, dlks):
+    nch = (hi - lo + CHUNK_ROWS - 1) // CHUNK_ROWS
+    for c in prange(nch):
+        a = lo + c * CHUNK_ROWS
+        b = min(a + CHUNK_ROWS, hi)
+        lparts[c] = _rows_gradient(X, y, sw, rows, a, b, loss_id, loss_param, K, fit_intercept,
+                                   theta, parts[c], scale, pks[c], dlks[c])
+
+
+@kernel(cache=False)
+def _batch_gradient(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_intercept, theta, grad,
+                    scale, parts, lparts, pks, dlks):
+    """Deterministic chunked reduction of the gradient over rows[lo:hi]."""
+    n = hi - lo
+    if n <= CHUNK_ROWS:
+        return _rows_gradient(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_intercept,
+                              theta, grad, scale, pks[0], dlks[0])
+    nch = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
+    if n * X.shape[1] * K >= PARALLEL_MIN_WORK:
+        _chunks_parallel(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_intercept, theta,
+                         scale, parts, lparts, pks, dlks)
+    else:
+        for c in range(nch):
+            a = lo + c * CHUNK_ROWS
+            b = min(a + CHUNK_ROWS, hi)
+            lparts[c] = _rows_gradient(X, y, sw, rows, a, b, loss_id, loss_param, K,
+                                       fit_intercept, theta, parts[c], scale, pks[c], dlks[c])
+    # Fixed-order sum of the partials.
+    P = grad.shape[0]
+    for t in range(P):
+        grad[t] = parts[0, t]
+    loss = lparts[0]
+    for c in range(1, nch):
+        pc = parts[c]
+        for t in range(P):
+            grad[t] += pc[t]
+        loss += lparts[c]
+    return loss
+
+
+@kernel(cache=False)
+def _workspace(n_rows, theta, K):
+    nch = (n_rows + CHUNK_ROWS - 1) // CHUNK_ROWS
+    parts = np.empty((nch if nch > 1 else 0, theta.shape[0]), dtype=theta.dtype)
+    lparts = np.empty(max(nch, 1))
+    pks = np.empty((max(nch, 1), K), dtype=theta.dtype)
+    dlks = np.empty((max(nch, 1), K))
+    return parts, lparts, pks, dlks
+
+
+@kernel(cache=False)
+def _plain_sgd_b1(X, y, sw, order, n_batches, loss_id, loss_param, fit_intercept, alpha,
+                  l1_ratio, lrs, theta, batch_loss):
+    """Plain SGD at batch size 1 (scalar losses): grad never materialised."""
+    d = X.shape[1]
+    has_sw = sw.shape[0] > 0
+    r = l1_ratio
+    a2 = cast_like(theta, alpha * (1.0 - r))
+    a1 = cast_like(theta, alpha * r)
+    for k in range(n_batches):
+        i = order[k]
+        xi = X[i]
+        acc = zero_of(theta)
+        pen = 0.0
+        if alpha != 0.0:
+            ww = zero_of(theta)
+            wa = zero_of(theta)
+            for j in range(d):
+                w = theta[j]
+                acc += xi[j] * w
+                ww += w * w
+                wa += abs(w)
+            pen = alpha * (0.5 * (1.0 - r) * ww + r * wa)
+        else:
+            for j in range(d):
+                acc += xi[j] * theta[j]
+        b0 = theta[d] if fit_intercept else zero_of(theta)
+        l, dl = point_loss(loss_id, loss_param, float(acc + b0), float(y[i]))
+        c = sw[i] if has_sw else 1.0
+        loss = c * l + pen
+        batch_loss[k] = loss
+        if not math.isfinite(loss):
+            return k
+        gi = c * dl
+        lr = lrs[k]
+        if alpha == 0.0:
+            s = cast_like(theta, lr * gi)
+            for j in range(d):
+                theta[j] -= s * xi[j]
+        else:
+            g0 = cast_like(theta, gi)
+            lra = cast_like(theta, lr)
+            for j in range(d):
+                w = theta[j]
+                sg = (w > 0) - (w < 0)
+                theta[j] = w - lra * (xi[j] * g0 + (a2 * w + a1 * sg))
+        if fit_intercept:
+            theta[d] -= cast_like(theta, lr * gi)
+    return n_batches
+
+
+# --------------------------------------------------------------------------
+# The public kernels.
+
+@kernel
+def add_penalty(theta, grad, n_penalized, alpha, l1_ratio):
+    """Add alpha*((1-r) w + r sign(w)) to grad[:n_penalized]; return the penalty's value."""
+    if alpha == 0.0:
+        return 0.0
+    r = l1_ratio
+    ww = zero_of(theta)
+    wa = zero_of(theta)
+    for j in range(n_penalized):
+        w = theta[j]
+        sg = (w > 0) - (w < 0)
+        grad[j] += alpha * ((1.0 - r) * w + r * sg)
+        ww += w * w
+        wa += abs(w)
+    return alpha * (0.5 * (1.0 - r) * ww + r * wa)
+
+
+def _linear_batch_gradient_impl(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept,
+                                theta, grad, scale):
+    n = rows.shape[0]
+    parts, lparts, pks, dlks = _workspace(n, theta, n_outputs)
+    return _batch_gradient(X, y, sw, rows, 0, n, loss_id, loss_param, n_outputs, fit_intercept,
+                           theta, grad, scale, parts, lparts, pks, dlks)
+
+
+def _linear_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
+                       fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
+                       state, batch_loss):
+    m = order.shape[0]
+    K = n_outputs
+    if (batch_size == 1 and loss_id != LOSS_SOFTMAX and rule_id == RULE_SGD
+            and hyper[0] == 0.0 and hyper[3] == 0.0):
+        return _plain_sgd_b1(X, y, sw, order, n_batches, loss_id, loss_param, fit_intercept,
+                             alpha, l1_ratio, lrs, theta, batch_loss)
+    parts, lparts, pks, dlks = _workspace(min(batch_size, m), theta, K)
+    n_penalized = X.shape[1] * K
+    for k in range(n_batches):
+        lo = k * batch_size
+        hi = min(lo + batch_size, m)
+        loss = _batch_gradient(X, y, sw, order, lo, hi, loss_id, loss_param, K, fit_intercept,
+                               theta, grad, 1.0 / (hi - lo), parts, lparts, pks, dlks)
+        loss += add_penalty(theta, grad, n_penalized, alpha, l1_ratio)
+        batch_loss[k] = loss
+        if not math.isfinite(loss):
+            return k
+        apply_update(rule_id, hyper, theta, grad, state, lrs[k], step0 + k + 1)
+    return n_batches
+
+
+# Built-in losses: cached.  A user's loss function: compiled per function, not cached.
+_linear_batch_gradient_builtin = kernel(_linear_batch_gradient_impl)
+_linear_batch_gradient_custom = kernel(cache=False)(_linear_batch_gradient_impl)
+_linear_epoch_builtin = kernel(_linear_epoch_impl)
+_linear_epoch_custom = kernel(cache=False)(_linear_epoch_impl)
+
+
+def _is_builtin_param(t):
+    return isinstance(t, (types.Number, types.Boolean))
+
+
+def linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept, theta,
+                          grad, scale):
+    """grad = scale * sum_{i in rows} s_i dl_i/dtheta; returns scale * sum s_i l_i."""
+    if callable(loss_param):
+        return _linear_batch_gradient_custom(X, y, sw, rows, int(loss_id), loss_param,
+                                             int(n_outputs), bool(fit_intercept), theta, grad,
+                                             float(scale))
+    return _linear_batch_gradient_builtin(X, y, sw, rows, int(loss_id),
+                                          float(0.0 if loss_param is None else loss_param),
+                                          int(n_outputs), bool(fit_intercept), theta, grad,
+                                          float(scale))
+
+
+@overload(linear_batch_gradient)
+def _ol_linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept,
+                              theta, grad, scale):
+    if _is_builtin_param(loss_param):
+        def impl(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept, theta, grad,
+                 scale):
+            return _linear_batch_gradient_builtin(X, y, sw, rows, loss_id, loss_param, n_outputs,
+                                                  fit_intercept, theta, grad, scale)
+    else:
+        def impl(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept, theta, grad,
+                 scale):
+            return _linear_batch_gradient_custom(X, y, sw, rows, loss_id, loss_param, n_outputs,
+                                                 fit_intercept, theta, grad, scale)
+    return impl
+
+
+def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
+                 fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state,
+                 batch_loss):
+    """A whole epoch (docs/kernels.md); returns n_done."""
+    args_tail = (int(n_outputs), bool(fit_intercept), float(alpha), float(l1_ratio),
+                 int(rule_id), hyper, lrs, int(step0), theta, grad, state, batch_loss)
+    if callable(loss_param):
+        return _linear_epoch_custom(X, y, sw, order, int(batch_size), int(n_batches),
+                                    int(loss_id), loss_param, *args_tail)
+    return _linear_epoch_builtin(X, y, sw, order, int(batch_size), int(n_batches), int(loss_id),
+                                 float(0.0 if loss_param is None else loss_param), *args_tail)
+
+
+@overload(linear_epoch)
+def _ol_linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
+                     fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
+                     state, batch_loss):
+    target = _linear_epoch_builtin if _is_builtin_param(loss_param) else _linear_epoch_custom
+
+    def impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
+             fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state,
+             batch_loss):
+        return target(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
+                      fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
+                      state, batch_loss)
+
+    return impl
