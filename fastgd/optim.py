@@ -39,7 +39,8 @@ def _check_range(name, value, lo, hi=None, lo_open=False, hi_open=True):
     if not ok:
         interval = ("(" if lo_open else "[") + f"{lo}, " + (f"{hi}" if hi is not None else "inf") + \
             (")" if hi is None or hi_open else "]")
-        raise ValueError(f"Invalid {name} value: {value}; it must lie in {interval}")
+        label = name if name.startswith("beta") else f"{name} value"
+        raise ValueError(f"Invalid {label}: {value}; it must lie in {interval}")
     return value
 
 

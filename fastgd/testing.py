@@ -1,0 +1,172 @@
+"""The one registry of cases that drives the parity tests and the benchmarks.
+
+A :class:`Case` names a model, loss, optimizer, batch size and dtype (plus the
+few options that change the kernels' path).  ``make_data`` builds its data
+deterministically at any size, ``run`` fits it on a backend.  The parity tests
+run every case on every available backend against ``backend="numpy"``; the
+benchmarks time the ``bench`` cases at large sizes.  A new backend is checked
+and measured by adding it to ``fastgd.backends`` once.
+
+Tolerances (DESIGN §3): float64 rtol 1e-9; float32 rtol 1e-4 against the
+float64 reference.  Both get an absolute floor of the same relative size times
+the largest magnitude, so entries that happen to be near zero are compared on
+the scale of the whole vector.
+"""
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+RTOL = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-4}
+
+
+@dataclass(frozen=True)
+class Case:
+    loss: str = "squared"
+    optimizer: tuple = ("sgd", {})
+    batch_size: object = 7            # int, or None for BGD
+    dtype: str = "float64"
+    model: tuple = None               # None (linear) or ("mlp", hidden, activation)
+    n: int = 40
+    d: int = 5
+    k: int = 3                        # classes for softmax
+    epochs: int = 2
+    lr: float = 0.05
+    options: dict = field(default_factory=dict, hash=False, compare=False)
+    tags: tuple = ()                  # "cuda" marks cases small enough for the simulator
+
+    @property
+    def id(self):
+        opt = self.optimizer[0] + "".join(f"-{k}{v}" for k, v in sorted(self.optimizer[1].items()))
+        model = "linear" if self.model is None else f"mlp{self.model[1]}-{self.model[2]}"
+        extra = "".join(f"-{k}={v}" for k, v in sorted(self.options.items()))
+        b = "n" if self.batch_size is None else self.batch_size
+        size = "" if (self.n, self.d) == (40, 5) else f"-{self.n}x{self.d}"
+        return f"{model}-{self.loss}-{opt}-b{b}-{self.dtype}{size}{extra}"
+
+    def at(self, **changes):
+        return replace(self, **changes)
+
+
+def make_data(case, seed=1234):
+    """X (n, d) standard normal and labels suited to the case's loss (seeded)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((case.n, case.d))
+    w = rng.standard_normal(case.d) / np.sqrt(case.d)
+    score = X @ w + 0.1 * rng.standard_normal(case.n)
+    if case.loss == "logistic":
+        y = (score > 0).astype(np.int64)
+    elif case.loss in ("hinge", "squared_hinge", "modified_huber", "perceptron"):
+        y = np.where(score > 0, 1, -1)
+    elif case.loss == "softmax":
+        W = rng.standard_normal((case.d, case.k))
+        y = np.argmax(X @ W + 0.3 * rng.standard_normal((case.n, case.k)), axis=1)
+    else:
+        y = 2.0 * score + 0.5
+    sw = rng.uniform(0.5, 2.0, case.n) if case.options.get("sample_weight") else None
+    return X.astype(case.dtype), y, sw
+
+
+def optimizer_of(case):
+    from . import optim
+
+    name, kw = case.optimizer
+    return optim.OPTIMIZERS[name](lr=case.lr, **kw)
+
+
+def run(case, backend, X=None, y=None, sw=None, **overrides):
+    """Fit ``case`` on ``backend`` (data from make_data unless given)."""
+    from . import MLP, fit
+
+    if X is None:
+        X, y, sw = make_data(case)
+    model = None if case.model is None else MLP(hidden=case.model[1], activation=case.model[2])
+    opts = {k: v for k, v in case.options.items() if k != "sample_weight"}
+    kw = dict(loss=case.loss, model=model, batch_size=case.batch_size, epochs=case.epochs,
+              optimizer=optimizer_of(case), sample_weight=sw, seed=0, backend=backend)
+    kw.update(opts)
+    kw.update(overrides)
+    return fit(X, y, **kw)
+
+
+def assert_params_close(actual, desired, dtype):
+    """Compare two FitResults' parameters with the registry's tolerance for ``dtype``."""
+    rtol = RTOL[np.dtype(dtype)]
+    for (Wa, ba), (Wd, bd) in zip(actual.params, desired.params):
+        for a, d in ((Wa, Wd), (ba, bd)):
+            a, d = np.asarray(a, dtype=np.float64), np.asarray(d, dtype=np.float64)
+            scale = max(1.0, float(np.max(np.abs(d)))) if d.size else 1.0
+            np.testing.assert_allclose(a, d, rtol=rtol, atol=rtol * scale)
+
+
+LINEAR_LOSSES = ("squared", "logistic", "softmax", "hinge", "squared_hinge", "modified_huber",
+                 "huber", "epsilon_insensitive", "squared_epsilon_insensitive", "perceptron")
+
+OPTIMIZERS = (
+    ("sgd", {}),
+    ("sgd", {"momentum": 0.9}),
+    ("sgd", {"momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
+    ("sgd", {"momentum": 0.5, "dampening": 0.3}),
+    ("adam", {}),
+    ("adam", {"amsgrad": True, "weight_decay": 0.01}),
+    ("adamw", {}),
+    ("adagrad", {"lr_decay": 0.01, "initial_accumulator_value": 0.1}),
+    ("rmsprop", {}),
+    ("rmsprop", {"momentum": 0.5, "centered": True, "weight_decay": 0.01}),
+)
+
+
+def _linear_cases():
+    cases = []
+    for dtype in ("float64", "float32"):
+        for loss in LINEAR_LOSSES:
+            for b in (1, 7, None):
+                cases.append(Case(loss=loss, batch_size=b, dtype=dtype,
+                                  tags=("cuda",) if b != 1 else ()))
+        for opt in OPTIMIZERS[1:]:  # plain SGD is covered by the loop above
+            for loss in ("logistic", "softmax", "squared"):
+                cases.append(Case(loss=loss, optimizer=opt, batch_size=7, dtype=dtype, lr=0.01,
+                                  tags=("cuda",)))
+    for penalty in ("l2", "l1", "elasticnet"):
+        for loss in ("squared", "hinge", "softmax"):
+            cases.append(Case(loss=loss, options={"penalty": penalty, "alpha": 0.01}, tags=("cuda",)))
+    extras = [
+        Case(loss="logistic", options={"sample_weight": True}, tags=("cuda",)),
+        Case(loss="softmax", options={"sample_weight": True}, batch_size=None),
+        Case(loss="squared", options={"sample_weight": True, "fit_intercept": False}),
+        Case(loss="huber", options={"fit_intercept": False}, tags=("cuda",)),
+        Case(loss="logistic", batch_size=6, options={"drop_last": True}),
+        Case(loss="squared", batch_size=4, options={"sampling": "replacement"}),
+        Case(loss="logistic", batch_size=5, options={"shuffle": False}),
+        Case(loss="squared", batch_size=5, options={"schedule": "cosine"}),
+        Case(loss="logistic", batch_size=5, options={"schedule": "inverse_scaling"}),
+        Case(loss="hinge", batch_size=5, options={"schedule": "optimal", "penalty": "l2", "alpha": 1e-3}),
+        Case(loss="squared", batch_size=1, n=30, epochs=8, options={"schedule": "adaptive"}),
+        Case(loss="softmax", batch_size=7, k=4, dtype="float32", options={"accumulate": "float64"}),
+        Case(loss="logistic", batch_size=None, n=300, d=7, tags=("large-batch",)),
+        Case(loss="softmax", batch_size=None, n=300, d=7, tags=("large-batch",)),
+    ]
+    return cases + extras
+
+
+def _mlp_cases():
+    cases = []
+    for act in ("relu", "tanh", "sigmoid"):
+        for loss in ("squared", "logistic", "softmax"):
+            for b in (1, 7, None):
+                cases.append(Case(loss=loss, model=("mlp", (6,), act), batch_size=b, lr=0.05))
+    for opt in OPTIMIZERS:
+        cases.append(Case(loss="softmax", model=("mlp", (6, 4), "tanh"), optimizer=opt, lr=0.01))
+    cases.append(Case(loss="softmax", model=("mlp", (6,), "relu"), dtype="float32"))
+    cases.append(Case(loss="logistic", model=("mlp", (6,), "tanh"), options={"sample_weight": True,
+                                                                              "penalty": "l2", "alpha": 0.01}))
+    return cases
+
+
+LINEAR_CASES = _linear_cases()
+MLP_CASES = _mlp_cases()
+CASES = LINEAR_CASES + MLP_CASES
+
+# Benchmark workloads (issue W1/W2): the same Case type at large sizes.
+W1 = Case(loss="logistic", n=100_000, d=100, lr=0.05, epochs=1)
+W2 = Case(loss="softmax", model=("mlp", (128,), "relu"), n=20_000, d=784, k=10, dtype="float32",
+          epochs=1, lr=0.05)

@@ -1,0 +1,67 @@
+"""The batch-order contract (DESIGN §1): sizes, counts and the exact random stream."""
+import numpy as np
+import pytest
+
+import fastgd
+
+
+def test_500_samples_batch_10_is_50_iterations_per_epoch():
+    batches = list(fastgd.batch_order(500, 10, epochs=1, seed=0))
+    assert len(batches) == 50
+    assert all(len(b) == 10 for b in batches)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(500))
+    assert fastgd.iterations_per_epoch(500, 10) == 50
+
+
+def test_batches_follow_one_permutation_per_epoch():
+    rng = np.random.default_rng(7)
+    expected = [rng.permutation(23) for _ in range(3)]
+    got = list(fastgd.batch_order(23, 5, epochs=3, seed=7))
+    assert len(got) == 3 * 5  # ceil(23/5) per epoch, last batch of 3 kept
+    for e in range(3):
+        epoch = got[5 * e:5 * (e + 1)]
+        assert [len(b) for b in epoch] == [5, 5, 5, 5, 3]
+        np.testing.assert_array_equal(np.concatenate(epoch), expected[e])
+
+
+def test_drop_last_drops_the_short_batch():
+    got = list(fastgd.batch_order(23, 5, epochs=2, seed=1, drop_last=True))
+    assert [len(b) for b in got] == [5] * 8
+    assert fastgd.iterations_per_epoch(23, 5, drop_last=True) == 4
+
+
+def test_no_shuffle_is_arange():
+    got = list(fastgd.batch_order(10, 4, epochs=2, seed=None, shuffle=False))
+    np.testing.assert_array_equal(np.concatenate(got), np.tile(np.arange(10), 2))
+
+
+def test_sampling_with_replacement_draws_b_per_iteration():
+    rng = np.random.default_rng(3)
+    expected = [rng.integers(0, 11, size=4) for _ in range(2 * 3)]
+    got = list(fastgd.batch_order(11, 4, epochs=2, seed=3, sampling="replacement"))
+    assert len(got) == 6  # an epoch is still ceil(11/4) iterations
+    for g, e in zip(got, expected):
+        np.testing.assert_array_equal(g, e)
+
+
+@pytest.mark.parametrize("b,expected", [(1, 500), (None, 1), (499, 2), (500, 1)])
+def test_fit_runs_the_contracted_number_of_updates(b, expected):
+    X = np.random.default_rng(0).standard_normal((500, 3))
+    y = X.sum(axis=1)
+    res = fastgd.fit(X, y, batch_size=b, epochs=2, lr=1e-3, seed=0, backend="numpy")
+    assert res.iterations_per_epoch == expected
+    assert res.n_iter == 2 * expected
+    assert res.batch_size == (500 if b is None else b)
+
+
+def test_fit_uses_exactly_the_batches_batch_order_yields():
+    """One SGD step per batch by hand, through batch_order, equals fit's result."""
+    rng = np.random.default_rng(5)
+    X, y = rng.standard_normal((17, 3)), rng.standard_normal(17)
+    res = fastgd.fit(X, y, batch_size=4, epochs=3, lr=0.1, seed=11, backend="numpy")
+    w, b = np.zeros(3), 0.0
+    for rows in fastgd.batch_order(17, 4, epochs=3, seed=11):
+        r = X[rows] @ w + b - y[rows]
+        w, b = w - 0.1 * X[rows].T @ r / len(rows), b - 0.1 * r.mean()
+    np.testing.assert_allclose(res.coef, w, rtol=1e-12)
+    np.testing.assert_allclose(res.intercept, b, rtol=1e-12)
