@@ -70,6 +70,15 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
                  state, batch_loss):
     m = len(order)
     n_penalized = X.shape[1] * n_outputs
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned about
+        return _epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
+                      fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
+                      state, batch_loss, m, n_penalized)
+
+
+def _epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs, fit_intercept,
+           alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state, batch_loss, m,
+           n_penalized):
     for k in range(n_batches):
         rows = order[k * batch_size:min((k + 1) * batch_size, m)]
         loss = linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs,

@@ -1,0 +1,198 @@
+"""The public API end to end on the reference backend (other backends: test_parity)."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastgd
+from fastgd import schedules
+from fastgd.optim import Adam, SGD
+
+
+@pytest.fixture
+def regression():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 6))
+    y = X @ rng.standard_normal(6) + 0.5 + 0.1 * rng.standard_normal(200)
+    return X, y
+
+
+@pytest.fixture
+def binary():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((300, 4))
+    y = (X @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.3 * rng.standard_normal(300) > 0).astype(int)
+    return X, y
+
+
+def test_bgd_on_squared_loss_converges_to_lstsq(regression):
+    X, y = regression
+    res = fastgd.bgd(X, y, epochs=3000, lr=0.3, backend="numpy")
+    A = np.column_stack([X, np.ones(len(y))])
+    sol = np.linalg.lstsq(A, y, rcond=None)[0]
+    np.testing.assert_allclose(res.coef, sol[:-1], rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(res.intercept, sol[-1], rtol=1e-8)
+    assert res.iterations_per_epoch == 1 and res.n_iter == 3000
+
+
+def test_three_spellings_are_one_algorithm(regression):
+    X, y = regression
+    kw = dict(epochs=2, lr=0.01, seed=3, backend="numpy")
+    np.testing.assert_array_equal(fastgd.sgd(X, y, **kw).coef, fastgd.fit(X, y, batch_size=1, **kw).coef)
+    np.testing.assert_array_equal(fastgd.mbgd(X, y, 16, **kw).coef, fastgd.fit(X, y, batch_size=16, **kw).coef)
+    np.testing.assert_array_equal(fastgd.bgd(X, y, **kw).coef, fastgd.fit(X, y, **kw).coef)
+
+
+@pytest.mark.parametrize("optimizer", [None, Adam(lr=0.01), SGD(lr=0.01, momentum=0.9)])
+def test_continuing_from_a_result_is_bit_for_bit(binary, optimizer):
+    X, y = binary
+    kw = dict(loss="logistic", batch_size=8, optimizer=optimizer, lr=0.05, seed=42,
+              schedule=schedules.InverseScaling(0.05), backend="numpy")
+    full = fastgd.fit(X, y, epochs=5, **kw)
+    part = fastgd.fit(X, y, epochs=3, **kw)
+    rest = fastgd.fit(X, y, epochs=2, init=part, **kw)
+    np.testing.assert_array_equal(rest.coef, full.coef)
+    assert rest.intercept == full.intercept
+    assert rest.history["loss"] == full.history["loss"]
+    assert rest.epochs == 5 and rest.n_iter == full.n_iter
+
+
+def test_float32_in_float32_out_and_integer_input_gives_float64(binary):
+    X, y = binary
+    r32 = fastgd.fit(X.astype(np.float32), y, loss="logistic", batch_size=10, backend="numpy", seed=0)
+    assert r32.coef.dtype == np.float32
+    r64 = fastgd.fit(X.astype(np.float32), y, loss="logistic", batch_size=10, backend="numpy", seed=0,
+                     dtype=np.float64)
+    assert r64.coef.dtype == np.float64
+    np.testing.assert_allclose(r32.coef, r64.coef, rtol=1e-4, atol=1e-6)
+    ri = fastgd.fit((X * 10).astype(np.int32), y, loss="logistic", batch_size=10, backend="numpy")
+    assert ri.coef.dtype == np.float64
+    racc = fastgd.fit(X.astype(np.float32), y, loss="logistic", batch_size=10, backend="numpy", seed=0,
+                      accumulate="float64")
+    assert racc.coef.dtype == np.float64
+
+
+def test_predictions_and_scores(binary, regression):
+    X, y = binary
+    res = fastgd.fit(X, y, loss="logistic", batch_size=16, epochs=20, lr=0.1, seed=0, backend="numpy")
+    proba = res.predict_proba(X)
+    assert proba.shape == (len(y), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(res.predict(X), (proba[:, 1] > 0.5).astype(int))
+    assert res.score(X, y) > 0.9
+    hinge = fastgd.fit(X, np.where(y == 1, 1, -1), loss="hinge", batch_size=16, epochs=10, seed=0,
+                       backend="numpy")
+    assert set(np.unique(hinge.predict(X))) <= {-1, 1}
+    Xr, yr = regression
+    reg = fastgd.fit(Xr, yr, batch_size=16, epochs=30, lr=0.05, seed=0, backend="numpy")
+    assert reg.score(Xr, yr) > 0.99
+    with pytest.raises(AttributeError, match="predict_proba"):
+        reg.predict_proba(Xr)
+    with pytest.raises(ValueError, match="fitted on 6"):
+        reg.predict(Xr[:, :3])
+
+
+def test_softmax_shapes():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((90, 5))
+    y = np.repeat([0, 1, 2], 30)
+    res = fastgd.fit(X, y, loss="softmax", batch_size=9, epochs=3, seed=0, backend="numpy")
+    assert res.coef.shape == (5, 3) and res.intercept.shape == (3,)
+    assert res.predict_proba(X).shape == (90, 3)
+    assert res.params[0][0].shape == (5, 3)
+
+
+def test_init_arrays_and_no_intercept(regression):
+    X, y = regression
+    res = fastgd.fit(X, y, init=(np.ones(6), 2.0), epochs=1, lr=1e-12, backend="numpy")
+    np.testing.assert_allclose(res.coef, 1.0, rtol=1e-9)
+    res = fastgd.fit(X, y, fit_intercept=False, epochs=2, batch_size=4, backend="numpy")
+    assert res.intercept == 0.0
+
+
+def test_divergence_names_epoch_and_iteration_and_keeps_finite_parameters(regression):
+    X, y = regression
+    with pytest.raises(fastgd.DivergenceError, match=r"epoch \d+, iteration \d+") as info:
+        fastgd.fit(X * 1e3, y, batch_size=4, epochs=5, lr=10.0, seed=0, backend="numpy")
+    err = info.value
+    assert isinstance(err, FloatingPointError)
+    assert np.all(np.isfinite(err.result.coef)) and np.isfinite(err.result.intercept)
+    assert err.result.n_iter == err.epoch * 50 + err.iteration or err.result.n_iter < err.epoch * 50 + err.iteration + 1
+
+
+def test_callback_sees_each_epoch_and_can_stop(regression):
+    X, y = regression
+    seen = []
+
+    def cb(res):
+        seen.append((res.epochs, res.history["loss"][-1]))
+        return res.epochs == 3
+
+    res = fastgd.fit(X, y, batch_size=20, epochs=10, callback=cb, backend="numpy")
+    assert [e for e, _ in seen] == [1, 2, 3] and res.epochs == 3
+
+
+@pytest.mark.parametrize("schedule", list(schedules.NAMES) + [lambda t: 0.01 / (1 + t)])
+def test_every_schedule_runs(regression, binary, schedule):
+    X, y = regression
+    kw = dict(batch_size=20, epochs=3, lr=0.01, schedule=schedule, backend="numpy")
+    if schedule == "optimal":  # 1/(alpha (t0 + t)) starts near 1/sqrt(alpha): a classification loss
+        (X, y), kw = binary, dict(kw, loss="hinge", penalty="l2", alpha=1e-2)
+    res = fastgd.fit(X, y, **kw)
+    assert np.all(np.isfinite(res.coef)) and res.history["loss"][-1] < res.history["loss"][0]
+
+
+def test_schedule_values():
+    np.testing.assert_allclose(schedules.StepDecay(1.0, 2, 0.5)(np.arange(5)), [1, 1, 0.5, 0.5, 0.25])
+    np.testing.assert_allclose(schedules.InverseScaling(1.0, 0.5)(np.array([0, 3])), [1.0, 0.5])
+    np.testing.assert_allclose(schedules.Cosine(1.0, 4)(np.array([0, 2, 4, 9])), [1.0, 0.5, 0.0, 0.0], atol=1e-15)
+    np.testing.assert_allclose(schedules.Warmup(1.0, 4)(np.arange(6)), [0.25, 0.5, 0.75, 1, 1, 1])
+    ad = schedules.Adaptive(1.0, n_iter_no_change=2, tol=0.0)
+    assert ad.factor([3, 2, 2.5, 2.5]) == 0.2 and ad.factor([3, 2, 2, 2, 1]) == 1.0
+    opt = schedules.Optimal(alpha=1e-4)
+    assert opt(np.array([0]))[0] == pytest.approx(1 / (1e-4 * opt.t0))
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_sgd_reproduces_scikit_learn(loss):
+    sk = pytest.importorskip("sklearn.linear_model")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 5))
+    w = np.array([0.5, -1.0, 2.0, 0.0, 0.3])
+    lr, epochs = 0.01, 3
+    if loss == "squared":
+        y = X @ w + 0.2 + 0.1 * rng.standard_normal(120)
+        est = sk.SGDRegressor(loss="squared_error", penalty=None, learning_rate="constant", eta0=lr,
+                              shuffle=False, max_iter=epochs, tol=None)
+    else:
+        y = (X @ w + 0.5 * rng.standard_normal(120) > 0).astype(int)
+        est = sk.SGDClassifier(loss="log_loss", penalty=None, learning_rate="constant", eta0=lr,
+                               shuffle=False, max_iter=epochs, tol=None)
+    est.fit(X, y)
+    res = fastgd.sgd(X, y, loss=loss, lr=lr, epochs=epochs, shuffle=False, backend="numpy")
+    np.testing.assert_allclose(res.coef, np.ravel(est.coef_), rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(res.intercept, np.ravel(est.intercept_)[0], rtol=1e-8)
+
+
+def test_import_and_first_fit_compile_nothing():
+    """With the Cython build present, `import fastgd` and a first fit never load numba."""
+    code = ("import sys, numpy as np, fastgd\n"
+            "assert 'numba' not in sys.modules\n"
+            "r = fastgd.fit(np.eye(4), np.arange(4.0), batch_size=2)\n"
+            "print(r.backend, 'numba' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    backend, numba_loaded = out.split()
+    if backend == "cython":
+        assert numba_loaded == "False"
+
+
+def test_demo_prints_the_table():
+    out = subprocess.run([sys.executable, "-m", "fastgd", "demo", "--epochs", "2"], capture_output=True,
+                         text=True, check=True).stdout
+    for word in ("BGD", "SGD", "MBGD", "iter/epoch", "test acc"):
+        assert word in out
+
+
+def test_available_backends_lists_the_reference():
+    assert fastgd.available_backends()[0] == "numpy"
