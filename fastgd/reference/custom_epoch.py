@@ -1,0 +1,45 @@
+"""Custom per-sample models, one sample at a time in Python: the readable oracle.
+
+Same signatures as ``fastgd.kernels.nb.custom_epoch``.  ``fn(params, x, y,
+grad_out) -> loss`` is called per sample (here as plain Python, e.g. the
+``py_func`` of the user's ``@njit`` function), with ``grad_out`` zeroed
+before each call; ``y`` is a Python float.
+"""
+import math
+
+import numpy as np
+
+from .updates import apply_update
+
+
+def custom_model_batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf):
+    """grad = scale * sum_{i in rows} s_i grad_i; returns scale * sum s_i loss_i."""
+    grad[:] = 0
+    loss = 0.0
+    for i in rows:
+        gbuf[:] = 0
+        l = fn(theta, X[i], float(y[i]), gbuf)
+        c = scale * (float(sw[i]) if len(sw) else 1.0)
+        loss += c * float(l)
+        grad += c * gbuf
+    return loss
+
+
+def custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyper, lrs, step0,
+                       theta, grad, state, batch_loss, gbuf):
+    m = len(order)
+    for k in range(n_batches):
+        rows = order[k * batch_size:min((k + 1) * batch_size, m)]
+        loss = custom_model_batch_gradient(fn, X, y, sw, rows, theta, grad, 1.0 / len(rows), gbuf)
+        batch_loss[k] = loss
+        if not math.isfinite(loss):
+            return k
+        apply_update(rule_id, hyper, theta, grad, state, lrs[k], step0 + k + 1)
+    return n_batches
+
+
+def custom_model_predict(predict, theta, X, out):
+    """out[i] = predict(theta, X[i]) for every row."""
+    for i in range(X.shape[0]):
+        out[i] = predict(theta, X[i])
+    return out
