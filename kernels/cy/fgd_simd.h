@@ -1,0 +1,182 @@
+/* fgd_simd.h: the few hot primitives of the Cython backend, in plain C.
+ *
+ * dot products and axpy over one row of X, for the dtype pairs (X, theta):
+ *   dd = (double, double), ff = (float, float), fd = (float, double),
+ *   df = (double, float: x is rounded to float first, as the reference does).
+ * and a software prefetch of a row.
+ *
+ * Determinism: every function sums in a fixed order that depends only on n
+ * (explicit vector accumulators, unaligned loads, no alignment peeling), so a
+ * row gives the same bits wherever it sits in memory and whichever thread
+ * computes it.
+ *
+ * Speed without -march=native: on x86-64 Linux with GCC the functions are
+ * compiled twice (target_clones), for x86-64-v3 (AVX2 + FMA) and the baseline,
+ * and the loader picks one clone per process from the CPU (ifunc).  The choice
+ * depends on the machine only, never on the thread count.  Define
+ * FGD_NO_CLONES to build the baseline only.
+ */
+#ifndef FGD_SIMD_H
+#define FGD_SIMD_H
+
+#include <stddef.h>
+#include <string.h>
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+    && !defined(FGD_NO_CLONES) && (__GNUC__ >= 11)
+#define FGD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define FGD_CLONES
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define FGD_PREFETCH(p) __builtin_prefetch((const void *)(p), 0, 3)
+#define FGD_VEC 1
+#else
+#define FGD_PREFETCH(p) ((void)(p))
+#define FGD_VEC 0
+#endif
+
+/* Prefetch the first `bytes` bytes of a row (capped: long rows are streamed
+ * well by the hardware prefetcher once their first lines are requested). */
+static inline void fgd_prefetch_row(const void *p, size_t bytes)
+{
+    const char *c = (const char *)p;
+    size_t off;
+    if (bytes > 2048) bytes = 2048;
+    for (off = 0; off < bytes; off += 64) FGD_PREFETCH(c + off);
+    FGD_PREFETCH(c + bytes - 1);
+}
+
+#if FGD_VEC
+typedef double fgd_v4d __attribute__((vector_size(32)));
+typedef float fgd_v8f __attribute__((vector_size(32)));
+typedef float fgd_v4f __attribute__((vector_size(16)));
+/* unaligned, alias-safe views for loads and stores */
+typedef double fgd_v4du __attribute__((vector_size(32), aligned(8), may_alias));
+typedef float fgd_v8fu __attribute__((vector_size(32), aligned(4), may_alias));
+typedef float fgd_v4fu __attribute__((vector_size(16), aligned(4), may_alias));
+
+#define fgd_ld4d(p) (*(const fgd_v4du *)(p))
+#define fgd_ld8f(p) (*(const fgd_v8fu *)(p))
+#define fgd_ld4f_as_d(p) __builtin_convertvector(*(const fgd_v4fu *)(p), fgd_v4d)
+#define fgd_st4d(p, v) (*(fgd_v4du *)(p) = (v))
+#define fgd_st8f(p, v) (*(fgd_v8fu *)(p) = (v))
+
+/* ---- dot products: sum_j x[j] * w[j] --------------------------------- */
+FGD_CLONES static double fgd_dot_dd(const double *x, const double *w, ptrdiff_t n)
+{
+    fgd_v4d a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    ptrdiff_t j = 0;
+    double s;
+    for (; j + 16 <= n; j += 16) {
+        a0 += fgd_ld4d(x + j) * fgd_ld4d(w + j);
+        a1 += fgd_ld4d(x + j + 4) * fgd_ld4d(w + j + 4);
+        a2 += fgd_ld4d(x + j + 8) * fgd_ld4d(w + j + 8);
+        a3 += fgd_ld4d(x + j + 12) * fgd_ld4d(w + j + 12);
+    }
+    for (; j + 4 <= n; j += 4) a0 += fgd_ld4d(x + j) * fgd_ld4d(w + j);
+    a0 = (a0 + a1) + (a2 + a3);
+    s = (a0[0] + a0[1]) + (a0[2] + a0[3]);
+    for (; j < n; j++) s += x[j] * w[j];
+    return s;
+}
+
+FGD_CLONES static float fgd_dot_ff(const float *x, const float *w, ptrdiff_t n)
+{
+    fgd_v8f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    ptrdiff_t j = 0;
+    float s;
+    for (; j + 32 <= n; j += 32) {
+        a0 += fgd_ld8f(x + j) * fgd_ld8f(w + j);
+        a1 += fgd_ld8f(x + j + 8) * fgd_ld8f(w + j + 8);
+        a2 += fgd_ld8f(x + j + 16) * fgd_ld8f(w + j + 16);
+        a3 += fgd_ld8f(x + j + 24) * fgd_ld8f(w + j + 24);
+    }
+    for (; j + 8 <= n; j += 8) a0 += fgd_ld8f(x + j) * fgd_ld8f(w + j);
+    a0 = (a0 + a1) + (a2 + a3);
+    s = ((a0[0] + a0[1]) + (a0[2] + a0[3])) + ((a0[4] + a0[5]) + (a0[6] + a0[7]));
+    for (; j < n; j++) s += x[j] * w[j];
+    return s;
+}
+
+FGD_CLONES static double fgd_dot_fd(const float *x, const double *w, ptrdiff_t n)
+{
+    fgd_v4d a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    ptrdiff_t j = 0;
+    double s;
+    for (; j + 16 <= n; j += 16) {
+        a0 += fgd_ld4f_as_d(x + j) * fgd_ld4d(w + j);
+        a1 += fgd_ld4f_as_d(x + j + 4) * fgd_ld4d(w + j + 4);
+        a2 += fgd_ld4f_as_d(x + j + 8) * fgd_ld4d(w + j + 8);
+        a3 += fgd_ld4f_as_d(x + j + 12) * fgd_ld4d(w + j + 12);
+    }
+    for (; j + 4 <= n; j += 4) a0 += fgd_ld4f_as_d(x + j) * fgd_ld4d(w + j);
+    a0 = (a0 + a1) + (a2 + a3);
+    s = (a0[0] + a0[1]) + (a0[2] + a0[3]);
+    for (; j < n; j++) s += (double)x[j] * w[j];
+    return s;
+}
+
+/* ---- axpy: y[j] += a * x[j] ----------------------------------------- */
+FGD_CLONES static void fgd_axpy_dd(double a, const double *x, double *y, ptrdiff_t n)
+{
+    fgd_v4d av = {a, a, a, a};
+    ptrdiff_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        fgd_st4d(y + j, fgd_ld4d(y + j) + av * fgd_ld4d(x + j));
+        fgd_st4d(y + j + 4, fgd_ld4d(y + j + 4) + av * fgd_ld4d(x + j + 4));
+    }
+    for (; j + 4 <= n; j += 4) fgd_st4d(y + j, fgd_ld4d(y + j) + av * fgd_ld4d(x + j));
+    for (; j < n; j++) y[j] += a * x[j];
+}
+
+FGD_CLONES static void fgd_axpy_ff(float a, const float *x, float *y, ptrdiff_t n)
+{
+    fgd_v8f av = {a, a, a, a, a, a, a, a};
+    ptrdiff_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        fgd_st8f(y + j, fgd_ld8f(y + j) + av * fgd_ld8f(x + j));
+        fgd_st8f(y + j + 8, fgd_ld8f(y + j + 8) + av * fgd_ld8f(x + j + 8));
+    }
+    for (; j + 8 <= n; j += 8) fgd_st8f(y + j, fgd_ld8f(y + j) + av * fgd_ld8f(x + j));
+    for (; j < n; j++) y[j] += a * x[j];
+}
+
+FGD_CLONES static void fgd_axpy_fd(double a, const float *x, double *y, ptrdiff_t n)
+{
+    fgd_v4d av = {a, a, a, a};
+    ptrdiff_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        fgd_st4d(y + j, fgd_ld4d(y + j) + av * fgd_ld4f_as_d(x + j));
+        fgd_st4d(y + j + 4, fgd_ld4d(y + j + 4) + av * fgd_ld4f_as_d(x + j + 4));
+    }
+    for (; j + 4 <= n; j += 4) fgd_st4d(y + j, fgd_ld4d(y + j) + av * fgd_ld4f_as_d(x + j));
+    for (; j < n; j++) y[j] += a * (double)x[j];
+}
+
+#else /* plain C for other compilers: same results up to rounding order */
+
+static double fgd_dot_dd(const double *x, const double *w, ptrdiff_t n)
+{ double s = 0; ptrdiff_t j; for (j = 0; j < n; j++) s += x[j] * w[j]; return s; }
+static float fgd_dot_ff(const float *x, const float *w, ptrdiff_t n)
+{ float s = 0; ptrdiff_t j; for (j = 0; j < n; j++) s += x[j] * w[j]; return s; }
+static double fgd_dot_fd(const float *x, const double *w, ptrdiff_t n)
+{ double s = 0; ptrdiff_t j; for (j = 0; j < n; j++) s += (double)x[j] * w[j]; return s; }
+static void fgd_axpy_dd(double a, const double *x, double *y, ptrdiff_t n)
+{ ptrdiff_t j; for (j = 0; j < n; j++) y[j] += a * x[j]; }
+static void fgd_axpy_ff(float a, const float *x, float *y, ptrdiff_t n)
+{ ptrdiff_t j; for (j = 0; j < n; j++) y[j] += a * x[j]; }
+static void fgd_axpy_fd(double a, const float *x, double *y, ptrdiff_t n)
+{ ptrdiff_t j; for (j = 0; j < n; j++) y[j] += a * (double)x[j]; }
+
+#endif /* FGD_VEC */
+
+/* (double X, float theta): x is rounded to float first, as the reference's
+ * X[rows].astype(float32) does.  A rare combination; plain loops. */
+static float fgd_dot_df(const double *x, const float *w, ptrdiff_t n)
+{ float s = 0; ptrdiff_t j; for (j = 0; j < n; j++) s += (float)x[j] * w[j]; return s; }
+static void fgd_axpy_df(float a, const double *x, float *y, ptrdiff_t n)
+{ ptrdiff_t j; for (j = 0; j < n; j++) y[j] += a * (float)x[j]; }
+
+#endif /* FGD_SIMD_H */

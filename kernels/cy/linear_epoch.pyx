@@ -1,0 +1,459 @@
+# cython: language_level=3
+"""Linear models, one whole epoch per ``nogil`` call (docs/kernels.md).
+
+Python-callable, with the reference's signatures (``fastgd/reference/linear_epoch.py``):
+
+    linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs,
+                          fit_intercept, theta, grad, scale) -> float
+    add_penalty(theta, grad, n_penalized, alpha, l1_ratio) -> float
+    linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param,
+                 n_outputs, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs,
+                 step0, theta, grad, state, batch_loss) -> int n_done
+
+X (n, d) C-contiguous float32/float64; y, sw the same dtype (sw may be empty);
+theta, grad, state float32/float64 (the accumulation dtype), written in place.
+
+How an epoch runs (all inside one ``nogil`` call):
+- per batch, one fused pass over its rows, read through ``order`` with the
+  next rows prefetched: margin (SIMD dot), dloss, accumulate (SIMD axpy);
+- large batches: fixed row chunks in an OpenMP loop, per-chunk partial
+  gradients added in chunk order (bit-identical for any thread count);
+- then penalty + update rule + the next penalty value in one fused pass over
+  the parameters (``updates.c_update_penalized``);
+- plain SGD at batch size 1 (K = 1, no penalty, no momentum, no weight decay)
+  never materialises grad: dot, dloss, axpy straight into theta;
+- a non-finite batch loss stops the epoch before that batch's update.
+"""
+import numpy as np
+
+cimport openmp
+from cython.parallel cimport prange
+from libc.math cimport isfinite, NAN
+from libc.stdint cimport int64_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+
+from .losses cimport loss_dloss, softmax_loss_dloss
+from .updates cimport c_update_penalized, c_penalty_value, c_apply_update
+
+cdef extern from "fgd_simd.h" nogil:
+    double fgd_dot_dd(const double* x, const double* w, Py_ssize_t n)
+    float fgd_dot_ff(const float* x, const float* w, Py_ssize_t n)
+    double fgd_dot_fd(const float* x, const double* w, Py_ssize_t n)
+    float fgd_dot_df(const double* x, const float* w, Py_ssize_t n)
+    void fgd_axpy_dd(double a, const double* x, double* y, Py_ssize_t n)
+    void fgd_axpy_ff(float a, const float* x, float* y, Py_ssize_t n)
+    void fgd_axpy_fd(double a, const float* x, double* y, Py_ssize_t n)
+    void fgd_axpy_df(float a, const double* x, float* y, Py_ssize_t n)
+    void fgd_prefetch_row(const void* p, size_t nbytes)
+
+cdef enum:
+    LOSS_SOFTMAX = 2
+    LOSS_CUSTOM = -1
+    RULE_SGD = 0
+    # rows prefetched ahead of the one being processed
+    PREFETCH_AHEAD = 8
+    # chunking of large batches (see c_chunk_layout)
+    CHUNK_WORK = 131072      # multiply-adds per chunk, about 50 us of work
+    MIN_CHUNK_ROWS = 256
+    MAX_CHUNKS = 256
+    MAX_PARTIAL = 4194304    # elements of per-chunk partial gradients, at most
+
+
+cdef inline afloat _dot(const xfloat* x, const afloat* w, Py_ssize_t n) noexcept nogil:
+    if xfloat is double:
+        if afloat is double:
+            return fgd_dot_dd(x, w, n)
+        else:
+            return fgd_dot_df(x, w, n)
+    else:
+        if afloat is double:
+            return fgd_dot_fd(x, w, n)
+        else:
+            return fgd_dot_ff(x, w, n)
+
+
+cdef inline void _axpy(afloat a, const xfloat* x, afloat* y, Py_ssize_t n) noexcept nogil:
+    if xfloat is double:
+        if afloat is double:
+            fgd_axpy_dd(a, x, y, n)
+        else:
+            fgd_axpy_df(a, x, y, n)
+    else:
+        if afloat is double:
+            fgd_axpy_fd(a, x, y, n)
+        else:
+            fgd_axpy_ff(a, x, y, n)
+
+
+cdef Py_ssize_t c_chunk_layout(Py_ssize_t n_rows, Py_ssize_t d, Py_ssize_t K, Py_ssize_t P,
+                               Py_ssize_t* chunk_rows) noexcept nogil:
+    cdef Py_ssize_t work = d * K if d * K > 0 else 1
+    cdef Py_ssize_t cr = CHUNK_WORK // work, nc
+    if cr < MIN_CHUNK_ROWS:
+        cr = MIN_CHUNK_ROWS
+    nc = (n_rows + cr - 1) // cr
+    if nc > MAX_CHUNKS:
+        nc = MAX_CHUNKS
+    if P > 0 and nc * P > MAX_PARTIAL:
+        nc = MAX_PARTIAL // P
+    if nc < 2:
+        chunk_rows[0] = n_rows
+        return 1
+    cr = (n_rows + nc - 1) // nc          # balance the chunks
+    chunk_rows[0] = cr
+    return (n_rows + cr - 1) // cr
+
+
+cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ssize_t d,
+                       const int64_t* order, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t m,
+                       int loss_id, double param, Py_ssize_t K, bint fi,
+                       const afloat* theta, afloat* g, afloat scale,
+                       afloat* scratch) noexcept nogil:
+    """g[:P] = sum over order[start:stop] of c_i dl_i/dtheta, c_i = scale * sw_i; returns
+    sum c_i l_i.  Rows order[pos + PREFETCH_AHEAD] (< m) are prefetched."""
+    cdef Py_ssize_t P = d * K + (K if fi else 0)
+    cdef Py_ssize_t pos, j, k, i
+    cdef size_t row_bytes = d * sizeof(xfloat)
+    cdef const xfloat* xi
+    cdef const afloat* Wj
+    cdef afloat* gj
+    cdef afloat p, dl, c, l, xj
+    cdef double loss = 0.0
+    memset(g, 0, P * sizeof(afloat))
+    for pos in range(start, stop):
+        if pos + PREFETCH_AHEAD < m:
+            fgd_prefetch_row(X + order[pos + PREFETCH_AHEAD] * d, row_bytes)
+        i = order[pos]
+        xi = X + i * d
+        c = scale if sw == NULL else scale * <afloat>sw[i]
+        if K == 1:
+            p = _dot(xi, theta, d)
+            if fi:
+                p = p + theta[d]
+            l = loss_dloss(loss_id, param, p, <afloat>y[i], &dl)
+            loss += <double>(c * l)
+            dl = dl * c
+            _axpy(dl, xi, g, d)
+            if fi:
+                g[d] += dl
+        else:
+            for k in range(K):
+                scratch[k] = 0
+            for j in range(d):
+                xj = <afloat>xi[j]
+                Wj = theta + j * K
+                for k in range(K):
+                    scratch[k] += xj * Wj[k]
+            if fi:
+                for k in range(K):
+                    scratch[k] += theta[d * K + k]
+            l = softmax_loss_dloss(scratch, K, <Py_ssize_t>y[i], scratch)
+            loss += <double>(c * l)
+            for k in range(K):
+                scratch[k] *= c
+            for j in range(d):
+                xj = <afloat>xi[j]
+                gj = g + j * K
+                for k in range(K):
+                    gj[k] += xj * scratch[k]
+            if fi:
+                for k in range(K):
+                    g[d * K + k] += scratch[k]
+    return loss
+
+
+cdef double _batch_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ssize_t d,
+                        const int64_t* order, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t m,
+                        int loss_id, double param, Py_ssize_t K, bint fi,
+                        const afloat* theta, afloat* grad, afloat scale,
+                        afloat* work) noexcept nogil:
+    """Serial or chunked-parallel batch gradient into grad; ``work`` holds
+    _work_size(stop - start, d, K, P) elements."""
+    cdef Py_ssize_t P = d * K + (K if fi else 0)
+    cdef Py_ssize_t cr, nc, c, j, s, e
+    cdef afloat* part
+    cdef afloat* scr
+    cdef double* closs
+    cdef double loss
+    nc = c_chunk_layout(stop - start, d, K, P, &cr)
+    if nc == 1:
+        return _rows_grad(X, y, sw, d, order, start, stop, m, loss_id, param, K, fi, theta,
+                          grad, scale, work)
+    part = work
+    scr = work + nc * P
+    closs = <double*>(work + _even(nc * (P + K)))
+    for c in prange(nc, schedule='static'):
+        s = start + c * cr
+        e = s + cr
+        if e > stop:
+            e = stop
+        closs[c] = _rows_grad(X, y, sw, d, order, s, e, e, loss_id, param, K, fi, theta,
+                              part + c * P, scale, scr + c * K)
+    # fixed-order reduction: chunk 0, then 1, ... (independent of the thread count)
+    loss = 0.0
+    for j in range(P):
+        grad[j] = part[j]
+    loss = closs[0]
+    for c in range(1, nc):
+        for j in range(P):
+            grad[j] += part[c * P + j]
+        loss += closs[c]
+    return loss
+
+
+cdef Py_ssize_t _work_size(Py_ssize_t max_rows, Py_ssize_t d, Py_ssize_t K,
+                           Py_ssize_t P) noexcept nogil:
+    cdef Py_ssize_t cr
+    cdef Py_ssize_t nc = c_chunk_layout(max_rows, d, K, P, &cr)
+    # partial gradients, softmax scratch, then nc double chunk losses
+    return _even(nc * (P + K)) + 2 * nc + K + 2
+
+
+cdef inline Py_ssize_t _even(Py_ssize_t n) noexcept nogil:
+    return n + (n & 1)
+
+
+cdef double c_linear_batch_gradient(const xfloat* X, const xfloat* y, const xfloat* sw,
+                                    Py_ssize_t d, const int64_t* rows, Py_ssize_t n_rows,
+                                    int loss_id, double loss_param, Py_ssize_t K,
+                                    bint fit_intercept, const afloat* theta, afloat* grad,
+                                    double scale) noexcept nogil:
+    cdef Py_ssize_t P = d * K + (K if fit_intercept else 0)
+    cdef afloat* work = <afloat*>malloc(_work_size(n_rows, d, K, P) * sizeof(afloat))
+    cdef double loss
+    if work == NULL:
+        return NAN
+    loss = _batch_grad(X, y, sw, d, rows, 0, n_rows, n_rows, loss_id, loss_param, K,
+                       fit_intercept, theta, grad, <afloat>scale, work)
+    free(work)
+    return loss
+
+
+cdef double c_add_penalty(const afloat* theta, afloat* grad, Py_ssize_t n_penalized,
+                          double alpha, double l1_ratio) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef afloat w, a = <afloat>alpha, r = <afloat>l1_ratio, r1 = <afloat>(1.0 - l1_ratio)
+    if alpha == 0:
+        return 0.0
+    for j in range(n_penalized):
+        w = theta[j]
+        grad[j] += a * (r1 * w + r * <afloat>((w > 0) - (w < 0)))
+    return c_penalty_value(theta, n_penalized, alpha, l1_ratio)
+
+
+cdef Py_ssize_t _sgd1_epoch(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ssize_t d,
+                            const int64_t* order, Py_ssize_t m, Py_ssize_t n_batches,
+                            int loss_id, double param, bint fi, const double* lrs,
+                            afloat* theta, double* batch_loss) noexcept nogil:
+    """Plain SGD (no momentum, no weight decay, no penalty), batch size 1, K = 1:
+    theta -= lr * c * dl * x, without a gradient vector."""
+    cdef Py_ssize_t k, i
+    cdef size_t row_bytes = d * sizeof(xfloat)
+    cdef const xfloat* xi
+    cdef afloat p, dl, c, l
+    cdef double loss
+    for k in range(n_batches):
+        if k + PREFETCH_AHEAD < m:
+            fgd_prefetch_row(X + order[k + PREFETCH_AHEAD] * d, row_bytes)
+        i = order[k]
+        xi = X + i * d
+        c = 1 if sw == NULL else <afloat>sw[i]
+        p = _dot(xi, theta, d)
+        if fi:
+            p = p + theta[d]
+        l = loss_dloss(loss_id, param, p, <afloat>y[i], &dl)
+        loss = <double>(c * l)
+        batch_loss[k] = loss
+        if not isfinite(loss):
+            return k
+        dl = dl * c
+        if dl != 0:
+            _axpy(<afloat>(-lrs[k]) * dl, xi, theta, d)
+            if fi:
+                theta[d] = theta[d] - <afloat>lrs[k] * dl
+    return n_batches
+
+
+cdef Py_ssize_t c_linear_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
+                               Py_ssize_t d, const int64_t* order, Py_ssize_t m,
+                               Py_ssize_t batch_size, Py_ssize_t n_batches, int loss_id,
+                               double loss_param, Py_ssize_t K, bint fit_intercept,
+                               double alpha, double l1_ratio, int rule_id,
+                               const double* hyper, const double* lrs, long long step0,
+                               afloat* theta, afloat* grad, afloat* state,
+                               double* batch_loss) noexcept nogil:
+    cdef Py_ssize_t P = d * K + (K if fit_intercept else 0)
+    cdef Py_ssize_t n_pen = d * K
+    cdef Py_ssize_t k, start, stop
+    cdef Py_ssize_t max_rows = batch_size if batch_size < m else m
+    cdef afloat* work
+    cdef double loss, pen
+    if (K == 1 and batch_size == 1 and rule_id == RULE_SGD and hyper[0] == 0
+            and hyper[3] == 0 and alpha == 0):
+        return _sgd1_epoch(X, y, sw, d, order, m, n_batches, loss_id, loss_param,
+                           fit_intercept, lrs, theta, batch_loss)
+    work = <afloat*>malloc(_work_size(max_rows, d, K, P) * sizeof(afloat))
+    if work == NULL:
+        return -1
+    pen = c_penalty_value(theta, n_pen, alpha, l1_ratio)
+    for k in range(n_batches):
+        start = k * batch_size
+        stop = start + batch_size
+        if stop > m:
+            stop = m
+        loss = _batch_grad(X, y, sw, d, order, start, stop, m, loss_id, loss_param, K,
+                           fit_intercept, theta, grad, <afloat>(1.0 / (stop - start)), work)
+        loss = loss + pen
+        batch_loss[k] = loss
+        if not isfinite(loss):
+            free(work)
+            return k
+        pen = c_update_penalized(rule_id, hyper, theta, grad, state, P, lrs[k],
+                                 step0 + k + 1, n_pen, alpha, l1_ratio)
+    free(work)
+    return n_batches
+
+
+# ---------------------------------------------------------------------------
+# Python-callable wrappers.
+
+cdef _check_loss(int loss_id):
+    if loss_id == LOSS_CUSTOM:
+        raise ValueError("loss_id=LOSS_CUSTOM (-1): user-defined losses are not supported by "
+                         "the Cython backend; use backend='numba' (or 'numpy')")
+
+
+cdef _check_acc(theta, name="theta"):
+    if not isinstance(theta, np.ndarray) or theta.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be a float32 or float64 NumPy array (the accumulation "
+                        f"dtype); got {getattr(theta, 'dtype', type(theta))}")
+
+
+cdef _as_x(X):
+    X = np.asarray(X)
+    if X.dtype != np.float32 and X.dtype != np.float64:
+        raise TypeError(f"X must be float32 or float64; got {X.dtype}. Convert it with "
+                        "X.astype(np.float64)")
+    if not X.flags.c_contiguous:
+        raise ValueError("X must be C-contiguous; pass np.ascontiguousarray(X)")
+    return X
+
+
+def _batch_gradient_impl(const xfloat[:, ::1] X, const xfloat[::1] y, const xfloat[::1] sw,
+                         const int64_t[::1] rows, int loss_id, double loss_param,
+                         Py_ssize_t K, bint fit_intercept, const afloat[::1] theta,
+                         afloat[::1] grad, double scale):
+    cdef Py_ssize_t d = X.shape[1], P = d * K + (K if fit_intercept else 0)
+    cdef double loss
+    cdef const xfloat* swp = &sw[0] if sw.shape[0] > 0 else NULL
+    if theta.shape[0] < P or grad.shape[0] < P:
+        raise ValueError(f"theta and grad need {P} elements (d*K + K*fit_intercept); got "
+                         f"{theta.shape[0]} and {grad.shape[0]}")
+    if rows.shape[0] == 0:
+        grad[:P] = 0
+        return 0.0
+    with nogil:
+        loss = c_linear_batch_gradient(&X[0, 0], &y[0], swp, d, &rows[0], rows.shape[0],
+                                       loss_id, loss_param, K, fit_intercept, &theta[0],
+                                       &grad[0], scale)
+    return loss
+
+
+def linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept,
+                          theta, grad, scale):
+    """grad = scale * sum_{i in rows} sw_i dl_i/dtheta (overwritten); returns
+    scale * sum sw_i l_i.  No penalty (see add_penalty)."""
+    _check_loss(loss_id)
+    X = _as_x(X)
+    _check_acc(theta)
+    _check_acc(grad, "grad")
+    y = np.ascontiguousarray(y, dtype=X.dtype)
+    sw = np.empty(0, X.dtype) if sw is None else np.ascontiguousarray(sw, dtype=X.dtype)
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    return _batch_gradient_impl(X, y, sw, rows, int(loss_id),
+                                0.0 if loss_param is None else float(loss_param),
+                                int(n_outputs), bool(fit_intercept), theta, grad, float(scale))
+
+
+def _add_penalty_impl(const afloat[::1] theta, afloat[::1] grad, Py_ssize_t n_penalized,
+                      double alpha, double l1_ratio):
+    if n_penalized > theta.shape[0] or n_penalized > grad.shape[0]:
+        raise ValueError(f"n_penalized={n_penalized} exceeds the length of theta/grad")
+    if alpha == 0 or n_penalized <= 0:
+        return 0.0
+    cdef double v
+    with nogil:
+        v = c_add_penalty(&theta[0], &grad[0], n_penalized, alpha, l1_ratio)
+    return v
+
+
+def add_penalty(theta, grad, n_penalized, alpha, l1_ratio):
+    """grad[:n_penalized] += alpha*((1-r) w + r sign(w)); returns the penalty value."""
+    _check_acc(theta)
+    _check_acc(grad, "grad")
+    return _add_penalty_impl(theta, grad, int(n_penalized), float(alpha), float(l1_ratio))
+
+
+def _epoch_impl(const xfloat[:, ::1] X, const xfloat[::1] y, const xfloat[::1] sw,
+                const int64_t[::1] order, Py_ssize_t batch_size, Py_ssize_t n_batches,
+                int loss_id, double loss_param, Py_ssize_t K, bint fit_intercept,
+                double alpha, double l1_ratio, int rule_id, const double[::1] hyper,
+                const double[::1] lrs, long long step0, afloat[::1] theta, afloat[::1] grad,
+                afloat[:, ::1] state, double[::1] batch_loss):
+    cdef Py_ssize_t d = X.shape[1], P = d * K + (K if fit_intercept else 0)
+    cdef Py_ssize_t n_done
+    cdef const xfloat* swp = &sw[0] if sw.shape[0] > 0 else NULL
+    if n_batches <= 0:
+        return 0
+    if theta.shape[0] < P or grad.shape[0] < P or state.shape[1] < P:
+        raise ValueError(f"theta, grad and state rows need {P} elements; got "
+                         f"{theta.shape[0]}, {grad.shape[0]}, {state.shape[1]}")
+    if lrs.shape[0] < n_batches or batch_loss.shape[0] < n_batches:
+        raise ValueError(f"lrs and batch_loss need n_batches={n_batches} elements")
+    with nogil:
+        n_done = c_linear_epoch(&X[0, 0], &y[0], swp, d, &order[0], order.shape[0],
+                                batch_size, n_batches, loss_id, loss_param, K,
+                                fit_intercept, alpha, l1_ratio, rule_id, &hyper[0], &lrs[0],
+                                step0, &theta[0], &grad[0], &state[0, 0], &batch_loss[0])
+    if n_done < 0:
+        raise MemoryError("linear_epoch: cannot allocate the per-chunk workspace")
+    return n_done
+
+
+def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
+                 fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
+                 state, batch_loss):
+    """One epoch, batch by batch, in one nogil call; returns n_done (docs/kernels.md)."""
+    _check_loss(loss_id)
+    X = _as_x(X)
+    _check_acc(theta)
+    if grad.dtype != theta.dtype or state.dtype != theta.dtype:
+        raise TypeError(f"grad and state must have theta's dtype {theta.dtype}; got "
+                        f"{grad.dtype} and {state.dtype}")
+    y = np.ascontiguousarray(y, dtype=X.dtype)
+    sw = np.empty(0, X.dtype) if sw is None else np.ascontiguousarray(sw, dtype=X.dtype)
+    order = np.ascontiguousarray(order, dtype=np.int64)
+    if state.ndim == 1:
+        state = state.reshape(1, -1)
+    return _epoch_impl(X, y, sw, order, int(batch_size), int(n_batches), int(loss_id),
+                       0.0 if loss_param is None else float(loss_param), int(n_outputs),
+                       bool(fit_intercept), float(alpha), float(l1_ratio), int(rule_id),
+                       np.ascontiguousarray(hyper, dtype=np.float64),
+                       np.ascontiguousarray(lrs, dtype=np.float64), int(step0), theta, grad,
+                       state, batch_loss)
+
+
+def chunk_layout(n_rows, d, n_outputs=1, fit_intercept=True):
+    """(n_chunks, rows_per_chunk) the kernels use for a batch of n_rows rows;
+    n_chunks == 1 means the batch is processed serially."""
+    cdef Py_ssize_t cr
+    cdef Py_ssize_t K = n_outputs, dd = d
+    cdef Py_ssize_t nc = c_chunk_layout(n_rows, dd, K, dd * K + (K if fit_intercept else 0),
+                                        &cr)
+    return int(nc), int(cr)
+
+
+def omp_max_threads():
+    """The number of OpenMP threads a parallel batch would use now."""
+    return openmp.omp_get_max_threads()
