@@ -21,15 +21,14 @@ All functions are ``@njit`` and can be called from users' own ``@njit`` code.
 import math
 
 import numpy as np
-from numba import njit
 
-from .config import JIT
+from .config import kernel
+from .losses import loss_dloss, softmax_loss_dloss
 from .updates import apply_update
-from ..ids import (ACT_RELU, ACT_TANH, ACT_SIGMOID, LOSS_SQUARED, LOSS_LOGISTIC,
-                   LOSS_SOFTMAX, RULE_SGD)
+from ..ids import ACT_RELU, ACT_TANH, LOSS_SOFTMAX, RULE_SGD
 
 
-@njit(**JIT)
+@kernel
 def mlp_n_params(layer_sizes):
     """Length of theta for ``layer_sizes`` (int64 array)."""
     p = 0
@@ -38,7 +37,7 @@ def mlp_n_params(layer_sizes):
     return p
 
 
-@njit(**JIT)
+@kernel
 def mlp_workspace_size(layer_sizes, batch_size):
     """``b * (d + h1 + ... + K_out + 2 * max(h1, ..., K_out) + 1)`` (see the reference)."""
     total = layer_sizes[0]
@@ -54,7 +53,7 @@ def mlp_workspace_size(layer_sizes, batch_size):
 _MAX_FINITE = 1.7976931348623157e308
 
 
-@njit(**JIT)
+@kernel
 def _finite(x):
     """False for inf and NaN.  Not ``math.isfinite``: Numba lowers it as an ordered
     compare of ``x - x`` with itself, and under the ``reassoc`` fast-math flag LLVM may
@@ -63,7 +62,7 @@ def _finite(x):
     ``nnan``/``ninf``."""
     return abs(x) <= _MAX_FINITE
 
-@njit(**JIT)
+@kernel
 def _gather(X, rows, xb):
     nb, d = xb.shape
     for i in range(nb):
@@ -72,7 +71,7 @@ def _gather(X, rows, xb):
             xb[i, j] = X[r, j]
 
 
-@njit(**JIT)
+@kernel
 def _sigmoid(z):
     if z >= 0:
         return 1.0 / (1.0 + math.exp(-z))
@@ -80,7 +79,7 @@ def _sigmoid(z):
     return e / (1.0 + e)
 
 
-@njit(**JIT)
+@kernel
 def _bias_act(z, b, activation_id, hidden):
     """z += b (row-wise), then the activation in place for hidden layers."""
     nb, n = z.shape
@@ -103,7 +102,7 @@ def _bias_act(z, b, activation_id, hidden):
                 z[i, j] = _sigmoid(z[i, j] + b[j])
 
 
-@njit(**JIT)
+@kernel
 def _times_act_grad(g, a, activation_id):
     """g *= act'(z), written through the activation's output a."""
     nb, n = g.shape
@@ -124,7 +123,7 @@ def _times_act_grad(g, a, activation_id):
                 g[i, j] *= v * (1.0 - v)
 
 
-@njit(**JIT)
+@kernel
 def _head_loss(loss_id, y, sw, rows, scale, z, g):
     """g = c_i * dl_i/dz (c_i = scale * s_i); returns sum_i c_i l_i."""
     nb, K = z.shape
@@ -133,38 +132,18 @@ def _head_loss(loss_id, y, sw, rows, scale, z, g):
     for i in range(nb):
         r = rows[i]
         c = scale * sw[r] if weighted else scale
-        yi = y[r]
-        if loss_id == LOSS_SQUARED:
-            res = z[i, 0] - yi
-            li = 0.5 * res * res
-            g[i, 0] = c * res
-        elif loss_id == LOSS_LOGISTIC:
-            p = z[i, 0]
-            e = math.exp(-abs(p))
-            li = max(p, 0.0) - p * yi + math.log1p(e)
-            sig = 1.0 / (1.0 + e) if p >= 0 else e / (1.0 + e)
-            g[i, 0] = c * (sig - yi)
-        else:  # LOSS_SOFTMAX
-            cls = int(yi)
-            mx = z[i, 0]
-            for j in range(1, K):
-                if z[i, j] > mx:
-                    mx = z[i, j]
-            s = 0.0
+        if loss_id == LOSS_SOFTMAX:
+            li = softmax_loss_dloss(z[i], y[r], g[i])
             for j in range(K):
-                e = math.exp(z[i, j] - mx)
-                g[i, j] = e
-                s += e
-            li = (mx + math.log(s)) - z[i, cls]
-            inv = c / s
-            for j in range(K):
-                g[i, j] *= inv
-            g[i, cls] -= c
+                g[i, j] *= c
+        else:  # squared or logistic, one output
+            li, dl = loss_dloss(loss_id, 0.0, z[i, 0], y[r])
+            g[i, 0] = c * dl
         total += c * li
     return total
 
 
-@njit(**JIT)
+@kernel
 def _offsets(layer_sizes):
     """Once per epoch: theta offsets of each W_l and b_l, and ``cum`` (L + 3,) such that
     for a batch of nb rows the workspace holds x_b at ``nb*cum[0]``, layer l's output at
@@ -188,7 +167,7 @@ def _offsets(layer_sizes):
     return w_off, b_off, cum
 
 
-@njit(**JIT)
+@kernel
 def _forward_loss(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, scale, work,
                   w_off, b_off):
     """Gather, forward, head loss; returns scale * sum s_i l_i, leaves the layer outputs
@@ -214,7 +193,7 @@ def _forward_loss(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, sc
     return _head_loss(loss_id, y, sw, rows, scale, prev, g)
 
 
-@njit(**JIT)
+@kernel
 def _backward(layer_sizes, activation_id, theta, grad, work, nb, w_off, b_off, cum, lr,
               fused):
     """Backward pass from the head delta left by ``_forward_loss``.  With ``fused``,
@@ -248,7 +227,7 @@ def _backward(layer_sizes, activation_id, theta, grad, work, nb, w_off, b_off, c
         cur = 1 - cur
 
 
-@njit(**JIT)
+@kernel
 def mlp_batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad,
                        scale, work):
     """grad = scale * sum_{i in rows} s_i dl_i/dtheta (all of grad overwritten); returns
@@ -262,7 +241,7 @@ def mlp_batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, thet
     return loss
 
 
-@njit(**JIT)
+@kernel
 def _penalty(theta, grad, layer_sizes, alpha, l1_ratio, w_off, with_grad):
     """alpha * ((1 - r)/2 ||W||^2 + r ||W||_1) over the W's; adds its gradient when
     ``with_grad``."""
@@ -285,14 +264,14 @@ def _penalty(theta, grad, layer_sizes, alpha, l1_ratio, w_off, with_grad):
     return total
 
 
-@njit(**JIT)
+@kernel
 def mlp_add_penalty(theta, grad, layer_sizes, alpha, l1_ratio):
     """Add the penalty's (sub)gradient to the W parts of grad; return its value."""
     w_off, b_off, cum = _offsets(layer_sizes)
     return _penalty(theta, grad, layer_sizes, alpha, l1_ratio, w_off, True)
 
 
-@njit(**JIT)
+@kernel
 def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, activation_id,
               alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state, batch_loss,
               work):
