@@ -52,110 +52,178 @@ def fit(X, y, *, loss="squared", model=None, batch_size=None, epochs=1, optimize
     callback : called after every epoch with the FitResult so far; returning
         True stops training.
     """
-    prev = init if isinstance(init, FitResult) else None
-    loss_obj = losses.get(prev.loss if (prev is not None and loss is None) else loss)
-    custom_loss = not isinstance(loss_obj, losses.LinearLoss)
-    kind = _model_kind(model)
-    if kind == "mlp" and (custom_loss or loss_obj.name not in MLP.HEAD_LOSSES):
-        raise ValueError(f"Invalid loss for an MLP: {getattr(loss_obj, 'name', loss_obj)!r}; an MLP "
-                         f"head supports {list(MLP.HEAD_LOSSES)}")
-
-    if prev is not None and dtype is None:
-        dtype = prev._config["dtype"]
-    dtype = resolve_dtype(dtype, X)
-    acc = _accumulation_dtype(accumulate, dtype)
-    if prev is not None and np.dtype(prev._theta.dtype) != acc:
-        raise ValueError(f"Invalid init: the previous fit accumulated in {prev._theta.dtype}, this one "
-                         f"would use {acc}; pass the same dtype/accumulate to continue it")
-
-    Xc = check_X(X, dtype)
-    n, d = Xc.shape
-    y_int, encoding = check_labels(check_targets(y, n), getattr(loss_obj, "kind", "regression"),
-                                   getattr(loss_obj, "name", "custom"))
-    n_outputs = 1
-    if getattr(loss_obj, "kind", None) == "multiclass":
-        n_outputs = max(encoding, prev.model.n_outputs if prev is not None else 2, 2)
-    sw = check_sample_weight(sample_weight, n, dtype)
-    bs = n if batch_size is None else batch_size
-    check_batch_options(n, bs, epochs, sampling, drop_last)
-    if not isinstance(shuffle, (bool, np.bool_)):
-        raise TypeError(f"Invalid shuffle: {shuffle!r}; it must be True or False")
-    if not isinstance(fit_intercept, (bool, np.bool_)):
-        raise TypeError(f"Invalid fit_intercept: {fit_intercept!r}; it must be True or False")
-    alpha_eff, l1r = check_penalty(penalty, alpha, l1_ratio)
-    lr = optim._check_lr(lr)
     if callback is not None and not callable(callback):
         raise TypeError(f"Invalid callback: {callback!r}; it must be callable(result) or None")
+    run = Run(X, y, loss=loss, model=model, batch_size=batch_size, epochs=epochs, optimizer=optimizer,
+              lr=lr, schedule=schedule, penalty=penalty, alpha=alpha, l1_ratio=l1_ratio,
+              fit_intercept=fit_intercept, sample_weight=sample_weight, shuffle=shuffle,
+              sampling=sampling, drop_last=drop_last, seed=seed, init=init, backend=backend,
+              dtype=dtype, accumulate=accumulate)
+    return run.train(epochs, callback)
 
-    opt = prev.optimizer if (prev is not None and optimizer is None) else optim.get(optimizer, lr)
-    mdl = _bind_model(model, kind, d, n_outputs, fit_intercept)
-    name = backends.resolve(backend, kind, custom_loss, X)
-    ipe = iterations_per_epoch(n, bs, drop_last, sampling)
-    if prev is not None and schedule is None:
-        sched = prev._config["schedule"]
-    else:
-        sched = schedules.get(schedule, opt.lr, ipe * epochs, alpha_eff,
-                              getattr(loss_obj, "py_dloss", None))
 
-    ss = np.random.SeedSequence(seed) if not isinstance(seed, np.random.SeedSequence) else seed
-    if prev is not None:
-        _check_continuation(prev, mdl, loss_obj, opt)
-        theta = prev._theta.copy()
-        state = prev._opt_state.copy()
-        rng = np.random.Generator(np.random.PCG64())
-        rng.bit_generator.state = prev._rng_state
-        step, epochs_done = prev.n_iter, prev.epochs
-        history = {"loss": list(prev.history["loss"]), "time": list(prev.history["time"])}
-    else:
-        rng = np.random.default_rng(ss)
-        if init is not None:
-            theta = mdl.theta_from_init(init, acc)
+class Run:
+    """A validated, ready-to-train fit: the engine, the random stream, the schedule.
+
+    ``fit`` is ``Run(...).train(epochs)``.  ``train`` can be called again to go
+    on (one compiled call per epoch, state kept on the engine); benchmarks use
+    it to time epochs without re-validating the data.
+    """
+
+    def __init__(self, X, y, *, loss, model, batch_size, epochs, optimizer, lr, schedule, penalty,
+                 alpha, l1_ratio, fit_intercept, sample_weight, shuffle, sampling, drop_last, seed,
+                 init, backend, dtype, accumulate):
+        prev = init if isinstance(init, FitResult) else None
+        loss_obj = losses.get(prev.loss if (prev is not None and loss is None) else loss)
+        custom_loss = not isinstance(loss_obj, losses.LinearLoss)
+        kind = _model_kind(model)
+        if kind == "mlp" and (custom_loss or loss_obj.name not in MLP.HEAD_LOSSES):
+            raise ValueError(f"Invalid loss for an MLP: {getattr(loss_obj, 'name', loss_obj)!r}; an MLP "
+                             f"head supports {list(MLP.HEAD_LOSSES)}")
+
+        if prev is not None and dtype is None:
+            dtype = prev._config["dtype"]
+        dtype = resolve_dtype(dtype, X)
+        acc = _accumulation_dtype(accumulate, dtype)
+        if prev is not None and np.dtype(prev._theta.dtype) != acc:
+            raise ValueError(f"Invalid init: the previous fit accumulated in {prev._theta.dtype}, this one "
+                             f"would use {acc}; pass the same dtype/accumulate to continue it")
+
+        Xc = check_X(X, dtype)
+        n, d = Xc.shape
+        y_int, encoding = check_labels(check_targets(y, n), getattr(loss_obj, "kind", "regression"),
+                                       getattr(loss_obj, "name", "custom"))
+        n_outputs = 1
+        if getattr(loss_obj, "kind", None) == "multiclass":
+            n_outputs = max(encoding, prev.model.n_outputs if prev is not None else 2, 2)
+        sw = check_sample_weight(sample_weight, n, dtype)
+        bs = n if batch_size is None else batch_size
+        check_batch_options(n, bs, epochs, sampling, drop_last)
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"Invalid shuffle: {shuffle!r}; it must be True or False")
+        if not isinstance(fit_intercept, (bool, np.bool_)):
+            raise TypeError(f"Invalid fit_intercept: {fit_intercept!r}; it must be True or False")
+        alpha_eff, l1r = check_penalty(penalty, alpha, l1_ratio)
+        lr = optim._check_lr(lr)
+
+        opt = prev.optimizer if (prev is not None and optimizer is None) else optim.get(optimizer, lr)
+        mdl = _bind_model(model, kind, d, n_outputs, fit_intercept)
+        name = backends.resolve(backend, kind, custom_loss, X)
+        ipe = iterations_per_epoch(n, bs, drop_last, sampling)
+        if prev is not None and schedule is None:
+            sched = prev._config["schedule"]
         else:
-            # The init stream is a child of the order stream's seed, so batch_order(seed)
-            # reproduces the fit's batches whatever the model's initialisation draws.
-            theta = mdl.init_theta(np.random.default_rng(ss.spawn(1)[0]), acc)
-        state = opt.init(theta)
-        step, epochs_done = 0, 0
-        history = {"loss": [], "time": []}
+            sched = schedules.get(schedule, opt.lr, ipe * epochs, alpha_eff,
+                                  getattr(loss_obj, "py_dloss", None))
 
-    spec = _spec(mdl, loss_obj, name, alpha_eff, l1r, opt, bs)
-    yk = y_int.astype(dtype)
-    config = {"dtype": dtype, "label_encoding": encoding, "schedule": sched, "seed": seed,
-              "penalty": penalty, "alpha": alpha_eff, "l1_ratio": l1r}
+        ss = np.random.SeedSequence(seed) if not isinstance(seed, np.random.SeedSequence) else seed
+        if prev is not None:
+            _check_continuation(prev, mdl, loss_obj, opt)
+            theta = prev._theta.copy()
+            state = prev._opt_state.copy()
+            rng = np.random.Generator(np.random.PCG64())
+            rng.bit_generator.state = prev._rng_state
+            step, epochs_done = prev.n_iter, prev.epochs
+            history = {"loss": list(prev.history["loss"]), "time": list(prev.history["time"])}
+        else:
+            rng = np.random.default_rng(ss)
+            if init is not None:
+                theta = mdl.theta_from_init(init, acc)
+            else:
+                # The init stream is a child of the order stream's seed, so batch_order(seed)
+                # reproduces the fit's batches whatever the model's initialisation draws.
+                theta = mdl.init_theta(np.random.default_rng(ss.spawn(1)[0]), acc)
+            state = opt.init(theta)
+            step, epochs_done = 0, 0
+            history = {"loss": [], "time": []}
 
-    def result(theta_now, state_now, n_iter, n_epochs):
-        return FitResult(model=mdl, loss=loss_obj, theta=theta_now, opt_state=state_now,
-                         optimizer=opt, rng_state=rng.bit_generator.state,
-                         history={"loss": list(history["loss"]), "time": list(history["time"])},
-                         n_iter=n_iter, iterations_per_epoch=ipe, epochs=n_epochs, batch_size=bs,
-                         backend=name, config=config)
+        spec = _spec(mdl, loss_obj, name, alpha_eff, l1r, opt, bs)
+        yk = y_int.astype(dtype)
+        config = {"dtype": dtype, "label_encoding": encoding, "schedule": sched, "seed": seed,
+                  "penalty": penalty, "alpha": alpha_eff, "l1_ratio": l1r}
 
-    theta0, state0, step0 = theta.copy(), state.copy(), step
-    orders = np.stack([epoch_order(rng, n, bs, shuffle, sampling, drop_last) for _ in range(epochs)])
-    engine = backends.make_engine(name, kind, Xc, yk, sw, spec, theta, state)
-    engine.prepare(orders)
-    all_lrs = []
-    for e in range(epochs):
-        lrs = _epoch_lrs(sched, step, ipe, history["loss"])
-        all_lrs.append(lrs)
-        batch_loss = np.empty(ipe, dtype=np.float64)
-        t0 = time.perf_counter()
-        n_done = engine.run_epoch(e, ipe, lrs, step, batch_loss)
-        elapsed = time.perf_counter() - t0
-        if n_done < ipe:
-            _diverged(name, kind, Xc, yk, sw, spec, theta0, state0, step0, orders, all_lrs, e,
-                      n_done, batch_loss[n_done], result, epochs_done)
-        step += ipe
-        epochs_done += 1
-        history["loss"].append(float(np.mean(batch_loss)))
-        history["time"].append(elapsed)
-        if callback is not None and callback(result(engine.get_theta(), engine.get_state(), step, epochs_done)):
-            break
-    theta, state = engine.get_theta(), engine.get_state()
-    if not np.all(np.isfinite(theta)):
-        _diverged(name, kind, Xc, yk, sw, spec, theta0, state0, step0, orders, all_lrs,
-                  len(all_lrs) - 1, ipe, float("nan"), result, epochs_done - 1)
-    return result(theta, state, step, epochs_done)
+
+        self.engine = backends.make_engine(name, kind, Xc, yk, sw, spec, theta, state)
+        self.kind, self.backend, self.model, self.loss, self.optimizer = kind, name, mdl, loss_obj, opt
+        self.X, self.y, self.sw, self.spec = Xc, yk, sw, spec
+        self.rng, self.schedule, self.config = rng, sched, config
+        self.n, self.batch_size, self.ipe = n, bs, ipe
+        self.shuffle, self.sampling, self.drop_last = shuffle, sampling, drop_last
+        self.step, self.epochs_done, self.history = step, epochs_done, history
+
+    def result(self, theta, state, n_iter, n_epochs):
+        return FitResult(model=self.model, loss=self.loss, theta=theta, opt_state=state,
+                         optimizer=self.optimizer, rng_state=self.rng.bit_generator.state,
+                         history={k: list(v) for k, v in self.history.items()}, n_iter=n_iter,
+                         iterations_per_epoch=self.ipe, epochs=n_epochs, batch_size=self.batch_size,
+                         backend=self.backend, config=self.config)
+
+    def train(self, epochs, callback=None):
+        """Run ``epochs`` more epochs; return the FitResult (DivergenceError on failure)."""
+        engine, ipe, history = self.engine, self.ipe, self.history
+        theta0, state0, step0, done0 = engine.get_theta(), engine.get_state(), self.step, self.epochs_done
+        orders = np.stack([epoch_order(self.rng, self.n, self.batch_size, self.shuffle, self.sampling,
+                                       self.drop_last) for _ in range(epochs)])
+        engine.prepare(orders)
+        all_lrs = []
+        for e in range(epochs):
+            lrs = _epoch_lrs(self.schedule, self.step, ipe, history["loss"])
+            all_lrs.append(lrs)
+            batch_loss = np.empty(ipe, dtype=np.float64)
+            t0 = time.perf_counter()
+            n_done = engine.run_epoch(e, ipe, lrs, self.step, batch_loss)
+            elapsed = time.perf_counter() - t0
+            if n_done < ipe:
+                self._diverged(theta0, state0, step0, orders, all_lrs, e, n_done, batch_loss[n_done],
+                               self.epochs_done)
+            self.step += ipe
+            self.epochs_done += 1
+            history["loss"].append(float(np.mean(batch_loss)))
+            history["time"].append(elapsed)
+            if callback is not None and callback(
+                    self.result(engine.get_theta(), engine.get_state(), self.step, self.epochs_done)):
+                break
+        theta, state = engine.get_theta(), engine.get_state()
+        if not np.all(np.isfinite(theta)):
+            self._diverged(theta0, state0, step0, orders, all_lrs, len(all_lrs) - 1, ipe, float("nan"),
+                           self.epochs_done - 1)
+        return self.result(theta, state, self.step, self.epochs_done)
+
+    def _diverged(self, theta0, state0, step0, orders, all_lrs, e, k, bad_loss, epochs_done):
+        """Replay this call's epochs up to the failure to recover the last finite parameters; raise.
+
+        Kernels stop before the update of the first non-finite batch, but that
+        batch's parameters can already be non-finite (the previous update
+        overflowed), so replay deterministically on a fresh engine and keep the
+        last finite state.  Divergence is rare: the normal path pays nothing.
+        """
+        engine = backends.make_engine(self.backend, self.kind, self.X, self.y, self.sw, self.spec,
+                                      theta0, state0)
+        engine.prepare(orders)
+        step = step0
+        for ep in range(e):
+            engine.run_epoch(ep, len(all_lrs[ep]), all_lrs[ep], step, np.empty(len(all_lrs[ep])))
+            step += len(all_lrs[ep])
+        start_theta, start_state = engine.get_theta(), engine.get_state()
+        j = k
+        while j > 0:
+            engine.set_theta_state(start_theta, start_state)
+            engine.run_epoch(e, j, all_lrs[e][:j], step, np.empty(j))
+            if np.all(np.isfinite(engine.get_theta())):
+                break
+            j -= 1
+        if j == 0:
+            engine.set_theta_state(start_theta, start_state)
+        last = self.result(engine.get_theta(), engine.get_state(), step + j, epochs_done)
+        ipe = len(all_lrs[e])
+        where = f"iteration {k} of {ipe}" if k < ipe else f"the last update (iteration {ipe - 1} of {ipe})"
+        lr_now = all_lrs[e][min(k, ipe - 1)]
+        what = f"the batch loss became {bad_loss}" if k < ipe else "the parameters became non-finite"
+        raise DivergenceError(
+            f"fit diverged at epoch {epochs_done}, {where} (0-based; update {step + k + 1} overall): "
+            f"{what}. The error's .result holds the last finite parameters (after {step + j} updates). "
+            f"Lower the learning rate (it was {lr_now:g}), standardise X, or add a penalty.",
+            epoch=epochs_done, iteration=min(k, ipe - 1), result=last)
 
 
 def bgd(X, y, **kw):
@@ -250,38 +318,3 @@ def _check_continuation(prev, model, loss, opt):
                          f"{type(opt).__name__}; its state cannot carry over")
 
 
-def _diverged(backend, kind, X, y, sw, spec, theta0, state0, step0, orders, all_lrs, e, k,
-              bad_loss, result, epochs_done):
-    """Replay the fit up to the failure to recover the last finite parameters, then raise.
-
-    Kernels stop before the update of the first non-finite batch; that batch's
-    parameters can still be non-finite (the previous update overflowed), so
-    replay deterministically and keep the last finite state.  Divergence is
-    rare, so this costs nothing on the normal path.
-    """
-    engine = backends.make_engine(backend, kind, X, y, sw, spec, theta0, state0)
-    engine.prepare(orders)
-    step = step0
-    for ep in range(e):
-        engine.run_epoch(ep, len(all_lrs[ep]), all_lrs[ep], step, np.empty(len(all_lrs[ep])))
-        step += len(all_lrs[ep])
-    start_theta, start_state = engine.get_theta(), engine.get_state()
-    j = k
-    while j > 0:
-        engine.set_theta_state(start_theta, start_state)
-        engine.run_epoch(e, j, all_lrs[e][:j], step, np.empty(j))
-        if np.all(np.isfinite(engine.get_theta())):
-            break
-        j -= 1
-    if j == 0:
-        engine.set_theta_state(start_theta, start_state)
-    last = result(engine.get_theta(), engine.get_state(), step + j, epochs_done)
-    ipe = len(all_lrs[e])
-    where = (f"iteration {k} of {ipe}" if k < ipe else f"the last update (iteration {ipe - 1} of {ipe})")
-    lr_now = all_lrs[e][min(k, ipe - 1)]
-    what = f"the batch loss became {bad_loss}" if k < ipe else "the parameters became non-finite"
-    raise DivergenceError(
-        f"fit diverged at epoch {e}, {where} (0-based; update {step + k + 1} overall): {what}. "
-        f"The error's .result holds the last finite parameters (after {step + j} updates). "
-        f"Lower the learning rate (it was {lr_now:g}), standardise X, or add a penalty.",
-        epoch=e, iteration=min(k, ipe - 1), result=last)

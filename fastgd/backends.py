@@ -55,6 +55,20 @@ def kernel_module(backend, kind):
     return importlib.import_module(f"{_PACKAGES[backend]}.{_FILES[kind]}")
 
 
+def supports(backend, kind):
+    """Whether ``backend`` works here and has kernels for the model kind."""
+    if not _probe(backend)[0]:
+        return False
+    if backend == "cuda":
+        engine_mod = importlib.import_module("fastgd.kernels.cuda.engine")
+        return hasattr(engine_mod, {"linear": "LinearEngine", "mlp": "MLPEngine"}.get(kind, "-"))
+    try:
+        kernel_module(backend, kind)
+    except ImportError:
+        return False
+    return True
+
+
 def _on_device(X):
     return hasattr(X, "__cuda_array_interface__")
 
@@ -65,11 +79,11 @@ def resolve(backend, kind, custom_loss, X):
         raise ValueError(f"Invalid backend: {backend!r}; it must be 'auto' or one of {list(BACKENDS)}")
     needs_numba = custom_loss or kind == "custom"
     if backend == "auto":
-        if _on_device(X) and not needs_numba and _probe("cuda")[0]:
+        if _on_device(X) and not needs_numba and supports("cuda", kind):
             return "cuda"
         prefs = ("numba", "numpy") if needs_numba else ("cython", "numba", "numpy")
         for name in prefs:
-            if _probe(name)[0]:
+            if supports(name, kind):
                 return name
         return "numpy"
     if needs_numba and backend not in ("numba", "numpy"):
@@ -79,6 +93,9 @@ def resolve(backend, kind, custom_loss, X):
     if not ok:
         raise RuntimeError(f"backend={backend!r} is not available here: {reason}. "
                            f"Available: {available_backends()}")
+    if not supports(backend, kind):
+        raise RuntimeError(f"backend={backend!r} has no kernels for this model ({kind}) in this "
+                           f"build; use one of {[b for b in available_backends() if supports(b, kind)]}")
     return backend
 
 
@@ -86,8 +103,5 @@ def make_engine(backend, kind, X, y, sw, spec, theta, state):
     if backend == "cuda":
         engine_mod = importlib.import_module("fastgd.kernels.cuda.engine")
         cls = {"linear": "LinearEngine", "mlp": "MLPEngine"}[kind]
-        if not hasattr(engine_mod, cls):
-            raise RuntimeError(f"backend='cuda' does not support this model yet ({kind}); "
-                               f"use backend='cython' or 'numba'")
         return getattr(engine_mod, cls)(X, y, sw, spec, theta, state)
     return CPUEngine(kernel_module(backend, kind), X, y, sw, spec, theta, state)
