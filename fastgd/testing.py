@@ -73,19 +73,36 @@ def optimizer_of(case):
     return optim.OPTIMIZERS[name](lr=case.lr, **kw)
 
 
+def fit_kwargs(case, backend, sw=None, **overrides):
+    """The keyword arguments of ``fastgd.fit`` that a case stands for."""
+    from . import MLP
+
+    model = None if case.model is None else MLP(hidden=case.model[1], activation=case.model[2])
+    kw = dict(loss=case.loss, model=model, batch_size=case.batch_size, epochs=case.epochs,
+              optimizer=optimizer_of(case), sample_weight=sw, seed=0, backend=backend)
+    kw.update({k: v for k, v in case.options.items() if k != "sample_weight"})
+    kw.update(overrides)
+    return kw
+
+
 def run(case, backend, X=None, y=None, sw=None, **overrides):
     """Fit ``case`` on ``backend`` (data from make_data unless given)."""
-    from . import MLP, fit
+    from . import fit
 
     if X is None:
         X, y, sw = make_data(case)
-    model = None if case.model is None else MLP(hidden=case.model[1], activation=case.model[2])
-    opts = {k: v for k, v in case.options.items() if k != "sample_weight"}
-    kw = dict(loss=case.loss, model=model, batch_size=case.batch_size, epochs=case.epochs,
-              optimizer=optimizer_of(case), sample_weight=sw, seed=0, backend=backend)
-    kw.update(opts)
-    kw.update(overrides)
-    return fit(X, y, **kw)
+    return fit(X, y, **fit_kwargs(case, backend, sw, **overrides))
+
+
+def prepared_run(case, backend, X, y, sw=None, **overrides):
+    """A validated :class:`fastgd.api.Run`: ``.train(1)`` times one epoch without re-validation."""
+    import inspect
+
+    from .api import Run, fit
+
+    defaults = {p.name: p.default for p in inspect.signature(fit).parameters.values()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "callback"}
+    return Run(X, y, **{**defaults, **fit_kwargs(case, backend, sw, **overrides)})
 
 
 def assert_params_close(actual, desired, dtype):

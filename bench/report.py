@@ -1,0 +1,56 @@
+"""Turn a pytest-benchmark JSON file into the ratios the issues set as goals.
+
+    OMP_WAIT_POLICY=PASSIVE pytest bench/ --benchmark-only --benchmark-json=bench.json
+    python bench/report.py bench.json
+
+Ratios use each benchmark's minimum time (the least disturbed round on a
+shared machine); medians are printed beside them.
+"""
+import json
+import sys
+
+# (description, numerator test, denominator test, goal, "min" or "max")
+GOALS = [
+    ("W1 b=1: sklearn SGDClassifier / fastgd", "test_w1_sgd_sklearn", "test_w1_sgd_fastgd[{b}]", 5.0, "min"),
+    ("W1 b=32: PyTorch loop / fastgd", "test_w1_mbgd_torch_loop", "test_w1_mbgd_fastgd[{b}]", 50.0, "min"),
+    ("W1 b=32: NumPy loop / fastgd", "test_w1_mbgd_numpy_loop", "test_w1_mbgd_fastgd[{b}]", 3.0, "min"),
+    ("W1: fastgd b=32 epoch / fastgd BGD epoch", "test_w1_mbgd_fastgd[{b}]", "test_w1_bgd_fastgd[{b}]", 2.0, "max"),
+    ("W1 BGD: fastgd / NumPy X.sum()", "test_w1_bgd_fastgd[{b}]", "test_w1_bgd_numpy_read_once", 1.2, "max"),
+    ("W1 BGD: NumPy two-pass gradient / fastgd", "test_w1_bgd_numpy_two_pass", "test_w1_bgd_fastgd[{b}]", 3.0, "min"),
+    ("W2 b=32: PyTorch / fastgd", "test_w2_torch_loop[32]", "test_w2_fastgd[{b}-32]", 3.0, "min"),
+    ("W2 b=32: sklearn MLPClassifier / fastgd", "test_w2_sklearn_mlp", "test_w2_fastgd[{b}-32]", 3.0, "min"),
+    ("W2 b=256: PyTorch / fastgd", "test_w2_torch_loop[256]", "test_w2_fastgd[{b}-256]", 1.2, "min"),
+]
+
+
+def main(path):
+    with open(path) as fh:
+        data = json.load(fh)
+    stats = {b["name"]: b["stats"] for b in data["benchmarks"]}
+    groups = {}
+    for b in data["benchmarks"]:
+        groups.setdefault(b["group"], []).append(b)
+    machine = data.get("machine_info", {})
+    print(f"machine: {machine.get('cpu', {}).get('brand_raw', '?')}, {machine.get('cpu', {}).get('count', '?')} cores")
+    for group, items in sorted(groups.items()):
+        print(f"\n[{group}]")
+        for b in sorted(items, key=lambda b: b["stats"]["min"]):
+            print(f"  {b['name']:<40} min {b['stats']['min'] * 1e3:10.2f} ms   median "
+                  f"{b['stats']['median'] * 1e3:10.2f} ms")
+    print("\ngoals (min times):")
+    for text, num, den, goal, kind in GOALS:
+        for backend in ("cython", "numba"):
+            a, b = num.format(b=backend), den.format(b=backend)
+            if a in stats and b in stats:
+                ratio = stats[a]["min"] / stats[b]["min"]
+                ok = ratio >= goal if kind == "min" else ratio <= goal
+                sign = ">=" if kind == "min" else "<="
+                print(f"  {backend:<7}{text:<46} {ratio:8.2f}  (goal {sign} {goal})  {'ok' if ok else 'SHORT'}")
+    for name in ("test_import_and_first_fit",):
+        if name in stats:
+            print(f"  import fastgd + first small fit: {stats[name]['min'] * 1e3:.0f} ms (goal < 500 ms; "
+                  f"bare python+numpy {stats.get('test_bare_interpreter_with_numpy', {}).get('min', float('nan')) * 1e3:.0f} ms)")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "bench.json")

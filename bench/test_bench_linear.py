@@ -1,0 +1,90 @@
+"""W1: logistic regression, X 100,000 x 100 float64, lr 0.05, plain SGD, seeded shuffle.
+
+Each benchmark is one epoch.  fastgd is timed through a prepared run (the
+data validated once, outside the timed region; the epoch's shuffle, step
+sizes and the compiled epoch inside it), on every compiled backend, next to
+the peers named in the issues.  Compare within a group: ratios, not seconds.
+"""
+import warnings
+
+import numpy as np
+import pytest
+
+from fastgd.testing import prepared_run
+
+from conftest import compiled_backends
+from peers import numpy_logistic_epoch, numpy_two_pass_gradient, torch_epoch_fn
+
+SLOW_ROUNDS = dict(rounds=3, iterations=1, warmup_rounds=1)
+
+
+def _fastgd(benchmark, case, X, y, backend, batch_size):
+    run = prepared_run(case.at(batch_size=batch_size), backend, X, y)
+    run.train(1)  # warm-up: JIT, caches, thread pools
+    if backend == "numpy" and batch_size == 1:
+        benchmark.pedantic(run.train, args=(1,), **SLOW_ROUNDS)
+    else:
+        benchmark(run.train, 1)
+
+
+@pytest.mark.benchmark(group="W1 b=1")
+@pytest.mark.parametrize("backend", compiled_backends())
+def test_w1_sgd_fastgd(benchmark, w1, backend):
+    case, X, y = w1
+    _fastgd(benchmark, case, X, y, backend, 1)
+
+
+@pytest.mark.benchmark(group="W1 b=1")
+def test_w1_sgd_sklearn(benchmark, w1):
+    sk = pytest.importorskip("sklearn.linear_model")
+    case, X, y = w1
+    est = sk.SGDClassifier(loss="log_loss", penalty=None, learning_rate="constant", eta0=case.lr,
+                           tol=None, max_iter=1, shuffle=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: one epoch is the point
+        benchmark(est.fit, X, y)
+
+
+@pytest.mark.benchmark(group="W1 b=32")
+@pytest.mark.parametrize("backend", compiled_backends())
+def test_w1_mbgd_fastgd(benchmark, w1, backend):
+    case, X, y = w1
+    _fastgd(benchmark, case, X, y, backend, 32)
+
+
+@pytest.mark.benchmark(group="W1 b=32")
+def test_w1_mbgd_numpy_loop(benchmark, w1):
+    case, X, y = w1
+    w, b = np.zeros(X.shape[1]), np.zeros(1)
+    gen = np.random.default_rng(0)
+    yf = y.astype(np.float64)
+    benchmark(lambda: numpy_logistic_epoch(X, yf, w, b, case.lr, 32, gen.permutation(len(y))))
+
+
+@pytest.mark.benchmark(group="W1 b=32")
+def test_w1_mbgd_torch_loop(benchmark, w1, torch_threads):
+    case, X, y = w1
+    epoch = torch_epoch_fn(torch_threads, X, y.astype(np.float64), case.lr, 32)
+    epoch()
+    benchmark.pedantic(epoch, **SLOW_ROUNDS)
+
+
+@pytest.mark.benchmark(group="W1 BGD")
+@pytest.mark.parametrize("backend", compiled_backends())
+def test_w1_bgd_fastgd(benchmark, w1, backend):
+    case, X, y = w1
+    _fastgd(benchmark, case, X, y, backend, None)
+
+
+@pytest.mark.benchmark(group="W1 BGD")
+def test_w1_bgd_numpy_read_once(benchmark, w1):
+    """The memory-bandwidth floor: NumPy reading X once."""
+    _, X, _ = w1
+    benchmark(X.sum)
+
+
+@pytest.mark.benchmark(group="W1 BGD")
+def test_w1_bgd_numpy_two_pass(benchmark, w1):
+    case, X, y = w1
+    w = np.zeros(X.shape[1])
+    benchmark(numpy_two_pass_gradient, X, y.astype(np.float64), w, 0.0)
