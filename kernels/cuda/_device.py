@@ -1,0 +1,46 @@
+"""Recognising and adopting device arrays (real GPU or the CUDA simulator)."""
+import numpy as np
+from numba import cuda
+
+
+def is_device_array(a):
+    """True for Numba device arrays (also the simulator's) and anything with
+    ``__cuda_array_interface__`` (CuPy, PyTorch CUDA tensors, ...)."""
+    return bool(getattr(a, "__cuda_ndarray__", False)) or hasattr(a, "__cuda_array_interface__")
+
+
+def as_device_array(a):
+    """A Numba device array viewing ``a`` (no copy)."""
+    if getattr(a, "__cuda_ndarray__", False):
+        return a
+    return cuda.as_cuda_array(a)
+
+
+def to_device(a, dtype=None):
+    """``a`` on the device: a view when it already is there, else one copy."""
+    if is_device_array(a):
+        d = as_device_array(a)
+        if dtype is not None and np.dtype(d.dtype) != np.dtype(dtype):
+            raise TypeError(f"device array has dtype {d.dtype}, expected {np.dtype(dtype)}; "
+                            "convert it on the device first")
+        return d
+    h = np.asarray(a) if dtype is None else np.asarray(a, dtype=dtype)
+    return cuda.to_device(np.ascontiguousarray(h))
+
+
+def owned_copy(a):
+    """A new device array holding a copy of ``a`` (host or device)."""
+    if is_device_array(a):
+        src = as_device_array(a)
+        dst = cuda.device_array(tuple(src.shape), dtype=src.dtype)
+        dst.copy_to_device(src)
+        return dst
+    return cuda.to_device(np.array(a, copy=True, order="C"))
+
+
+def copy_into(dst, src):
+    """Overwrite device array ``dst`` with ``src`` (host or device, same size)."""
+    if is_device_array(src):
+        dst.copy_to_device(as_device_array(src))
+    else:
+        dst.copy_to_device(np.ascontiguousarray(src, dtype=dst.dtype).reshape(tuple(dst.shape)))

@@ -1,0 +1,89 @@
+"""Tunables of the CUDA backend, all in one place.
+
+Every launch geometry the CUDA engine uses is read from this module when an
+engine is built (not at import), so tests and benchmarks may change a value
+(``monkeypatch.setattr(config, "TILE_ROWS", 4)``) or set it from the
+environment (``FASTGD_CUDA_TILE_ROWS=32``) before the engine is made.
+
+Under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) every CUDA thread is a
+Python thread, so the defaults shrink to tiny blocks and tiles (stumpy does the
+same); the kernels are the same code either way.
+
+Bit reproducibility holds for a fixed set of these values: the reductions have
+a fixed order that depends on them (and on the batch size), never on timing.
+
+Values
+------
+THREADS_PER_BLOCK   threads of every block (a multiple of 32).
+TILE_ROWS           rows of X staged in shared memory at a time (one thread per
+                    row computes that row's prediction).
+TILE_COLS           most features per staged tile; wider X is walked in
+                    column chunks (read twice per tile: once for the
+                    predictions, once for the gradient).
+SHARED_BYTES        dynamic shared memory of one block (48 KiB is what every
+                    GPU grants without opting in).  The tile, the per-row
+                    predictions (TILE_ROWS x K) and the reduction scratch must
+                    fit: TILE_COLS, then TILE_ROWS, are lowered until they do
+                    (float64 gets about half the columns of float32).
+ROWS_PER_BLOCK      batched path: a block handles at least this many rows of a
+                    batch; the grid is ceil(rows / ROWS_PER_BLOCK) blocks ...
+MAX_BLOCKS          ... capped here ...
+MAX_PARTIAL_ELEMS   ... and so that blocks x parameters partial sums fit here.
+FUSED_MAX_BATCH     batches of at most this many rows run on the fused path: one
+                    kernel launch per epoch, one block that walks every batch
+                    (small batches are latency bound: one SM wins over launch
+                    overhead).  Larger batches use the batched path: two launches
+                    per batch (partial gradients, then reduce + penalty + update).
+REDUCE_FANOUT       fan-out of the block-level tree reductions (levels =
+                    log_FANOUT(THREADS_PER_BLOCK); each level is one barrier).
+COLUMN_WIDTH        batched path: parameters reduced per block of the second
+                    kernel (one column per lane).
+"""
+import os
+
+try:  # numba is a core dependency, but never let a config import fail
+    from numba import config as _numba_config
+
+    SIMULATOR = bool(getattr(_numba_config, "ENABLE_CUDASIM", 0))
+except Exception:  # pragma: no cover
+    SIMULATOR = False
+
+if not SIMULATOR:
+    THREADS_PER_BLOCK = 256
+    TILE_ROWS = 64
+    TILE_COLS = 128
+    SHARED_BYTES = 48 * 1024
+    ROWS_PER_BLOCK = 512
+    MAX_BLOCKS = 1024
+    MAX_PARTIAL_ELEMS = 1 << 24
+    FUSED_MAX_BATCH = 256
+    REDUCE_FANOUT = 16
+    COLUMN_WIDTH = 32
+else:
+    # Tiny, but still exercising every code path: several tiles per batch,
+    # several column chunks for d > 4, several blocks per batch on the
+    # batched path.
+    THREADS_PER_BLOCK = 32
+    TILE_ROWS = 8
+    TILE_COLS = 4
+    SHARED_BYTES = 48 * 1024
+    ROWS_PER_BLOCK = 16
+    MAX_BLOCKS = 4
+    MAX_PARTIAL_ELEMS = 1 << 16
+    FUSED_MAX_BATCH = 16
+    REDUCE_FANOUT = 4
+    COLUMN_WIDTH = 32
+
+_NAMES = ("THREADS_PER_BLOCK", "TILE_ROWS", "TILE_COLS", "SHARED_BYTES", "ROWS_PER_BLOCK",
+          "MAX_BLOCKS", "MAX_PARTIAL_ELEMS", "FUSED_MAX_BATCH", "REDUCE_FANOUT",
+          "COLUMN_WIDTH")
+
+for _name in _NAMES:
+    _env = os.environ.get("FASTGD_CUDA_" + _name)
+    if _env:
+        globals()[_name] = int(_env)
+
+
+def snapshot():
+    """The current values, as a dict (the engine copies them when built)."""
+    return {name: int(globals()[name]) for name in _NAMES}

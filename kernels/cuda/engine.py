@@ -1,0 +1,240 @@
+"""The CUDA engine: the fit driver's handle on the GPU kernels.
+
+``LinearEngine(X, y, sw, spec, theta, state)`` has exactly the methods of
+``fastgd.engines.CPUEngine``:
+
+``prepare(orders)``
+    every epoch's batch order, (E, m) int64, copied to the device once per fit.
+``run_epoch(e, n_batches, lrs, step0, batch_loss) -> n_done``
+    one epoch with ``orders[e]``; writes ``batch_loss[:n_done + 1]`` (or all
+    of it) like the reference and returns the number of updates applied.
+``get_theta()``, ``get_state()``
+    host (NumPy) copies.
+``set_theta_state(theta, state)``
+    overwrite the device copies (host or device arrays).
+
+Residency: X, y, the sample weights and the orders go to the device once
+(anything with ``__cuda_array_interface__`` -- Numba device arrays, CuPy,
+PyTorch CUDA tensors -- is used in place, without a copy); theta and the
+optimizer state are copied once (the caller's arrays are never modified) and
+stay on the device.  Per epoch the host sends the step sizes (fused path) and
+reads back one array: the epoch's batch losses, from which it finds the first
+non-finite batch.  Per batch there is no host synchronisation.
+
+``spec`` is duck-typed (``fastgd.engines.LinearSpec``: loss_id, loss_param,
+n_outputs, fit_intercept, alpha, l1_ratio, rule_id, hyper, batch_size); this
+module never imports ``fastgd``.
+"""
+import numpy as np
+from numba import cuda
+
+from .. import ids
+from . import config
+from .linear_epoch import linear_kernels
+from .losses import SUPPORTED_LOSSES
+from .updates import SUPPORTED_RULES
+from ._device import as_device_array, copy_into, is_device_array, owned_copy, to_device
+
+_HYPER_PAD = 5
+
+
+def plan_tiles(n_features, n_outputs, itemsize, cfg):
+    """Tile geometry that fits ``cfg['SHARED_BYTES']``: (rows, tc, ld, elements).
+
+    ``elements`` is the dynamic shared memory of the gradient kernels, in
+    elements of the accumulation dtype.
+    """
+    nt = cfg["THREADS_PER_BLOCK"]
+    budget = cfg["SHARED_BYTES"] // itemsize
+    red = 2 * nt
+    K = n_outputs
+    rows = max(1, cfg["TILE_ROWS"])
+    want_cols = max(1, min(cfg["TILE_COLS"], n_features, 32))
+
+    def max_cols(r):
+        return (budget - red - r * K) // r - 1
+
+    while rows > 1 and max_cols(rows) < want_cols:
+        rows //= 2
+    tc = min(cfg["TILE_COLS"], n_features, max_cols(rows))
+    if tc < 1:
+        raise ValueError(
+            f"n_outputs={K} classes do not fit the CUDA kernels' shared memory "
+            f"(SHARED_BYTES={cfg['SHARED_BYTES']}); use another backend")
+    ld = tc if tc % 2 == 1 else tc + 1
+    return rows, tc, ld, rows * ld + rows * K + red
+
+
+class LinearEngine:
+    """Linear models on one GPU; see the module docstring.
+
+    ``path`` forces "fused" (one launch per epoch) or "batched" (two launches
+    per batch); by default batches of at most ``config.FUSED_MAX_BATCH`` rows
+    are fused.
+    """
+
+    def __init__(self, X, y, sw, spec, theta, state, *, path=None):
+        cfg = config.snapshot()
+        if cfg["THREADS_PER_BLOCK"] % 32 != 0 or cfg["THREADS_PER_BLOCK"] < 32:
+            raise ValueError("config.THREADS_PER_BLOCK must be a positive multiple of 32, got "
+                             f"{cfg['THREADS_PER_BLOCK']}")
+        self.cfg = cfg
+        loss_id = int(spec.loss_id)
+        rule_id = int(spec.rule_id)
+        if loss_id not in SUPPORTED_LOSSES:
+            if loss_id == ids.LOSS_CUSTOM:
+                raise ValueError("custom losses (fastgd.Loss) run on the 'numba' and 'numpy' "
+                                 "backends only, not on 'cuda'")
+            raise ValueError(f"unknown loss id {loss_id}")
+        if rule_id not in SUPPORTED_RULES:
+            raise ValueError(f"unknown update rule id {rule_id}")
+
+        self.X = to_device(X)
+        if self.X.ndim != 2:
+            raise ValueError(f"X must be 2-D, got shape {self.X.shape}")
+        data_dtype = np.dtype(self.X.dtype)
+        self.y = to_device(y)
+        if sw is None or (not is_device_array(sw) and np.size(sw) == 0):
+            self.sw = cuda.device_array(0, dtype=data_dtype)
+        else:
+            self.sw = to_device(sw)
+        self.theta = owned_copy(theta)
+        self.state = owned_copy(state)
+        self.dtype = np.dtype(self.theta.dtype)
+        if self.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise TypeError(f"theta must be float32 or float64, got {self.dtype}")
+        if self.state.ndim == 1:
+            self.state = self.state.reshape(1, self.state.shape[0])
+
+        n, d = self.X.shape
+        K = int(spec.n_outputs)
+        fit_intercept = 1 if spec.fit_intercept else 0
+        P = d * K + (K if fit_intercept else 0)
+        if self.theta.shape[0] != P:
+            raise ValueError(f"theta has {self.theta.shape[0]} parameters, expected {P}")
+        self.n, self.d, self.K, self.P = n, d, K, P
+        self.loss_id, self.rule_id = loss_id, rule_id
+        lp = spec.loss_param
+        self.eps = float(lp) if lp is not None and not callable(lp) else 0.0
+        self.fit_intercept = fit_intercept
+        self.alpha = float(spec.alpha)
+        self.l1_ratio = float(spec.l1_ratio)
+        self.batch_size = int(spec.batch_size)
+        hyper = np.zeros(_HYPER_PAD, dtype=np.float64)
+        h = np.asarray(spec.hyper, dtype=np.float64).ravel()
+        hyper[:h.size] = h
+        self.hyper = cuda.to_device(hyper)
+
+        nt = cfg["THREADS_PER_BLOCK"]
+        self.threads = nt
+        rows, tc, ld, elems = plan_tiles(d, K, self.dtype.itemsize, cfg)
+        self.rows, self.tc, self.ld = rows, tc, ld
+        self.coef_off = rows * ld
+        self.red_off = rows * ld + rows * K
+        self.shared_bytes = elems * self.dtype.itemsize
+        self.reduce_shared_bytes = (3 * nt + 1) * self.dtype.itemsize
+        self.fanout = max(2, cfg["REDUCE_FANOUT"])
+        if path is None:
+            path = "fused" if self.batch_size <= cfg["FUSED_MAX_BATCH"] else "batched"
+        if path not in ("fused", "batched"):
+            raise ValueError(f"path must be 'fused' or 'batched', got {path!r}")
+        self.path = path
+        self.S = P + 2
+        self.max_blocks = self._grid(self.batch_size) if path == "batched" else 1
+        self.part = cuda.device_array((self.max_blocks, self.S), dtype=self.dtype)
+        self.flag = cuda.to_device(np.zeros(1, dtype=np.int32))
+        self._zero_flag = np.zeros(1, dtype=np.int32)
+        self.kernels = linear_kernels(self.dtype)
+        self.orders = None
+        self.d_loss = None
+
+    # -- planning -----------------------------------------------------------
+    def _grid(self, nb):
+        """Blocks of the batched path for a batch of nb rows (fixed: determinism)."""
+        c = self.cfg
+        g = -(-nb // max(1, c["ROWS_PER_BLOCK"]))
+        g = min(g, c["MAX_BLOCKS"], max(1, c["MAX_PARTIAL_ELEMS"] // self.S))
+        return max(1, g)
+
+    # -- the engine protocol ------------------------------------------------
+    def prepare(self, orders):
+        if is_device_array(orders):
+            o = as_device_array(orders)
+            if np.dtype(o.dtype) != np.dtype(np.int64):
+                raise TypeError(f"orders must be int64, got {o.dtype}")
+        else:
+            o = cuda.to_device(np.ascontiguousarray(orders, dtype=np.int64))
+        if o.ndim == 1:
+            o = o.reshape(1, o.shape[0])
+        self.orders = o
+
+    def _loss_buffer(self, n_batches):
+        if self.d_loss is None or self.d_loss.shape[0] < n_batches:
+            self.d_loss = cuda.device_array(max(1, n_batches), dtype=np.float64)
+        return self.d_loss
+
+    def run_epoch(self, e, n_batches, lrs, step0, batch_loss):
+        n_batches = int(n_batches)
+        if n_batches <= 0:
+            return 0
+        if self.orders is None:
+            raise RuntimeError("prepare(orders) must be called before run_epoch")
+        order = self.orders[int(e)]
+        d_loss = self._loss_buffer(n_batches)
+        lrs = np.ascontiguousarray(lrs, dtype=np.float64)
+        step0 = int(step0)
+        kern = self.kernels
+        nt = self.threads
+        if self.path == "fused":
+            d_lrs = cuda.to_device(lrs[:n_batches])
+            kern.fused_epoch[1, nt, 0, self.shared_bytes](
+                self.X, self.y, self.sw, order, self.batch_size, n_batches, self.loss_id,
+                self.eps, self.K, self.fit_intercept, self.alpha, self.l1_ratio, self.rule_id,
+                self.hyper, d_lrs, step0, self.theta, self.state, self.part, d_loss,
+                self.rows, self.tc, self.ld, self.coef_off, self.red_off, self.fanout)
+        else:
+            self.flag.copy_to_device(self._zero_flag)
+            m = order.shape[0]
+            b = self.batch_size
+            k1 = kern.batch_partials
+            k2 = kern.reduce_update
+            g2 = -(-self.P // 32)
+            for kb in range(n_batches):
+                start = kb * b
+                nb = min(b, m - start)
+                G = self._grid(nb)
+                rpb = -(-nb // G)
+                k1[G, nt, 0, self.shared_bytes](
+                    self.X, self.y, self.sw, order, start, nb, rpb, 1.0 / nb, self.loss_id,
+                    self.eps, self.K, self.fit_intercept, self.alpha, self.l1_ratio,
+                    self.theta, self.part, self.flag, self.rows, self.tc, self.ld,
+                    self.coef_off, self.red_off, self.fanout)
+                k2[g2, nt, 0, self.reduce_shared_bytes](
+                    self.part, G, kb, float(lrs[kb]), step0 + kb + 1, self.K, self.d,
+                    self.fit_intercept, self.alpha, self.l1_ratio, self.rule_id, self.hyper,
+                    self.theta, self.state, d_loss, self.flag, self.fanout)
+        # the epoch's one read-back (it also waits for the epoch to finish)
+        losses = d_loss.copy_to_host()[:n_batches]
+        bad = np.flatnonzero(~np.isfinite(losses))
+        n_done = int(bad[0]) if bad.size else n_batches
+        upto = min(n_done + 1, n_batches)
+        batch_loss[:upto] = losses[:upto]
+        return n_done
+
+    def get_theta(self):
+        return self.theta.copy_to_host()
+
+    def get_state(self):
+        return self.state.copy_to_host()
+
+    def set_theta_state(self, theta, state):
+        copy_into(self.theta, theta)
+        copy_into(self.state, state)
+
+    def copy_theta_state_to(self, theta, state):
+        """Write the engine's theta and state into the given (host or device) arrays."""
+        for dst, src in ((theta, self.theta), (state, self.state)):
+            if is_device_array(dst):
+                as_device_array(dst).copy_to_device(src)
+            else:
+                dst[...] = src.copy_to_host().reshape(np.shape(dst))

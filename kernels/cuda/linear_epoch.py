@@ -1,0 +1,391 @@
+"""Linear models on the GPU: per-batch gradient, penalty and update kernels.
+
+Two paths, both deterministic (fixed-order reductions, no floating-point
+atomics) and both equal to ``fastgd.reference.linear_epoch`` within the
+project's tolerances:
+
+fused path (small batches, ``config.FUSED_MAX_BATCH``)
+    :func:`fused_epoch` -- ONE launch per epoch, one block that walks every
+    batch of the epoch: partial gradients, penalty, batch loss, divergence
+    check and update, with barriers between the phases.  Small batches are
+    latency bound; one SM that never returns to the host beats any number of
+    launches.
+
+batched path (large batches, BGD)
+    per batch TWO launches, no host synchronisation:
+    :func:`batch_partials` (grid of G blocks; block g walks its rows of the
+    batch and writes its partial gradient, partial data loss and a share of
+    the penalty value into ``part[g, :]``), then :func:`reduce_update`
+    (ceil(P / 32) blocks; each reduces its 32 columns of ``part`` over g in a
+    fixed order, every block reduces the loss column the same way, adds the
+    penalty and applies the update).  A device-side flag stops every later
+    batch of the epoch once a batch loss is not finite, so theta and the
+    state stay as they were before that batch (the reference's contract).
+
+Shared layout of one block (dtype ``T``, dynamic shared memory):
+``[tile: rows x ld][pred/coef: rows x K][reduction scratch: 2 x threads]``.
+A tile is ``rows`` rows of X (gathered through the batch order) by at most
+``tc`` features (``ld`` = row stride, odd so column reads are bank-conflict
+free).  One thread per (row, output) computes predictions from the tile; one
+thread per row evaluates the loss and stores ``c_i * dloss`` (``c_i`` =
+sample weight / |B|); one thread per (feature, output) then sums
+``coef[r, k] * x[r, j]`` over the tile's rows in row order into its own slot of
+the block's partial gradient (a row of ``part`` in global memory, owned by
+that thread -- no atomics).  Wide X is walked in column chunks.
+
+All kernels are made per accumulation dtype by :func:`linear_kernels`; the
+data may be float32 while theta is float64 (values are cast when staged).
+``linear_epoch`` here is the convention's entry point for host arrays (it
+runs a :class:`~fastgd.kernels.cuda.engine.LinearEngine` for one epoch).
+"""
+import functools
+import math
+
+import numpy as np
+from numba import cuda, float64
+
+from .. import ids
+from .losses import loss_functions
+from .updates import update_functions
+
+LOSS_SOFTMAX = ids.LOSS_SOFTMAX
+
+
+class LinearKernels:
+    def __init__(self, **fns):
+        self.__dict__.update(fns)
+
+
+@functools.lru_cache(maxsize=None)
+def linear_kernels(dtype):
+    """Device functions and kernels computing in ``dtype`` (float32 or float64)."""
+    from numba.np.numpy_support import from_dtype
+
+    T = from_dtype(np.dtype(dtype))
+    zero = T(0.0)
+    one = T(1.0)
+    fns = loss_functions(np.dtype(dtype))
+    scalar_loss = fns.scalar_loss
+    softmax_row = fns.softmax_row
+    update_one = update_functions(np.dtype(dtype)).update_one
+
+    @cuda.jit(device=True)
+    def load_tile(X, order, rowbase, nr, j0, nc, sm, ld, lane, grp, ngrp):
+        # warps over rows, lanes over features: each warp reads 32 consecutive
+        # elements of one row at a time (coalesced)
+        for r in range(grp, nr, ngrp):
+            row = order[rowbase + r]
+            for j in range(lane, nc, 32):
+                sm[r * ld + j] = T(X[row, j0 + j])
+
+    @cuda.jit(device=True)
+    def block_rows(X, y, sw, order, base, r0, r1, scale, loss_id, eps, K, fit_intercept,
+                   theta, acc, arow, sm, rows_cap, tc, ld, coef_off, t, nt):
+        """acc[arow, :P] += sum over rows order[base+r0 : base+r1] of c_i dl_i/dtheta.
+
+        Returns this thread's share of sum_i c_i l_i (c_i = scale * sw_i).
+        Every thread of the block must call it with the same arguments.
+        """
+        d = X.shape[1]
+        dK = d * K
+        nchunks = (d + tc - 1) // tc
+        lane = t % 32
+        grp = t // 32
+        ngrp = nt // 32
+        has_sw = sw.shape[0] > 0
+        myloss = zero
+        tr0 = r0
+        while tr0 < r1:
+            nr = min(rows_cap, r1 - tr0)
+            rowbase = base + tr0
+            # pass A: predictions, chunk by chunk (same (row, output) per thread)
+            for rk in range(t, nr * K, nt):
+                sm[coef_off + rk] = zero
+            for ch in range(nchunks):
+                j0 = ch * tc
+                nc = min(tc, d - j0)
+                if ch > 0:
+                    cuda.syncthreads()  # previous chunk's readers are done
+                load_tile(X, order, rowbase, nr, j0, nc, sm, ld, lane, grp, ngrp)
+                cuda.syncthreads()
+                for rk in range(t, nr * K, nt):
+                    r = rk // K
+                    k = rk - r * K
+                    p = sm[coef_off + rk]
+                    for j in range(nc):
+                        p += sm[r * ld + j] * theta[(j0 + j) * K + k]
+                    sm[coef_off + rk] = p
+            if K > 1:
+                cuda.syncthreads()  # a row's K predictions come from K threads
+            # the loss of each row; coef <- c_i * dloss_i
+            for r in range(t, nr, nt):
+                row = order[rowbase + r]
+                c = scale
+                if has_sw:
+                    c = scale * T(sw[row])
+                if loss_id == LOSS_SOFTMAX:
+                    off = coef_off + r * K
+                    if fit_intercept:
+                        for k in range(K):
+                            sm[off + k] = sm[off + k] + theta[dK + k]
+                    lr_ = softmax_row(sm, off, K, int(y[row]), c)
+                    myloss += c * lr_
+                else:
+                    p = sm[coef_off + r]
+                    if fit_intercept:
+                        p = p + theta[dK]
+                    lr_, dl = scalar_loss(loss_id, eps, p, T(y[row]))
+                    sm[coef_off + r] = dl * c
+                    myloss += c * lr_
+            cuda.syncthreads()
+            # pass B: gradient, last chunk first (it is still in shared memory)
+            for cc in range(nchunks):
+                ch = nchunks - 1 - cc
+                j0 = ch * tc
+                nc = min(tc, d - j0)
+                if cc > 0:
+                    cuda.syncthreads()
+                    load_tile(X, order, rowbase, nr, j0, nc, sm, ld, lane, grp, ngrp)
+                    cuda.syncthreads()
+                for jk in range(t, nc * K, nt):
+                    j = jk // K
+                    k = jk - j * K
+                    s = zero
+                    for r in range(nr):
+                        s += sm[coef_off + r * K + k] * sm[r * ld + j]
+                    acc[arow, j0 * K + jk] += s
+            if fit_intercept:
+                for k in range(t, K, nt):
+                    s = zero
+                    for r in range(nr):
+                        s += sm[coef_off + r * K + k]
+                    acc[arow, dK + k] += s
+            tr0 += rows_cap
+            if tr0 < r1:
+                cuda.syncthreads()  # before the next tile overwrites tile and coef
+        return myloss
+
+    @cuda.jit(device=True)
+    def penalty_part(theta, j0, j1, t, nt, h2, r1):
+        """This thread's share of sum_j (h2 w_j^2 + r1 |w_j|) over j in [j0, j1)."""
+        s = zero
+        for j in range(j0 + t, j1, nt):
+            w = theta[j]
+            s += h2 * w * w + r1 * abs(w)
+        return s
+
+    @cuda.jit(device=True)
+    def penalty_grad(w, alpha, l2, l1):
+        sg = zero
+        if w > zero:
+            sg = one
+        elif w < zero:
+            sg = -one
+        return alpha * (l2 * w + l1 * sg)
+
+    @cuda.jit(device=True)
+    def block_sum2(sm, off, t, nt, a, b, fanout):
+        """Sums of a and b over the block's threads, in a fixed tree order.
+
+        Level by level, thread i < m adds positions i + m, i + 2m, ... to
+        position i (m = ceil(n / fanout)); every thread gets both totals.
+        """
+        sm[off + t] = a
+        sm[off + nt + t] = b
+        cuda.syncthreads()
+        n = nt
+        while n > 1:
+            m = (n + fanout - 1) // fanout
+            if t < m:
+                sa = sm[off + t]
+                sb = sm[off + nt + t]
+                i = t + m
+                while i < n:
+                    sa += sm[off + i]
+                    sb += sm[off + nt + i]
+                    i += m
+                sm[off + t] = sa
+                sm[off + nt + t] = sb
+            cuda.syncthreads()
+            n = m
+        return sm[off], sm[off + nt]
+
+    @cuda.jit(device=True)
+    def batch_total(lsum, psum, alpha):
+        # data loss + penalty value, summed in float64 as the reference does
+        total = float64(lsum)
+        if alpha != 0.0:
+            total += float64(T(alpha) * psum)
+        return total
+
+    @cuda.jit(device=True)
+    def is_finite(v):
+        return not (math.isinf(v) or math.isnan(v))
+
+    @cuda.jit
+    def fused_epoch(X, y, sw, order, batch_size, n_batches, loss_id, eps, K, fit_intercept,
+                    alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, state, part,
+                    batch_loss, rows_cap, tc, ld, coef_off, red_off, fanout):
+        """A whole epoch in one block (``part`` row 0 is the gradient workspace)."""
+        sm = cuda.shared.array(0, T)
+        t = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        d = X.shape[1]
+        dK = d * K
+        P = dK + (K if fit_intercept else 0)
+        m = order.shape[0]
+        t_eps = T(eps)
+        t_alpha = T(alpha)
+        h2 = T(0.5 * (1.0 - l1_ratio))
+        l2 = T(1.0 - l1_ratio)
+        l1 = T(l1_ratio)
+        for j in range(t, P, nt):
+            part[0, j] = zero
+        for kb in range(n_batches):
+            start = kb * batch_size
+            nb = min(batch_size, m - start)
+            myloss = block_rows(X, y, sw, order, start, 0, nb, T(1.0 / nb), loss_id, t_eps, K,
+                                fit_intercept, theta, part, 0, sm, rows_cap, tc, ld, coef_off,
+                                t, nt)
+            mypen = zero
+            if alpha != 0.0:
+                mypen = penalty_part(theta, 0, dK, t, nt, h2, l1)
+            lsum, psum = block_sum2(sm, red_off, t, nt, myloss, mypen, fanout)
+            total = batch_total(lsum, psum, alpha)
+            if t == 0:
+                batch_loss[kb] = total
+            if not is_finite(total):
+                return  # every thread saw the same total: the block leaves together
+            lr = lrs[kb]
+            step = step0 + kb + 1
+            for j in range(t, P, nt):
+                g = part[0, j]
+                part[0, j] = zero
+                if alpha != 0.0 and j < dK:
+                    g = g + penalty_grad(theta[j], t_alpha, l2, l1)
+                update_one(rule_id, hyper, theta, state, j, g, lr, step)
+            cuda.syncthreads()
+
+    @cuda.jit
+    def batch_partials(X, y, sw, order, start, nb, rows_per_block, scale, loss_id, eps, K,
+                       fit_intercept, alpha, l1_ratio, theta, part, flag, rows_cap, tc, ld,
+                       coef_off, red_off, fanout):
+        """Block g: part[g, :P] = its rows' gradient, part[g, P] = their loss,
+        part[g, P+1] = its share of the penalty sum (before alpha)."""
+        if flag[0] != 0:
+            return  # set by an earlier launch only: the same for every thread
+        sm = cuda.shared.array(0, T)
+        t = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        g = cuda.blockIdx.x
+        G = cuda.gridDim.x
+        d = X.shape[1]
+        dK = d * K
+        P = dK + (K if fit_intercept else 0)
+        for j in range(t, P, nt):
+            part[g, j] = zero
+        r0 = min(g * rows_per_block, nb)
+        r1 = min(r0 + rows_per_block, nb)
+        myloss = block_rows(X, y, sw, order, start, r0, r1, T(scale), loss_id, T(eps), K,
+                            fit_intercept, theta, part, g, sm, rows_cap, tc, ld, coef_off, t, nt)
+        mypen = zero
+        if alpha != 0.0:
+            chunk = (dK + G - 1) // G
+            j0 = min(g * chunk, dK)
+            j1 = min(j0 + chunk, dK)
+            mypen = penalty_part(theta, j0, j1, t, nt, T(0.5 * (1.0 - l1_ratio)), T(l1_ratio))
+        lsum, psum = block_sum2(sm, red_off, t, nt, myloss, mypen, fanout)
+        if t == 0:
+            part[g, P] = lsum
+            part[g, P + 1] = psum
+
+    @cuda.jit
+    def reduce_update(part, G, kb, lr, step, K, d, fit_intercept, alpha, l1_ratio, rule_id,
+                      hyper, theta, state, batch_loss, flag, fanout):
+        """Sum the G partials (fixed order), add the penalty, check the loss, update.
+
+        Block b owns parameters [32 b, 32 b + 32); every block reduces the
+        loss column identically, so all blocks agree on skipping the update.
+        """
+        sm = cuda.shared.array(0, T)
+        t = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        b = cuda.blockIdx.x
+        dK = d * K
+        P = dK + (K if fit_intercept else 0)
+        flag_off = 2 * nt
+        col_off = 2 * nt + 1
+        if t == 0:
+            sm[flag_off] = T(flag[0])
+        cuda.syncthreads()
+        if sm[flag_off] != zero:
+            return  # an earlier batch diverged (only this launch may set it)
+        la = zero
+        pa = zero
+        for gg in range(t, G, nt):
+            la += part[gg, P]
+            pa += part[gg, P + 1]
+        lsum, psum = block_sum2(sm, 0, t, nt, la, pa, fanout)
+        total = batch_total(lsum, psum, alpha)
+        if b == 0 and t == 0:
+            batch_loss[kb] = total
+        if not is_finite(total):
+            if b == 0 and t == 0:
+                flag[0] = 1
+            return
+        lane = t % 32
+        grp = t // 32
+        ngrp = nt // 32
+        col = b * 32 + lane
+        s = zero
+        if col < P:
+            for gg in range(grp, G, ngrp):
+                s += part[gg, col]
+        sm[col_off + grp * 32 + lane] = s
+        cuda.syncthreads()
+        if grp == 0 and col < P:
+            gsum = sm[col_off + lane]
+            for q in range(1, ngrp):
+                gsum += sm[col_off + q * 32 + lane]
+            if alpha != 0.0 and col < dK:
+                gsum = gsum + penalty_grad(theta[col], T(alpha), T(1.0 - l1_ratio),
+                                           T(l1_ratio))
+            update_one(rule_id, hyper, theta, state, col, gsum, lr, step)
+
+    return LinearKernels(load_tile=load_tile, block_rows=block_rows, penalty_part=penalty_part,
+                         penalty_grad=penalty_grad, block_sum2=block_sum2,
+                         fused_epoch=fused_epoch, batch_partials=batch_partials,
+                         reduce_update=reduce_update)
+
+
+def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
+                 fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
+                 state, batch_loss):
+    """The convention's ``linear_epoch`` (docs/kernels.md) on the GPU.
+
+    Host or device arrays; theta, state and batch_loss are updated in place
+    (host arrays are copied back).  ``grad`` is not used (the gradient lives
+    in the kernels' own workspace).  A fit should use
+    :class:`~fastgd.kernels.cuda.engine.LinearEngine`, which keeps everything
+    on the device across epochs; this is the one-epoch convenience.
+    """
+    from ._device import as_device_array, is_device_array
+    from .engine import LinearEngine
+
+    class _Spec:
+        pass
+
+    spec = _Spec()
+    spec.loss_id, spec.loss_param, spec.n_outputs = loss_id, loss_param, n_outputs
+    spec.fit_intercept, spec.alpha, spec.l1_ratio = fit_intercept, alpha, l1_ratio
+    spec.rule_id, spec.hyper, spec.batch_size = rule_id, hyper, batch_size
+    eng = LinearEngine(X, y, sw, spec, theta, state)
+    if is_device_array(order):
+        order2 = as_device_array(order)
+        order2 = order2.reshape(1, order2.shape[0])
+    else:
+        order2 = np.asarray(order, dtype=np.int64)[None, :]
+    eng.prepare(order2)
+    n_done = eng.run_epoch(0, n_batches, lrs, step0, batch_loss)
+    eng.copy_theta_state_to(theta, state)
+    return n_done
