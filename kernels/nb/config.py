@@ -3,7 +3,9 @@
 - ``fastmath={"reassoc", "contract", "nsz"}`` only: reductions may be
   reassociated (so dot products vectorise) and multiply-adds contracted, but
   ``nnan``/``ninf`` are never assumed, so a NaN or inf loss stays detectable
-  (``fastmath=True`` would let LLVM fold ``isfinite(x)`` to ``True``).
+  (``fastmath=True`` would let LLVM fold ``isfinite(x)`` to ``True``).  Even
+  so, ``math.isfinite`` (lowered as ``ord(x - x)``) is not safe under
+  "reassoc"; the kernels use ``_util.is_finite`` (exponent bits) instead.
 - ``nogil=True``: several fits can run in threads.
 - ``error_model="numpy"``: a division by zero gives inf/nan (then caught as a
   non-finite batch loss) instead of raising inside the kernel.

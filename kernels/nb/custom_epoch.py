@@ -31,7 +31,7 @@ import math
 import numpy as np
 from numba import prange
 
-from ._util import cast_like
+from ._util import cast_like, is_finite
 from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, kernel
 from .updates import apply_update
 
@@ -120,7 +120,7 @@ def custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hype
         loss = _model_batch(fn, X, y, sw, order, lo, hi, theta, grad, 1.0 / (hi - lo), gbuf,
                             parts, lparts, gbs)
         batch_loss[k] = loss
-        if not math.isfinite(loss):
+        if not is_finite(loss):
             return k
         apply_update(rule_id, hyper, theta, grad, state, lrs[k], step0 + k + 1)
     return n_batches

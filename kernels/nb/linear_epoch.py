@@ -44,7 +44,7 @@ from numba import prange
 from numba.core import types
 from numba.extending import overload
 
-from ._util import cast_like, zero_of
+from ._util import cast_like, is_finite, zero_of
 from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, kernel
 from .losses import point_loss, softmax_loss_dloss
 from .updates import apply_update
@@ -191,7 +191,7 @@ def _plain_sgd_b1(X, y, sw, order, n_batches, loss_id, loss_param, fit_intercept
         c = sw[i] if has_sw else 1.0
         loss = c * l + pen
         batch_loss[k] = loss
-        if not math.isfinite(loss):
+        if not is_finite(loss):
             return k
         gi = c * dl
         lr = lrs[k]
@@ -257,7 +257,7 @@ def _linear_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_par
                                theta, grad, 1.0 / (hi - lo), parts, lparts, pks, dlks)
         loss += add_penalty(theta, grad, n_penalized, alpha, l1_ratio)
         batch_loss[k] = loss
-        if not math.isfinite(loss):
+        if not is_finite(loss):
             return k
         apply_update(rule_id, hyper, theta, grad, state, lrs[k], step0 + k + 1)
     return n_batches

@@ -1,0 +1,582 @@
+"""The Numba kernels (fastgd.kernels.nb) against the NumPy reference, directly.
+
+Every loss code, every update-rule variant, the penalties, sample weights,
+fit_intercept, softmax, batch sizes 1, 7 (shorter last batch) and n; float64
+to rtol 1e-9 and float32 to rtol 1e-4 against float64; bit-identical results
+for any thread count; divergence; calling the kernels from a user's @njit
+function; the compile options and caching (read-only install).
+
+Compile cost: every epoch specialisation (X dtype x theta dtype) is compiled
+once per process and reused by all cases (the loss, rule and penalty are
+run-time codes, not types).
+"""
+import math
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numba
+import numpy as np
+import pytest
+from numba import njit
+
+from fastgd.kernels import ids
+from fastgd.kernels.nb import config as nb_config
+from fastgd.kernels.nb import linear_epoch as nb_le
+from fastgd.kernels.nb import losses as nb_losses
+from fastgd.kernels.nb import updates as nb_updates
+from fastgd.reference import linear_epoch as ref_le
+from fastgd.reference import losses as ref_losses
+
+N, D, K3 = 40, 5, 3
+EPS = 0.3  # epsilon of huber / epsilon-insensitive losses
+
+SCALAR_LOSSES = [ids.LOSS_SQUARED, ids.LOSS_LOGISTIC, ids.LOSS_HINGE, ids.LOSS_SQUARED_HINGE,
+                 ids.LOSS_MODIFIED_HUBER, ids.LOSS_HUBER, ids.LOSS_EPSILON_INSENSITIVE,
+                 ids.LOSS_SQUARED_EPSILON_INSENSITIVE, ids.LOSS_PERCEPTRON]
+ALL_LOSSES = SCALAR_LOSSES + [ids.LOSS_SOFTMAX]
+LOSS_NAMES = {v: k[5:].lower() for k, v in vars(ids).items() if k.startswith("LOSS_")}
+
+# (rule, hyper) variants: every switch of every rule.
+RULES = {
+    "sgd": (ids.RULE_SGD, [0.0, 0.0, 0.0, 0.0]),
+    "sgd-wd": (ids.RULE_SGD, [0.0, 0.0, 0.0, 0.05]),
+    "momentum": (ids.RULE_SGD, [0.9, 0.0, 0.0, 0.0]),
+    "momentum-dampening-wd": (ids.RULE_SGD, [0.8, 0.3, 0.0, 0.01]),
+    "nesterov": (ids.RULE_SGD, [0.9, 0.0, 1.0, 0.01]),
+    "adam": (ids.RULE_ADAM, [0.9, 0.999, 1e-8, 0.0, 0.0]),
+    "adam-wd-amsgrad": (ids.RULE_ADAM, [0.9, 0.99, 1e-8, 0.01, 1.0]),
+    "adamw": (ids.RULE_ADAMW, [0.9, 0.999, 1e-8, 0.01, 0.0]),
+    "adamw-amsgrad": (ids.RULE_ADAMW, [0.8, 0.99, 1e-6, 0.1, 1.0]),
+    "adagrad": (ids.RULE_ADAGRAD, [0.0, 0.0, 1e-10, 0.0]),
+    "adagrad-decay-wd-init": (ids.RULE_ADAGRAD, [0.01, 0.01, 1e-10, 0.1]),
+    "rmsprop": (ids.RULE_RMSPROP, [0.99, 1e-8, 0.0, 0.0, 0.0]),
+    "rmsprop-momentum-centered-wd": (ids.RULE_RMSPROP, [0.9, 1e-8, 0.01, 0.9, 1.0]),
+}
+PENALTIES = {"none": (0.0, 0.0), "l2": (0.01, 0.0), "l1": (0.01, 1.0),
+             "elasticnet": (0.02, 0.4)}
+
+
+def labels(loss_id, n, rng):
+    if loss_id == ids.LOSS_LOGISTIC:
+        return (rng.random(n) < 0.5).astype(np.float64)
+    if loss_id in (ids.LOSS_HINGE, ids.LOSS_SQUARED_HINGE, ids.LOSS_MODIFIED_HUBER,
+                   ids.LOSS_PERCEPTRON):
+        return np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    if loss_id == ids.LOSS_SOFTMAX:
+        return rng.integers(0, K3, n).astype(np.float64)
+    return rng.standard_normal(n)
+
+
+def make_problem(loss_id, n=N, d=D, seed=0, sw=False):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = labels(loss_id, n, rng)
+    w = rng.uniform(0.5, 2.0, n) if sw else np.empty(0)
+    return X, y, w
+
+
+def run_epochs(mod, X, y, sw, loss_id, batch_size, rule="sgd", penalty="none", fit_intercept=True,
+               epochs=2, lr=0.05, theta_dtype=np.float64, loss_param=EPS, seed=1, theta0=None):
+    """``epochs`` epochs through ``mod.linear_epoch``; returns (n_done list, theta, state, losses)."""
+    n = X.shape[0]
+    K = K3 if loss_id == ids.LOSS_SOFTMAX else 1
+    P = X.shape[1] * K + (K if fit_intercept else 0)
+    rule_id, hyper = RULES[rule]
+    alpha, l1_ratio = PENALTIES[penalty]
+    rng = np.random.default_rng(seed)
+    theta = (rng.uniform(-0.1, 0.1, P) if theta0 is None else theta0).astype(theta_dtype)
+    state = np.zeros((ids.STATE_SLOTS[rule_id], P), dtype=theta_dtype)
+    if rule_id == ids.RULE_ADAGRAD:
+        state[0] = hyper[3]  # initial_accumulator_value
+    grad = np.zeros(P, dtype=theta_dtype)
+    nb = -(-n // batch_size)
+    done, losses, step = [], [], 0
+    for e in range(epochs):
+        order = rng.permutation(n).astype(np.int64)
+        lrs = lr / (1.0 + 0.1 * np.arange(step, step + nb))  # a schedule: lr changes per batch
+        bl = np.zeros(nb)
+        k = mod.linear_epoch(X, y, sw, order, batch_size, nb, loss_id, loss_param, K,
+                             fit_intercept, alpha, l1_ratio, rule_id, np.asarray(hyper, float),
+                             lrs, step, theta, grad, state, bl)
+        done.append(int(k))
+        losses.append(bl[:k + 1 if k < nb else nb].copy())
+        step += nb
+        if k < nb:
+            break
+    return done, theta, state, np.concatenate(losses)
+
+
+def assert_close(actual, desired, rtol):
+    """rtol with an absolute floor of rtol times the vector's largest magnitude (fastgd.testing)."""
+    desired = np.asarray(desired, dtype=np.float64)
+    scale = max(1.0, float(np.max(np.abs(desired), initial=0.0)))
+    np.testing.assert_allclose(np.asarray(actual, dtype=np.float64), desired, rtol=rtol,
+                               atol=rtol * scale)
+
+
+def check_parity(X, y, sw, loss_id, batch_size, rtol=1e-9, theta_dtype=np.float64, X_ref=None,
+                 **kw):
+    got = run_epochs(nb_le, X, y, sw, loss_id, batch_size, theta_dtype=theta_dtype, **kw)
+    Xr = X if X_ref is None else X_ref
+    ref = run_epochs(ref_le, Xr, y.astype(np.float64), sw.astype(np.float64), loss_id, batch_size,
+                     **kw)
+    assert got[0] == ref[0]
+    assert got[1].dtype == theta_dtype and got[2].dtype == theta_dtype
+    assert_close(got[1], ref[1], rtol)
+    assert_close(got[2], ref[2], rtol)
+    assert_close(got[3], ref[3], rtol)
+    return got, ref
+
+
+# --------------------------------------------------------------------------------------
+# Per-sample losses
+
+
+@pytest.mark.parametrize("loss_id", SCALAR_LOSSES, ids=lambda c: LOSS_NAMES[c])
+def test_scalar_losses_match_reference(loss_id):
+    rng = np.random.default_rng(3)
+    p = np.concatenate([rng.standard_normal(30) * 3, [0.0, 1.0, -1.0, 0.3, -0.3, 800.0, -800.0,
+                                                       EPS, -EPS, 1.0 + 1e-12]])
+    y = labels(loss_id, p.size, rng)
+    ref_l, ref_dl = ref_losses.loss_and_dloss(loss_id, EPS, p[:, None], y)
+    got = np.array([nb_losses.loss_dloss(loss_id, EPS, pi, yi) for pi, yi in zip(p, y)])
+    np.testing.assert_allclose(got[:, 0], ref_l, rtol=1e-14, atol=1e-300)
+    np.testing.assert_allclose(got[:, 1], ref_dl[:, 0], rtol=1e-14, atol=1e-300)
+
+
+@pytest.mark.parametrize("loss_id", SCALAR_LOSSES, ids=lambda c: LOSS_NAMES[c])
+def test_non_finite_predictions_stay_detectable_like_the_reference(loss_id):
+    # fastmath without nnan/ninf: a NaN/inf prediction gives what NumPy gives.
+    p = np.array([np.nan, np.inf, -np.inf])
+    for yv in (-1.0, 0.0, 1.0):
+        y = np.full(3, yv)
+        with np.errstate(all="ignore"):
+            ref_l, _ = ref_losses.loss_and_dloss(loss_id, EPS, p[:, None], y)
+        got = np.array([nb_losses.loss_dloss(loss_id, EPS, pi, yi)[0] for pi, yi in zip(p, y)])
+        np.testing.assert_array_equal(np.isfinite(got), np.isfinite(ref_l))
+
+
+def test_softmax_loss_matches_reference():
+    rng = np.random.default_rng(4)
+    P = rng.standard_normal((25, 4)) * 4
+    P[3] = [900.0, -900.0, 0.0, 1.0]  # would overflow a naive exp
+    y = rng.integers(0, 4, 25).astype(np.float64)
+    ref_l, ref_dl = ref_losses.loss_and_dloss(ids.LOSS_SOFTMAX, 0.0, P, y)
+    dl = np.empty(4)
+    for i in range(25):
+        li = nb_losses.softmax_loss_dloss(P[i], y[i], dl)
+        np.testing.assert_allclose(li, ref_l[i], rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(dl, ref_dl[i], rtol=1e-13, atol=1e-16)
+
+
+# --------------------------------------------------------------------------------------
+# Whole epochs, float64, rtol 1e-9
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, N], ids=["b1", "b7", "bn"])
+@pytest.mark.parametrize("loss_id", ALL_LOSSES, ids=lambda c: LOSS_NAMES[c])
+def test_epoch_every_loss(loss_id, batch_size):
+    X, y, _ = make_problem(loss_id)
+    check_parity(X, y, np.empty(0), loss_id, batch_size)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False], ids=["icpt", "noicpt"])
+@pytest.mark.parametrize("batch_size", [1, 7], ids=["b1", "b7"])
+@pytest.mark.parametrize("loss_id", [ids.LOSS_SQUARED, ids.LOSS_LOGISTIC, ids.LOSS_HINGE,
+                                     ids.LOSS_HUBER, ids.LOSS_SOFTMAX], ids=lambda c: LOSS_NAMES[c])
+def test_epoch_sample_weights_and_intercept(loss_id, batch_size, fit_intercept):
+    X, y, sw = make_problem(loss_id, sw=True)
+    check_parity(X, y, sw, loss_id, batch_size, fit_intercept=fit_intercept, penalty="l2")
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, N], ids=["b1", "b7", "bn"])
+@pytest.mark.parametrize("rule", list(RULES))
+def test_epoch_every_rule(rule, batch_size):
+    X, y, sw = make_problem(ids.LOSS_LOGISTIC, sw=True)
+    check_parity(X, y, sw, ids.LOSS_LOGISTIC, batch_size, rule=rule, penalty="elasticnet",
+                 epochs=3)
+
+
+@pytest.mark.parametrize("rule", ["sgd", "nesterov", "adam-wd-amsgrad", "rmsprop-momentum-centered-wd"])
+@pytest.mark.parametrize("batch_size", [1, 7], ids=["b1", "b7"])
+def test_epoch_softmax_rules(rule, batch_size):
+    X, y, sw = make_problem(ids.LOSS_SOFTMAX, sw=True)
+    check_parity(X, y, sw, ids.LOSS_SOFTMAX, batch_size, rule=rule, penalty="elasticnet",
+                 epochs=2)
+
+
+@pytest.mark.parametrize("rule", ["sgd", "momentum"])
+@pytest.mark.parametrize("batch_size", [1, 7, N], ids=["b1", "b7", "bn"])
+@pytest.mark.parametrize("penalty", list(PENALTIES))
+def test_epoch_every_penalty(penalty, batch_size, rule):
+    X, y, _ = make_problem(ids.LOSS_SQUARED)
+    for fi in (True, False):
+        check_parity(X, y, np.empty(0), ids.LOSS_SQUARED, batch_size, rule=rule, penalty=penalty,
+                     fit_intercept=fi)
+
+
+def test_epoch_loss_param_none_means_no_parameter():
+    X, y, _ = make_problem(ids.LOSS_SQUARED)
+    a = run_epochs(nb_le, X, y, np.empty(0), ids.LOSS_SQUARED, 7, loss_param=None)
+    b = run_epochs(nb_le, X, y, np.empty(0), ids.LOSS_SQUARED, 7, loss_param=0.0)
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+# --------------------------------------------------------------------------------------
+# float32
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, N], ids=["b1", "b7", "bn"])
+@pytest.mark.parametrize("loss_id,rule", [(ids.LOSS_SQUARED, "sgd"), (ids.LOSS_LOGISTIC, "adam"),
+                                          (ids.LOSS_HUBER, "momentum"),
+                                          (ids.LOSS_SOFTMAX, "rmsprop-momentum-centered-wd")],
+                         ids=lambda v: LOSS_NAMES[v] if isinstance(v, int) else v)
+def test_float32_against_float64_reference(loss_id, rule, batch_size):
+    X, y, sw = make_problem(loss_id, sw=True)
+    X32, y32, sw32 = X.astype(np.float32), y.astype(np.float32), sw.astype(np.float32)
+    got, ref = check_parity(X32, y32, sw32, loss_id, batch_size, rtol=1e-4,
+                            theta_dtype=np.float32, X_ref=X, rule=rule, penalty="l2")
+    assert got[1].dtype == np.float32
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, N], ids=["b1", "b7", "bn"])
+@pytest.mark.parametrize("loss_id", [ids.LOSS_LOGISTIC, ids.LOSS_SOFTMAX],
+                         ids=lambda c: LOSS_NAMES[c])
+def test_float32_data_float64_accumulation_is_float64_exact(loss_id, batch_size):
+    # float32 values are exact in float64, so accumulating in float64 must match the
+    # float64 reference on the same (float32-rounded) data to float64 precision.
+    X, y, sw = make_problem(loss_id, sw=True)
+    X32, y32, sw32 = X.astype(np.float32), y.astype(np.float32), sw.astype(np.float32)
+    check_parity(X32, y32, sw32, loss_id, batch_size, rtol=1e-9, theta_dtype=np.float64,
+                 X_ref=X32.astype(np.float64), rule="adam", penalty="elasticnet")
+
+
+# --------------------------------------------------------------------------------------
+# Large batches: chunked parallel reduction, bit-identical for any thread count
+
+
+BIG_N, BIG_D = 6000, 24  # 6000 * 24 >= PARALLEL_MIN_WORK: the prange path
+
+
+@pytest.fixture(scope="module")
+def big_problem():
+    assert BIG_N * BIG_D >= nb_config.PARALLEL_MIN_WORK
+    assert BIG_N > 4 * nb_config.CHUNK_ROWS
+    return make_problem(ids.LOSS_LOGISTIC, n=BIG_N, d=BIG_D, seed=5, sw=True)
+
+
+def _with_threads(nthreads, fn):
+    old = numba.get_num_threads()
+    numba.set_num_threads(nthreads)
+    try:
+        return fn()
+    finally:
+        numba.set_num_threads(old)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+@pytest.mark.parametrize("loss_id", [ids.LOSS_LOGISTIC, ids.LOSS_SOFTMAX],
+                         ids=lambda c: LOSS_NAMES[c])
+@pytest.mark.parametrize("batch_size", [BIG_N, 2500], ids=["bn", "b2500-short-last"])
+def test_large_batches_bit_identical_for_any_thread_count(big_problem, loss_id, batch_size):
+    X, _, sw = big_problem
+    y = labels(loss_id, BIG_N, np.random.default_rng(9))
+    runs = [_with_threads(t, lambda: run_epochs(nb_le, X, y, sw, loss_id, batch_size,
+                                                rule="adam", penalty="l2", epochs=2))
+            for t in (1, 2, 1)]
+    for other in runs[1:]:
+        np.testing.assert_array_equal(other[1], runs[0][1])
+        np.testing.assert_array_equal(other[3], runs[0][3])
+    # ... and equal to the reference to rtol 1e-9.
+    ref = run_epochs(ref_le, X, y, sw, loss_id, batch_size, rule="adam", penalty="l2", epochs=2)
+    assert_close(runs[0][1], ref[1], 1e-9)
+    assert_close(runs[0][3], ref[3], 1e-9)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+def test_linear_batch_gradient_bit_identical_for_any_thread_count(big_problem):
+    X, y, sw = big_problem
+    P = BIG_D + 1
+    theta = np.random.default_rng(2).standard_normal(P) * 0.1
+    rows = np.random.default_rng(3).permutation(BIG_N).astype(np.int64)
+
+    def grad():
+        g = np.zeros(P)
+        loss = nb_le.linear_batch_gradient(X, y, sw, rows, ids.LOSS_LOGISTIC, 0.0, 1, True,
+                                           theta, g, 1.0 / BIG_N)
+        return loss, g
+
+    (l1, g1), (l2, g2) = _with_threads(1, grad), _with_threads(2, grad)
+    assert l1 == l2
+    np.testing.assert_array_equal(g1, g2)
+    gr = np.zeros(P)
+    lr_ = ref_le.linear_batch_gradient(X, y, sw, rows, ids.LOSS_LOGISTIC, 0.0, 1, True, theta, gr,
+                                       1.0 / BIG_N)
+    assert_close(g1, gr, 1e-9)
+    assert_close(l1, lr_, 1e-9)
+
+
+# --------------------------------------------------------------------------------------
+# Divergence: stop at the first non-finite batch loss, exactly like the reference
+
+
+@pytest.mark.parametrize("batch_size,rule", [(1, "sgd"), (1, "momentum"), (7, "sgd"), (N, "sgd")],
+                         ids=["b1-plain", "b1-momentum", "b7", "bn"])
+def test_divergence_stops_where_the_reference_stops(batch_size, rule):
+    X, y, _ = make_problem(ids.LOSS_SQUARED)
+    X = X * 10.0
+    kw = dict(rule=rule, lr=50.0, epochs=150)
+    got = run_epochs(nb_le, X, y, np.empty(0), ids.LOSS_SQUARED, batch_size, **kw)
+    with np.errstate(all="ignore"):
+        ref = run_epochs(ref_le, X, y, np.empty(0), ids.LOSS_SQUARED, batch_size, **kw)
+    nb = -(-N // batch_size)
+    assert ref[0][-1] < nb, "the reference should diverge on this problem"
+    assert got[0] == ref[0]
+    assert not np.isfinite(got[3][-1]) and not np.isfinite(ref[3][-1])
+    finite = np.isfinite(ref[3])
+    assert_close(got[3][finite], ref[3][finite], 1e-9)
+    # theta after the last applied update: bitwise same finiteness, equal where finite.
+    np.testing.assert_array_equal(np.isfinite(got[1]), np.isfinite(ref[1]))
+    ok = np.isfinite(ref[1])
+    assert_close(got[1][ok], ref[1][ok], 1e-9)
+
+
+def test_divergence_leaves_theta_untouched_by_the_bad_batch():
+    X, y, _ = make_problem(ids.LOSS_SQUARED)
+    y = y.copy()
+    y[:] = np.inf  # every batch loss is inf: nothing may be applied
+    theta = np.full(D + 1, 0.25)
+    state = np.zeros((1, D + 1))
+    bl = np.zeros(6)
+    k = nb_le.linear_epoch(X, y, np.empty(0), np.arange(N, dtype=np.int64), 7, 6,
+                           ids.LOSS_SQUARED, 0.0, 1, True, 0.0, 0.0, ids.RULE_SGD,
+                           np.array([0.9, 0.0, 0.0, 0.0]), np.full(6, 0.1), 0, theta,
+                           np.zeros(D + 1), state, bl)
+    assert k == 0
+    assert not np.isfinite(bl[0])
+    np.testing.assert_array_equal(theta, 0.25)
+    np.testing.assert_array_equal(state, 0.0)
+
+
+# --------------------------------------------------------------------------------------
+# Data-parallel building blocks and the public update rules
+
+
+def test_partial_gradients_add_up_to_the_batch_gradient():
+    X, y, sw = make_problem(ids.LOSS_HUBER, sw=True)
+    theta = np.random.default_rng(0).standard_normal(D + 1)
+    rows = np.arange(N, dtype=np.int64)
+    g_all, g_a, g_b = np.zeros(D + 1), np.zeros(D + 1), np.zeros(D + 1)
+    l_all = nb_le.linear_batch_gradient(X, y, sw, rows, ids.LOSS_HUBER, EPS, 1, True, theta,
+                                        g_all, 1.0 / N)
+    l_a = nb_le.linear_batch_gradient(X, y, sw, rows[:15], ids.LOSS_HUBER, EPS, 1, True, theta,
+                                      g_a, 1.0 / N)
+    l_b = nb_le.linear_batch_gradient(X, y, sw, rows[15:], ids.LOSS_HUBER, EPS, 1, True, theta,
+                                      g_b, 1.0 / N)
+    assert_close(g_a + g_b, g_all, 1e-12)
+    assert_close(l_a + l_b, l_all, 1e-12)
+    g_ref = np.zeros(D + 1)
+    l_ref = ref_le.linear_batch_gradient(X, y, sw, rows, ids.LOSS_HUBER, EPS, 1, True, theta,
+                                         g_ref, 1.0 / N)
+    assert_close(g_all, g_ref, 1e-12)
+    assert_close(l_all, l_ref, 1e-12)
+    for alpha, r in PENALTIES.values():
+        g1, g2 = g_all.copy(), g_all.copy()
+        p1 = nb_le.add_penalty(theta, g1, D, alpha, r)
+        p2 = ref_le.add_penalty(theta, g2, D, alpha, r)
+        assert_close(g1, g2, 1e-14)
+        assert_close(p1, p2, 1e-14)
+
+
+@pytest.mark.parametrize("rule", list(RULES))
+def test_update_rules_match_reference(rule):
+    from fastgd.reference import updates as ref_updates
+
+    rule_id, hyper = RULES[rule]
+    hyper = np.asarray(hyper, dtype=np.float64)
+    rng = np.random.default_rng(7)
+    P = 17
+    theta = rng.standard_normal(P)
+    state = np.abs(rng.standard_normal((ids.STATE_SLOTS[rule_id], P))) * 0.1
+    t2, s2 = theta.copy(), state.copy()
+    for step in range(1, 8):
+        g = rng.standard_normal(P)
+        nb_updates.apply_update(rule_id, hyper, theta, g, state, 0.05, step)
+        ref_updates.apply_update(rule_id, hyper, t2, g, s2, 0.05, step)
+    assert_close(theta, t2, 1e-12)
+    assert_close(state, s2, 1e-12)
+
+
+# --------------------------------------------------------------------------------------
+# Embedding: the kernels called from the user's own @njit code
+
+
+@njit
+def _user_training_loop(X, y, orders, batch_size, lr, theta, state):
+    """A user's njit function: several epochs of linear_epoch, then a hand-made step."""
+    n_batches = (orders.shape[1] + batch_size - 1) // batch_size
+    hyper = np.array([0.9, 0.0, 0.0, 0.0])
+    grad = np.zeros_like(theta)
+    losses = np.zeros(n_batches)
+    step = 0
+    for e in range(orders.shape[0]):
+        lrs = np.full(n_batches, lr)
+        done = nb_le.linear_epoch(X, y, np.empty(0), orders[e], batch_size, n_batches,
+                                  ids.LOSS_LOGISTIC, 0.0, 1, True, 0.01, 0.0, ids.RULE_SGD,
+                                  hyper, lrs, step, theta, grad, state, losses)
+        step += done
+    # One data-parallel style step: two partial gradients, summed, penalty, update.
+    rows = orders[0]
+    half = rows.shape[0] // 2
+    g1 = np.zeros_like(theta)
+    g2 = np.zeros_like(theta)
+    scale = 1.0 / rows.shape[0]
+    loss = nb_le.linear_batch_gradient(X, y, np.empty(0), rows[:half], ids.LOSS_LOGISTIC, 0.0, 1,
+                                       True, theta, g1, scale)
+    loss += nb_le.linear_batch_gradient(X, y, np.empty(0), rows[half:], ids.LOSS_LOGISTIC, 0.0,
+                                        1, True, theta, g2, scale)
+    g = g1 + g2
+    loss += nb_le.add_penalty(theta, g, X.shape[1], 0.01, 0.0)
+    nb_updates.apply_update(ids.RULE_SGD, hyper, theta, g, state, lr, step + 1)
+    return loss
+
+
+def test_kernels_callable_from_user_njit_code():
+    X, y, _ = make_problem(ids.LOSS_LOGISTIC)
+    rng = np.random.default_rng(11)
+    orders = np.stack([rng.permutation(N) for _ in range(3)]).astype(np.int64)
+    theta, state = np.zeros(D + 1), np.zeros((1, D + 1))
+    loss = _user_training_loop(X, y, orders, 7, 0.1, theta, state)
+
+    # The same computation through the reference, step by step in Python.
+    t2, s2 = np.zeros(D + 1), np.zeros((1, D + 1))
+    hyper = np.array([0.9, 0.0, 0.0, 0.0])
+    nb = -(-N // 7)
+    step = 0
+    for e in range(3):
+        ref_le.linear_epoch(X, y, np.empty(0), orders[e], 7, nb, ids.LOSS_LOGISTIC, 0.0, 1, True,
+                            0.01, 0.0, ids.RULE_SGD, hyper, np.full(nb, 0.1), step, t2,
+                            np.zeros(D + 1), s2, np.zeros(nb))
+        step += nb
+    g = np.zeros(D + 1)
+    l2 = ref_le.linear_batch_gradient(X, y, np.empty(0), orders[0], ids.LOSS_LOGISTIC, 0.0, 1,
+                                      True, t2, g, 1.0 / N)
+    l2 += ref_le.add_penalty(t2, g, D, 0.01, 0.0)
+    from fastgd.reference.updates import apply_update
+
+    apply_update(ids.RULE_SGD, hyper, t2, g, s2, 0.1, step + 1)
+    assert_close(theta, t2, 1e-9)
+    assert_close(state, s2, 1e-9)
+    assert_close(loss, l2, 1e-9)
+
+
+# --------------------------------------------------------------------------------------
+# Compile options and caching
+
+
+def test_compile_options_in_one_place():
+    assert nb_config.FASTMATH == {"reassoc", "contract", "nsz"}
+    for disp in (nb_le._linear_epoch_builtin, nb_le._linear_epoch_custom, nb_le._rows_gradient,
+                 nb_le._plain_sgd_b1, nb_le._chunks_parallel, nb_le.add_penalty,
+                 nb_updates.apply_update, nb_updates.adam_update, nb_losses.loss_dloss):
+        opts = disp.targetoptions
+        assert opts["fastmath"] == {"reassoc", "contract", "nsz"}, disp
+        assert opts["nogil"] is True, disp
+        assert opts["error_model"] == "numpy", disp
+    assert nb_le._chunks_parallel.targetoptions["parallel"] is True
+    # Built-in kernels cache (where possible); kernels specialised on user functions never do.
+    assert (nb_le._linear_epoch_builtin._cache.__class__.__name__ != "NullCache") == nb_config.CACHE
+    assert nb_le._linear_epoch_custom._cache.__class__.__name__ == "NullCache"
+
+
+_RO_SCRIPT = textwrap.dedent("""
+    import sys, numpy as np
+    import fgk.nb.config as config
+    from fgk.nb import linear_epoch as le
+    from fgk import ids
+    print("CACHE", config.CACHE)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 4)); y = (rng.random(30) < 0.5).astype(float)
+    theta = np.zeros(5); state = np.zeros((1, 5)); bl = np.zeros(5)
+    k = le.linear_epoch(X, y, np.empty(0), rng.permutation(30), 7, 5, ids.LOSS_LOGISTIC, 0.0, 1,
+                        True, 0.0, 0.0, ids.RULE_SGD, np.zeros(4), np.full(5, 0.1), 0, theta,
+                        np.zeros(5), state, bl)
+    assert k == 5 and np.all(np.isfinite(theta)) and np.any(theta != 0)
+    print("THETA", repr(theta.tolist()))
+""")
+
+
+def _readonly_package(tmp_path):
+    """A copy of kernels/ as the package ``fgk`` where no cache can be written.
+
+    Permissions alone do not stop root, so the cache locations are made impossible:
+    ``__pycache__`` is a plain file, and HOME/XDG_CACHE_HOME point below a plain file.
+    """
+    import fastgd.kernels as kernels_pkg
+
+    src = os.path.dirname(kernels_pkg.__file__)
+    root = tmp_path / "site"
+    shutil.copytree(src, root / "fgk", ignore=shutil.ignore_patterns("__pycache__", "*.so",
+                                                                       "*.c", "cy", "cuda"))
+    for folder in (root / "fgk", root / "fgk" / "nb"):
+        (folder / "__pycache__").write_text("not a directory")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, so nothing can be created below it")
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in filenames:
+            os.chmod(os.path.join(dirpath, name), 0o444)
+        os.chmod(dirpath, 0o555)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+    env.update(PYTHONPATH=str(root), HOME=str(blocker / "home"),
+               XDG_CACHE_HOME=str(blocker / "cache"), PYTHONDONTWRITEBYTECODE="1",
+               OMP_WAIT_POLICY="PASSIVE")
+    return root, env
+
+
+def _run(env, cwd):
+    out = subprocess.run([sys.executable, "-c", _RO_SCRIPT], env=env, cwd=cwd,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_read_only_install_without_cache_dir_imports_and_fits(tmp_path):
+    root, env = _readonly_package(tmp_path)
+    try:
+        out = _run(env, tmp_path)
+        assert "CACHE False" in out
+        # With a writable NUMBA_CACHE_DIR the same read-only install caches there,
+        # and a second process loads the kernels from it.
+        cache_dir = tmp_path / "numba-cache"
+        env2 = dict(env, NUMBA_CACHE_DIR=str(cache_dir))
+        out1 = _run(env2, tmp_path)
+        assert "CACHE True" in out1
+        assert any(f.endswith(".nbc") for _, _, fs in os.walk(cache_dir) for f in fs)
+        out2 = _run(dict(env2, NUMBA_DEBUG_CACHE="1"), tmp_path)
+        assert "data loaded" in out2
+        theta = [line for line in (out, out1, out2) for line in line.splitlines()
+                 if line.startswith("THETA")]
+        assert len(theta) == 3 and len(set(theta)) == 1
+    finally:
+        for dirpath, dirnames, filenames in os.walk(root):
+            os.chmod(dirpath, 0o755)
+
+
+def test_finiteness_check_survives_fastmath():
+    # math.isfinite(a + b) is folded to True under "reassoc" (Numba lowers it as
+    # ord(x - x)); the kernels' check must not be.
+    from fastgd.kernels.nb._util import is_finite
+
+    @njit(fastmath=nb_config.FASTMATH)
+    def check(a, b):
+        return is_finite(a + b), is_finite(np.float32(a) * np.float32(b))
+
+    assert check(1.0, 2.0) == (True, True)
+    assert check(np.inf, 1.0) == (False, False)
+    assert check(np.nan, 1.0) == (False, False)
+    assert check(-np.inf, 0.5) == (False, False)
+    assert check(1e30, 1e30) == (True, False)  # float32 overflow
