@@ -65,3 +65,22 @@ def test_fit_uses_exactly_the_batches_batch_order_yields():
         w, b = w - 0.1 * X[rows].T @ r / len(rows), b - 0.1 * r.mean()
     np.testing.assert_allclose(res.coef, w, rtol=1e-12)
     np.testing.assert_allclose(res.intercept, b, rtol=1e-12)
+
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 300), data=st.data(), drop_last=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_any_n_and_b_cover_each_row_once_per_epoch(n, data, drop_last, seed):
+    b = data.draw(st.integers(1, n))
+    batches = list(fastgd.batch_order(n, b, epochs=2, seed=seed, drop_last=drop_last))
+    per_epoch = fastgd.iterations_per_epoch(n, b, drop_last=drop_last)
+    assert len(batches) == 2 * per_epoch
+    assert per_epoch == (n // b if drop_last else -(-n // b))
+    for e in range(2):
+        rows = np.concatenate(batches[e * per_epoch:(e + 1) * per_epoch])
+        assert len(np.unique(rows)) == len(rows)  # no row twice within an epoch
+        assert len(rows) == (per_epoch * b if drop_last else n)
+        assert all(len(x) == b for x in batches[e * per_epoch:(e + 1) * per_epoch - 1])
