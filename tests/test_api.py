@@ -196,3 +196,12 @@ def test_demo_prints_the_table():
 
 def test_available_backends_lists_the_reference():
     assert fastgd.available_backends()[0] == "numpy"
+
+
+def test_demo_mlp_row_reaches_97_percent_held_out():
+    from fastgd.demo import rows
+
+    table = {r["method"]: r for r in rows()}
+    assert table["MBGD + MLP(64)"]["test_accuracy"] >= 0.97
+    assert table["SGD"]["iterations_per_epoch"] == 1348 and table["BGD"]["iterations_per_epoch"] == 1
+    assert all(r["epochs"] == 30 for r in table.values())
