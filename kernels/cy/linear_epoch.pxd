@@ -5,8 +5,10 @@ C level, ``nogil`` (cimport-able; see docs/kernels.md for the contract).
 ``xfloat`` is the dtype of X, y and sw (D); ``afloat`` the accumulation dtype of
 theta, grad and state (A).  Every (D, A) pair is compiled; (float, double) is
 "accumulate float32 data in float64", (double, float) rounds X to float32 as
-the reference does.  ``sw`` may be NULL (all ones).  Rows are read through
-``rows``/``order`` (int64 indices into X's rows); X is never copied.
+the reference does.  X is (n, d) row-major; ``sw`` may be NULL (all ones).  Rows are read through
+``rows``/``order`` (int64 indices into X's rows); X is never copied.  A batch
+holding at least half of X's rows is read in row-index order (the gradient is
+a sum), so BGD streams X even when the order is shuffled.
 
 Large batches (see ``chunk_layout``) are split into fixed chunks of rows whose
 boundaries depend only on (rows, d, K, P), never on the thread count; chunks
@@ -27,10 +29,10 @@ ctypedef fused afloat:
 # grad[:P] = scale * sum_{i in rows} sw_i dl_i/dtheta (overwritten, no penalty);
 # returns scale * sum sw_i l_i (NaN if the workspace cannot be allocated).
 cdef double c_linear_batch_gradient(const xfloat* X, const xfloat* y, const xfloat* sw,
-                                    Py_ssize_t d, const int64_t* rows, Py_ssize_t n_rows,
-                                    int loss_id, double loss_param, Py_ssize_t K,
-                                    bint fit_intercept, const afloat* theta, afloat* grad,
-                                    double scale) noexcept nogil
+                                    Py_ssize_t n, Py_ssize_t d, const int64_t* rows,
+                                    Py_ssize_t n_rows, int loss_id, double loss_param,
+                                    Py_ssize_t K, bint fit_intercept, const afloat* theta,
+                                    afloat* grad, double scale) noexcept nogil
 
 # grad[:n] += alpha * ((1 - r) w + r sign(w)); returns the penalty value (0 if alpha == 0).
 cdef double c_add_penalty(const afloat* theta, afloat* grad, Py_ssize_t n_penalized,
@@ -39,7 +41,7 @@ cdef double c_add_penalty(const afloat* theta, afloat* grad, Py_ssize_t n_penali
 # One epoch (docs/kernels.md); returns n_done, or -1 if the workspace cannot be allocated.
 # state: (STATE_SLOTS[rule_id], P) row-major.
 cdef Py_ssize_t c_linear_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
-                               Py_ssize_t d, const int64_t* order, Py_ssize_t m,
+                               Py_ssize_t n, Py_ssize_t d, const int64_t* order, Py_ssize_t m,
                                Py_ssize_t batch_size, Py_ssize_t n_batches, int loss_id,
                                double loss_param, Py_ssize_t K, bint fit_intercept,
                                double alpha, double l1_ratio, int rule_id,

@@ -45,6 +45,18 @@ cdef extern from "fgd_simd.h" nogil:
     void fgd_axpy_ff(float a, const float* x, float* y, Py_ssize_t n)
     void fgd_axpy_fd(double a, const float* x, double* y, Py_ssize_t n)
     void fgd_axpy_df(float a, const double* x, float* y, Py_ssize_t n)
+    void fgd_dot4_dd(const double* x0, const double* x1, const double* x2, const double* x3,
+                     const double* w, Py_ssize_t n, double* out)
+    void fgd_dot4_ff(const float* x0, const float* x1, const float* x2, const float* x3,
+                     const float* w, Py_ssize_t n, float* out)
+    void fgd_dot4_fd(const float* x0, const float* x1, const float* x2, const float* x3,
+                     const double* w, Py_ssize_t n, double* out)
+    void fgd_axpy4_dd(const double* a, const double* x0, const double* x1, const double* x2,
+                      const double* x3, double* y, Py_ssize_t n)
+    void fgd_axpy4_ff(const float* a, const float* x0, const float* x1, const float* x2,
+                      const float* x3, float* y, Py_ssize_t n)
+    void fgd_axpy4_fd(const double* a, const float* x0, const float* x1, const float* x2,
+                      const float* x3, double* y, Py_ssize_t n)
     void fgd_prefetch_row(const void* p, size_t nbytes)
 
 cdef enum:
@@ -86,6 +98,40 @@ cdef inline void _axpy(afloat a, const xfloat* x, afloat* y, Py_ssize_t n) noexc
             fgd_axpy_ff(a, x, y, n)
 
 
+cdef inline void _dot4(const xfloat* x0, const xfloat* x1, const xfloat* x2, const xfloat* x3,
+                       const afloat* w, Py_ssize_t n, afloat* out) noexcept nogil:
+    if xfloat is double:
+        if afloat is double:
+            fgd_dot4_dd(x0, x1, x2, x3, w, n, out)
+        else:
+            out[0] = fgd_dot_df(x0, w, n)
+            out[1] = fgd_dot_df(x1, w, n)
+            out[2] = fgd_dot_df(x2, w, n)
+            out[3] = fgd_dot_df(x3, w, n)
+    else:
+        if afloat is double:
+            fgd_dot4_fd(x0, x1, x2, x3, w, n, out)
+        else:
+            fgd_dot4_ff(x0, x1, x2, x3, w, n, out)
+
+
+cdef inline void _axpy4(const afloat* a, const xfloat* x0, const xfloat* x1, const xfloat* x2,
+                        const xfloat* x3, afloat* y, Py_ssize_t n) noexcept nogil:
+    if xfloat is double:
+        if afloat is double:
+            fgd_axpy4_dd(a, x0, x1, x2, x3, y, n)
+        else:
+            fgd_axpy_df(a[0], x0, y, n)
+            fgd_axpy_df(a[1], x1, y, n)
+            fgd_axpy_df(a[2], x2, y, n)
+            fgd_axpy_df(a[3], x3, y, n)
+    else:
+        if afloat is double:
+            fgd_axpy4_fd(a, x0, x1, x2, x3, y, n)
+        else:
+            fgd_axpy4_ff(a, x0, x1, x2, x3, y, n)
+
+
 cdef Py_ssize_t c_chunk_layout(Py_ssize_t n_rows, Py_ssize_t d, Py_ssize_t K, Py_ssize_t P,
                                Py_ssize_t* chunk_rows) noexcept nogil:
     cdef Py_ssize_t work = d * K if d * K > 0 else 1
@@ -101,8 +147,15 @@ cdef Py_ssize_t c_chunk_layout(Py_ssize_t n_rows, Py_ssize_t d, Py_ssize_t K, Py
         chunk_rows[0] = n_rows
         return 1
     cr = (n_rows + nc - 1) // nc          # balance the chunks
+    cr = (cr + 3) & ~(<Py_ssize_t>3)       # whole blocks of 4 rows
     chunk_rows[0] = cr
     return (n_rows + cr - 1) // cr
+
+
+cdef inline void _prefetch(const xfloat* X, Py_ssize_t d, const int64_t* order, Py_ssize_t pos,
+                           Py_ssize_t m) noexcept nogil:
+    if pos < m:
+        fgd_prefetch_row(X + order[pos] * d, d * sizeof(xfloat))
 
 
 cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ssize_t d,
@@ -110,20 +163,48 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
                        int loss_id, double param, Py_ssize_t K, bint fi,
                        const afloat* theta, afloat* g, afloat scale,
                        afloat* scratch) noexcept nogil:
-    """g[:P] = sum over order[start:stop] of c_i dl_i/dtheta, c_i = scale * sw_i; returns
-    sum c_i l_i.  Rows order[pos + PREFETCH_AHEAD] (< m) are prefetched."""
+    """g[:P] = sum over the rows order[start:stop] of c_i dl_i/dtheta with
+    c_i = scale * sw_i (g is overwritten); returns sum c_i l_i.
+
+    K = 1: blocks of 4 rows (four dots sharing the loads of w, one pass of
+    g += a0 x0 + a1 x1 + a2 x2 + a3 x3), then single rows.  Rows
+    order[pos + PREFETCH_AHEAD] (pos + PREFETCH_AHEAD < m) are prefetched.
+    ``scratch`` holds K elements (softmax)."""
     cdef Py_ssize_t P = d * K + (K if fi else 0)
-    cdef Py_ssize_t pos, j, k, i
-    cdef size_t row_bytes = d * sizeof(xfloat)
+    cdef Py_ssize_t pos, j, k, i, r
     cdef const xfloat* xi
+    cdef const xfloat* xr[4]
     cdef const afloat* Wj
     cdef afloat* gj
     cdef afloat p, dl, c, l, xj
+    cdef afloat p4[4]
+    cdef afloat a4[4]
+    cdef Py_ssize_t i4[4]
     cdef double loss = 0.0
     memset(g, 0, P * sizeof(afloat))
-    for pos in range(start, stop):
-        if pos + PREFETCH_AHEAD < m:
-            fgd_prefetch_row(X + order[pos + PREFETCH_AHEAD] * d, row_bytes)
+    pos = start
+    if K == 1:
+        while pos + 4 <= stop:
+            for r in range(4):
+                _prefetch(X, d, order, pos + PREFETCH_AHEAD + r, m)
+                i4[r] = order[pos + r]
+                xr[r] = X + i4[r] * d
+            _dot4(xr[0], xr[1], xr[2], xr[3], theta, d, p4)
+            for r in range(4):
+                i = i4[r]
+                p = p4[r]
+                if fi:
+                    p = p + theta[d]
+                c = scale if sw == NULL else scale * <afloat>sw[i]
+                l = loss_dloss(loss_id, param, p, <afloat>y[i], &dl)
+                loss += <double>(c * l)
+                a4[r] = dl * c
+            _axpy4(a4, xr[0], xr[1], xr[2], xr[3], g, d)
+            if fi:
+                g[d] = (((g[d] + a4[0]) + a4[1]) + a4[2]) + a4[3]
+            pos += 4
+    for pos in range(pos, stop):
+        _prefetch(X, d, order, pos + PREFETCH_AHEAD, m)
         i = order[pos]
         xi = X + i * d
         c = scale if sw == NULL else scale * <afloat>sw[i]
@@ -163,26 +244,72 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
     return loss
 
 
-cdef double _batch_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ssize_t d,
-                        const int64_t* order, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t m,
-                        int loss_id, double param, Py_ssize_t K, bint fi,
-                        const afloat* theta, afloat* grad, afloat scale,
-                        afloat* work) noexcept nogil:
-    """Serial or chunked-parallel batch gradient into grad; ``work`` holds
-    _work_size(stop - start, d, K, P) elements."""
+cdef inline Py_ssize_t _even(Py_ssize_t n) noexcept nogil:
+    return n + (n & 1)
+
+
+cdef Py_ssize_t _work_size(Py_ssize_t max_rows, Py_ssize_t d, Py_ssize_t K,
+                           Py_ssize_t P) noexcept nogil:
+    """Elements of dtype A that _batch_grad needs for batches of up to max_rows rows:
+    per-chunk partial gradients, per-chunk softmax scratch, per-chunk losses (double)."""
+    cdef Py_ssize_t cr
+    cdef Py_ssize_t nc = c_chunk_layout(max_rows, d, K, P, &cr)
+    return _even(nc * (P + K) + K) + 2 * nc + 2
+
+
+cdef inline bint _use_sorted(Py_ssize_t n_rows, Py_ssize_t n) noexcept nogil:
+    # A batch holding at least half of X is read in row order (a streaming pass).
+    return 2 * n_rows >= n
+
+
+cdef void _sort_rows(const int64_t* rows, Py_ssize_t n_rows, Py_ssize_t n, int* counts,
+                     int64_t* out) noexcept nogil:
+    """out = rows sorted ascending (counting sort over 0..n-1; repeats kept)."""
+    cdef Py_ssize_t pos, i, o = 0
+    cdef int c
+    memset(counts, 0, n * sizeof(int))
+    for pos in range(n_rows):
+        counts[rows[pos]] += 1
+    for i in range(n):
+        c = counts[i]
+        while c > 0:
+            out[o] = i
+            o += 1
+            c -= 1
+
+
+cdef double _batch_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ssize_t n,
+                        Py_ssize_t d, const int64_t* order, Py_ssize_t start, Py_ssize_t stop,
+                        Py_ssize_t m, int loss_id, double param, Py_ssize_t K, bint fi,
+                        const afloat* theta, afloat* grad, afloat scale, afloat* work,
+                        int* counts, int64_t* sorted_rows) noexcept nogil:
+    """The gradient of the rows order[start:stop] into grad; returns the data loss.
+
+    A batch holding at least half of the rows of X (BGD) is first sorted by row
+    index (``counts``: n ints, ``sorted_rows``: stop - start int64; both NULL to
+    skip), so X is streamed.  Large batches are cut into fixed chunks
+    (c_chunk_layout), run in an OpenMP loop into per-chunk partials, which are
+    added in chunk order.  ``work``: _work_size(stop - start, d, K, P) elements."""
     cdef Py_ssize_t P = d * K + (K if fi else 0)
+    cdef Py_ssize_t nb = stop - start
     cdef Py_ssize_t cr, nc, c, j, s, e
     cdef afloat* part
     cdef afloat* scr
     cdef double* closs
     cdef double loss
-    nc = c_chunk_layout(stop - start, d, K, P, &cr)
+    if counts != NULL and sorted_rows != NULL and _use_sorted(nb, n):
+        _sort_rows(order + start, nb, n, counts, sorted_rows)
+        order = sorted_rows
+        start = 0
+        stop = nb
+        m = nb
+    nc = c_chunk_layout(nb, d, K, P, &cr)
     if nc == 1:
         return _rows_grad(X, y, sw, d, order, start, stop, m, loss_id, param, K, fi, theta,
                           grad, scale, work)
     part = work
     scr = work + nc * P
-    closs = <double*>(work + _even(nc * (P + K)))
+    closs = <double*>(work + _even(nc * (P + K) + K))
     for c in prange(nc, schedule='static'):
         s = start + c * cr
         e = s + cr
@@ -191,7 +318,6 @@ cdef double _batch_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_s
         closs[c] = _rows_grad(X, y, sw, d, order, s, e, e, loss_id, param, K, fi, theta,
                               part + c * P, scale, scr + c * K)
     # fixed-order reduction: chunk 0, then 1, ... (independent of the thread count)
-    loss = 0.0
     for j in range(P):
         grad[j] = part[j]
     loss = closs[0]
@@ -202,31 +328,27 @@ cdef double _batch_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_s
     return loss
 
 
-cdef Py_ssize_t _work_size(Py_ssize_t max_rows, Py_ssize_t d, Py_ssize_t K,
-                           Py_ssize_t P) noexcept nogil:
-    cdef Py_ssize_t cr
-    cdef Py_ssize_t nc = c_chunk_layout(max_rows, d, K, P, &cr)
-    # partial gradients, softmax scratch, then nc double chunk losses
-    return _even(nc * (P + K)) + 2 * nc + K + 2
-
-
-cdef inline Py_ssize_t _even(Py_ssize_t n) noexcept nogil:
-    return n + (n & 1)
-
-
 cdef double c_linear_batch_gradient(const xfloat* X, const xfloat* y, const xfloat* sw,
-                                    Py_ssize_t d, const int64_t* rows, Py_ssize_t n_rows,
-                                    int loss_id, double loss_param, Py_ssize_t K,
-                                    bint fit_intercept, const afloat* theta, afloat* grad,
-                                    double scale) noexcept nogil:
+                                    Py_ssize_t n, Py_ssize_t d, const int64_t* rows,
+                                    Py_ssize_t n_rows, int loss_id, double loss_param,
+                                    Py_ssize_t K, bint fit_intercept, const afloat* theta,
+                                    afloat* grad, double scale) noexcept nogil:
     cdef Py_ssize_t P = d * K + (K if fit_intercept else 0)
     cdef afloat* work = <afloat*>malloc(_work_size(n_rows, d, K, P) * sizeof(afloat))
-    cdef double loss
+    cdef int* counts = NULL
+    cdef int64_t* srt = NULL
+    cdef double loss = NAN
     if work == NULL:
         return NAN
-    loss = _batch_grad(X, y, sw, d, rows, 0, n_rows, n_rows, loss_id, loss_param, K,
-                       fit_intercept, theta, grad, <afloat>scale, work)
+    if _use_sorted(n_rows, n):
+        counts = <int*>malloc(n * sizeof(int))
+        srt = <int64_t*>malloc(n_rows * sizeof(int64_t))
+    if not _use_sorted(n_rows, n) or (counts != NULL and srt != NULL):
+        loss = _batch_grad(X, y, sw, n, d, rows, 0, n_rows, n_rows, loss_id, loss_param, K,
+                           fit_intercept, theta, grad, <afloat>scale, work, counts, srt)
     free(work)
+    free(counts)
+    free(srt)
     return loss
 
 
@@ -247,15 +369,13 @@ cdef Py_ssize_t _sgd1_epoch(const xfloat* X, const xfloat* y, const xfloat* sw, 
                             int loss_id, double param, bint fi, const double* lrs,
                             afloat* theta, double* batch_loss) noexcept nogil:
     """Plain SGD (no momentum, no weight decay, no penalty), batch size 1, K = 1:
-    theta -= lr * c * dl * x, without a gradient vector."""
+    theta -= lr * sw_i * dl_i * x_i, without a gradient vector."""
     cdef Py_ssize_t k, i
-    cdef size_t row_bytes = d * sizeof(xfloat)
     cdef const xfloat* xi
     cdef afloat p, dl, c, l
     cdef double loss
     for k in range(n_batches):
-        if k + PREFETCH_AHEAD < m:
-            fgd_prefetch_row(X + order[k + PREFETCH_AHEAD] * d, row_bytes)
+        _prefetch(X, d, order, k + PREFETCH_AHEAD, m)
         i = order[k]
         xi = X + i * d
         c = 1 if sw == NULL else <afloat>sw[i]
@@ -276,7 +396,7 @@ cdef Py_ssize_t _sgd1_epoch(const xfloat* X, const xfloat* y, const xfloat* sw, 
 
 
 cdef Py_ssize_t c_linear_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
-                               Py_ssize_t d, const int64_t* order, Py_ssize_t m,
+                               Py_ssize_t n, Py_ssize_t d, const int64_t* order, Py_ssize_t m,
                                Py_ssize_t batch_size, Py_ssize_t n_batches, int loss_id,
                                double loss_param, Py_ssize_t K, bint fit_intercept,
                                double alpha, double l1_ratio, int rule_id,
@@ -288,13 +408,26 @@ cdef Py_ssize_t c_linear_epoch(const xfloat* X, const xfloat* y, const xfloat* s
     cdef Py_ssize_t k, start, stop
     cdef Py_ssize_t max_rows = batch_size if batch_size < m else m
     cdef afloat* work
+    cdef int* counts = NULL
+    cdef int64_t* srt = NULL
     cdef double loss, pen
+    cdef Py_ssize_t n_done = n_batches
     if (K == 1 and batch_size == 1 and rule_id == RULE_SGD and hyper[0] == 0
             and hyper[3] == 0 and alpha == 0):
         return _sgd1_epoch(X, y, sw, d, order, m, n_batches, loss_id, loss_param,
                            fit_intercept, lrs, theta, batch_loss)
     work = <afloat*>malloc(_work_size(max_rows, d, K, P) * sizeof(afloat))
+    if _use_sorted(max_rows, n):
+        counts = <int*>malloc(n * sizeof(int))
+        srt = <int64_t*>malloc(max_rows * sizeof(int64_t))
+        if counts == NULL or srt == NULL:
+            n_done = -1
     if work == NULL:
+        n_done = -1
+    if n_done == -1:
+        free(work)
+        free(counts)
+        free(srt)
         return -1
     pen = c_penalty_value(theta, n_pen, alpha, l1_ratio)
     for k in range(n_batches):
@@ -302,17 +435,20 @@ cdef Py_ssize_t c_linear_epoch(const xfloat* X, const xfloat* y, const xfloat* s
         stop = start + batch_size
         if stop > m:
             stop = m
-        loss = _batch_grad(X, y, sw, d, order, start, stop, m, loss_id, loss_param, K,
-                           fit_intercept, theta, grad, <afloat>(1.0 / (stop - start)), work)
+        loss = _batch_grad(X, y, sw, n, d, order, start, stop, m, loss_id, loss_param, K,
+                           fit_intercept, theta, grad, <afloat>(1.0 / (stop - start)), work,
+                           counts, srt)
         loss = loss + pen
         batch_loss[k] = loss
         if not isfinite(loss):
-            free(work)
-            return k
+            n_done = k
+            break
         pen = c_update_penalized(rule_id, hyper, theta, grad, state, P, lrs[k],
                                  step0 + k + 1, n_pen, alpha, l1_ratio)
     free(work)
-    return n_batches
+    free(counts)
+    free(srt)
+    return n_done
 
 
 # ---------------------------------------------------------------------------
@@ -354,7 +490,8 @@ def _batch_gradient_impl(const xfloat[:, ::1] X, const xfloat[::1] y, const xflo
         grad[:P] = 0
         return 0.0
     with nogil:
-        loss = c_linear_batch_gradient(&X[0, 0], &y[0], swp, d, &rows[0], rows.shape[0],
+        loss = c_linear_batch_gradient(&X[0, 0], &y[0], swp, X.shape[0], d, &rows[0],
+                                       rows.shape[0],
                                        loss_id, loss_param, K, fit_intercept, &theta[0],
                                        &grad[0], scale)
     return loss
@@ -412,7 +549,7 @@ def _epoch_impl(const xfloat[:, ::1] X, const xfloat[::1] y, const xfloat[::1] s
     if lrs.shape[0] < n_batches or batch_loss.shape[0] < n_batches:
         raise ValueError(f"lrs and batch_loss need n_batches={n_batches} elements")
     with nogil:
-        n_done = c_linear_epoch(&X[0, 0], &y[0], swp, d, &order[0], order.shape[0],
+        n_done = c_linear_epoch(&X[0, 0], &y[0], swp, X.shape[0], d, &order[0], order.shape[0],
                                 batch_size, n_batches, loss_id, loss_param, K,
                                 fit_intercept, alpha, l1_ratio, rule_id, &hyper[0], &lrs[0],
                                 step0, &theta[0], &grad[0], &state[0, 0], &batch_loss[0])
