@@ -8,6 +8,15 @@ BGD, SGD and MBGD are one algorithm with batch sizes n, 1 and b::
 
 See ``fastgd.fit`` for every option.
 """
+try:
+    from .kernels import ids as _ids  # noqa: F401  (installed from kernels/ by setup.py)
+except ModuleNotFoundError as exc:  # pragma: no cover - only in a misused source checkout
+    raise ImportError(
+        f"fastgd was imported from its source tree ({__path__[0]}), where fastgd.kernels does not "
+        f"exist: the kernels are installed from the top-level kernels/ folder. Run from another "
+        f"directory, use the `fastgd` console script, or install in development mode with "
+        f"`pip install -e .`") from exc
+
 from . import losses, optim, schedules
 from .api import bgd, fit, mbgd, sgd
 from .backends import available_backends
