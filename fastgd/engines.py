@@ -47,6 +47,18 @@ class MLPSpec:
         self.batch_size = batch_size
 
 
+class CustomSpec:
+    """A custom per-sample model: its function (the @njit one, or its Python code for the reference)."""
+
+    __slots__ = ("fn", "rule_id", "hyper", "batch_size")
+
+    def __init__(self, fn, rule_id, hyper, batch_size):
+        self.fn = fn
+        self.rule_id = rule_id
+        self.hyper = np.ascontiguousarray(hyper, dtype=np.float64)
+        self.batch_size = batch_size
+
+
 class CPUEngine:
     """Runs a backend module's ``linear_epoch``/``mlp_epoch`` on host arrays.
 
@@ -67,6 +79,8 @@ class CPUEngine:
         if isinstance(spec, MLPSpec):
             self.work = np.zeros(module.mlp_workspace_size(spec.layer_sizes, spec.batch_size),
                                  dtype=self.theta.dtype)
+        elif isinstance(spec, CustomSpec):
+            self.work = np.zeros_like(self.theta)  # the per-sample gradient buffer
 
     def prepare(self, orders):
         self.orders = orders
@@ -79,6 +93,10 @@ class CPUEngine:
                 self.X, self.y, self.sw, order, s.batch_size, n_batches, s.loss_id,
                 s.loss_param, s.n_outputs, s.fit_intercept, s.alpha, s.l1_ratio, s.rule_id,
                 s.hyper, lrs, step0, self.theta, self.grad, self.state, batch_loss))
+        if isinstance(s, CustomSpec):
+            return int(self.module.custom_model_epoch(
+                s.fn, self.X, self.y, self.sw, order, s.batch_size, n_batches, s.rule_id, s.hyper,
+                lrs, step0, self.theta, self.grad, self.state, batch_loss, self.work))
         return int(self.module.mlp_epoch(
             self.X, self.y, self.sw, order, s.batch_size, n_batches, s.loss_id, s.layer_sizes,
             s.activation_id, s.alpha, s.l1_ratio, s.rule_id, s.hyper, lrs, step0, self.theta,
