@@ -1,0 +1,504 @@
+"""The CUDA backend (fastgd.kernels.cuda) against the NumPy reference.
+
+Runs on Numba's CUDA simulator in CI (``NUMBA_ENABLE_CUDASIM=1`` exported
+before numba is imported; the simulator's tiny launch geometry comes from
+``fastgd.kernels.cuda.config``) and on a real GPU where there is one.  Tests
+marked ``gpu`` need a real device and are skipped on the simulator.
+
+Both sides are driven with the same arrays: theta/state from fastgd.optim,
+orders from ``np.random.default_rng(seed).permutation``, the reference's
+``linear_epoch`` called in a loop against ``LinearEngine.run_epoch``.
+Tolerances are the project's (fastgd.testing.RTOL): float64 rtol 1e-9, float32
+rtol 1e-4 against the float64 reference, each with the registry's absolute
+floor of rtol x max(1, max|reference|).
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+cuda_pkg = pytest.importorskip("fastgd.kernels.cuda")
+if not cuda_pkg.is_available():
+    pytest.skip(f"CUDA backend unavailable: {cuda_pkg.unavailable_reason()}",
+                allow_module_level=True)
+
+from fastgd import optim  # noqa: E402
+from fastgd.engines import LinearSpec  # noqa: E402
+from fastgd.kernels import ids  # noqa: E402
+from fastgd.kernels.cuda import config, engine as cuda_engine  # noqa: E402
+from fastgd.kernels.cuda import losses as cuda_losses, updates as cuda_updates  # noqa: E402
+from fastgd.kernels.cuda.engine import LinearEngine, plan_tiles  # noqa: E402
+from fastgd.reference import linear_epoch as ref_epoch  # noqa: E402
+from fastgd.reference import losses as ref_losses, updates as ref_updates  # noqa: E402
+from fastgd.testing import OPTIMIZERS, RTOL  # noqa: E402
+
+SIM = cuda_pkg.is_simulated()
+if SIM:
+    sys.setswitchinterval(1e-4)  # the simulator's barriers are several times faster
+
+needs_gpu = pytest.mark.skipif(SIM, reason="needs a real CUDA GPU (the simulator runs here)")
+
+LOSS_IDS = {
+    "squared": ids.LOSS_SQUARED, "logistic": ids.LOSS_LOGISTIC, "softmax": ids.LOSS_SOFTMAX,
+    "hinge": ids.LOSS_HINGE, "squared_hinge": ids.LOSS_SQUARED_HINGE,
+    "modified_huber": ids.LOSS_MODIFIED_HUBER, "huber": ids.LOSS_HUBER,
+    "epsilon_insensitive": ids.LOSS_EPSILON_INSENSITIVE,
+    "squared_epsilon_insensitive": ids.LOSS_SQUARED_EPSILON_INSENSITIVE,
+    "perceptron": ids.LOSS_PERCEPTRON,
+}
+LOSS_PARAM = {"huber": 0.7, "epsilon_insensitive": 0.1, "squared_epsilon_insensitive": 0.1}
+SIGNED = {"hinge", "squared_hinge", "modified_huber", "perceptron"}
+
+# Sizes: with the simulator's config (8-row tiles, 4-column chunks, 16 rows per
+# block, fused up to 16 rows), n=20 and d=5 give 2 column chunks; b=1 and b=7 run
+# fused, b=20 (BGD) runs batched with 2 blocks of 2 tiles each.
+N, D = 20, 5
+
+
+# --------------------------------------------------------------------------- helpers
+def labels(loss, n, rng, K=3):
+    if loss == "softmax":
+        return rng.integers(0, K, n).astype(np.float64)
+    if loss == "logistic":
+        return rng.integers(0, 2, n).astype(np.float64)
+    if loss in SIGNED:
+        return (2 * rng.integers(0, 2, n) - 1).astype(np.float64)
+    return 2.0 * rng.standard_normal(n) + 0.5
+
+
+class Problem:
+    """One linear problem, its optimizer and every epoch's batch order."""
+
+    def __init__(self, loss="squared", opt=("sgd", {}), b=7, n=N, d=D, K=3, fit_intercept=True,
+                 alpha=0.0, l1_ratio=0.0, sample_weight=False, epochs=2, lr=0.05, seed=0):
+        rng = np.random.default_rng(seed)
+        self.K = K if loss == "softmax" else 1
+        self.X = rng.standard_normal((n, d))
+        self.y = labels(loss, n, rng, self.K)
+        self.sw = rng.uniform(0.5, 2.0, n) if sample_weight else np.empty(0)
+        P = d * self.K + (self.K if fit_intercept else 0)
+        self.theta = 0.3 * rng.standard_normal(P)
+        o = optim.OPTIMIZERS[opt[0]](lr=lr, **opt[1])
+        self.state = o.init(self.theta)
+        self.spec = LinearSpec(LOSS_IDS[loss], LOSS_PARAM.get(loss), self.K, fit_intercept, alpha,
+                               l1_ratio, o.rule_id, o.hyper, b)
+        self.orders = np.stack([np.random.default_rng(seed + 1).permutation(n)
+                                for _ in range(epochs)])
+        self.n_batches = -(-n // b)
+        self.lrs = [lr * (0.9 ** e) * np.linspace(1.0, 0.5, self.n_batches) for e in range(epochs)]
+        self.epochs = epochs
+
+    def reference(self):
+        """float64 reference: (theta, state, [batch losses], [n_done]) after every epoch."""
+        s = self.spec
+        theta, state = self.theta.copy(), self.state.copy()
+        grad = np.zeros_like(theta)
+        losses, done = [], []
+        for e in range(self.epochs):
+            bl = np.full(self.n_batches, -7.0)
+            k = ref_epoch.linear_epoch(self.X, self.y, self.sw, self.orders[e], s.batch_size,
+                                       self.n_batches, s.loss_id, s.loss_param, s.n_outputs,
+                                       s.fit_intercept, s.alpha, s.l1_ratio, s.rule_id, s.hyper,
+                                       self.lrs[e], e * self.n_batches, theta, grad, state, bl)
+            losses.append(bl)
+            done.append(k)
+            if k < self.n_batches:
+                break
+        return theta, state, losses, done
+
+    def engine(self, dtype=np.float64, theta_dtype=None, path=None, X=None):
+        theta_dtype = dtype if theta_dtype is None else theta_dtype
+        Xd = self.X.astype(dtype) if X is None else X
+        eng = LinearEngine(Xd, self.y.astype(dtype), self.sw.astype(dtype), self.spec,
+                           self.theta.astype(theta_dtype), self.state.astype(theta_dtype), path=path)
+        eng.prepare(self.orders)
+        return eng
+
+    def run(self, eng):
+        losses, done = [], []
+        for e in range(self.epochs):
+            bl = np.full(self.n_batches, -7.0)
+            k = eng.run_epoch(e, self.n_batches, self.lrs[e], e * self.n_batches, bl)
+            losses.append(bl)
+            done.append(k)
+            if k < self.n_batches:
+                break
+        return eng.get_theta(), eng.get_state(), losses, done
+
+
+def close(actual, desired, dtype):
+    rtol = RTOL[np.dtype(dtype)]
+    desired = np.asarray(desired, dtype=np.float64)
+    scale = max(1.0, float(np.max(np.abs(desired)))) if desired.size else 1.0
+    np.testing.assert_allclose(np.asarray(actual, dtype=np.float64), desired, rtol=rtol,
+                               atol=rtol * scale)
+
+
+def check_parity(prob, dtype=np.float64, theta_dtype=None, path=None, expect_path=None):
+    theta, state, losses, done = prob.reference()
+    eng = prob.engine(dtype, theta_dtype, path)
+    if expect_path is not None:
+        assert eng.path == expect_path
+    g_theta, g_state, g_losses, g_done = prob.run(eng)
+    acc = np.dtype(dtype if theta_dtype is None else theta_dtype)
+    assert g_theta.dtype == acc and g_state.dtype == acc
+    tol_dtype = np.float64 if acc == np.float64 else np.float32
+    assert g_done == done
+    close(g_theta, theta, tol_dtype)
+    close(g_state, state, tol_dtype)
+    for a, r in zip(g_losses, losses):
+        close(a, r, tol_dtype)
+    return eng
+
+
+# --------------------------------------------------------------------------- losses
+def _loss_inputs(loss, dtype):
+    rng = np.random.default_rng(5)
+    if loss == "softmax":
+        p = np.concatenate([rng.standard_normal((20, 4)) * 3,
+                            np.array([[800.0, -800.0, 0.0, 1.0], [-1000.0, -999.0, -998.0, 5.0]])])
+        y = np.concatenate([rng.integers(0, 4, 20), [1, 3]]).astype(float)
+        return p.astype(dtype), y.astype(dtype)
+    p = np.concatenate([rng.standard_normal(24) * 2, [0.0, 1.0, -1.0, 0.7, -0.7, 0.1, -0.1,
+                                                      40.0, -40.0, 700.0, -700.0]])
+    y = labels(loss, p.size, rng)
+    if loss in SIGNED:
+        y[-11:] = [1, 1, -1, 1, 1, 1, 1, 1, -1, 1, -1]  # p*y exactly 0, 1, 1 (the kinks), ...
+    elif loss != "logistic":
+        y[-11:-7] = [0.0, 0.3, -0.3, 0.0]  # |p - y| exactly 0.7 (huber's kink) and 0
+    return p[:, None].astype(dtype), y.astype(dtype)
+
+
+@pytest.mark.parametrize("loss", list(LOSS_IDS))
+def test_losses_match_reference_float64(loss):
+    p, y = _loss_inputs(loss, np.float64)
+    want_l, want_dl = ref_losses.loss_and_dloss(LOSS_IDS[loss], LOSS_PARAM.get(loss), p, y)
+    got_l, got_dl = cuda_losses.evaluate(LOSS_IDS[loss], LOSS_PARAM.get(loss), p, y)
+    assert np.all(np.isfinite(got_l)) and np.all(np.isfinite(got_dl))
+    np.testing.assert_allclose(got_l, want_l, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(got_dl, want_dl, rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("loss", ["logistic", "softmax", "huber", "modified_huber"])
+def test_losses_float32_close_to_float64_reference(loss):
+    p, y = _loss_inputs(loss, np.float32)
+    want_l, want_dl = ref_losses.loss_and_dloss(LOSS_IDS[loss], LOSS_PARAM.get(loss),
+                                                p.astype(np.float64), y.astype(np.float64))
+    got_l, got_dl = cuda_losses.evaluate(LOSS_IDS[loss], LOSS_PARAM.get(loss), p, y)
+    assert got_l.dtype == np.float32
+    close(got_l, want_l, np.float32)
+    close(got_dl, want_dl, np.float32)
+
+
+# --------------------------------------------------------------------------- update rules
+UPDATE_CASES = OPTIMIZERS + (
+    ("sgd", {"weight_decay": 0.1}),
+    ("sgd", {"momentum": 0.9, "nesterov": True}),
+    ("adamw", {"amsgrad": True, "weight_decay": 0.1, "betas": (0.8, 0.95)}),
+    ("adam", {"weight_decay": 0.05, "eps": 1e-3}),
+    ("adagrad", {"weight_decay": 0.05}),
+    ("rmsprop", {"centered": True}),
+    ("rmsprop", {"momentum": 0.9, "alpha": 0.9}),
+)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name,kw", UPDATE_CASES,
+                         ids=[n + "".join(f"-{k}{v}" for k, v in sorted(kw.items()))
+                              for n, kw in UPDATE_CASES])
+def test_update_rules_match_reference(name, kw, dtype):
+    o = optim.OPTIMIZERS[name](lr=0.03, **kw)
+    rng = np.random.default_rng(1)
+    theta = rng.standard_normal(40)
+    state = o.init(theta)
+    g_theta, g_state = theta.astype(dtype), state.astype(dtype)
+    for step in (1, 2, 3):  # first step (momentum buffer init), then bias corrections move
+        grad = rng.standard_normal(40)
+        lr = 0.03 / step
+        ref_updates.apply_update(o.rule_id, o.hyper, theta, grad, state, lr, step)
+        cuda_updates.apply_update(o.rule_id, o.hyper, g_theta, grad.astype(dtype), g_state, lr, step)
+        assert g_theta.dtype == dtype
+        close(g_theta, theta, dtype)
+        close(g_state, state, dtype)
+
+
+# --------------------------------------------------------------------------- engine parity
+@pytest.mark.parametrize("b", [1, 7, N], ids=["b1", "b7", "bn"])
+@pytest.mark.parametrize("loss", list(LOSS_IDS))
+def test_every_loss_every_batch_size_float64(loss, b):
+    check_parity(Problem(loss, b=b), expect_path="fused" if b <= config.FUSED_MAX_BATCH else "batched")
+
+
+@pytest.mark.parametrize("b", [7, N], ids=["b7", "bn"])
+@pytest.mark.parametrize("loss", list(LOSS_IDS))
+def test_every_loss_float32_against_float64_reference(loss, b):
+    check_parity(Problem(loss, b=b), dtype=np.float32)
+
+
+RULE_CASES = [pytest.param(opt, id=opt[0] + "".join(f"-{k}{v}" for k, v in sorted(opt[1].items())))
+              for opt in OPTIMIZERS]
+
+
+@pytest.mark.parametrize("path", ["fused", "batched"])
+@pytest.mark.parametrize("opt", RULE_CASES)
+def test_every_update_rule(opt, path):
+    loss = "softmax" if opt[0] in ("adam", "rmsprop") else "logistic"
+    check_parity(Problem(loss, opt=opt, b=7, lr=0.02), path=path)
+
+
+@pytest.mark.parametrize("path", ["fused", "batched"])
+@pytest.mark.parametrize("penalty", [(0.01, 0.0), (0.01, 1.0), (0.02, 0.4)],
+                         ids=["l2", "l1", "elasticnet"])
+@pytest.mark.parametrize("loss", ["squared", "hinge", "softmax"])
+def test_penalties(loss, penalty, path):
+    alpha, l1_ratio = penalty
+    check_parity(Problem(loss, b=7, alpha=alpha, l1_ratio=l1_ratio), path=path)
+
+
+@pytest.mark.parametrize("path", ["fused", "batched"])
+@pytest.mark.parametrize("loss", ["logistic", "softmax", "huber"])
+def test_sample_weights_and_no_intercept(loss, path):
+    check_parity(Problem(loss, b=7, sample_weight=True), path=path)
+    check_parity(Problem(loss, b=7, fit_intercept=False, sample_weight=(loss == "huber")),
+                 path=path)
+
+
+@pytest.mark.parametrize("path", ["fused", "batched"])
+def test_float32_penalised_weighted_adam(path):
+    prob = Problem("softmax", opt=("adamw", {"amsgrad": True}), b=7, alpha=0.01, l1_ratio=0.3,
+                   sample_weight=True, lr=0.02)
+    check_parity(prob, dtype=np.float32, path=path)
+
+
+@pytest.mark.parametrize("path", ["fused", "batched"])
+def test_float32_data_float64_accumulation(path):
+    prob = Problem("logistic", b=7)
+    prob.X = prob.X.astype(np.float32).astype(np.float64)  # the reference sees the same data
+    eng = check_parity(prob, dtype=np.float32, theta_dtype=np.float64, path=path)
+    assert eng.X.dtype == np.float32 and eng.dtype == np.float64
+
+
+def test_wide_many_outputs_two_reduce_blocks():
+    """d=12 (3 column chunks), K=3: P=39 > 32 columns, so the batched path's second
+    kernel runs 2 blocks; several blocks and tiles in the first."""
+    check_parity(Problem("softmax", b=N, d=12, opt=("sgd", {"momentum": 0.9}), alpha=0.01,
+                         l1_ratio=0.5), expect_path="batched")
+
+
+@pytest.mark.parametrize("path", ["fused", "batched"])
+def test_two_warps_per_block(monkeypatch, path):
+    """64 threads: two warps share the tile load and the column reduction."""
+    monkeypatch.setattr(config, "THREADS_PER_BLOCK", 64)
+    eng = check_parity(Problem("softmax", b=N, d=6, sample_weight=True, alpha=0.01), path=path)
+    assert eng.threads == 64
+
+
+def test_last_batch_shorter_and_single_row_batches_batched_path():
+    check_parity(Problem("squared_hinge", b=6, n=20, epochs=1), path="batched")
+    check_parity(Problem("huber", b=1, n=6, epochs=2), path="batched")
+
+
+def test_one_feature_one_row_tiles(monkeypatch):
+    monkeypatch.setattr(config, "TILE_ROWS", 1)
+    monkeypatch.setattr(config, "TILE_COLS", 1)
+    check_parity(Problem("logistic", b=5, n=10, d=2, epochs=1), path="fused")
+
+
+def test_convention_linear_epoch_on_host_arrays():
+    from fastgd.kernels.cuda.linear_epoch import linear_epoch
+
+    prob = Problem("modified_huber", b=7, epochs=1, alpha=0.01)
+    theta, state, losses, done = prob.reference()
+    s = prob.spec
+    g_theta, g_state = prob.theta.copy(), prob.state.copy()
+    bl = np.zeros(prob.n_batches)
+    k = linear_epoch(prob.X, prob.y, prob.sw, prob.orders[0], s.batch_size, prob.n_batches, s.loss_id,
+                     s.loss_param, s.n_outputs, s.fit_intercept, s.alpha, s.l1_ratio, s.rule_id,
+                     s.hyper, prob.lrs[0], 0, g_theta, np.zeros_like(g_theta), g_state, bl)
+    assert k == done[0] == prob.n_batches
+    close(g_theta, theta, np.float64)
+    close(g_state, state, np.float64)
+    close(bl, losses[0], np.float64)
+
+
+# --------------------------------------------------------------------------- determinism
+@pytest.mark.parametrize("path", ["fused", "batched"])
+def test_bit_reproducible(path):
+    prob = Problem("softmax", opt=("adam", {}), b=N, sample_weight=True, alpha=0.01, l1_ratio=0.5)
+    a = prob.run(prob.engine(np.float32, path=path))
+    b = prob.run(prob.engine(np.float32, path=path))
+    assert a[0].tobytes() == b[0].tobytes()
+    assert a[1].tobytes() == b[1].tobytes()
+    assert np.array_equal(np.array(a[2]), np.array(b[2]))
+
+
+# --------------------------------------------------------------------------- divergence
+def _poisoned(loss, b, value, opt=("adam", {})):
+    prob = Problem(loss, opt=opt, b=b, epochs=1)
+    # one huge value: the batch holding row 3 is not finite, the batches after it are finite again
+    prob.X[3, 1] = value
+    return prob
+
+
+@pytest.mark.parametrize("path,b", [("fused", 4), ("batched", 4), ("batched", N)])
+def test_divergence_stops_at_the_first_non_finite_batch(path, b):
+    prob = _poisoned("squared", b, 1e200)  # its squared residual overflows
+    theta, state, losses, done = prob.reference()
+    bad = int(np.flatnonzero(prob.orders[0] == 3)[0]) // b
+    assert done == [bad] and not np.isfinite(losses[0][bad])
+    eng = prob.engine(np.float64, path=path)
+    bl = np.full(prob.n_batches, -7.0)
+    k = eng.run_epoch(0, prob.n_batches, prob.lrs[0], 0, bl)
+    assert k == bad
+    close(eng.get_theta(), theta, np.float64)   # the parameters before the bad batch
+    close(eng.get_state(), state, np.float64)
+    close(bl[:bad], losses[0][:bad], np.float64)
+    assert not np.isfinite(bl[bad])
+    assert np.all(bl[bad + 1:] == -7.0)          # later entries untouched, as the reference
+
+
+@pytest.mark.parametrize("path", ["fused", "batched"])
+def test_divergence_float32(path):
+    prob = _poisoned("logistic", 7, np.inf, opt=("sgd", {"momentum": 0.9}))
+    theta, state, losses, done = prob.reference()
+    eng = prob.engine(np.float32, path=path)
+    bl = np.full(prob.n_batches, -7.0)
+    k = eng.run_epoch(0, prob.n_batches, prob.lrs[0], 0, bl)
+    assert [k] == done and k < prob.n_batches
+    close(eng.get_theta(), theta, np.float32)
+    close(eng.get_state(), state, np.float32)
+
+
+# --------------------------------------------------------------------------- engine API
+def test_caller_arrays_untouched_and_device_inputs_used_in_place():
+    from numba import cuda
+
+    prob = Problem("logistic", b=7, sample_weight=True)
+    theta0, state0 = prob.theta.copy(), prob.state.copy()
+    dX = cuda.to_device(prob.X)
+    d_orders = cuda.to_device(prob.orders)
+    d_theta = cuda.to_device(prob.theta)
+    eng = LinearEngine(dX, prob.y, prob.sw, prob.spec, d_theta, prob.state)
+    eng.prepare(d_orders)
+    assert eng.X is dX and eng.orders is d_orders  # no copy of device data
+    assert eng.theta is not d_theta                # theta is the engine's own copy
+    g = prob.run(eng)
+    want = prob.reference()
+    close(g[0], want[0], np.float64)
+    np.testing.assert_array_equal(d_theta.copy_to_host(), theta0)
+    np.testing.assert_array_equal(prob.theta, theta0)
+    np.testing.assert_array_equal(prob.state, state0)
+
+
+def test_set_theta_state_then_resume():
+    prob = Problem("squared", opt=("rmsprop", {"momentum": 0.5}), b=7, epochs=2)
+    theta, state, _, _ = prob.reference()
+    eng = prob.engine()
+    prob.run(eng)
+    once = eng.get_theta()
+    eng.set_theta_state(prob.theta, prob.state)   # back to the start: same run again
+    again = prob.run(eng)
+    assert once.tobytes() == again[0].tobytes()
+    close(again[0], theta, np.float64)
+    close(again[1], state, np.float64)
+
+
+def test_custom_loss_is_refused_clearly():
+    prob = Problem("squared")
+    prob.spec.loss_id = ids.LOSS_CUSTOM
+    prob.spec.loss_param = lambda p, y: (p, p)
+    with pytest.raises(ValueError, match="numba"):
+        prob.engine()
+
+
+def test_path_choice_follows_config(monkeypatch):
+    assert Problem("squared", b=config.FUSED_MAX_BATCH).engine().path == "fused"
+    assert Problem("squared", b=config.FUSED_MAX_BATCH + 1).engine().path == "batched"
+    monkeypatch.setattr(config, "FUSED_MAX_BATCH", 0)
+    assert Problem("squared", b=1).engine().path == "batched"
+
+
+def test_tile_plan_fits_shared_memory():
+    cfg = dict(config.snapshot(), THREADS_PER_BLOCK=256, TILE_ROWS=64, TILE_COLS=128,
+               SHARED_BYTES=48 * 1024)
+    for d, K, item in [(100, 1, 4), (100, 1, 8), (5000, 1, 4), (784, 10, 4), (50, 400, 8)]:
+        rows, tc, ld, elems = plan_tiles(d, K, item, cfg)
+        assert elems * item <= cfg["SHARED_BYTES"]
+        assert 1 <= tc <= min(d, 128) and ld >= tc and ld % 2 == 1 and rows >= 1
+    assert plan_tiles(100, 1, 4, cfg)[:2] == (64, 100)
+    with pytest.raises(ValueError, match="classes"):
+        plan_tiles(10, 10**5, 8, cfg)
+
+
+def test_availability_never_raises_without_simulator_or_gpu():
+    """A fresh interpreter without NUMBA_ENABLE_CUDASIM: importing works, and when
+    there is no GPU the reason names the cuda extra."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    code = ("import fastgd.kernels.cuda as c; ok = c.is_available(); r = c.unavailable_reason(); "
+            "assert isinstance(ok, bool) and not c.is_simulated(); "
+            "assert ok or 'fastgd[cuda]' in r, r; print(ok)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() in ("True", "False")
+
+
+# --------------------------------------------------------------------------- real GPU only
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("b", [32, 1024, None], ids=["b32", "b1024", "bgd"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gpu_parity_realistic_sizes(b, dtype):
+    n, d = 5000, 60
+    prob = Problem("logistic", opt=("sgd", {"momentum": 0.9}), b=b or n, n=n, d=d, alpha=1e-3,
+                   l1_ratio=0.2, sample_weight=True, lr=0.01)
+    check_parity(prob, dtype=dtype)
+    prob = Problem("softmax", opt=("adam", {}), b=b or n, n=n, d=d, K=7, lr=0.01)
+    check_parity(prob, dtype=dtype)
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("b", [32, 4096])
+def test_gpu_bit_reproducible(b):
+    prob = Problem("softmax", opt=("adam", {}), b=b, n=20000, d=50, K=5, sample_weight=True,
+                   alpha=1e-3, l1_ratio=0.5)
+    a = prob.run(prob.engine(np.float32))
+    c = prob.run(prob.engine(np.float32))
+    assert a[0].tobytes() == c[0].tobytes() and a[1].tobytes() == c[1].tobytes()
+    assert np.array_equal(np.array(a[2]), np.array(c[2]))
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_gpu_torch_and_cupy_inputs_are_not_copied():
+    prob = Problem("logistic", b=64, n=2000, d=20)
+    used = 0
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            tX = torch.as_tensor(prob.X, device="cuda")
+            eng = LinearEngine(tX, torch.as_tensor(prob.y, device="cuda"), None, prob.spec,
+                               prob.theta, prob.state)
+            assert eng.X.__cuda_array_interface__["data"][0] == tX.data_ptr()
+            eng.prepare(prob.orders)
+            close(prob.run(eng)[0], prob.reference()[0], np.float64)
+            used += 1
+    except ImportError:
+        pass
+    try:
+        import cupy
+
+        cX = cupy.asarray(prob.X)
+        eng = LinearEngine(cX, cupy.asarray(prob.y), None, prob.spec, prob.theta, prob.state)
+        assert eng.X.__cuda_array_interface__["data"][0] == cX.data.ptr
+        eng.prepare(prob.orders)
+        close(prob.run(eng)[0], prob.reference()[0], np.float64)
+        used += 1
+    except ImportError:
+        pass
+    if not used:
+        pytest.skip("neither torch (CUDA) nor cupy is installed")
