@@ -49,7 +49,7 @@ class Loss:
     name : shown in messages and reprs (default: ``fn``'s name).
     py_fn : optional NumPy version ``(p array, y array) -> (loss array, dloss
         array)`` for the reference backend; by default ``fn``'s Python code is
-        run sample by sample.
+        run sample by sample (an ``OverflowError`` there counts as an inf loss).
     kind : the labels it takes: "regression" (any real, default), "binary01"
         ({0, 1}) or "binary_pm1" (given as -1/+1 or 0/1, passed as -1/+1).
 
@@ -90,7 +90,10 @@ class Loss:
         loss = np.empty(p.shape)
         dloss = np.empty(p.shape)
         for idx in np.ndindex(p.shape):
-            loss[idx], dloss[idx] = f(float(p[idx]), float(y[idx]))
+            try:
+                loss[idx], dloss[idx] = f(float(p[idx]), float(y[idx]))
+            except OverflowError:  # Python's math raises where compiled code gives inf
+                loss[idx], dloss[idx] = np.inf, np.nan
         return loss, dloss
 
     def py_loss(self, p, y):

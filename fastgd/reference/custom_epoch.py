@@ -3,7 +3,9 @@
 Same signatures as ``fastgd.kernels.nb.custom_epoch``.  ``fn(params, x, y,
 grad_out) -> loss`` is called per sample (here as plain Python, e.g. the
 ``py_func`` of the user's ``@njit`` function), with ``grad_out`` zeroed
-before each call; ``y`` is a Python float.
+before each call; ``y`` is a Python float.  Python's ``math`` raises
+``OverflowError`` where compiled code gives inf: such a sample's loss is
+taken as inf, so the epoch stops at that batch exactly as the Numba kernel does.
 """
 import math
 
@@ -18,7 +20,10 @@ def custom_model_batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf):
     loss = 0.0
     for i in rows:
         gbuf[:] = 0
-        l = fn(theta, X[i], float(y[i]), gbuf)
+        try:
+            l = fn(theta, X[i], float(y[i]), gbuf)
+        except OverflowError:
+            l = math.inf
         c = scale * (float(sw[i]) if len(sw) else 1.0)
         loss += c * float(l)
         grad += c * gbuf

@@ -1,0 +1,431 @@
+"""Custom losses (fastgd.Loss) and per-sample models (fastgd.CustomModel).
+
+Losses the library lacks -- Poisson regression (log link) and the quantile
+(pinball) loss -- written once as an @njit scalar function and once in NumPy:
+the Numba epoch with the @njit function must match the reference epoch with
+the NumPy formula to rtol 1e-9.  A small nonlinear model (y ~ a exp(b x0))
+through custom_model_epoch against its reference twin.
+"""
+import math
+
+import numba
+import numpy as np
+import pytest
+from numba import njit
+
+import fastgd
+from fastgd.custom import CustomModel, Loss
+from fastgd.kernels import ids
+from fastgd.kernels.nb import custom_epoch as nb_ce
+from fastgd.kernels.nb import linear_epoch as nb_le
+from fastgd.reference import custom_epoch as ref_ce
+from fastgd.reference import linear_epoch as ref_le
+
+N, D = 40, 4
+LR = 0.02
+SGD = (ids.RULE_SGD, [0.0, 0.0, 0.0, 0.0])
+MOMENTUM = (ids.RULE_SGD, [0.9, 0.1, 0.0, 0.01])
+ADAM = (ids.RULE_ADAM, [0.9, 0.999, 1e-8, 0.0, 1.0])
+
+
+# -- the losses, twice ----------------------------------------------------------------
+
+@njit
+def poisson(p, y):
+    """Poisson deviance up to a constant, log link: mean exp(p)."""
+    mu = math.exp(p)
+    return mu - y * p, mu - y
+
+
+def poisson_np(p, y):
+    mu = np.exp(p)
+    return mu - y * p, mu - y
+
+
+TAU = 0.3
+
+
+@njit
+def pinball(p, y):
+    """Quantile (pinball) loss for the TAU quantile."""
+    r = y - p
+    if r > 0.0:
+        return TAU * r, -TAU
+    return (TAU - 1.0) * r, 1.0 - TAU
+
+
+def pinball_np(p, y):
+    r = y - p
+    return np.where(r > 0, TAU * r, (TAU - 1.0) * r), np.where(r > 0, -TAU, 1.0 - TAU)
+
+
+def poisson_data(n=N, d=D, seed=0, sw=False):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)) * 0.5
+    w = rng.uniform(-0.5, 0.5, d)
+    y = rng.poisson(np.exp(X @ w + 0.3)).astype(np.float64)
+    s = rng.uniform(0.5, 2.0, n) if sw else np.empty(0)
+    return X, y, s
+
+
+def quantile_data(n=N, d=D, seed=1, sw=False):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = X @ rng.standard_normal(d) + rng.standard_exponential(n)
+    s = rng.uniform(0.5, 2.0, n) if sw else np.empty(0)
+    return X, y, s
+
+
+def run_linear(mod, X, y, sw, loss_param, batch_size, rule=SGD, alpha=0.0, l1_ratio=0.0,
+               epochs=3, lr=LR, theta_dtype=np.float64, fit_intercept=True):
+    n, d = X.shape
+    P = d + (1 if fit_intercept else 0)
+    rule_id, hyper = rule
+    theta = np.zeros(P, dtype=theta_dtype)
+    state = np.zeros((ids.STATE_SLOTS[rule_id], P), dtype=theta_dtype)
+    grad = np.zeros(P, dtype=theta_dtype)
+    rng = np.random.default_rng(42)
+    nb = -(-n // batch_size)
+    done, losses, step = [], [], 0
+    for _ in range(epochs):
+        order = rng.permutation(n).astype(np.int64)
+        bl = np.zeros(nb)
+        k = mod.linear_epoch(X, y, sw, order, batch_size, nb, ids.LOSS_CUSTOM, loss_param, 1,
+                             fit_intercept, alpha, l1_ratio, rule_id, np.asarray(hyper, float),
+                             np.full(nb, lr), step, theta, grad, state, bl)
+        done.append(int(k))
+        losses.append(bl[:min(k + 1, nb)].copy())
+        step += nb
+        if k < nb:
+            break
+    return done, theta, state, np.concatenate(losses)
+
+
+def assert_close(actual, desired, rtol):
+    desired = np.asarray(desired, dtype=np.float64)
+    finite = np.abs(desired[np.isfinite(desired)])
+    scale = max(1.0, float(np.max(finite, initial=0.0)))
+    np.testing.assert_allclose(np.asarray(actual, dtype=np.float64), desired, rtol=rtol,
+                               atol=rtol * scale)
+
+
+def assert_runs_match(got, ref, rtol=1e-9, complete=True):
+    if complete:  # a parity case must not diverge (a diverged run compares little)
+        assert all(k > 0 for k in ref[0]) and len(ref[0]) == len(got[0])
+        assert np.all(np.isfinite(ref[3])) and np.all(np.isfinite(ref[1]))
+    assert got[0] == ref[0]
+    for a, b in zip(got[1:], ref[1:]):
+        assert_close(a, b, rtol)
+
+
+CASES = {
+    "poisson": (poisson, poisson_np, poisson_data),
+    "quantile": (pinball, pinball_np, quantile_data),
+}
+
+
+# -- custom losses: numba epoch with the njit fn == reference epoch with NumPy ----------
+
+@pytest.mark.parametrize("rule", [SGD, MOMENTUM, ADAM], ids=["sgd", "momentum", "adam-amsgrad"])
+@pytest.mark.parametrize("batch_size", [1, 7, N], ids=["b1", "b7", "bn"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_custom_loss_matches_numpy_formula(name, batch_size, rule):
+    fn, fn_np, data = CASES[name]
+    X, y, sw = data(sw=True)
+    got = run_linear(nb_le, X, y, sw, fn, batch_size, rule=rule, alpha=0.01, l1_ratio=0.3)
+    ref = run_linear(ref_le, X, y, sw, fn_np, batch_size, rule=rule, alpha=0.01, l1_ratio=0.3)
+    assert got[1].any()
+    assert_runs_match(got, ref)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_loss_object_feeds_both_backends(name):
+    fn, fn_np, data = CASES[name]
+    X, y, sw = data()
+    loss = Loss(fn)
+    assert loss.fn is fn and loss.name == fn.__name__
+    # The default reference callable runs fn's Python code: equal to the NumPy formula.
+    p = np.linspace(-2, 2, 9)
+    yy = np.linspace(0, 3, 9)
+    for a, b in zip(loss.py_loss_dloss(p, yy), fn_np(p, yy)):
+        np.testing.assert_allclose(a, b, rtol=1e-15)
+    got = run_linear(nb_le, X, y, sw, loss.fn, 7)
+    ref = run_linear(ref_le, X, y, sw, loss.py_loss_dloss, 7)
+    assert_runs_match(got, ref)
+    # ... and a user-supplied NumPy version is what the reference gets when given.
+    loss_np = Loss(fn, py_fn=fn_np)
+    ref2 = run_linear(ref_le, X, y, sw, loss_np.py_loss_dloss, 7)
+    assert_runs_match(ref2, ref, rtol=1e-12)
+
+
+def test_custom_loss_float32_against_float64_reference():
+    X, y, sw = poisson_data(sw=True)
+    got = run_linear(nb_le, X.astype(np.float32), y.astype(np.float32), sw.astype(np.float32),
+                     poisson, 7, rule=ADAM, theta_dtype=np.float32)
+    ref = run_linear(ref_le, X, y, sw, poisson_np, 7, rule=ADAM)
+    assert got[1].dtype == np.float32
+    assert_runs_match(got, ref, rtol=1e-4)
+
+
+def test_custom_loss_same_as_builtin_when_it_is_the_same_loss():
+    @njit
+    def squared(p, y):
+        r = p - y
+        return 0.5 * r * r, r
+
+    X, y, sw = quantile_data(sw=True)
+    for b in (1, 7):
+        got = run_linear(nb_le, X, y, sw, squared, b, rule=MOMENTUM)
+        # The built-in squared loss through the same kernel.
+        n = X.shape[0]
+        theta, state = np.zeros(D + 1), np.zeros((1, D + 1))
+        rng = np.random.default_rng(42)
+        nb = -(-n // b)
+        for e in range(3):
+            nb_le.linear_epoch(X, y, sw, rng.permutation(n), b, nb, ids.LOSS_SQUARED, 0.0, 1, True,
+                               0.0, 0.0, MOMENTUM[0], np.asarray(MOMENTUM[1], float),
+                               np.full(nb, LR), e * nb, theta, np.zeros(D + 1), state,
+                               np.zeros(nb))
+        np.testing.assert_array_equal(got[1], theta)
+
+
+def test_custom_loss_divergence_stops_like_the_reference():
+    X, y, sw = poisson_data()
+    X = X * 8.0
+    got = run_linear(nb_le, X, y, sw, poisson, 1, lr=5.0, epochs=5)
+    with np.errstate(all="ignore"):
+        ref = run_linear(ref_le, X, y, sw, poisson_np, 1, lr=5.0, epochs=5)
+    assert ref[0][-1] < N, "the reference should diverge here"
+    assert got[0] == ref[0]
+    assert not np.isfinite(got[3][-1])
+    assert_close(got[3][:-1], ref[3][:-1], 1e-9)
+    assert_close(got[1], ref[1], 1e-9)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+def test_custom_loss_large_batch_bit_identical_for_any_thread_count():
+    X, y, sw = poisson_data(n=6000, d=24, sw=True)
+
+    def run(t):
+        old = numba.get_num_threads()
+        numba.set_num_threads(t)
+        try:
+            return run_linear(nb_le, X, y, sw, poisson, 6000, rule=ADAM, epochs=2)
+        finally:
+            numba.set_num_threads(old)
+
+    a, b = run(1), run(2)
+    np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_array_equal(a[3], b[3])
+    assert_runs_match(a, run_linear(ref_le, X, y, sw, poisson_np, 6000, rule=ADAM, epochs=2))
+
+
+@njit
+def _user_loop_with_custom_loss(X, y, orders, theta, state):
+    """A user's @njit function running linear_epoch with its own loss function."""
+    nb = (orders.shape[1] + 6) // 7
+    for e in range(orders.shape[0]):
+        nb_le.linear_epoch(X, y, np.empty(0), orders[e], 7, nb, ids.LOSS_CUSTOM, poisson, 1,
+                           True, 0.0, 0.0, ids.RULE_SGD, np.zeros(4), np.full(nb, LR),
+                           e * nb, theta, np.zeros_like(theta), state, np.zeros(nb))
+    return theta
+
+
+def test_custom_loss_from_user_njit_code():
+    X, y, _ = poisson_data()
+    rng = np.random.default_rng(42)
+    orders = np.stack([rng.permutation(N) for _ in range(3)]).astype(np.int64)
+    theta = _user_loop_with_custom_loss(X, y, orders, np.zeros(D + 1), np.zeros((1, D + 1)))
+    ref = run_linear(ref_le, X, y, np.empty(0), poisson_np, 7)
+    assert_close(theta, ref[1], 1e-9)
+
+
+# -- the public API ---------------------------------------------------------------------
+
+def test_fit_with_custom_loss_numba_equals_numpy():
+    X, y, sw = poisson_data(n=60)
+    kw = dict(loss=Loss(poisson), batch_size=6, epochs=3, lr=0.05, seed=3, sample_weight=None)
+    a = fastgd.fit(X, y, backend="numba", **kw)
+    b = fastgd.fit(X, y, backend="numpy", **kw)
+    assert a.backend == "numba" and b.backend == "numpy"
+    assert_close(a.coef, b.coef, 1e-9)
+    assert_close(a.intercept, b.intercept, 1e-9)
+    assert_close(a.history["loss"], b.history["loss"], 1e-9)
+
+
+def test_loss_rejects_what_is_not_an_njit_pair_function():
+    with pytest.raises(TypeError, match="not a Numba @njit function"):
+        Loss(lambda p, y: (p, y))
+
+    @njit
+    def one_arg(p):
+        return p
+
+    with pytest.raises(TypeError, match=r"\(p, y\) -> \(loss, dloss\)"):
+        Loss(one_arg)
+
+    @njit
+    def scalar_only(p, y):
+        return p - y
+
+    with pytest.raises(TypeError, match="pair of numbers"):
+        Loss(scalar_only)
+    with pytest.raises(ValueError, match="kind"):
+        Loss(poisson, kind="ordinal")
+
+
+# -- custom models ----------------------------------------------------------------------
+
+@njit
+def exp_model(params, x, y, grad_out):
+    """y ~ a * exp(b * x0), squared loss; writes d loss / d (a, b) into grad_out."""
+    a = params[0]
+    b = params[1]
+    e = math.exp(b * x[0])
+    r = a * e - y
+    grad_out[0] = r * e
+    grad_out[1] = r * a * e * x[0]
+    return 0.5 * r * r
+
+
+@njit
+def exp_predict(params, x):
+    return params[0] * math.exp(params[1] * x[0])
+
+
+def exp_data(n=N, d=1, seed=3, sw=False):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1.0, 1.0, (n, d))
+    y = 2.0 * np.exp(0.7 * X[:, 0]) + 0.05 * rng.standard_normal(n)
+    s = rng.uniform(0.5, 2.0, n) if sw else np.empty(0)
+    return X, y, s
+
+
+def run_model(mod, fn, X, y, sw, batch_size, rule=SGD, epochs=3, lr=LR,
+              theta_dtype=np.float64):
+    n = X.shape[0]
+    rule_id, hyper = rule
+    theta = np.array([1.0, 0.0], dtype=theta_dtype)
+    state = np.zeros((ids.STATE_SLOTS[rule_id], 2), dtype=theta_dtype)
+    rng = np.random.default_rng(8)
+    nb = -(-n // batch_size)
+    done, losses, step = [], [], 0
+    for _ in range(epochs):
+        bl = np.zeros(nb)
+        k = mod.custom_model_epoch(fn, X, y, sw, rng.permutation(n).astype(np.int64), batch_size,
+                                   nb, rule_id, np.asarray(hyper, float), np.full(nb, lr), step,
+                                   theta, np.zeros(2, theta_dtype), state, bl,
+                                   np.zeros(2, theta_dtype))
+        done.append(int(k))
+        losses.append(bl[:min(k + 1, nb)].copy())
+        step += nb
+        if k < nb:
+            break
+    return done, theta, state, np.concatenate(losses)
+
+
+@pytest.mark.parametrize("rule", [SGD, MOMENTUM, ADAM], ids=["sgd", "momentum", "adam-amsgrad"])
+@pytest.mark.parametrize("batch_size", [1, 7, N], ids=["b1", "b7", "bn"])
+def test_custom_model_matches_reference(batch_size, rule):
+    X, y, sw = exp_data(sw=True)
+    got = run_model(nb_ce, exp_model, X, y, sw, batch_size, rule=rule)
+    ref = run_model(ref_ce, exp_model.py_func, X, y, sw, batch_size, rule=rule)
+    assert np.all(got[1] != [1.0, 0.0])
+    assert_runs_match(got, ref)
+
+
+def test_custom_model_float32_against_float64_reference():
+    X, y, sw = exp_data(sw=True)
+    got = run_model(nb_ce, exp_model, X.astype(np.float32), y.astype(np.float32),
+                    sw.astype(np.float32), 7, rule=ADAM, theta_dtype=np.float32)
+    ref = run_model(ref_ce, exp_model.py_func, X, y, sw, 7, rule=ADAM)
+    assert got[1].dtype == np.float32
+    assert_runs_match(got, ref, rtol=1e-4)
+
+
+def test_custom_model_divergence_stops_like_the_reference():
+    X, y, sw = exp_data()
+    got = run_model(nb_ce, exp_model, X * 30, y, sw, 1, lr=3.0, epochs=5)
+    with np.errstate(all="ignore"):
+        ref = run_model(ref_ce, exp_model.py_func, X * 30, y, sw, 1, lr=3.0, epochs=5)
+    assert ref[0][-1] < N, "the reference should diverge here"
+    assert got[0] == ref[0]
+    assert not np.isfinite(got[3][-1])
+    assert_close(got[3][:-1], ref[3][:-1], 1e-9)
+    np.testing.assert_array_equal(np.isfinite(got[1]), np.isfinite(ref[1]))
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+def test_custom_model_large_batch_bit_identical_for_any_thread_count():
+    X, y, sw = exp_data(n=6000, d=24, sw=True)
+
+    def run(t):
+        old = numba.get_num_threads()
+        numba.set_num_threads(t)
+        try:
+            return run_model(nb_ce, exp_model, X, y, sw, 2500, rule=ADAM, epochs=2)
+        finally:
+            numba.set_num_threads(old)
+
+    a, b = run(1), run(2)
+    np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_array_equal(a[3], b[3])
+    assert_runs_match(a, run_model(ref_ce, exp_model.py_func, X, y, sw, 2500, rule=ADAM,
+                                   epochs=2))
+
+
+def test_custom_model_batch_gradient_partials_add_up():
+    X, y, sw = exp_data(sw=True)
+    theta = np.array([1.5, 0.2])
+    rows = np.arange(N, dtype=np.int64)
+    g, g1, g2, gb = np.zeros(2), np.zeros(2), np.zeros(2), np.zeros(2)
+    l = nb_ce.custom_model_batch_gradient(exp_model, X, y, sw, rows, theta, g, 1.0 / N, gb)
+    l1 = nb_ce.custom_model_batch_gradient(exp_model, X, y, sw, rows[:13], theta, g1, 1.0 / N, gb)
+    l2 = nb_ce.custom_model_batch_gradient(exp_model, X, y, sw, rows[13:], theta, g2, 1.0 / N, gb)
+    assert_close(g1 + g2, g, 1e-12)
+    assert_close(l1 + l2, l, 1e-12)
+    gr = np.zeros(2)
+    lr_ = ref_ce.custom_model_batch_gradient(exp_model.py_func, X, y, sw, rows, theta, gr, 1.0 / N,
+                                             np.zeros(2))
+    assert_close(g, gr, 1e-12)
+    assert_close(l, lr_, 1e-12)
+    # The gradient is the true gradient of the batch loss (central differences).
+    for j in range(2):
+        h = np.zeros(2)
+        h[j] = 1e-6
+        lp = ref_ce.custom_model_batch_gradient(exp_model.py_func, X, y, sw, rows, theta + h,
+                                                np.zeros(2), 1.0 / N, np.zeros(2))
+        lm = ref_ce.custom_model_batch_gradient(exp_model.py_func, X, y, sw, rows, theta - h,
+                                                np.zeros(2), 1.0 / N, np.zeros(2))
+        np.testing.assert_allclose(g[j], (lp - lm) / 2e-6, rtol=1e-6)
+
+
+def test_custom_model_object():
+    model = CustomModel(exp_model, [1.0, 0.0], predict=exp_predict)
+    assert model.kind == "custom" and model.fn is exp_model and model.py_fn is exp_model.py_func
+    assert model.n_params == 2
+    bound = model.bind(3)
+    assert bound.n_features == 3 and model.n_features is None
+    theta = bound.init_theta(None, np.float32)
+    assert theta.dtype == np.float32 and theta.tolist() == [1.0, 0.0]
+    theta[0] = 5.0
+    assert model.init[0] == 1.0  # init is never modified through theta
+    X = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 0.0]])
+    np.testing.assert_allclose(bound.decision(np.array([2.0, 0.5]), X), [2.0, 2.0 * math.exp(0.5)])
+    with pytest.raises(ValueError, match="2 parameters"):
+        bound.theta_from_init([1.0, 2.0, 3.0], np.float64)
+    with pytest.raises(ValueError, match="1-D"):
+        CustomModel(exp_model, [[1.0, 0.0]])
+    with pytest.raises(ValueError, match="finite"):
+        CustomModel(exp_model, [np.nan, 0.0])
+    with pytest.raises(TypeError, match="not a Numba @njit function"):
+        CustomModel(exp_model.py_func, [1.0, 0.0])
+
+    @njit
+    def wrong(params, x):
+        return 0.0
+
+    with pytest.raises(TypeError, match=r"\(params, x, y, grad_out\) -> loss"):
+        CustomModel(wrong, [1.0, 0.0]).bind(1)
+    with pytest.raises(AttributeError, match="predict"):
+        CustomModel(exp_model, [1.0, 0.0]).bind(1).decision(np.array([1.0, 0.0]), X[:, :1])
