@@ -445,6 +445,19 @@ def test_availability_never_raises_without_simulator_or_gpu():
     assert out.stdout.strip() in ("True", "False")
 
 
+@pytest.mark.slow
+def test_kernels_compile_for_a_real_gpu():
+    """The simulator never runs Numba's CUDA compiler: compile every kernel to PTX
+    (cc 8.0) in a fresh interpreter, where the CUDA toolkit's NVVM is installed."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    out = subprocess.run([sys.executable, "-m", "fastgd.kernels.cuda.compile_check"], env=env,
+                         capture_output=True, text=True, timeout=600)
+    if out.returncode == 3:
+        pytest.skip(out.stdout.strip())
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "all kernels compiled" in out.stdout
+
+
 # --------------------------------------------------------------------------- real GPU only
 @pytest.mark.gpu
 @needs_gpu

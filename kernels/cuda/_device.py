@@ -25,17 +25,17 @@ def to_device(a, dtype=None):
                             "convert it on the device first")
         return d
     h = np.asarray(a) if dtype is None else np.asarray(a, dtype=dtype)
-    return cuda.to_device(np.ascontiguousarray(h))
+    return upload(h)
 
 
 def owned_copy(a):
     """A new device array holding a copy of ``a`` (host or device)."""
     if is_device_array(a):
         src = as_device_array(a)
-        dst = cuda.device_array(tuple(src.shape), dtype=src.dtype)
+        dst = empty(tuple(src.shape), src.dtype)
         dst.copy_to_device(src)
         return dst
-    return cuda.to_device(np.array(a, copy=True, order="C"))
+    return upload(np.array(a, copy=True, order="C"))
 
 
 def copy_into(dst, src):
@@ -44,3 +44,21 @@ def copy_into(dst, src):
         dst.copy_to_device(as_device_array(src))
     else:
         dst.copy_to_device(np.ascontiguousarray(src, dtype=dst.dtype).reshape(tuple(dst.shape)))
+
+
+def empty(shape, dtype):
+    """An uninitialised device array (patched by compile_check to make host twins)."""
+    return cuda.device_array(shape, dtype=dtype)
+
+
+def upload(host):
+    """A device copy of a host array (patched by compile_check to make host twins)."""
+    return cuda.to_device(np.ascontiguousarray(host))
+
+
+def sm_count():
+    """Streaming multiprocessors of the current device (1 on the simulator)."""
+    try:
+        return int(cuda.get_current_device().MULTIPROCESSOR_COUNT)
+    except Exception:
+        return 1

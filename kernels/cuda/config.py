@@ -27,13 +27,15 @@ SHARED_BYTES        dynamic shared memory of one block (48 KiB is what every
                     (float64 gets about half the columns of float32).
 ROWS_PER_BLOCK      batched path: a block handles at least this many rows of a
                     batch; the grid is ceil(rows / ROWS_PER_BLOCK) blocks ...
-MAX_BLOCKS          ... capped here ...
+MAX_BLOCKS          ... capped here (0: BLOCKS_PER_SM x the device's SM count,
+                    one full wave, so a BGD epoch has no tail) ...
 MAX_PARTIAL_ELEMS   ... and so that blocks x parameters partial sums fit here.
 FUSED_MAX_BATCH     batches of at most this many rows run on the fused path: one
                     kernel launch per epoch, one block that walks every batch
                     (small batches are latency bound: one SM wins over launch
                     overhead).  Larger batches use the batched path: two launches
                     per batch (partial gradients, then reduce + penalty + update).
+BLOCKS_PER_SM       blocks resident per SM assumed by MAX_BLOCKS = 0.
 REDUCE_FANOUT       fan-out of the block-level tree reductions (levels =
                     log_FANOUT(THREADS_PER_BLOCK); each level is one barrier).
 COLUMN_WIDTH        batched path: parameters reduced per block of the second
@@ -53,10 +55,11 @@ if not SIMULATOR:
     TILE_ROWS = 64
     TILE_COLS = 128
     SHARED_BYTES = 48 * 1024
-    ROWS_PER_BLOCK = 512
-    MAX_BLOCKS = 1024
+    ROWS_PER_BLOCK = 128
+    MAX_BLOCKS = 0
+    BLOCKS_PER_SM = 4
     MAX_PARTIAL_ELEMS = 1 << 24
-    FUSED_MAX_BATCH = 256
+    FUSED_MAX_BATCH = 512
     REDUCE_FANOUT = 16
     COLUMN_WIDTH = 32
 else:
@@ -69,13 +72,14 @@ else:
     SHARED_BYTES = 48 * 1024
     ROWS_PER_BLOCK = 16
     MAX_BLOCKS = 4
+    BLOCKS_PER_SM = 1
     MAX_PARTIAL_ELEMS = 1 << 16
     FUSED_MAX_BATCH = 16
     REDUCE_FANOUT = 4
     COLUMN_WIDTH = 32
 
 _NAMES = ("THREADS_PER_BLOCK", "TILE_ROWS", "TILE_COLS", "SHARED_BYTES", "ROWS_PER_BLOCK",
-          "MAX_BLOCKS", "MAX_PARTIAL_ELEMS", "FUSED_MAX_BATCH", "REDUCE_FANOUT",
+          "MAX_BLOCKS", "BLOCKS_PER_SM", "MAX_PARTIAL_ELEMS", "FUSED_MAX_BATCH", "REDUCE_FANOUT",
           "COLUMN_WIDTH")
 
 for _name in _NAMES:

@@ -26,13 +26,13 @@ n_outputs, fit_intercept, alpha, l1_ratio, rule_id, hyper, batch_size); this
 module never imports ``fastgd``.
 """
 import numpy as np
-from numba import cuda
 
 from .. import ids
 from . import config
 from .linear_epoch import linear_kernels
 from .losses import SUPPORTED_LOSSES
 from .updates import SUPPORTED_RULES
+from . import _device
 from ._device import as_device_array, copy_into, is_device_array, owned_copy, to_device
 
 _HYPER_PAD = 5
@@ -95,7 +95,7 @@ class LinearEngine:
         data_dtype = np.dtype(self.X.dtype)
         self.y = to_device(y)
         if sw is None or (not is_device_array(sw) and np.size(sw) == 0):
-            self.sw = cuda.device_array(0, dtype=data_dtype)
+            self.sw = _device.empty(0, data_dtype)
         else:
             self.sw = to_device(sw)
         self.theta = owned_copy(theta)
@@ -123,7 +123,7 @@ class LinearEngine:
         hyper = np.zeros(_HYPER_PAD, dtype=np.float64)
         h = np.asarray(spec.hyper, dtype=np.float64).ravel()
         hyper[:h.size] = h
-        self.hyper = cuda.to_device(hyper)
+        self.hyper = _device.upload(hyper)
 
         nt = cfg["THREADS_PER_BLOCK"]
         self.threads = nt
@@ -140,20 +140,22 @@ class LinearEngine:
             raise ValueError(f"path must be 'fused' or 'batched', got {path!r}")
         self.path = path
         self.S = P + 2
+        self._block_cap = cfg["MAX_BLOCKS"] or max(1, cfg["BLOCKS_PER_SM"]) * _device.sm_count()
         self.max_blocks = self._grid(self.batch_size) if path == "batched" else 1
-        self.part = cuda.device_array((self.max_blocks, self.S), dtype=self.dtype)
-        self.flag = cuda.to_device(np.zeros(1, dtype=np.int32))
+        self.part = _device.empty((self.max_blocks, self.S), self.dtype)
+        self.flag = _device.upload(np.zeros(1, dtype=np.int32))
         self._zero_flag = np.zeros(1, dtype=np.int32)
         self.kernels = linear_kernels(self.dtype)
         self.orders = None
         self.d_loss = None
+        self._specialised = {}
 
     # -- planning -----------------------------------------------------------
     def _grid(self, nb):
         """Blocks of the batched path for a batch of nb rows (fixed: determinism)."""
         c = self.cfg
         g = -(-nb // max(1, c["ROWS_PER_BLOCK"]))
-        g = min(g, c["MAX_BLOCKS"], max(1, c["MAX_PARTIAL_ELEMS"] // self.S))
+        g = min(g, self._block_cap, max(1, c["MAX_PARTIAL_ELEMS"] // self.S))
         return max(1, g)
 
     # -- the engine protocol ------------------------------------------------
@@ -163,15 +165,45 @@ class LinearEngine:
             if np.dtype(o.dtype) != np.dtype(np.int64):
                 raise TypeError(f"orders must be int64, got {o.dtype}")
         else:
-            o = cuda.to_device(np.ascontiguousarray(orders, dtype=np.int64))
+            o = _device.upload(np.ascontiguousarray(orders, dtype=np.int64))
         if o.ndim == 1:
             o = o.reshape(1, o.shape[0])
         self.orders = o
 
     def _loss_buffer(self, n_batches):
         if self.d_loss is None or self.d_loss.shape[0] < n_batches:
-            self.d_loss = cuda.device_array(max(1, n_batches), dtype=np.float64)
+            self.d_loss = _device.empty(max(1, n_batches), np.float64)
         return self.d_loss
+
+    # Launch arguments, in one place (compile_check types them to build PTX).
+    def _fused_args(self, order, n_batches, d_lrs, step0, d_loss):
+        return (self.X, self.y, self.sw, order, self.batch_size, n_batches, self.loss_id,
+                self.eps, self.K, self.fit_intercept, self.alpha, self.l1_ratio, self.rule_id,
+                self.hyper, d_lrs, step0, self.theta, self.state, self.part, d_loss,
+                self.rows, self.tc, self.ld, self.coef_off, self.red_off, self.fanout)
+
+    def _partials_args(self, order, start, nb, rows_per_block):
+        return (self.X, self.y, self.sw, order, start, nb, rows_per_block, 1.0 / nb,
+                self.loss_id, self.eps, self.K, self.fit_intercept, self.alpha, self.l1_ratio,
+                self.theta, self.part, self.flag, self.rows, self.tc, self.ld, self.coef_off,
+                self.red_off, self.fanout)
+
+    def _reduce_args(self, G, kb, lr, step, d_loss):
+        return (self.part, G, kb, float(lr), step, self.K, self.d, self.fit_intercept,
+                self.alpha, self.l1_ratio, self.rule_id, self.hyper, self.theta, self.state,
+                d_loss, self.flag, self.fanout)
+
+    def _launcher(self, name, args):
+        """The kernel specialised to these argument types (skips per-launch typing)."""
+        k = self._specialised.get(name)
+        if k is None:
+            k = getattr(self.kernels, name)
+            try:
+                k = k.specialize(*args)
+            except Exception:  # pragma: no cover - fall back to the dispatcher
+                pass
+            self._specialised[name] = k
+        return k
 
     def run_epoch(self, e, n_batches, lrs, step0, batch_loss):
         n_batches = int(n_batches)
@@ -183,36 +215,28 @@ class LinearEngine:
         d_loss = self._loss_buffer(n_batches)
         lrs = np.ascontiguousarray(lrs, dtype=np.float64)
         step0 = int(step0)
-        kern = self.kernels
         nt = self.threads
         if self.path == "fused":
-            d_lrs = cuda.to_device(lrs[:n_batches])
-            kern.fused_epoch[1, nt, 0, self.shared_bytes](
-                self.X, self.y, self.sw, order, self.batch_size, n_batches, self.loss_id,
-                self.eps, self.K, self.fit_intercept, self.alpha, self.l1_ratio, self.rule_id,
-                self.hyper, d_lrs, step0, self.theta, self.state, self.part, d_loss,
-                self.rows, self.tc, self.ld, self.coef_off, self.red_off, self.fanout)
+            args = self._fused_args(order, n_batches, _device.upload(lrs[:n_batches]), step0,
+                                    d_loss)
+            self._launcher("fused_epoch", args)[1, nt, 0, self.shared_bytes](*args)
         else:
             self.flag.copy_to_device(self._zero_flag)
             m = order.shape[0]
             b = self.batch_size
-            k1 = kern.batch_partials
-            k2 = kern.reduce_update
             g2 = -(-self.P // 32)
+            k1 = k2 = None
             for kb in range(n_batches):
                 start = kb * b
                 nb = min(b, m - start)
                 G = self._grid(nb)
-                rpb = -(-nb // G)
-                k1[G, nt, 0, self.shared_bytes](
-                    self.X, self.y, self.sw, order, start, nb, rpb, 1.0 / nb, self.loss_id,
-                    self.eps, self.K, self.fit_intercept, self.alpha, self.l1_ratio,
-                    self.theta, self.part, self.flag, self.rows, self.tc, self.ld,
-                    self.coef_off, self.red_off, self.fanout)
-                k2[g2, nt, 0, self.reduce_shared_bytes](
-                    self.part, G, kb, float(lrs[kb]), step0 + kb + 1, self.K, self.d,
-                    self.fit_intercept, self.alpha, self.l1_ratio, self.rule_id, self.hyper,
-                    self.theta, self.state, d_loss, self.flag, self.fanout)
+                a1 = self._partials_args(order, start, nb, -(-nb // G))
+                a2 = self._reduce_args(G, kb, lrs[kb], step0 + kb + 1, d_loss)
+                if k1 is None:
+                    k1 = self._launcher("batch_partials", a1)
+                    k2 = self._launcher("reduce_update", a2)
+                k1[G, nt, 0, self.shared_bytes](*a1)
+                k2[g2, nt, 0, self.reduce_shared_bytes](*a2)
         # the epoch's one read-back (it also waits for the epoch to finish)
         losses = d_loss.copy_to_host()[:n_batches]
         bad = np.flatnonzero(~np.isfinite(losses))
