@@ -155,51 +155,12 @@ FGD_CLONES static void fgd_axpy_fd(double a, const float *x, double *y, ptrdiff_
     for (; j < n; j++) y[j] += a * (double)x[j];
 }
 
-/* ---- four rows at once (the batch loops): w and y are loaded once ----- */
-/* out[r] = dot(x_r, w).  Per row: two 4-wide accumulators, step 8.          */
-#define FGD_DOT4_BODY(LOADX, LOADW, VT, NL, ST)                                         \
-    VT a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};  \
-    ptrdiff_t j = 0;                                                                   \
-    for (; j + 2 * NL <= n; j += 2 * NL) {                                             \
-        VT w0 = LOADW(w + j), w1 = LOADW(w + j + NL);                                  \
-        a0 += LOADX(x0 + j) * w0; b0 += LOADX(x0 + j + NL) * w1;                       \
-        a1 += LOADX(x1 + j) * w0; b1 += LOADX(x1 + j + NL) * w1;                       \
-        a2 += LOADX(x2 + j) * w0; b2 += LOADX(x2 + j + NL) * w1;                       \
-        a3 += LOADX(x3 + j) * w0; b3 += LOADX(x3 + j + NL) * w1;                       \
-    }                                                                                  \
-    for (; j + NL <= n; j += NL) {                                                     \
-        VT w0 = LOADW(w + j);                                                          \
-        a0 += LOADX(x0 + j) * w0; a1 += LOADX(x1 + j) * w0;                            \
-        a2 += LOADX(x2 + j) * w0; a3 += LOADX(x3 + j) * w0;                            \
-    }                                                                                  \
-    a0 += b0; a1 += b1; a2 += b2; a3 += b3;                                            \
-    {                                                                                  \
-        ST s0 = 0, s1 = 0, s2 = 0, s3 = 0; int q;                                      \
-        for (q = 0; q < NL; q++) { s0 += a0[q]; s1 += a1[q]; s2 += a2[q]; s3 += a3[q]; } \
-        for (; j < n; j++) {                                                           \
-            s0 += (ST)x0[j] * w[j]; s1 += (ST)x1[j] * w[j];                             \
-            s2 += (ST)x2[j] * w[j]; s3 += (ST)x3[j] * w[j];                             \
-        }                                                                              \
-        out[0] = s0; out[1] = s1; out[2] = s2; out[3] = s3;                            \
-    }
-
-#define FGD_LDW_D(p) fgd_ld4d(p)
-#define FGD_LDW_F(p) fgd_ld8f(p)
-
-FGD_CLONES static void fgd_dot4_dd(const double *x0, const double *x1, const double *x2,
-                                   const double *x3, const double *w, ptrdiff_t n, double *out)
-{ FGD_DOT4_BODY(fgd_ld4d, FGD_LDW_D, fgd_v4d, 4, double) }
-
-FGD_CLONES static void fgd_dot4_ff(const float *x0, const float *x1, const float *x2,
-                                   const float *x3, const float *w, ptrdiff_t n, float *out)
-{ FGD_DOT4_BODY(fgd_ld8f, FGD_LDW_F, fgd_v8f, 8, float) }
-
-FGD_CLONES static void fgd_dot4_fd(const float *x0, const float *x1, const float *x2,
-                                   const float *x3, const double *w, ptrdiff_t n, double *out)
-{ FGD_DOT4_BODY(fgd_ld4f_as_d, FGD_LDW_D, fgd_v4d, 4, double) }
-
+/* ---- four rows at once: y += a0 x0 + a1 x1 + a2 x2 + a3 x3 -------------
+ * (y is loaded and stored once; the rows are read after their dots, from L1.
+ * No dot4: interleaving the loads of four rows read from DRAM defeats the
+ * hardware stream prefetcher and was 2-4x slower than four dots in a row.) */
 /* y[j] = (((y[j] + a[0] x0[j]) + a[1] x1[j]) + a[2] x2[j]) + a[3] x3[j]:
- * the same rounding as four fgd_axpy calls in a row. */
+ * the order of four fgd_axpy calls in a row. */
 #define FGD_AXPY4_BODY(LOADX, LOADY, STY, VT, NL, ST)                                  \
     VT c0, c1, c2, c3;                                                                 \
     ptrdiff_t j = 0; int q;                                                            \
@@ -245,18 +206,6 @@ static void fgd_axpy_fd(double a, const float *x, double *y, ptrdiff_t n)
 { ptrdiff_t j; for (j = 0; j < n; j++) y[j] += a * (double)x[j]; }
 
 
-static void fgd_dot4_dd(const double *x0, const double *x1, const double *x2, const double *x3,
-                        const double *w, ptrdiff_t n, double *out)
-{ out[0] = fgd_dot_dd(x0, w, n); out[1] = fgd_dot_dd(x1, w, n);
-  out[2] = fgd_dot_dd(x2, w, n); out[3] = fgd_dot_dd(x3, w, n); }
-static void fgd_dot4_ff(const float *x0, const float *x1, const float *x2, const float *x3,
-                        const float *w, ptrdiff_t n, float *out)
-{ out[0] = fgd_dot_ff(x0, w, n); out[1] = fgd_dot_ff(x1, w, n);
-  out[2] = fgd_dot_ff(x2, w, n); out[3] = fgd_dot_ff(x3, w, n); }
-static void fgd_dot4_fd(const float *x0, const float *x1, const float *x2, const float *x3,
-                        const double *w, ptrdiff_t n, double *out)
-{ out[0] = fgd_dot_fd(x0, w, n); out[1] = fgd_dot_fd(x1, w, n);
-  out[2] = fgd_dot_fd(x2, w, n); out[3] = fgd_dot_fd(x3, w, n); }
 static void fgd_axpy4_dd(const double *a, const double *x0, const double *x1, const double *x2,
                          const double *x3, double *y, ptrdiff_t n)
 { fgd_axpy_dd(a[0], x0, y, n); fgd_axpy_dd(a[1], x1, y, n);

@@ -45,12 +45,6 @@ cdef extern from "fgd_simd.h" nogil:
     void fgd_axpy_ff(float a, const float* x, float* y, Py_ssize_t n)
     void fgd_axpy_fd(double a, const float* x, double* y, Py_ssize_t n)
     void fgd_axpy_df(float a, const double* x, float* y, Py_ssize_t n)
-    void fgd_dot4_dd(const double* x0, const double* x1, const double* x2, const double* x3,
-                     const double* w, Py_ssize_t n, double* out)
-    void fgd_dot4_ff(const float* x0, const float* x1, const float* x2, const float* x3,
-                     const float* w, Py_ssize_t n, float* out)
-    void fgd_dot4_fd(const float* x0, const float* x1, const float* x2, const float* x3,
-                     const double* w, Py_ssize_t n, double* out)
     void fgd_axpy4_dd(const double* a, const double* x0, const double* x1, const double* x2,
                       const double* x3, double* y, Py_ssize_t n)
     void fgd_axpy4_ff(const float* a, const float* x0, const float* x1, const float* x2,
@@ -96,23 +90,6 @@ cdef inline void _axpy(afloat a, const xfloat* x, afloat* y, Py_ssize_t n) noexc
             fgd_axpy_fd(a, x, y, n)
         else:
             fgd_axpy_ff(a, x, y, n)
-
-
-cdef inline void _dot4(const xfloat* x0, const xfloat* x1, const xfloat* x2, const xfloat* x3,
-                       const afloat* w, Py_ssize_t n, afloat* out) noexcept nogil:
-    if xfloat is double:
-        if afloat is double:
-            fgd_dot4_dd(x0, x1, x2, x3, w, n, out)
-        else:
-            out[0] = fgd_dot_df(x0, w, n)
-            out[1] = fgd_dot_df(x1, w, n)
-            out[2] = fgd_dot_df(x2, w, n)
-            out[3] = fgd_dot_df(x3, w, n)
-    else:
-        if afloat is double:
-            fgd_dot4_fd(x0, x1, x2, x3, w, n, out)
-        else:
-            fgd_dot4_ff(x0, x1, x2, x3, w, n, out)
 
 
 cdef inline void _axpy4(const afloat* a, const xfloat* x0, const xfloat* x1, const xfloat* x2,
@@ -166,8 +143,10 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
     """g[:P] = sum over the rows order[start:stop] of c_i dl_i/dtheta with
     c_i = scale * sw_i (g is overwritten); returns sum c_i l_i.
 
-    K = 1: blocks of 4 rows (four dots sharing the loads of w, one pass of
-    g += a0 x0 + a1 x1 + a2 x2 + a3 x3), then single rows.  Rows
+    K = 1: blocks of 4 rows: a dot per row (each row read front to back, which
+    the hardware prefetcher streams; interleaving four rows defeats it), then one
+    pass g += a0 x0 + a1 x1 + a2 x2 + a3 x3 over the rows now in L1 (rounded as
+    four axpys in a row), then single rows.  Rows
     order[pos + PREFETCH_AHEAD] (pos + PREFETCH_AHEAD < m) are prefetched.
     ``scratch`` holds K elements (softmax)."""
     cdef Py_ssize_t P = d * K + (K if fi else 0)
@@ -177,9 +156,7 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
     cdef const afloat* Wj
     cdef afloat* gj
     cdef afloat p, dl, c, l, xj
-    cdef afloat p4[4]
     cdef afloat a4[4]
-    cdef Py_ssize_t i4[4]
     cdef double loss = 0.0
     memset(g, 0, P * sizeof(afloat))
     pos = start
@@ -187,12 +164,9 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
         while pos + 4 <= stop:
             for r in range(4):
                 _prefetch(X, d, order, pos + PREFETCH_AHEAD + r, m)
-                i4[r] = order[pos + r]
-                xr[r] = X + i4[r] * d
-            _dot4(xr[0], xr[1], xr[2], xr[3], theta, d, p4)
-            for r in range(4):
-                i = i4[r]
-                p = p4[r]
+                i = order[pos + r]
+                xr[r] = X + i * d
+                p = _dot(xr[r], theta, d)
                 if fi:
                     p = p + theta[d]
                 c = scale if sw == NULL else scale * <afloat>sw[i]
