@@ -140,7 +140,10 @@ class LinearEngine:
             raise ValueError(f"path must be 'fused' or 'batched', got {path!r}")
         self.path = path
         self.S = P + 2
+        # the batched path's grid cap: config, else one full wave of resident blocks
+        # (refined from the compiled kernel's occupancy at the first batched epoch)
         self._block_cap = cfg["MAX_BLOCKS"] or max(1, cfg["BLOCKS_PER_SM"]) * _device.sm_count()
+        self._cap_final = bool(cfg["MAX_BLOCKS"]) or path == "fused"
         self.max_blocks = self._grid(self.batch_size) if path == "batched" else 1
         self.part = _device.empty((self.max_blocks, self.S), self.dtype)
         self.flag = _device.upload(np.zeros(1, dtype=np.int32))
@@ -205,6 +208,21 @@ class LinearEngine:
             self._specialised[name] = k
         return k
 
+    def _occupancy_cap(self, order):
+        """Cap the grid at the blocks that can be resident at once (one wave)."""
+        self._cap_final = True
+        try:
+            nb = min(self.batch_size, order.shape[0])
+            k1 = self._launcher("batch_partials", self._partials_args(order, 0, nb, nb))
+            kernel = next(iter(k1.overloads.values()))
+            cap = int(kernel.max_cooperative_grid_blocks(self.threads, self.shared_bytes))
+        except Exception:  # the simulator, or an older numba-cuda: keep the estimate
+            return
+        if cap >= 1 and cap != self._block_cap:
+            self._block_cap = cap
+            self.max_blocks = self._grid(self.batch_size)
+            self.part = _device.empty((self.max_blocks, self.S), self.dtype)
+
     def run_epoch(self, e, n_batches, lrs, step0, batch_loss):
         n_batches = int(n_batches)
         if n_batches <= 0:
@@ -226,6 +244,8 @@ class LinearEngine:
             b = self.batch_size
             g2 = -(-self.P // 32)
             k1 = k2 = None
+            if not self._cap_final:
+                self._occupancy_cap(order)
             for kb in range(n_batches):
                 start = kb * b
                 nb = min(b, m - start)

@@ -1,0 +1,289 @@
+"""GPU figures for the CUDA backend (run by bench/gpu_check.sh; see docs/cuda.md).
+
+1. Device memory bandwidth, measured in this run by a simple copy kernel
+   (grid-stride, one float32 per thread per step; bytes read + bytes written).
+2. A BGD epoch (logistic loss, plain SGD, one batch of n rows) on an n x d
+   float32 X resident on the device, against that bandwidth: the epoch must
+   read X, y and the batch order once, so "effective bandwidth" = those bytes
+   / epoch time.  Goal: >= 70 % of the copy bandwidth.
+3. MBGD epochs at b = 32 and b = 1024 against a PyTorch CUDA training loop on
+   the same device arrays (nn.Linear + BCEWithLogitsLoss + optim.SGD, the
+   same batch order).  Goal: >= 5x faster at b = 32.
+
+``--smoke`` shrinks everything so the script runs end to end on Numba's CUDA
+simulator (NUMBA_ENABLE_CUDASIM=1) and, without a CUDA torch, times the
+PyTorch loop on the CPU: it checks the script, not the GPU.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+from numba import cuda  # after NUMBA_ENABLE_CUDASIM is set (the simulator swaps this name)
+
+
+def log(msg):
+    print(f"[gpu_check] {msg}", flush=True)
+
+
+# ----------------------------------------------------------------- device info
+def device_info(simulated):
+    if simulated:
+        return {"name": "Numba CUDA simulator", "cc": None, "sms": 1, "memory_gib": None}
+    dev = cuda.get_current_device()
+    name = dev.name.decode() if isinstance(dev.name, bytes) else str(dev.name)
+    try:
+        free, total = cuda.current_context().get_memory_info()
+        mem = round(total / 2**30, 1)
+    except Exception:
+        mem = None
+    return {"name": name, "cc": "%d.%d" % dev.compute_capability,
+            "sms": int(dev.MULTIPROCESSOR_COUNT), "memory_gib": mem}
+
+
+# ----------------------------------------------------------------- bandwidth
+def copy_bandwidth(n_bytes, repeats):
+    @cuda.jit
+    def copy(src, dst):
+        i = cuda.grid(1)
+        stride = cuda.gridsize(1)
+        while i < src.shape[0]:
+            dst[i] = src[i]
+            i += stride
+
+    n = n_bytes // 4
+    src = cuda.device_array(n, dtype=np.float32)
+    dst = cuda.device_array(n, dtype=np.float32)
+    tpb = 256
+    blocks = min(-(-n // tpb), 65535 * 4)
+    copy[blocks, tpb](src, dst)  # compile + warm up
+    cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        copy[blocks, tpb](src, dst)
+        cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    best = min(times)
+    return {"bytes": 2 * n * 4, "best_s": best, "gbps": 2 * n * 4 / best / 1e9}
+
+
+# ----------------------------------------------------------------- data
+def make_data(n, d, chunk_rows=1_000_000, seed=0):
+    """X uniform(-1, 1) float32 (n, d) and logistic labels, built in chunks on the
+    host and copied into device arrays (so host memory stays small)."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal(d).astype(np.float32) / np.sqrt(d)
+    dX = cuda.device_array((n, d), dtype=np.float32)
+    dy = cuda.device_array(n, dtype=np.float32)
+    for r0 in range(0, n, chunk_rows):
+        r1 = min(n, r0 + chunk_rows)
+        Xc = rng.random((r1 - r0, d), dtype=np.float32)
+        Xc *= 2.0
+        Xc -= 1.0
+        score = Xc @ w + 0.3 * rng.standard_normal(r1 - r0).astype(np.float32)
+        if r0 == 0 and r1 == n:
+            dX.copy_to_device(Xc)
+            dy.copy_to_device((score > 0).astype(np.float32))
+        else:
+            dX[r0:r1].copy_to_device(Xc)
+            dy[r0:r1].copy_to_device((score > 0).astype(np.float32))
+    return dX, dy
+
+
+class Spec:
+    """fastgd.engines.LinearSpec's fields (duck-typed, as the engine expects)."""
+
+    def __init__(self, batch_size, lr_rule_hyper=(0.0, 0.0, 0.0, 0.0)):
+        from fastgd.kernels import ids
+
+        self.loss_id = ids.LOSS_LOGISTIC
+        self.loss_param = None
+        self.n_outputs = 1
+        self.fit_intercept = True
+        self.alpha = 0.0
+        self.l1_ratio = 0.0
+        self.rule_id = ids.RULE_SGD
+        self.hyper = np.asarray(lr_rule_hyper, dtype=np.float64)
+        self.batch_size = batch_size
+
+
+def fastgd_epochs(dX, dy, b, orders, epochs, lr, path=None, warm_batches=2):
+    """Seconds per epoch of the CUDA engine (after a compile/warm-up run)."""
+    from fastgd.kernels.cuda.engine import LinearEngine
+
+    n, d = dX.shape
+    nb = -(-n // b)
+    theta = np.zeros(d + 1, dtype=np.float32)
+    state = np.zeros((1, d + 1), dtype=np.float32)
+    eng = LinearEngine(dX, dy, None, Spec(b), theta, state, path=path)
+    eng.prepare(orders)
+    lrs = np.full(nb, lr)
+    bl = np.zeros(nb)
+    eng.run_epoch(0, min(nb, warm_batches), lrs, 0, bl)  # compiles the kernels
+    eng.set_theta_state(theta, state)
+    times, losses = [], []
+    for e in range(epochs):
+        t0 = time.perf_counter()
+        done = eng.run_epoch(e % orders.shape[0], nb, lrs, e * nb, bl)
+        times.append(time.perf_counter() - t0)
+        if done != nb:
+            raise RuntimeError(f"diverged at batch {done} of epoch {e}")
+        losses.append(float(bl[-1]))
+    return {"path": eng.path, "epoch_s": min(times), "all_s": times, "last_loss": losses[-1],
+            "blocks": eng._grid(b) if eng.path == "batched" else 1}
+
+
+def torch_epochs(X, y, order, b, epochs, lr, device):
+    """Seconds per epoch of the PyTorch loop (nn.Linear + BCEWithLogitsLoss + SGD)."""
+    import torch
+
+    Xt = torch.as_tensor(X, device=device)
+    yt = torch.as_tensor(y, device=device)
+    perm = torch.as_tensor(np.asarray(order, dtype=np.int64), device=device)
+    n, d = Xt.shape
+    nb = -(-n // b)
+    model = torch.nn.Linear(d, 1).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    crit = torch.nn.BCEWithLogitsLoss()
+
+    def run(n_batches):
+        for k in range(n_batches):
+            idx = perm[k * b:(k + 1) * b]
+            opt.zero_grad(set_to_none=True)
+            loss = crit(model(Xt[idx]).squeeze(1), yt[idx])
+            loss.backward()
+            opt.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return float(loss.detach())
+
+    run(min(nb, 20))  # warm-up (cuBLAS handles, caching allocator)
+    times = []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        last = run(nb)
+        times.append(time.perf_counter() - t0)
+    return {"epoch_s": min(times), "all_s": times, "last_loss": last, "device": device}
+
+
+# ----------------------------------------------------------------- main
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="fastgd CUDA backend: bandwidth and speed check")
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny sizes: runs on the CUDA simulator (checks the script only)")
+    ap.add_argument("--rows", type=int, default=10_000_000, help="BGD rows (default 1e7)")
+    ap.add_argument("--features", type=int, default=100)
+    ap.add_argument("--mbgd-rows", type=int, default=100_000, help="rows of the MBGD epochs")
+    ap.add_argument("--epochs", type=int, default=3, help="timed epochs (best is reported)")
+    ap.add_argument("--copy-bytes", type=int, default=2**30, help="copy kernel buffer size")
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--json", help="also write the figures to this file")
+    args = ap.parse_args(argv)
+
+    if args.smoke:
+        args.rows, args.features, args.mbgd_rows, args.epochs, args.copy_bytes = 40, 5, 40, 1, 4096
+    from numba import config as nbconfig
+
+    import fastgd.kernels.cuda as fcuda
+
+    simulated = bool(nbconfig.ENABLE_CUDASIM)
+    if not fcuda.is_available():
+        log(f"CUDA backend unavailable: {fcuda.unavailable_reason()}")
+        return 2
+    if simulated and not args.smoke:
+        log("NUMBA_ENABLE_CUDASIM is set: use --smoke (the simulator cannot time a GPU)")
+        return 2
+    out = {"device": device_info(simulated), "smoke": args.smoke}
+    log(f"device: {out['device']}")
+    from fastgd.kernels.cuda import config
+
+    out["config"] = config.snapshot()
+
+    # 1. bandwidth
+    bw = copy_bandwidth(args.copy_bytes, repeats=1 if args.smoke else 10)
+    out["copy"] = bw
+    log(f"copy kernel: {bw['gbps']:.1f} GB/s ({bw['bytes'] / 2**30:.2f} GiB moved, best of runs)")
+
+    # 2. BGD epoch
+    n, d = args.rows, args.features
+    t0 = time.perf_counter()
+    dX, dy = make_data(n, d)
+    log(f"data: {n} x {d} float32 on the device ({n * d * 4 / 2**30:.2f} GiB) in "
+        f"{time.perf_counter() - t0:.1f} s")
+    rng = np.random.default_rng(1)
+    orders = rng.permutation(n)[None, :]
+    bgd = fastgd_epochs(dX, dy, n, orders, args.epochs, lr=0.5)
+    read = n * d * 4 + n * 4 + n * 8
+    bgd["bytes_read"] = read
+    bgd["effective_gbps"] = read / bgd["epoch_s"] / 1e9
+    bgd["fraction_of_copy"] = bgd["effective_gbps"] / bw["gbps"]
+    out["bgd"] = bgd
+    log(f"BGD epoch ({n} x {d}, {bgd['blocks']} blocks): {bgd['epoch_s'] * 1e3:.2f} ms, "
+        f"{bgd['effective_gbps']:.1f} GB/s = {100 * bgd['fraction_of_copy']:.0f}% of copy "
+        f"(goal >= 70%)")
+
+    # 3. MBGD epochs vs PyTorch
+    m = min(args.mbgd_rows, n)
+    dXm, dym = dX[:m], dy[:m]
+    order_m = np.random.default_rng(2).permutation(m)
+    torch_dev = None
+    if not args.no_torch:
+        try:
+            import torch
+
+            torch_dev = "cuda" if (torch.cuda.is_available() and not simulated) else None
+            if torch_dev is None and args.smoke:
+                torch_dev = "cpu"
+            if torch_dev is None:
+                log("torch has no CUDA here: the PyTorch comparison is skipped")
+        except ImportError:
+            log("torch is not installed: the PyTorch comparison is skipped")
+    out["mbgd"] = {}
+    sizes = (4, 16) if args.smoke else (32, 1024)
+    for b in sizes:
+        row = {"b": b}
+        row["fastgd"] = fastgd_epochs(dXm, dym, b, order_m[None, :], args.epochs, lr=0.05)
+        other = "batched" if row["fastgd"]["path"] == "fused" else "fused"
+        row["fastgd_other_path"] = fastgd_epochs(dXm, dym, b, order_m[None, :], 1, lr=0.05,
+                                                 path=other)
+        msg = (f"MBGD b={b} ({m} rows): fastgd {row['fastgd']['epoch_s'] * 1e3:.1f} ms/epoch "
+               f"[{row['fastgd']['path']}; {other}: "
+               f"{row['fastgd_other_path']['epoch_s'] * 1e3:.1f} ms]")
+        if torch_dev is not None:
+            if torch_dev == "cuda":
+                Xh, yh = dXm, dym  # zero-copy through __cuda_array_interface__
+            else:
+                Xh, yh = dXm.copy_to_host(), dym.copy_to_host()
+            row["torch"] = torch_epochs(Xh, yh, order_m, b, args.epochs, 0.05, torch_dev)
+            row["speedup"] = row["torch"]["epoch_s"] / row["fastgd"]["epoch_s"]
+            msg += (f", torch ({torch_dev}) {row['torch']['epoch_s'] * 1e3:.1f} ms/epoch: "
+                    f"{row['speedup']:.1f}x" + (" (goal >= 5x)" if b == sizes[0] else ""))
+        log(msg)
+        out["mbgd"][str(b)] = row
+
+    # summary
+    print()
+    print(f"| GPU | {out['device']['name']} (cc {out['device']['cc']}, {out['device']['sms']} SMs) |")
+    print("|---|---|")
+    print(f"| copy-kernel bandwidth | {bw['gbps']:.1f} GB/s |")
+    print(f"| BGD epoch {n} x {d} float32 | {bgd['epoch_s'] * 1e3:.2f} ms, "
+          f"{bgd['effective_gbps']:.1f} GB/s = {100 * bgd['fraction_of_copy']:.0f}% of copy |")
+    for b, row in out["mbgd"].items():
+        cell = f"{row['fastgd']['epoch_s'] * 1e3:.1f} ms/epoch ({row['fastgd']['path']})"
+        if "torch" in row:
+            cell += f"; torch {row['torch']['epoch_s'] * 1e3:.1f} ms: {row['speedup']:.1f}x"
+        print(f"| MBGD b={b}, {m} rows | {cell} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2, default=float)
+        log(f"wrote {args.json}")
+    if args.smoke:
+        log("smoke run: the figures above time the simulator, not a GPU")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
