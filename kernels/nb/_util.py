@@ -76,3 +76,48 @@ def _ol_is_finite(x):
         return impl
     if isinstance(x, types.Integer):
         return lambda x: True
+
+
+# --------------------------------------------------------------------------
+# Software prefetch of a row of X (rows are read in shuffled order, which the
+# hardware prefetcher cannot predict).
+
+from numba.core import cgutils  # noqa: E402
+
+
+@intrinsic
+def _prefetch_elem(typingctx, arr, i, j):
+    """Prefetch the cache line holding arr[i, j] (no effect on results)."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 2):
+        return None
+    sig = types.void(arr, i, j)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1], args[2]],
+                                       wraparound=False)
+        i8p = builder.bitcast(ptr, ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        # read, high temporal locality, data cache
+        builder.call(fn, [i8p, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def prefetch_row(X, i):
+    """Hint the CPU to load row ``i`` of the C-contiguous 2-D array ``X``."""
+
+
+@overload(prefetch_row, inline="always")
+def _ol_prefetch_row(X, i):
+    step = max(1, 512 // X.dtype.bitwidth)  # elements per 64-byte (512-bit) cache line
+
+    def impl(X, i):
+        for j in range(0, X.shape[1], step):
+            _prefetch_elem(X, i, j)
+
+    return impl

@@ -24,7 +24,9 @@ its own, uncached, compilation (first call per process pays the compile).
 
 How the work is done:
 
-- rows are read through ``order``; X is never copied.  ``theta`` fixes the
+- rows are read through ``order``; X is never copied; the row two positions
+  ahead is prefetched.  A batch holding all n rows once (BGD) is summed in
+  storage order (sequential reads); the sum is over the same set of rows.  ``theta`` fixes the
   accumulation dtype (float32 X with float64 theta accumulates in float64).
 - per row, one pass computes ``p = x.w + b`` (a vectorised dot product) and
   one pass adds ``c * dloss * x`` into the gradient.
@@ -44,15 +46,80 @@ from numba import prange
 from numba.core import types
 from numba.extending import overload
 
-from ._util import cast_like, is_finite, zero_of
+from ._util import cast_like, is_finite, prefetch_row, zero_of
 from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, kernel
 from .losses import point_loss, softmax_loss_dloss
 from .updates import apply_update
 from ..ids import LOSS_SOFTMAX, RULE_SGD
 
 
+#: Rows are read through ``order``; the row this many positions ahead is
+#: prefetched (shuffled rows defeat the hardware prefetcher).
+PREFETCH_AHEAD = 2
+
 # --------------------------------------------------------------------------
 # Building blocks (compiled into the public kernels; not cached on their own).
+
+@kernel(cache=False)
+def _scalar_rows(X, y, sw, rows, lo, hi, loss_id, loss_param, fit_intercept, theta, g, scale):
+    """The K = 1 losses, row by row: a vectorised dot product, the loss, a vectorised
+    axpy into g.  The row PREFETCH_AHEAD positions on in ``rows`` is prefetched (also
+    across the batch's end: the next batch's first rows)."""
+    d = X.shape[1]
+    m = rows.shape[0]
+    has_sw = sw.shape[0] > 0
+    b0 = theta[d] if fit_intercept else zero_of(theta)
+    lsum = 0.0
+    for r in range(lo, hi):
+        if r + PREFETCH_AHEAD < m:
+            prefetch_row(X, rows[r + PREFETCH_AHEAD])
+        i = rows[r]
+        xi = X[i]
+        acc = zero_of(theta)
+        for j in range(d):
+            acc += xi[j] * theta[j]
+        l, dl = point_loss(loss_id, loss_param, float(acc + b0), float(y[i]))
+        c = scale * sw[i] if has_sw else scale
+        lsum += c * l
+        gi = cast_like(theta, c * dl)
+        for j in range(d):
+            g[j] += xi[j] * gi
+        if fit_intercept:
+            g[d] += gi
+    return lsum
+
+
+@kernel(cache=False)
+def _softmax_rows(X, y, sw, rows, lo, hi, K, fit_intercept, theta, g, scale, pk, dlk):
+    d = X.shape[1]
+    dk = d * K
+    has_sw = sw.shape[0] > 0
+    lsum = 0.0
+    for r in range(lo, hi):
+        i = rows[r]
+        if r + PREFETCH_AHEAD < rows.shape[0]:
+            prefetch_row(X, rows[r + PREFETCH_AHEAD])
+        xi = X[i]
+        for k in range(K):
+            pk[k] = theta[dk + k] if fit_intercept else 0
+        for j in range(d):
+            xij = xi[j]
+            for k in range(K):
+                pk[k] += xij * theta[j * K + k]
+        l = softmax_loss_dloss(pk, y[i], dlk)
+        c = scale * sw[i] if has_sw else scale
+        lsum += c * l
+        for k in range(K):
+            pk[k] = cast_like(pk, c * dlk[k])  # pk now holds c * dloss
+        for j in range(d):
+            xij = xi[j]
+            for k in range(K):
+                g[j * K + k] += xij * pk[k]
+        if fit_intercept:
+            for k in range(K):
+                g[dk + k] += pk[k]
+    return lsum
+
 
 @kernel(cache=False)
 def _rows_gradient(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_intercept, theta, g,
@@ -60,52 +127,14 @@ def _rows_gradient(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_intercept
     """g = scale * sum over rows[lo:hi] of s_i dl_i/dtheta; returns scale * sum s_i l_i.
 
     ``pk`` (K,) accumulation-dtype and ``dlk`` (K,) float64 are scratch (softmax).
+    The summation order depends only on lo and hi (never on threads).
     """
-    d = X.shape[1]
     for t in range(g.shape[0]):
         g[t] = 0
-    has_sw = sw.shape[0] > 0
-    lsum = 0.0
     if loss_id != LOSS_SOFTMAX:
-        b0 = theta[d] if fit_intercept else zero_of(theta)
-        for r in range(lo, hi):
-            i = rows[r]
-            xi = X[i]
-            acc = zero_of(theta)
-            for j in range(d):
-                acc += xi[j] * theta[j]
-            l, dl = point_loss(loss_id, loss_param, float(acc + b0), float(y[i]))
-            c = scale * sw[i] if has_sw else scale
-            lsum += c * l
-            gi = cast_like(theta, c * dl)
-            for j in range(d):
-                g[j] += xi[j] * gi
-            if fit_intercept:
-                g[d] += gi
-    else:
-        dk = d * K
-        for r in range(lo, hi):
-            i = rows[r]
-            xi = X[i]
-            for k in range(K):
-                pk[k] = theta[dk + k] if fit_intercept else 0
-            for j in range(d):
-                xij = xi[j]
-                for k in range(K):
-                    pk[k] += xij * theta[j * K + k]
-            l = softmax_loss_dloss(pk, y[i], dlk)
-            c = scale * sw[i] if has_sw else scale
-            lsum += c * l
-            for k in range(K):
-                pk[k] = cast_like(pk, c * dlk[k])  # pk now holds c * dloss
-            for j in range(d):
-                xij = xi[j]
-                for k in range(K):
-                    g[j * K + k] += xij * pk[k]
-            if fit_intercept:
-                for k in range(K):
-                    g[dk + k] += pk[k]
-    return lsum
+        return _scalar_rows(X, y, sw, rows, lo, hi, loss_id, loss_param, fit_intercept, theta, g,
+                            scale)
+    return _softmax_rows(X, y, sw, rows, lo, hi, K, fit_intercept, theta, g, scale, pk, dlk)
 
 
 @kernel(parallel=True, cache=False)
@@ -151,6 +180,20 @@ def _batch_gradient(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_intercep
 
 
 @kernel(cache=False)
+def _is_permutation(order, n):
+    """True when ``order`` holds each of 0..n-1 exactly once."""
+    if order.shape[0] != n:
+        return False
+    seen = np.zeros(n, dtype=np.bool_)
+    for r in range(n):
+        i = order[r]
+        if i < 0 or i >= n or seen[i]:
+            return False
+        seen[i] = True
+    return True
+
+
+@kernel(cache=False)
 def _workspace(n_rows, theta, K):
     nch = (n_rows + CHUNK_ROWS - 1) // CHUNK_ROWS
     parts = np.empty((nch if nch > 1 else 0, theta.shape[0]), dtype=theta.dtype)
@@ -171,6 +214,8 @@ def _plain_sgd_b1(X, y, sw, order, n_batches, loss_id, loss_param, fit_intercept
     a1 = cast_like(theta, alpha * r)
     for k in range(n_batches):
         i = order[k]
+        if k + PREFETCH_AHEAD < n_batches:
+            prefetch_row(X, order[k + PREFETCH_AHEAD])
         xi = X[i]
         acc = zero_of(theta)
         pen = 0.0
@@ -250,10 +295,15 @@ def _linear_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_par
                              alpha, l1_ratio, lrs, theta, batch_loss)
     parts, lparts, pks, dlks = _workspace(min(batch_size, m), theta, K)
     n_penalized = X.shape[1] * K
+    rows = order
+    if batch_size >= m and n_batches == 1 and _is_permutation(order, X.shape[0]):
+        # One batch of all n rows (BGD): the gradient is a sum over the set of rows,
+        # so stream them in storage order (sequential reads) instead of shuffled.
+        rows = np.arange(m)
     for k in range(n_batches):
         lo = k * batch_size
         hi = min(lo + batch_size, m)
-        loss = _batch_gradient(X, y, sw, order, lo, hi, loss_id, loss_param, K, fit_intercept,
+        loss = _batch_gradient(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_intercept,
                                theta, grad, 1.0 / (hi - lo), parts, lparts, pks, dlks)
         loss += add_penalty(theta, grad, n_penalized, alpha, l1_ratio)
         batch_loss[k] = loss
