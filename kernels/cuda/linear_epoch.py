@@ -71,12 +71,32 @@ def linear_kernels(dtype):
 
     @cuda.jit(device=True)
     def load_tile(X, order, rowbase, nr, j0, nc, sm, ld, lane, grp, ngrp):
-        # warps over rows, lanes over features: each warp reads 32 consecutive
-        # elements of one row at a time (coalesced)
-        for r in range(grp, nr, ngrp):
-            row = order[rowbase + r]
+        # Warps over rows, lanes over features: a warp reads 32 consecutive
+        # elements of a row at a time (coalesced).  Four rows per step, their
+        # loads issued before any store, so each thread keeps four loads in
+        # flight (rows past the tile's end re-read its last row, never stored).
+        last = nr - 1
+        for r in range(grp, nr, 4 * ngrp):
+            r1 = r + ngrp
+            r2 = r1 + ngrp
+            r3 = r2 + ngrp
+            i0 = order[rowbase + r]
+            i1 = order[rowbase + min(r1, last)]
+            i2 = order[rowbase + min(r2, last)]
+            i3 = order[rowbase + min(r3, last)]
             for j in range(lane, nc, 32):
-                sm[r * ld + j] = T(X[row, j0 + j])
+                c = j0 + j
+                v0 = X[i0, c]
+                v1 = X[i1, c]
+                v2 = X[i2, c]
+                v3 = X[i3, c]
+                sm[r * ld + j] = T(v0)
+                if r1 < nr:
+                    sm[r1 * ld + j] = T(v1)
+                if r2 < nr:
+                    sm[r2 * ld + j] = T(v2)
+                if r3 < nr:
+                    sm[r3 * ld + j] = T(v3)
 
     @cuda.jit(device=True)
     def block_rows(X, y, sw, order, base, r0, r1, scale, loss_id, eps, K, fit_intercept,
