@@ -429,3 +429,18 @@ def test_custom_model_object():
         CustomModel(wrong, [1.0, 0.0]).bind(1)
     with pytest.raises(AttributeError, match="predict"):
         CustomModel(exp_model, [1.0, 0.0]).bind(1).decision(np.array([1.0, 0.0]), X[:, :1])
+
+
+def test_fit_with_custom_model_numba_equals_numpy():
+    X, y, sw = exp_data(n=60, sw=True)
+    model = CustomModel(exp_model, [1.0, 0.0], predict=exp_predict)
+    kw = dict(model=model, batch_size=7, epochs=3, lr=LR, seed=5, sample_weight=sw,
+              optimizer="adam")
+    a = fastgd.fit(X, y, backend="numba", **kw)
+    b = fastgd.fit(X, y, backend="numpy", **kw)
+    assert a.backend == "numba" and b.backend == "numpy"
+    assert_close(a.params[0], b.params[0], 1e-9)
+    assert_close(a.history["loss"], b.history["loss"], 1e-9)
+    assert_close(a.predict(X), b.predict(X), 1e-9)
+    pa, pb = a.params[0]
+    assert_close(a.predict(X), pa * np.exp(pb * X[:, 0]), 1e-12)

@@ -1,0 +1,70 @@
+"""Cold and warm first-call times of the Numba backend (fresh processes).
+
+    python -m fastgd.kernels.nb._bench_startup
+
+cold: a fresh process and an empty cache (compiles); warm: a fresh process
+that loads the kernels from the cache the cold run wrote.  Each figure is
+the first call in its process: the import of ``fastgd.kernels.nb.linear_epoch``,
+then one tiny epoch per case.  A custom loss is never cached: its first call
+compiles in every process.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+CHILD = r"""
+import json, math, time
+t0 = time.perf_counter()
+import numpy as np
+from fastgd.kernels.nb import linear_epoch as le
+from fastgd.kernels import ids
+out = {"import": time.perf_counter() - t0}
+rng = np.random.default_rng(0)
+X = rng.standard_normal((64, 5)); y = (rng.random(64) < 0.5).astype(float)
+
+def epoch(X, y, b, loss_param=0.0, loss_id=ids.LOSS_LOGISTIC, theta_dtype=np.float64):
+    nb = -(-64 // b); P = 6
+    return le.linear_epoch(X, y, np.empty(0, X.dtype), rng.permutation(64), b, nb, loss_id,
+                           loss_param, 1, True, 0.0, 0.0, ids.RULE_SGD, np.zeros(4),
+                           np.full(nb, 0.1), 0, np.zeros(P, theta_dtype), np.zeros(P, theta_dtype),
+                           np.zeros((1, P), theta_dtype), np.zeros(nb))
+
+for name, f in [("float64 epoch (first)", lambda: epoch(X, y, 8)),
+                ("float64 epoch (second call)", lambda: epoch(X, y, 1)),
+                ("float32 epoch", lambda: epoch(X.astype(np.float32), y.astype(np.float32), 8,
+                                                theta_dtype=np.float32))]:
+    t = time.perf_counter(); f(); out[name] = time.perf_counter() - t
+
+from numba import njit
+@njit
+def poisson(p, y):
+    mu = math.exp(p)
+    return mu - y * p, mu - y
+t = time.perf_counter()
+epoch(X, np.round(np.abs(y)), 8, loss_param=poisson, loss_id=ids.LOSS_CUSTOM)
+out["custom loss epoch (never cached)"] = time.perf_counter() - t
+print("RESULT" + json.dumps(out))
+"""
+
+
+def run(env):
+    p = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True,
+                       check=True)
+    line = [x for x in p.stdout.splitlines() if x.startswith("RESULT")][0]
+    return json.loads(line[6:])
+
+
+def main():
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        cold = run(env)
+        warm = run(env)
+    print(f"{'first call':36s} {'cold (s)':>9s} {'warm (s)':>9s}")
+    for k in cold:
+        print(f"{k:36s} {cold[k]:9.2f} {warm[k]:9.2f}")
+
+
+if __name__ == "__main__":
+    main()
