@@ -300,6 +300,19 @@ def test_last_batch_shorter_and_single_row_batches_batched_path():
     check_parity(Problem("huber", b=1, n=6, epochs=2), path="batched")
 
 
+@pytest.mark.parametrize("path", ["fused", "batched"])
+def test_drop_last_and_sampling_with_replacement(path):
+    """Orders are any int64 rows: drop_last runs floor(m / b) batches; sampling with
+    replacement repeats rows (rng.integers), an epoch still being ceil(n / b) batches."""
+    prob = Problem("logistic", b=6, opt=("sgd", {"momentum": 0.5}))
+    prob.n_batches = N // 6
+    prob.lrs = [lr[:prob.n_batches] for lr in prob.lrs]
+    check_parity(prob, path=path)
+    prob = Problem("squared", b=6)
+    prob.orders = np.random.default_rng(3).integers(0, N, size=(prob.epochs, prob.n_batches * 6))
+    check_parity(prob, path=path)
+
+
 def test_one_feature_one_row_tiles(monkeypatch):
     monkeypatch.setattr(config, "TILE_ROWS", 1)
     monkeypatch.setattr(config, "TILE_COLS", 1)
