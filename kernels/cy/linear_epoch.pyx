@@ -28,7 +28,7 @@ import numpy as np
 
 cimport openmp
 from cython.parallel cimport prange
-from libc.math cimport isfinite, NAN
+from libc.math cimport isfinite, fabs, NAN
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
@@ -52,8 +52,10 @@ cdef extern from "fgd_simd.h" nogil:
     void fgd_axpy4_fd(const double* a, const float* x0, const float* x1, const float* x2,
                       const float* x3, double* y, Py_ssize_t n)
     void fgd_prefetch_row(const void* p, size_t nbytes)
+    void fgd_logistic4(const double* p, const double* y, double* loss, double* dl)
 
 cdef enum:
+    LOSS_LOGISTIC = 1
     LOSS_SOFTMAX = 2
     LOSS_CUSTOM = -1
     RULE_SGD = 0
@@ -157,6 +159,10 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
     cdef afloat* gj
     cdef afloat p, dl, c, l, xj
     cdef afloat a4[4]
+    cdef afloat pb[4]
+    cdef afloat yb[4]
+    cdef afloat cb[4]
+    cdef afloat lb[4]
     cdef double loss = 0.0
     memset(g, 0, P * sizeof(afloat))
     pos = start
@@ -169,10 +175,18 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
                 p = _dot(xr[r], theta, d)
                 if fi:
                     p = p + theta[d]
-                c = scale if sw == NULL else scale * <afloat>sw[i]
-                l = loss_dloss(loss_id, param, p, <afloat>y[i], &dl)
-                loss += <double>(c * l)
-                a4[r] = dl * c
+                pb[r] = p
+                yb[r] = <afloat>y[i]
+                cb[r] = scale if sw == NULL else scale * <afloat>sw[i]
+            if (afloat is double and loss_id == LOSS_LOGISTIC and fabs(pb[0]) <= 700
+                    and fabs(pb[1]) <= 700 and fabs(pb[2]) <= 700 and fabs(pb[3]) <= 700):
+                fgd_logistic4(pb, yb, lb, a4)     # exp and log1p for 4 rows at once
+            else:
+                for r in range(4):
+                    lb[r] = loss_dloss(loss_id, param, pb[r], yb[r], &a4[r])
+            for r in range(4):
+                loss += <double>(cb[r] * lb[r])
+                a4[r] = a4[r] * cb[r]
             _axpy4(a4, xr[0], xr[1], xr[2], xr[3], g, d)
             if fi:
                 g[d] = (((g[d] + a4[0]) + a4[1]) + a4[2]) + a4[3]

@@ -23,6 +23,30 @@ supported by the Cython backend: the numba backend compiles user losses.
 from cython cimport floating
 from libc.math cimport exp, expf, log, logf, log1p, log1pf, fabs, fabsf, NAN
 
+# An optimisation barrier: the value passes through unchanged, but the compiler
+# cannot reassociate an expression across it (fastgd builds with
+# -fassociative-math so that reductions vectorise; a few loss formulas must keep
+# the reference's order of operations to stay accurate).
+cdef extern from *:
+    """
+    #ifndef FGD_OPAQUE_DEFINED
+    #define FGD_OPAQUE_DEFINED
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    #define FGD_OPAQUE_ASM(v) __asm__("" : "+x"(v))
+    #elif defined(__GNUC__) && defined(__aarch64__)
+    #define FGD_OPAQUE_ASM(v) __asm__("" : "+w"(v))
+    #elif defined(__GNUC__)
+    #define FGD_OPAQUE_ASM(v) __asm__("" : "+m"(v))
+    #else
+    #define FGD_OPAQUE_ASM(v) ((void)0)
+    #endif
+    static inline double fgd_opaque_d(double v) { FGD_OPAQUE_ASM(v); return v; }
+    static inline float fgd_opaque_f(float v) { FGD_OPAQUE_ASM(v); return v; }
+    #endif
+    """
+    double fgd_opaque_d(double v) noexcept nogil
+    float fgd_opaque_f(float v) noexcept nogil
+
 # Codes, kept equal to fastgd.kernels.ids (tests check it).
 cdef enum:
     LOSS_SQUARED = 0
@@ -35,6 +59,13 @@ cdef enum:
     LOSS_EPSILON_INSENSITIVE = 7
     LOSS_SQUARED_EPSILON_INSENSITIVE = 8
     LOSS_PERCEPTRON = 9
+
+
+cdef inline floating opaque(floating x) noexcept nogil:
+    if floating is float:
+        return fgd_opaque_f(x)
+    else:
+        return fgd_opaque_d(x)
 
 
 cdef inline floating _exp(floating x) noexcept nogil:
@@ -70,13 +101,16 @@ cdef inline floating loss_dloss(int loss_id, double param, floating p, floating 
     """Loss of one sample; writes d loss / d p to dl[0]."""
     cdef floating z, r, a, e, eps = <floating>param
     if loss_id == LOSS_LOGISTIC:
-        # softplus(p) - y p and sigmoid(p) - y, stable for any |p|.
+        # softplus(p) - y p = max(p, 0) - p y + log1p(exp(-|p|)) and sigmoid(p) - y,
+        # stable for any |p|.  The loss is a sum of two terms, (1 - y) p (or -y p)
+        # and log1p(...), so no reassociation can cancel the small log1p term
+        # against p (for y in {0, 1} it equals the reference's bit for bit).
         e = _exp(-_fabs(p))
         if p >= 0:
             dl[0] = <floating>1.0 / (<floating>1.0 + e) - y
-            return p - p * y + _log1p(e)
+            return (<floating>1.0 - y) * p + _log1p(e)
         dl[0] = e / (<floating>1.0 + e) - y
-        return -p * y + _log1p(e)
+        return (<floating>0.0 - y * p) + _log1p(e)
     if loss_id == LOSS_SQUARED:
         r = p - y
         dl[0] = r
@@ -177,7 +211,7 @@ cdef inline floating softmax_loss_dloss(const floating* p, Py_ssize_t K, Py_ssiz
     for k in range(K):
         dl[k] = _exp(p[k] - m)
         s += dl[k]
-    loss = (m + _log(s)) - pc
+    loss = opaque(m + _log(s)) - pc     # the reference's order: (m + log s) - p[cls]
     for k in range(K):
         dl[k] = dl[k] / s
     dl[cls] -= 1.0
