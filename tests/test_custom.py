@@ -444,3 +444,22 @@ def test_fit_with_custom_model_numba_equals_numpy():
     assert_close(a.predict(X), b.predict(X), 1e-9)
     pa, pb = a.params[0]
     assert_close(a.predict(X), pa * np.exp(pb * X[:, 0]), 1e-12)
+
+
+@njit
+def _user_loop_with_custom_model(X, y, orders, theta, state):
+    nb = (orders.shape[1] + 6) // 7
+    for e in range(orders.shape[0]):
+        nb_ce.custom_model_epoch(exp_model, X, y, np.empty(0), orders[e], 7, nb, ids.RULE_SGD,
+                                 np.zeros(4), np.full(nb, LR), e * nb, theta,
+                                 np.zeros_like(theta), state, np.zeros(nb), np.zeros_like(theta))
+    return theta
+
+
+def test_custom_model_epoch_from_user_njit_code():
+    X, y, _ = exp_data()
+    rng = np.random.default_rng(8)
+    orders = np.stack([rng.permutation(N) for _ in range(3)]).astype(np.int64)
+    theta = _user_loop_with_custom_model(X, y, orders, np.array([1.0, 0.0]), np.zeros((1, 2)))
+    ref = run_model(ref_ce, exp_model.py_func, X, y, np.empty(0), 7)
+    assert_close(theta, ref[1], 1e-9)

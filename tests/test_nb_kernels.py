@@ -585,3 +585,41 @@ def test_finiteness_check_survives_fastmath():
     assert check(np.nan, 1.0) == (False, False)
     assert check(-np.inf, 0.5) == (False, False)
     assert check(1e30, 1e30) == (True, False)  # float32 overflow
+
+
+# --------------------------------------------------------------------------------------
+# Several fits in threads (the kernels release the GIL)
+
+_THREADS_SCRIPT = textwrap.dedent("""
+    import threading, numpy as np, numba
+    from fastgd.kernels.nb import linear_epoch as le
+    from fastgd.kernels import ids
+    n, d = 6000, 24
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, d)); y = (rng.random(n) < 0.5).astype(float)
+    def fit(out, key):
+        theta = np.zeros(d + 1); state = np.zeros((1, d + 1))
+        for e in range(4):
+            le.linear_epoch(X, y, np.empty(0), np.random.default_rng(e).permutation(n), n, 1,
+                            ids.LOSS_LOGISTIC, 0.0, 1, True, 0.0, 0.0, ids.RULE_SGD, np.zeros(4),
+                            np.full(1, 0.5), e, theta, np.zeros(d + 1), state, np.zeros(1))
+        out[key] = theta
+    out = {}
+    threads = [threading.Thread(target=fit, args=(out, i)) for i in range(3)]
+    [t.start() for t in threads]; [t.join() for t in threads]
+    fit(out, "alone")
+    assert all(np.array_equal(out[i], out["alone"]) for i in range(3)), out
+    print("OK", numba.threading_layer())
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layer", ["default", "workqueue"])
+def test_large_batch_fits_in_threads(layer):
+    # Large batches launch prange loops; with the workqueue layer concurrent launches
+    # would abort the process, so the Python entry points serialise them there.
+    env = dict(os.environ, NUMBA_THREADING_LAYER=layer, OMP_WAIT_POLICY="PASSIVE")
+    out = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "OK" in out.stdout

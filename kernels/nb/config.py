@@ -128,3 +128,40 @@ def kernel(fn=None, *, parallel=False, cache=True):
         return disp
 
     return wrap(fn) if fn is not None else wrap
+
+
+# --------------------------------------------------------------------------
+# Several fits in threads.
+#
+# The kernels release the GIL, and large batches run ``prange`` loops.  The
+# "omp" and "tbb" threading layers accept parallel launches from several
+# threads at once; "workqueue" (Numba's fallback where neither OpenMP nor TBB
+# is available) aborts the process instead.  The Python entry points therefore
+# serialise their calls while the layer is unknown (before the first parallel
+# launch) or is workqueue.  Calls made from your own @njit code bypass this:
+# with workqueue, do not launch large-batch kernels from several threads.
+
+import threading  # noqa: E402
+
+_LAUNCH_LOCK = threading.RLock()
+_THREADSAFE = False
+
+
+def _layer_is_threadsafe():
+    global _THREADSAFE
+    if not _THREADSAFE:
+        try:
+            import numba
+
+            _THREADSAFE = numba.threading_layer() in ("omp", "tbb")
+        except ValueError:  # no parallel launch yet: layer not chosen
+            return False
+    return _THREADSAFE
+
+
+def guarded(call, *args):
+    """``call(*args)``, serialised unless the threading layer is thread-safe."""
+    if _layer_is_threadsafe():
+        return call(*args)
+    with _LAUNCH_LOCK:
+        return call(*args)

@@ -30,9 +30,10 @@ import math
 
 import numpy as np
 from numba import prange
+from numba.extending import overload
 
 from ._util import cast_like, is_finite
-from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, kernel
+from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel
 from .updates import apply_update
 
 
@@ -101,17 +102,15 @@ def _model_workspace(n_rows, theta):
 
 
 @kernel(cache=False)
-def custom_model_batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf):
-    """grad = scale * sum_{i in rows} s_i grad_i; returns scale * sum s_i loss_i."""
+def _custom_model_batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf):
     n = rows.shape[0]
     parts, lparts, gbs = _model_workspace(n, theta)
     return _model_batch(fn, X, y, sw, rows, 0, n, theta, grad, scale, gbuf, parts, lparts, gbs)
 
 
 @kernel(cache=False)
-def custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyper, lrs, step0,
-                       theta, grad, state, batch_loss, gbuf):
-    """A whole epoch of a custom model; returns the number of batches applied."""
+def _custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyper, lrs, step0,
+                        theta, grad, state, batch_loss, gbuf):
     m = order.shape[0]
     parts, lparts, gbs = _model_workspace(min(batch_size, m), theta)
     for k in range(n_batches):
@@ -124,6 +123,40 @@ def custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hype
             return k
         apply_update(rule_id, hyper, theta, grad, state, lrs[k], step0 + k + 1)
     return n_batches
+
+
+# Public entry points: plain functions for Python callers (serialised while the
+# threading layer is not thread-safe, see config.guarded), and the same
+# kernels, inlined by type, for callers in @njit code.
+
+def custom_model_batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf):
+    """grad = scale * sum_{i in rows} s_i grad_i; returns scale * sum s_i loss_i."""
+    return guarded(_custom_model_batch_gradient, fn, X, y, sw, rows, theta, grad, float(scale),
+                   gbuf)
+
+
+@overload(custom_model_batch_gradient)
+def _ol_custom_model_batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf):
+    def impl(fn, X, y, sw, rows, theta, grad, scale, gbuf):
+        return _custom_model_batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf)
+    return impl
+
+
+def custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyper, lrs, step0,
+                       theta, grad, state, batch_loss, gbuf):
+    """A whole epoch of a custom model; returns the number of batches applied."""
+    return guarded(_custom_model_epoch, fn, X, y, sw, order, int(batch_size), int(n_batches),
+                   int(rule_id), hyper, lrs, int(step0), theta, grad, state, batch_loss, gbuf)
+
+
+@overload(custom_model_epoch)
+def _ol_custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyper, lrs,
+                           step0, theta, grad, state, batch_loss, gbuf):
+    def impl(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyper, lrs, step0, theta,
+             grad, state, batch_loss, gbuf):
+        return _custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyper,
+                                   lrs, step0, theta, grad, state, batch_loss, gbuf)
+    return impl
 
 
 @kernel(cache=False)

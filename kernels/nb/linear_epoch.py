@@ -47,7 +47,7 @@ from numba.core import types
 from numba.extending import overload
 
 from ._util import cast_like, is_finite, prefetch_row, zero_of
-from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, kernel
+from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel
 from .losses import point_loss, softmax_loss_dloss
 from .updates import apply_update
 from ..ids import LOSS_SOFTMAX, RULE_SGD
@@ -328,13 +328,11 @@ def linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_in
                           grad, scale):
     """grad = scale * sum_{i in rows} s_i dl_i/dtheta; returns scale * sum s_i l_i."""
     if callable(loss_param):
-        return _linear_batch_gradient_custom(X, y, sw, rows, int(loss_id), loss_param,
-                                             int(n_outputs), bool(fit_intercept), theta, grad,
-                                             float(scale))
-    return _linear_batch_gradient_builtin(X, y, sw, rows, int(loss_id),
-                                          float(0.0 if loss_param is None else loss_param),
-                                          int(n_outputs), bool(fit_intercept), theta, grad,
-                                          float(scale))
+        return guarded(_linear_batch_gradient_custom, X, y, sw, rows, int(loss_id), loss_param,
+                       int(n_outputs), bool(fit_intercept), theta, grad, float(scale))
+    return guarded(_linear_batch_gradient_builtin, X, y, sw, rows, int(loss_id),
+                   float(0.0 if loss_param is None else loss_param), int(n_outputs),
+                   bool(fit_intercept), theta, grad, float(scale))
 
 
 @overload(linear_batch_gradient)
@@ -360,10 +358,10 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
     args_tail = (int(n_outputs), bool(fit_intercept), float(alpha), float(l1_ratio),
                  int(rule_id), hyper, lrs, int(step0), theta, grad, state, batch_loss)
     if callable(loss_param):
-        return _linear_epoch_custom(X, y, sw, order, int(batch_size), int(n_batches),
-                                    int(loss_id), loss_param, *args_tail)
-    return _linear_epoch_builtin(X, y, sw, order, int(batch_size), int(n_batches), int(loss_id),
-                                 float(0.0 if loss_param is None else loss_param), *args_tail)
+        return guarded(_linear_epoch_custom, X, y, sw, order, int(batch_size), int(n_batches),
+                       int(loss_id), loss_param, *args_tail)
+    return guarded(_linear_epoch_builtin, X, y, sw, order, int(batch_size), int(n_batches),
+                   int(loss_id), float(0.0 if loss_param is None else loss_param), *args_tail)
 
 
 @overload(linear_epoch)
