@@ -471,6 +471,131 @@ def test_kernels_compile_for_a_real_gpu():
     assert "all kernels compiled" in out.stdout
 
 
+# --------------------------------------------------------------------------- MLP
+ACTS = {"relu": ids.ACT_RELU, "tanh": ids.ACT_TANH, "sigmoid": ids.ACT_SIGMOID}
+
+
+class MLPProblem:
+    """An MLP problem driven through fastgd.reference.mlp_epoch and MLPEngine."""
+
+    def __init__(self, loss="softmax", act="tanh", hidden=(5,), opt=("sgd", {}), b=7, n=14, d=3,
+                 K=3, alpha=0.0, l1_ratio=0.0, sample_weight=False, epochs=2, lr=0.05, seed=0):
+        from fastgd.engines import MLPSpec
+        from fastgd.reference.mlp_epoch import mlp_init
+
+        rng = np.random.default_rng(seed)
+        K = K if loss == "softmax" else 1
+        self.sizes = np.array([d, *hidden, K], dtype=np.int64)
+        self.X = rng.standard_normal((n, d))
+        self.y = labels(loss, n, rng, K)
+        self.sw = rng.uniform(0.5, 2.0, n) if sample_weight else np.empty(0)
+        self.theta = mlp_init(self.sizes, rng)
+        o = optim.OPTIMIZERS[opt[0]](lr=lr, **opt[1])
+        self.state = o.init(self.theta)
+        self.spec = MLPSpec(LOSS_IDS[loss], self.sizes, ACTS[act], alpha, l1_ratio, o.rule_id,
+                            o.hyper, b)
+        self.orders = np.stack([np.random.default_rng(seed + 1 + e).permutation(n)
+                                for e in range(epochs)])
+        self.n_batches = -(-n // b)
+        self.lrs = [lr * np.linspace(1.0, 0.5, self.n_batches) for _ in range(epochs)]
+        self.epochs = epochs
+
+    def reference(self):
+        from fastgd.reference.mlp_epoch import mlp_epoch
+
+        s = self.spec
+        theta, state = self.theta.copy(), self.state.copy()
+        losses, done = [], []
+        for e in range(self.epochs):
+            bl = np.full(self.n_batches, -7.0)
+            k = mlp_epoch(self.X, self.y, self.sw, self.orders[e], s.batch_size, self.n_batches,
+                          s.loss_id, self.sizes, s.activation_id, s.alpha, s.l1_ratio, s.rule_id,
+                          s.hyper, self.lrs[e], e * self.n_batches, theta, np.zeros_like(theta),
+                          state, bl, None)
+            losses.append(bl)
+            done.append(k)
+            if k < self.n_batches:
+                break
+        return theta, state, losses, done
+
+    def engine(self, dtype=np.float64, theta_dtype=None):
+        theta_dtype = dtype if theta_dtype is None else theta_dtype
+        eng = cuda_engine.MLPEngine(self.X.astype(dtype), self.y.astype(dtype),
+                                    self.sw.astype(dtype), self.spec,
+                                    self.theta.astype(theta_dtype),
+                                    self.state.astype(theta_dtype))
+        eng.prepare(self.orders)
+        return eng
+
+    run = Problem.run
+
+
+def check_mlp(prob, dtype=np.float64, theta_dtype=None):
+    theta, state, losses, done = prob.reference()
+    g_theta, g_state, g_losses, g_done = prob.run(prob.engine(dtype, theta_dtype))
+    acc = np.dtype(dtype if theta_dtype is None else theta_dtype)
+    assert g_theta.dtype == acc and g_done == done
+    close(g_theta, theta, acc)
+    close(g_state, state, acc)
+    for a, r in zip(g_losses, losses):
+        close(a, r, acc)
+
+
+@pytest.mark.parametrize("b", [1, 5, 14], ids=["b1", "b5", "bn"])
+@pytest.mark.parametrize("loss", ["squared", "logistic", "softmax"])
+@pytest.mark.parametrize("act", list(ACTS))
+def test_mlp_every_head_activation_batch_size(act, loss, b):
+    check_mlp(MLPProblem(loss, act, b=b))
+
+
+@pytest.mark.parametrize("opt", RULE_CASES)
+def test_mlp_every_update_rule(opt):
+    check_mlp(MLPProblem("softmax", "tanh", hidden=(4, 3), opt=opt, b=5, lr=0.02, epochs=1))
+
+
+def test_mlp_penalty_weights_float32():
+    prob = MLPProblem("logistic", "sigmoid", hidden=(6,), opt=("adam", {}), b=5, alpha=0.01,
+                      l1_ratio=0.4, sample_weight=True)
+    check_mlp(prob)
+    check_mlp(prob, dtype=np.float32)
+    prob.X = prob.X.astype(np.float32).astype(np.float64)  # the reference sees the same data
+    prob.sw = prob.sw.astype(np.float32).astype(np.float64)
+    check_mlp(prob, dtype=np.float32, theta_dtype=np.float64)
+
+
+def test_mlp_divergence_and_reproducibility():
+    prob = MLPProblem("squared", "relu", b=4, epochs=1)
+    prob.X[prob.orders[0][6], 0] = 1e200   # the second batch overflows
+    theta, state, losses, done = prob.reference()
+    assert done == [1]
+    eng = prob.engine()
+    bl = np.full(prob.n_batches, -7.0)
+    assert eng.run_epoch(0, prob.n_batches, prob.lrs[0], 0, bl) == 1
+    close(eng.get_theta(), theta, np.float64)
+    close(eng.get_state(), state, np.float64)
+    assert bl[0] == pytest.approx(losses[0][0], rel=1e-9) and not np.isfinite(bl[1])
+    assert np.all(bl[2:] == -7.0)
+    ok = MLPProblem("softmax", "tanh", b=5, sample_weight=True, alpha=0.01)
+    a, c = ok.run(ok.engine(np.float32)), ok.run(ok.engine(np.float32))
+    assert a[0].tobytes() == c[0].tobytes() and a[1].tobytes() == c[1].tobytes()
+
+
+def test_mlp_convention_entry_point():
+    from fastgd.kernels.cuda.mlp_epoch import mlp_epoch
+
+    prob = MLPProblem("softmax", "relu", b=5, epochs=1)
+    theta, state, losses, _ = prob.reference()
+    s = prob.spec
+    g_theta, g_state = prob.theta.copy(), prob.state.copy()
+    bl = np.zeros(prob.n_batches)
+    k = mlp_epoch(prob.X, prob.y, prob.sw, prob.orders[0], s.batch_size, prob.n_batches,
+                  s.loss_id, prob.sizes, s.activation_id, 0.0, 0.0, s.rule_id, s.hyper,
+                  prob.lrs[0], 0, g_theta, None, g_state, bl, None)
+    assert k == prob.n_batches
+    close(g_theta, theta, np.float64)
+    close(bl, losses[0], np.float64)
+
+
 # --------------------------------------------------------------------------- real GPU only
 @pytest.mark.gpu
 @needs_gpu

@@ -112,6 +112,18 @@ def check(cc=(8, 0), verbose=True):
                             eng._partials_args(order, 0, 8, 8))
                 compile_one(f"reduce_update    [{label}]", eng.kernels.reduce_update,
                             eng._reduce_args(1, 0, 0.1, 1, d_loss))
+    for D, A in ((np.float32, np.float32), (np.float64, np.float64), (np.float32, np.float64)):
+        sizes = np.array([d, 6, 4, 3], dtype=np.int64)
+        P = int(sum(sizes[l] * sizes[l + 1] + sizes[l + 1] for l in range(3)))
+        spec = _Spec(loss_id=ids.LOSS_SOFTMAX, layer_sizes=sizes, activation_id=ids.ACT_TANH,
+                     alpha=0.01, l1_ratio=0.5, rule_id=ids.RULE_SGD,
+                     hyper=np.array([0.9, 0.0, 0.0, 0.0]), batch_size=8)
+        eng = engine_mod.MLPEngine(rng.standard_normal((n, d)).astype(D), np.zeros(n, dtype=D),
+                                   None, spec, np.zeros(P, dtype=A), np.zeros((1, P), dtype=A))
+        eng.prepare(np.arange(n, dtype=np.int64)[None, :])
+        compile_one(f"mlp_fused_epoch  [{np.dtype(D).name} data, {np.dtype(A).name}]",
+                    eng.kernels.mlp_fused_epoch,
+                    eng._fused_args(eng.orders[0], 7, np.zeros(7), 0, np.zeros(8)))
     for A in (np.float32, np.float64):
         p = np.zeros((4, 1), dtype=A)
         compile_one(f"losses.evaluate  [{np.dtype(A).name}]", _evaluate_kernel(np.dtype(A)),

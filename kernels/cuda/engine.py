@@ -282,3 +282,106 @@ class LinearEngine:
                 as_device_array(dst).copy_to_device(src)
             else:
                 dst[...] = src.copy_to_host().reshape(np.shape(dst))
+
+
+class MLPEngine:
+    """Multi-layer perceptrons on one GPU: the same methods as ``LinearEngine``.
+
+    ``spec`` is duck-typed (``fastgd.engines.MLPSpec``: loss_id, layer_sizes,
+    activation_id, alpha, l1_ratio, rule_id, hyper, batch_size).  One launch
+    per epoch (``mlp_epoch.mlp_fused_epoch``); the same residency and
+    read-back as the linear engine.
+    """
+
+    def __init__(self, X, y, sw, spec, theta, state):
+        from .mlp_epoch import mlp_kernels, workspace_shape
+
+        cfg = config.snapshot()
+        self.cfg = cfg
+        loss_id = int(spec.loss_id)
+        if loss_id not in (ids.LOSS_SQUARED, ids.LOSS_LOGISTIC, ids.LOSS_SOFTMAX):
+            raise ValueError(f"an MLP head takes the squared, logistic or softmax loss, got id "
+                             f"{loss_id}")
+        rule_id = int(spec.rule_id)
+        if rule_id not in SUPPORTED_RULES:
+            raise ValueError(f"unknown update rule id {rule_id}")
+        if int(spec.activation_id) not in (ids.ACT_RELU, ids.ACT_TANH, ids.ACT_SIGMOID):
+            raise ValueError(f"unknown activation id {spec.activation_id}")
+        nt = cfg["THREADS_PER_BLOCK"]
+        if nt % 32 != 0 or nt < 32:
+            raise ValueError(f"config.THREADS_PER_BLOCK must be a positive multiple of 32, got {nt}")
+        self.threads = nt
+        self.X = to_device(X)
+        data_dtype = np.dtype(self.X.dtype)
+        self.y = to_device(y)
+        if sw is None or (not is_device_array(sw) and np.size(sw) == 0):
+            self.sw = _device.empty(0, data_dtype)
+        else:
+            self.sw = to_device(sw)
+        self.theta = owned_copy(theta)
+        self.state = owned_copy(state)
+        self.dtype = np.dtype(self.theta.dtype)
+        if self.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise TypeError(f"theta must be float32 or float64, got {self.dtype}")
+        if self.state.ndim == 1:
+            self.state = self.state.reshape(1, self.state.shape[0])
+        sizes = np.ascontiguousarray(spec.layer_sizes, dtype=np.int64)
+        if sizes[0] != self.X.shape[1]:
+            raise ValueError(f"layer_sizes[0]={sizes[0]} but X has {self.X.shape[1]} features")
+        P = int(sum(sizes[l] * sizes[l + 1] + sizes[l + 1] for l in range(len(sizes) - 1)))
+        if self.theta.shape[0] != P:
+            raise ValueError(f"theta has {self.theta.shape[0]} parameters, expected {P}")
+        self.P = P
+        self.sizes = _device.upload(sizes)
+        self.loss_id, self.rule_id = loss_id, rule_id
+        self.activation_id = int(spec.activation_id)
+        self.alpha = float(spec.alpha)
+        self.l1_ratio = float(spec.l1_ratio)
+        self.batch_size = int(spec.batch_size)
+        hyper = np.zeros(_HYPER_PAD, dtype=np.float64)
+        h = np.asarray(spec.hyper, dtype=np.float64).ravel()
+        hyper[:h.size] = h
+        self.hyper = _device.upload(hyper)
+        shape = workspace_shape(sizes, self.batch_size)
+        self.acts = _device.empty(shape, self.dtype)
+        self.deltas = _device.empty(shape, self.dtype)
+        self.fanout = max(2, cfg["REDUCE_FANOUT"])
+        self.shared_bytes = 2 * nt * self.dtype.itemsize
+        self.kernels = mlp_kernels(self.dtype)
+        self.path = "fused"
+        self.orders = None
+        self.d_loss = None
+        self._specialised = {}
+
+    prepare = LinearEngine.prepare
+    _loss_buffer = LinearEngine._loss_buffer
+    _launcher = LinearEngine._launcher
+    get_theta = LinearEngine.get_theta
+    get_state = LinearEngine.get_state
+    set_theta_state = LinearEngine.set_theta_state
+    copy_theta_state_to = LinearEngine.copy_theta_state_to
+
+    def _fused_args(self, order, n_batches, d_lrs, step0, d_loss):
+        return (self.X, self.y, self.sw, order, self.batch_size, n_batches, self.loss_id,
+                self.sizes, self.activation_id, self.alpha, self.l1_ratio, self.rule_id,
+                self.hyper, d_lrs, step0, self.theta, self.state, self.acts, self.deltas,
+                d_loss, self.fanout)
+
+    def run_epoch(self, e, n_batches, lrs, step0, batch_loss):
+        n_batches = int(n_batches)
+        if n_batches <= 0:
+            return 0
+        if self.orders is None:
+            raise RuntimeError("prepare(orders) must be called before run_epoch")
+        order = self.orders[int(e)]
+        d_loss = self._loss_buffer(n_batches)
+        lrs = np.ascontiguousarray(lrs, dtype=np.float64)
+        args = self._fused_args(order, n_batches, _device.upload(lrs[:n_batches]), int(step0),
+                                d_loss)
+        self._launcher("mlp_fused_epoch", args)[1, self.threads, 0, self.shared_bytes](*args)
+        losses = d_loss.copy_to_host()[:n_batches]
+        bad = np.flatnonzero(~np.isfinite(losses))
+        n_done = int(bad[0]) if bad.size else n_batches
+        upto = min(n_done + 1, n_batches)
+        batch_loss[:upto] = losses[:upto]
+        return n_done
