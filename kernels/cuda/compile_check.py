@@ -37,6 +37,27 @@ def _stub_driver(cc):
         cuda_paths._get_nvrtc_path = lambda: ("stub", None)
 
 
+def _probe_compile(cc):
+    """A trivial kernel (device function, dynamic shared memory, math) must compile;
+    if it does not, this environment cannot check anything (exit 3, not a failure)."""
+    import math
+
+    from numba import cuda, float32
+
+    @cuda.jit(device=True)
+    def twice(v):
+        return v + v
+
+    def kernel(a):
+        sm = cuda.shared.array(0, float32)
+        i = cuda.threadIdx.x
+        sm[i] = twice(a[i])
+        cuda.syncthreads()
+        a[i] = float32(math.exp(sm[i]))
+
+    cuda.compile_ptx(kernel, (float32[::1],), cc=cc)
+
+
 def _host_twins():
     """Make the engine allocate NumPy arrays instead of device arrays."""
     import numpy as np
@@ -151,8 +172,10 @@ def main(argv=None):
         _stub_driver(cc)
         if get_libdevice() is None:
             raise RuntimeError("libdevice not found")
+        _probe_compile(cc)
     except Exception as exc:
-        print(f"compile_check: cannot compile here (no CUDA toolkit NVVM/libdevice: {exc})")
+        print(f"compile_check: cannot compile here (CUDA toolkit NVVM/libdevice, or this "
+              f"numba-cuda's internals, do not allow it without a GPU: {exc!r})")
         return 3
     _host_twins()
     print(f"compile_check: compiling every CUDA kernel for compute capability {cc[0]}.{cc[1]}")
