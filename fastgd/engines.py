@@ -7,56 +7,62 @@ reference, Cython and Numba backends (they share one function signature, see
 docs/kernels.md); the CUDA engine in ``fastgd.kernels.cuda.engine`` has the same
 methods but keeps everything on the device.
 """
+from dataclasses import dataclass
+
 import numpy as np
 
 
+def _float64(a):
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+@dataclass
 class LinearSpec:
     """The fixed settings of a linear problem, as kernel codes."""
 
-    __slots__ = ("loss_id", "loss_param", "n_outputs", "fit_intercept", "alpha", "l1_ratio",
-                 "rule_id", "hyper", "batch_size")
+    loss_id: int
+    loss_param: object          # epsilon, or the function of a custom loss
+    n_outputs: int
+    fit_intercept: bool
+    alpha: float
+    l1_ratio: float
+    rule_id: int
+    hyper: np.ndarray
+    batch_size: int
 
-    def __init__(self, loss_id, loss_param, n_outputs, fit_intercept, alpha, l1_ratio,
-                 rule_id, hyper, batch_size):
-        self.loss_id = loss_id
-        self.loss_param = loss_param
-        self.n_outputs = n_outputs
-        self.fit_intercept = fit_intercept
-        self.alpha = alpha
-        self.l1_ratio = l1_ratio
-        self.rule_id = rule_id
-        self.hyper = np.ascontiguousarray(hyper, dtype=np.float64)
-        self.batch_size = batch_size
+    def __post_init__(self):
+        self.hyper = _float64(self.hyper)
 
 
+@dataclass
 class MLPSpec:
     """The fixed settings of an MLP problem, as kernel codes."""
 
-    __slots__ = ("loss_id", "layer_sizes", "activation_id", "alpha", "l1_ratio", "rule_id",
-                 "hyper", "batch_size")
+    loss_id: int
+    layer_sizes: np.ndarray
+    activation_id: int
+    alpha: float
+    l1_ratio: float
+    rule_id: int
+    hyper: np.ndarray
+    batch_size: int
 
-    def __init__(self, loss_id, layer_sizes, activation_id, alpha, l1_ratio, rule_id, hyper,
-                 batch_size):
-        self.loss_id = loss_id
-        self.layer_sizes = np.ascontiguousarray(layer_sizes, dtype=np.int64)
-        self.activation_id = activation_id
-        self.alpha = alpha
-        self.l1_ratio = l1_ratio
-        self.rule_id = rule_id
-        self.hyper = np.ascontiguousarray(hyper, dtype=np.float64)
-        self.batch_size = batch_size
+    def __post_init__(self):
+        self.layer_sizes = np.ascontiguousarray(self.layer_sizes, dtype=np.int64)
+        self.hyper = _float64(self.hyper)
 
 
+@dataclass
 class CustomSpec:
-    """A custom per-sample model: its function (the @njit one, or its Python code for the reference)."""
+    """A custom per-sample model: its @njit function (or its Python code for the reference)."""
 
-    __slots__ = ("fn", "rule_id", "hyper", "batch_size")
+    fn: object
+    rule_id: int
+    hyper: np.ndarray
+    batch_size: int
 
-    def __init__(self, fn, rule_id, hyper, batch_size):
-        self.fn = fn
-        self.rule_id = rule_id
-        self.hyper = np.ascontiguousarray(hyper, dtype=np.float64)
-        self.batch_size = batch_size
+    def __post_init__(self):
+        self.hyper = _float64(self.hyper)
 
 
 class CPUEngine:
