@@ -170,9 +170,11 @@ def _mlp_cases():
     for act in ("relu", "tanh", "sigmoid"):
         for loss in ("squared", "logistic", "softmax"):
             for b in (1, 7, None):
-                cases.append(Case(loss=loss, model=("mlp", (6,), act), batch_size=b, lr=0.05))
-    for opt in OPTIMIZERS:
-        cases.append(Case(loss="softmax", model=("mlp", (6, 4), "tanh"), optimizer=opt, lr=0.01))
+                cases.append(Case(loss=loss, model=("mlp", (6,), act), batch_size=b, lr=0.05,
+                                  tags=("cuda",) if b == 7 else ()))
+    for i, opt in enumerate(OPTIMIZERS):
+        cases.append(Case(loss="softmax", model=("mlp", (6, 4), "tanh"), optimizer=opt, lr=0.01,
+                          tags=("cuda",) if i % 3 == 0 else ()))
     cases.append(Case(loss="softmax", model=("mlp", (6,), "relu"), dtype="float32"))
     cases.append(Case(loss="logistic", model=("mlp", (6,), "tanh"), options={"sample_weight": True,
                                                                               "penalty": "l2", "alpha": 0.01}))

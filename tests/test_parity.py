@@ -14,17 +14,11 @@ BACKENDS = compiled_backends()
 
 
 def _supports(backend, case):
-    if backend == "cuda":
-        if "cuda" not in case.tags or case.model is not None:
-            return False
-    if case.model is not None:
-        from fastgd.backends import kernel_module
+    from fastgd.backends import supports
 
-        try:
-            kernel_module(backend, "mlp")
-        except ImportError:
-            return False
-    return True
+    if backend == "cuda" and "cuda" not in case.tags:
+        return False  # the simulator runs each GPU thread as a Python thread: tagged cases only
+    return supports(backend, "linear" if case.model is None else "mlp")
 
 
 _REFERENCE = {}
