@@ -17,9 +17,20 @@ import time
 import warnings
 
 import numpy as np
+from numba import njit
 
 from fastgd.kernels import ids
 from fastgd.kernels.nb import linear_epoch as nb
+
+
+@njit(fastmath={"reassoc", "contract", "nsz"}, nogil=True)
+def _gather_sum(X, order):
+    s = 0.0
+    for r in range(order.shape[0]):
+        xi = X[order[r]]
+        for j in range(X.shape[1]):
+            s += xi[j]
+    return s
 
 
 def best(f, r):
@@ -92,6 +103,10 @@ def main():
     warm = time.perf_counter() - t0
 
     t["X.sum()"] = best(lambda: X.sum(), 3 * R)
+    # The floor for any epoch that reads X through a shuffled order (b < n): one
+    # pass summing the rows in that order, nothing else (no dependency chain).
+    _gather_sum(X, order)
+    t["rows summed in shuffled order"] = best(lambda: _gather_sum(X, order), 3 * R)
     for label, mod in (("numba", nb), ("cython", cy)):
         if mod is None:
             continue
@@ -173,6 +188,8 @@ def main():
         ratio(f"b=32: {lab} b=32 / {lab} BGD", f"{lab} b=32", f"{lab} BGD", 2, higher=False)
         ratio(f"BGD: {lab} / X.sum()", f"{lab} BGD", "X.sum()", 1.2, higher=False)
         ratio(f"BGD: numpy two-pass / {lab}", "numpy X.T@(f(X@w)-y)", f"{lab} BGD", 3)
+    ratio("b=32: numba / shuffled-rows floor", "numba b=32", "rows summed in shuffled order")
+    ratio("b=1: numba / shuffled-rows floor", "numba b=1", "rows summed in shuffled order")
     for case in ("b=1", "b=32", "BGD"):
         ratio(f"{case}: numba / cython (within 1.5x either way)", f"numba {case}",
               f"cython {case}")

@@ -101,8 +101,9 @@ def _prefetch_elem(typingctx, arr, i, j):
         i32 = ir.IntType(32)
         fnty = ir.FunctionType(ir.VoidType(), [i8p.type, i32, i32, i32])
         fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
-        # read, high temporal locality, data cache
-        builder.call(fn, [i8p, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        # read, locality 2 (prefetcht1: into L2, leaving the L1 miss buffers to the
+        # demand loads; measured best with rows fetched 8 ahead), data cache
+        builder.call(fn, [i8p, ir.Constant(i32, 0), ir.Constant(i32, 2), ir.Constant(i32, 1)])
         return context.get_dummy_value()
 
     return sig, codegen
