@@ -62,6 +62,10 @@ def main():
         return run
 
     t["X.sum"] = best(lambda: X.sum(), 3 * R)
+    if X.dtype == np.float64:
+        # memory floors: read every row once, in row order / in the shuffled order
+        t["floor: rows in order"] = best(lambda: cy._read_rows(X, np.arange(n)), 3 * R)
+        t["floor: rows shuffled"] = best(lambda: cy._read_rows(X, order), 3 * R)
     t["cy b=1"] = best(cy_epoch(1), R)
     t["cy b=32"] = best(cy_epoch(32), R)
     t["cy b=n"] = best(cy_epoch(n), 3 * R)
@@ -134,6 +138,11 @@ def main():
     ratio("b=32: cy b=32 / cy BGD", "cy b=32", "cy b=n", 2, higher=False)
     ratio("BGD: cy / X.sum()", "cy b=n", "X.sum", 1.2, higher=False)
     ratio("BGD: numpy two-pass gradient / cy", "numpy X.T@(f(X@w)-y)", "cy b=n", 3)
+    print("---- context")
+    ratio("b=1: cy / shuffled-read floor", "cy b=1", "floor: rows shuffled", 1.0, higher=False)
+    ratio("b=32: cy / shuffled-read floor", "cy b=32", "floor: rows shuffled", 1.0, higher=False)
+    ratio("sklearn b=1 / shuffled-read floor", "sklearn SGDClassifier b=1",
+          "floor: rows shuffled", 5, higher=True)
     print(f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')}, "
           f"omp_max_threads={cy.omp_max_threads()}")
 

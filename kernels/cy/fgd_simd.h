@@ -6,9 +6,10 @@
  * and a software prefetch of a row.
  *
  * Determinism: every function sums in a fixed order that depends only on n
- * (explicit vector accumulators, unaligned loads, no alignment peeling), so a
- * row gives the same bits wherever it sits in memory and whichever thread
- * computes it.
+ * (explicit vector accumulators, unaligned loads; the dots are compiled without
+ * reassociation so the compiler cannot re-vectorise their tails with an
+ * alignment-dependent peel), so a row gives the same bits wherever it sits in
+ * memory (X, or a copy) and whichever thread computes it.
  *
  * Speed without -march=native: on x86-64 Linux with GCC the functions are
  * compiled twice (target_clones), for x86-64-v3 (AVX2 + FMA) and the baseline,
@@ -68,6 +69,7 @@ static inline void fgd_prefetch_row(const void *p, size_t bytes)
     FGD_PREFETCH(c + bytes - 1);
 }
 
+
 #if FGD_VEC
 typedef double fgd_v4d __attribute__((vector_size(32)));
 typedef float fgd_v8f __attribute__((vector_size(32)));
@@ -85,7 +87,7 @@ typedef float fgd_v4fu __attribute__((vector_size(16), aligned(4), may_alias));
 #define fgd_st8f(p, v) (*(fgd_v8fu *)(p) = (v))
 
 /* ---- dot products: sum_j x[j] * w[j] --------------------------------- */
-FGD_CLONES static double fgd_dot_dd(const double *x, const double *w, ptrdiff_t n)
+FGD_CLONES FGD_NOREASSOC static double fgd_dot_dd(const double *x, const double *w, ptrdiff_t n)
 {
     fgd_v4d a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
     ptrdiff_t j = 0;
@@ -103,7 +105,7 @@ FGD_CLONES static double fgd_dot_dd(const double *x, const double *w, ptrdiff_t 
     return s;
 }
 
-FGD_CLONES static float fgd_dot_ff(const float *x, const float *w, ptrdiff_t n)
+FGD_CLONES FGD_NOREASSOC static float fgd_dot_ff(const float *x, const float *w, ptrdiff_t n)
 {
     fgd_v8f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
     ptrdiff_t j = 0;
@@ -121,7 +123,7 @@ FGD_CLONES static float fgd_dot_ff(const float *x, const float *w, ptrdiff_t n)
     return s;
 }
 
-FGD_CLONES static double fgd_dot_fd(const float *x, const double *w, ptrdiff_t n)
+FGD_CLONES FGD_NOREASSOC static double fgd_dot_fd(const float *x, const double *w, ptrdiff_t n)
 {
     fgd_v4d a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
     ptrdiff_t j = 0;
@@ -316,7 +318,7 @@ static void fgd_logistic4(const double *p, const double *y, double *loss, double
 
 /* (double X, float theta): x is rounded to float first, as the reference's
  * X[rows].astype(float32) does.  A rare combination; plain loops. */
-static float fgd_dot_df(const double *x, const float *w, ptrdiff_t n)
+FGD_NOREASSOC static float fgd_dot_df(const double *x, const float *w, ptrdiff_t n)
 { float s = 0; ptrdiff_t j; for (j = 0; j < n; j++) s += (float)x[j] * w[j]; return s; }
 static void fgd_axpy_df(float a, const double *x, float *y, ptrdiff_t n)
 { ptrdiff_t j; for (j = 0; j < n; j++) y[j] += a * (float)x[j]; }

@@ -582,3 +582,21 @@ def chunk_layout(n_rows, d, n_outputs=1, fit_intercept=True):
 def omp_max_threads():
     """The number of OpenMP threads a parallel batch would use now."""
     return openmp.omp_get_max_threads()
+
+
+def _read_rows(X, order):
+    """Benchmark helper: read every row of X (float64) through ``order`` with the
+    kernels' prefetching, and nothing else; returns the sum of the entries read.
+    Its time is the memory floor of an epoch that visits the rows in that order."""
+    cdef const double[:, ::1] Xv = np.ascontiguousarray(X, dtype=np.float64)
+    cdef const int64_t[::1] ov = np.ascontiguousarray(order, dtype=np.int64)
+    cdef Py_ssize_t pos, m = ov.shape[0], d = Xv.shape[1]
+    cdef double s = 0.0
+    cdef double[::1] ones = np.ones(d)
+    if m == 0 or d == 0:
+        return 0.0
+    with nogil:
+        for pos in range(m):
+            _prefetch(&Xv[0, 0], d, &ov[0], pos + PREFETCH_AHEAD, m)
+            s += fgd_dot_dd(&Xv[ov[pos], 0], &ones[0], d)
+    return s
