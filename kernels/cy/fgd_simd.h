@@ -141,6 +141,25 @@ FGD_CLONES FGD_NOREASSOC static double fgd_dot_fd(const float *x, const double *
     return s;
 }
 
+/* dot of two float rows, accumulated in double (float X, float64 theta) */
+FGD_CLONES FGD_NOREASSOC static double fgd_dot_ffd(const float *x, const float *w, ptrdiff_t n)
+{
+    fgd_v4d a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    ptrdiff_t j = 0;
+    double s;
+    for (; j + 16 <= n; j += 16) {
+        a0 += fgd_ld4f_as_d(x + j) * fgd_ld4f_as_d(w + j);
+        a1 += fgd_ld4f_as_d(x + j + 4) * fgd_ld4f_as_d(w + j + 4);
+        a2 += fgd_ld4f_as_d(x + j + 8) * fgd_ld4f_as_d(w + j + 8);
+        a3 += fgd_ld4f_as_d(x + j + 12) * fgd_ld4f_as_d(w + j + 12);
+    }
+    for (; j + 4 <= n; j += 4) a0 += fgd_ld4f_as_d(x + j) * fgd_ld4f_as_d(w + j);
+    a0 = (a0 + a1) + (a2 + a3);
+    s = (a0[0] + a0[1]) + (a0[2] + a0[3]);
+    for (; j < n; j++) s += (double)x[j] * (double)w[j];
+    return s;
+}
+
 /* ---- axpy: y[j] += a * x[j] ----------------------------------------- */
 FGD_CLONES static void fgd_axpy_dd(double a, const double *x, double *y, ptrdiff_t n)
 {
@@ -281,6 +300,8 @@ static float fgd_dot_ff(const float *x, const float *w, ptrdiff_t n)
 { float s = 0; ptrdiff_t j; for (j = 0; j < n; j++) s += x[j] * w[j]; return s; }
 static double fgd_dot_fd(const float *x, const double *w, ptrdiff_t n)
 { double s = 0; ptrdiff_t j; for (j = 0; j < n; j++) s += (double)x[j] * w[j]; return s; }
+static double fgd_dot_ffd(const float *x, const float *w, ptrdiff_t n)
+{ double s = 0; ptrdiff_t j; for (j = 0; j < n; j++) s += (double)x[j] * (double)w[j]; return s; }
 static void fgd_axpy_dd(double a, const double *x, double *y, ptrdiff_t n)
 { ptrdiff_t j; for (j = 0; j < n; j++) y[j] += a * x[j]; }
 static void fgd_axpy_ff(float a, const float *x, float *y, ptrdiff_t n)

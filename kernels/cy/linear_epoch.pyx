@@ -41,6 +41,7 @@ cdef extern from "fgd_simd.h" nogil:
     float fgd_dot_ff(const float* x, const float* w, Py_ssize_t n)
     double fgd_dot_fd(const float* x, const double* w, Py_ssize_t n)
     float fgd_dot_df(const double* x, const float* w, Py_ssize_t n)
+    double fgd_dot_ffd(const float* x, const float* w, Py_ssize_t n)
     void fgd_axpy_dd(double a, const double* x, double* y, Py_ssize_t n)
     void fgd_axpy_ff(float a, const float* x, float* y, Py_ssize_t n)
     void fgd_axpy_fd(double a, const float* x, double* y, Py_ssize_t n)
@@ -79,6 +80,25 @@ cdef inline afloat _dot(const xfloat* x, const afloat* w, Py_ssize_t n) noexcept
             return fgd_dot_fd(x, w, n)
         else:
             return fgd_dot_ff(x, w, n)
+
+
+cdef inline afloat _dot_rows(const xfloat* a, const xfloat* b, Py_ssize_t n,
+                            const afloat* like) noexcept nogil:
+    """a . b of two rows of X, in the accumulation dtype (that of ``like``)."""
+    cdef Py_ssize_t j
+    cdef afloat s = 0
+    if xfloat is double:
+        if afloat is double:
+            return fgd_dot_dd(a, b, n)
+        else:
+            for j in range(n):
+                s += <afloat>a[j] * <afloat>b[j]
+            return s
+    else:
+        if afloat is double:
+            return fgd_dot_ffd(a, b, n)
+        else:
+            return fgd_dot_ff(a, b, n)
 
 
 cdef inline void _axpy(afloat a, const xfloat* x, afloat* y, Py_ssize_t n) noexcept nogil:
@@ -137,6 +157,19 @@ cdef inline void _prefetch(const xfloat* X, Py_ssize_t d, const int64_t* order, 
         fgd_prefetch_row(X + order[pos] * d, d * sizeof(xfloat))
 
 
+cdef inline void _prefetch_all(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ssize_t d,
+                               const int64_t* order, Py_ssize_t pos, Py_ssize_t m) noexcept nogil:
+    """Prefetch row order[pos] of X and its label and weight (random reads of y
+    and sw miss the cache as surely as those of X)."""
+    cdef int64_t i
+    if pos < m:
+        i = order[pos]
+        fgd_prefetch_row(X + i * d, d * sizeof(xfloat))
+        fgd_prefetch_row(y + i, sizeof(xfloat))
+        if sw != NULL:
+            fgd_prefetch_row(sw + i, sizeof(xfloat))
+
+
 cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ssize_t d,
                        const int64_t* order, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t m,
                        int loss_id, double param, Py_ssize_t K, bint fi,
@@ -169,7 +202,7 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
     if K == 1:
         while pos + 4 <= stop:
             for r in range(4):
-                _prefetch(X, d, order, pos + PREFETCH_AHEAD + r, m)
+                _prefetch_all(X, y, sw, d, order, pos + PREFETCH_AHEAD + r, m)
                 i = order[pos + r]
                 xr[r] = X + i * d
                 p = _dot(xr[r], theta, d)
@@ -192,7 +225,7 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
                 g[d] = (((g[d] + a4[0]) + a4[1]) + a4[2]) + a4[3]
             pos += 4
     for pos in range(pos, stop):
-        _prefetch(X, d, order, pos + PREFETCH_AHEAD, m)
+        _prefetch_all(X, y, sw, d, order, pos + PREFETCH_AHEAD, m)
         i = order[pos]
         xi = X + i * d
         c = scale if sw == NULL else scale * <afloat>sw[i]
@@ -357,17 +390,31 @@ cdef Py_ssize_t _sgd1_epoch(const xfloat* X, const xfloat* y, const xfloat* sw, 
                             int loss_id, double param, bint fi, const double* lrs,
                             afloat* theta, double* batch_loss) noexcept nogil:
     """Plain SGD (no momentum, no weight decay, no penalty), batch size 1, K = 1:
-    theta -= lr * sw_i * dl_i * x_i, without a gradient vector."""
+    w_k = w_{k-1} + a_k x_k with a_k = -lr_k sw_k dl_k, without a gradient vector.
+
+    Latency: each row's margin needs the previous row's update.  The update of
+    row k-1 is applied lazily, after row k's margin has been formed as
+        p_k = x_k . w_{k-2} + a_{k-1} (x_k . x_{k-1}) + b_{k-1}
+    (= x_k . w_{k-1} + b_{k-1} up to rounding), so the two dots of row k do not
+    wait for the axpy of row k-1: the dependency chain per row shrinks to one
+    FMA, the loss and the update scalar.  The intercept is updated at once.
+    Divergence: theta is w_{k-1} (the pending update applied) when row k's loss
+    is not finite."""
     cdef Py_ssize_t k, i
     cdef const xfloat* xi
-    cdef afloat p, dl, c, l
+    cdef const xfloat* xprev = NULL
+    cdef afloat p, dl, c, l, aprev = 0, lr
     cdef double loss
     for k in range(n_batches):
-        _prefetch(X, d, order, k + PREFETCH_AHEAD, m)
+        _prefetch_all(X, y, sw, d, order, k + PREFETCH_AHEAD, m)
         i = order[k]
         xi = X + i * d
         c = 1 if sw == NULL else <afloat>sw[i]
         p = _dot(xi, theta, d)
+        if aprev != 0:
+            p = p + aprev * _dot_rows(xi, xprev, d, theta)
+            _axpy(aprev, xprev, theta, d)          # theta = w_{k-1}
+            aprev = 0
         if fi:
             p = p + theta[d]
         l = loss_dloss(loss_id, param, p, <afloat>y[i], &dl)
@@ -377,9 +424,13 @@ cdef Py_ssize_t _sgd1_epoch(const xfloat* X, const xfloat* y, const xfloat* sw, 
             return k
         dl = dl * c
         if dl != 0:
-            _axpy(<afloat>(-lrs[k]) * dl, xi, theta, d)
+            lr = <afloat>lrs[k]
+            aprev = -lr * dl
+            xprev = xi
             if fi:
-                theta[d] = theta[d] - <afloat>lrs[k] * dl
+                theta[d] = theta[d] - lr * dl
+    if aprev != 0:
+        _axpy(aprev, xprev, theta, d)
     return n_batches
 
 
