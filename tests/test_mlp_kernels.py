@@ -424,3 +424,56 @@ def test_forward_matches_pytorch(act, head):
         expect = _torch_net(torch, sizes, act, theta)(torch.from_numpy(X)).numpy()
     assert out.shape == (N, sizes[-1])
     np.testing.assert_allclose(out, expect, rtol=1e-12, atol=1e-14)
+
+
+# ---------------------------------------------------------------- threads and GEMM tiling
+
+def _team_knob(mod):
+    knob = getattr(mod, "_set_min_team_work", None)
+    if knob is None:
+        pytest.skip("this backend has no thread team")
+    return knob
+
+
+@pytest.mark.parametrize("rule", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("mod", BACKENDS)
+def test_thread_team_equals_reference_and_is_bit_identical(mod, head, rule):
+    """Tiny nets normally run on one thread; force the whole team (every block split
+    between threads, barriers between phases) and compare with one thread, bit for bit."""
+    knob = _team_knob(mod)
+    X, y, sw, sizes, theta0 = make_problem(head, weights=True, hidden=(40, 33), seed=11)
+    t_ref, _, l_ref = run(ref, X, y, sw, sizes, "tanh", head, rule, theta0, 7)
+    old = knob(0)
+    try:
+        t_team, s_team, l_team = run(mod, X, y, sw, sizes, "tanh", head, rule, theta0, 7)
+        knob(1 << 62)
+        t_one, s_one, l_one = run(mod, X, y, sw, sizes, "tanh", head, rule, theta0, 7)
+    finally:
+        knob(old)
+    np.testing.assert_allclose(t_team, t_ref, rtol=1e-8, atol=1e-13)
+    np.testing.assert_allclose(l_team, l_ref, rtol=1e-8)
+    np.testing.assert_array_equal(t_team, t_one)
+    np.testing.assert_array_equal(s_team, s_one)
+    np.testing.assert_array_equal(l_team, l_one)
+
+
+@pytest.mark.parametrize("batch_size", [60, 120])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("mod", BACKENDS)
+def test_mid_sized_layers_equal_reference(mod, dtype, batch_size):
+    """Layers big enough for the GEMMs to be cut into tiles (k chunks, partial row tiles)
+    and for several blocks per layer."""
+    X, y, sw, sizes, theta0 = make_problem("softmax", n=120, d=300, hidden=(70,), k=5,
+                                           weights=True, seed=12)
+    for rule in ("sgd", "adam"):
+        t_ref, _, l_ref = run(ref, X, y, sw, sizes, "relu", "softmax", rule, theta0,
+                              batch_size)
+        t, _, l = run(mod, X, y, sw, sizes, "relu", "softmax", rule, theta0, batch_size,
+                      dtype=dtype)
+        if dtype == np.float64:
+            np.testing.assert_allclose(l, l_ref, rtol=1e-8)
+            np.testing.assert_allclose(t, t_ref, rtol=1e-8, atol=1e-13)
+        else:
+            np.testing.assert_allclose(l, l_ref, rtol=1e-4)
+            np.testing.assert_allclose(t, t_ref, rtol=1e-4, atol=1e-6)

@@ -11,20 +11,34 @@ Python-callable, with the reference's signatures (``fastgd/reference/mlp_epoch.p
               alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state, batch_loss,
               work) -> int n_done
 
-Per batch (all inside one ``nogil`` call, nothing allocated):
+Per batch (inside one ``nogil`` call, nothing allocated):
 - gather the batch's rows into a block of ``work`` (converted to the accumulation dtype);
-- forward: per layer one GEMM ``Z = A_prev @ W`` then bias + activation in one pass;
-- head loss and d loss / d z, scaled by ``s_i / |B|`` (``losses.pxd``'s per-sample code);
+- forward: per layer ``Z = A_prev @ W`` (GEMM) then bias + activation;
+- head loss and d loss / d z scaled by ``s_i / |B|`` (``losses.pxd``'s per-sample code);
 - backward: per layer ``G_prev = (G @ W^T) * act'`` and ``gW = A_prev^T @ G`` (GEMMs);
 - penalty on the W's, then ``updates.c_apply_update``.
-Plain SGD without penalty or weight decay folds the update into the backward GEMM:
-``W <- W - lr * A_prev^T @ G`` (BLAS alpha = -lr, beta = 1), once ``G_prev`` has been
-computed with the old W, so ``grad`` is never written.
+Plain SGD without penalty or weight decay folds the update into the backward GEMM,
+``W <- W - lr * A_prev^T @ G`` (BLAS alpha = -lr, beta = 1), after ``G_prev`` has been
+computed with the old W; ``grad`` is then never written.
+
+Threads.  One OpenMP team runs the whole epoch (a parallel region per epoch, not per
+batch).  Each layer's forward is cut into fixed blocks of BLOCK output units and its
+backward into fixed blocks of BLOCK input units (a block of G_prev's columns and the
+same block of W's rows depend on nothing else); the threads take blocks round robin and
+meet at a spin-then-yield barrier between phases (about 2 L + 2 per batch).  The serial
+bits (head loss, the update rule when it is not folded) run on thread 0.  Every GEMM is
+cut into tiles of at most ST_WORK multiply-adds, which OpenBLAS runs on the calling
+thread, so BLAS never starts threads of its own under the team.  Block and tile shapes
+depend on the layer sizes and the batch only: results are bit-identical for any number
+of threads.  Small problems (less than MIN_TEAM_WORK multiply-adds per batch and
+thread) run on fewer threads, down to one.
 
 GEMMs go through ``scipy.linalg.cython_blas`` (column-major): a row-major (r, c) block is
 the column-major (c, r) transpose, so row-major ``C = op(A) op(B)`` is the column-major
 call ``C^T = op(B)^T op(A)^T`` with the operands swapped and the same transpose flags.
 """
+cimport openmp
+from cython.parallel cimport parallel
 from libc.math cimport exp, expf, tanh, tanhf, fabs, isfinite
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
@@ -33,28 +47,140 @@ from scipy.linalg.cython_blas cimport sgemm, dgemm
 from .losses cimport loss_dloss, softmax_loss_dloss
 from .updates cimport c_apply_update
 
+cdef extern from *:
+    """
+    /* A sense-reversing barrier for the epoch's OpenMP team: spin (with pause) a
+       while, then yield the CPU, so a descheduled partner costs little. */
+    #if defined(__GNUC__) || defined(__clang__)
+    #include <sched.h>
+    typedef struct { int count; int sense; int n; } fgd_team_barrier;
+    static void fgd_barrier_init(fgd_team_barrier *b, int n) {
+        b->count = 0; b->sense = 0; b->n = n;
+    }
+    static void fgd_barrier_wait(fgd_team_barrier *b, int *local_sense) {
+        int s = 1 - *local_sense;
+        unsigned spins = 0;
+        *local_sense = s;
+        if (b->n <= 1) return;
+        if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == b->n) {
+            __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
+            __atomic_store_n(&b->sense, s, __ATOMIC_RELEASE);
+            return;
+        }
+        while (__atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) != s) {
+            if (++spins < 4096) {
+    #if defined(__x86_64__) || defined(__i386__)
+                __builtin_ia32_pause();
+    #endif
+            } else {
+                sched_yield();
+            }
+        }
+    }
+    #else  /* other compilers: OpenMP's own barrier (an orphaned directive) */
+    typedef struct { int n; } fgd_team_barrier;
+    static void fgd_barrier_init(fgd_team_barrier *b, int n) { b->n = n; }
+    static void fgd_barrier_wait(fgd_team_barrier *b, int *local_sense) {
+        (void)local_sense;
+        if (b->n > 1) {
+            __pragma(omp barrier)
+        }
+    }
+    #endif
+    static void fgd_omp_barrier(void) {
+    #if defined(_MSC_VER)
+        __pragma(omp barrier)
+    #else
+        _Pragma("omp barrier")
+    #endif
+    }
+    """
+    ctypedef struct fgd_team_barrier:
+        pass
+    void fgd_barrier_init(fgd_team_barrier* b, int n) noexcept nogil
+    void fgd_barrier_wait(fgd_team_barrier* b, int* local_sense) noexcept nogil
+    void fgd_omp_barrier() noexcept nogil
+
 cdef enum:
     ACT_RELU = 0
     ACT_TANH = 1
     ACT_SIGMOID = 2
     LOSS_SOFTMAX = 2
     RULE_SGD = 0
+    # OpenBLAS runs a GEMM on the calling thread when m*n*k <= 65536 * 4 (its
+    # GEMM_MULTITHREAD_THRESHOLD): tiles of at most this much work never start its threads.
+    ST_WORK = 262144
+    # tile rows: 32-row tiles use OpenBLAS's small-matrix kernels on AVX-512 CPUs
+    TILE_M = 32
+    TILE_N = 128
+    # units per block of a layer's forward (output units) / backward (input units)
+    BLOCK = 32
+
+# A team thread gets at least this many multiply-adds per batch (2 * rows * params in
+# total), else the epoch uses fewer threads.  Module-level so tests can lower it.
+cdef Py_ssize_t _min_team_work = 1 << 20
 
 
-# ---------------------------------------------------------------- helpers
+def _set_min_team_work(Py_ssize_t value):
+    """Test/benchmark knob: set the per-thread work floor (0: always the full team);
+    returns the previous value."""
+    global _min_team_work
+    old = _min_team_work
+    _min_team_work = value
+    return old
 
-cdef inline void _gemm(char ta, char tb, int m, int n, int k, afloat alpha, const afloat* A,
-                       int lda, const afloat* B, int ldb, afloat beta, afloat* C,
-                       int ldc) noexcept nogil:
-    """Row-major C (m, n) = alpha op(A) op(B) + beta C, op(A) (m, k), op(B) (k, n);
-    ``ta``/``tb`` are c'N' or c'T' and the leading dimensions are row-major (the row
-    length of each stored block)."""
+
+# ---------------------------------------------------------------- BLAS
+
+cdef inline void _gemm1(char ta, char tb, int m, int n, int k, afloat alpha, const afloat* A,
+                        int lda, const afloat* B, int ldb, afloat beta, afloat* C,
+                        int ldc) noexcept nogil:
+    """One BLAS call: row-major C (m, n) = alpha op(A) op(B) + beta C, op(A) (m, k),
+    op(B) (k, n); ``ta``/``tb`` are c'N' or c'T' and the leading dimensions are
+    row-major (the row length of each stored block)."""
     if afloat is float:
         sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>B, &ldb, <float*>A, &lda, &beta, C, &ldc)
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>B, &ldb, <double*>A, &lda, &beta, C,
               &ldc)
 
+
+cdef void _gemm(char ta, char tb, int m, int n, int k, afloat alpha, const afloat* A,
+                int lda, const afloat* B, int ldb, afloat beta, afloat* C,
+                int ldc) noexcept nogil:
+    """As ``_gemm1``, cut into tiles of TILE_M rows x up to TILE_N columns x kt (the k
+    chunks summed with beta = 1) of at most ST_WORK multiply-adds each, so that BLAS
+    runs them on the calling thread.  The tiling depends on (m, n, k) only."""
+    cdef int i0, j0, p0, mt, nt, kt, mm, nn, kk
+    cdef const afloat* a
+    cdef const afloat* b
+    if <Py_ssize_t>m * n * k <= ST_WORK:
+        _gemm1(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+        return
+    mt = TILE_M if m > TILE_M else m
+    nt = TILE_N if n > TILE_N else n
+    kt = ST_WORK // (mt * nt)
+    if kt > k:
+        kt = k
+    i0 = 0
+    while i0 < m:
+        mm = mt if m - i0 > mt else m - i0
+        j0 = 0
+        while j0 < n:
+            nn = nt if n - j0 > nt else n - j0
+            p0 = 0
+            while p0 < k:
+                kk = kt if k - p0 > kt else k - p0
+                a = A + (i0 * lda + p0 if ta == c'N' else p0 * lda + i0)
+                b = B + (p0 * ldb + j0 if tb == c'N' else j0 * ldb + p0)
+                _gemm1(ta, tb, mm, nn, kk, alpha, a, lda, b, ldb,
+                       beta if p0 == 0 else <afloat>1, C + i0 * ldc + j0, ldc)
+                p0 += kk
+            j0 += nn
+        i0 += mm
+
+
+# ---------------------------------------------------------------- elementwise pieces
 
 cdef inline afloat _sigmoid(afloat z) noexcept nogil:
     cdef afloat e
@@ -67,36 +193,15 @@ cdef inline afloat _sigmoid(afloat z) noexcept nogil:
     return e / (<afloat>1.0 + e)
 
 
-cdef inline Py_ssize_t _w_off(const int64_t* sizes, Py_ssize_t l) noexcept nogil:
-    """Offset of W_l in theta (b_l follows W_l)."""
-    cdef Py_ssize_t j, off = 0
-    for j in range(l):
-        off += sizes[j] * sizes[j + 1] + sizes[j + 1]
-    return off
-
-
-cdef inline Py_ssize_t _n_params(const int64_t* sizes, Py_ssize_t n_layers) noexcept nogil:
-    return _w_off(sizes, n_layers)
-
-
-cdef Py_ssize_t c_mlp_workspace_size(const int64_t* sizes, Py_ssize_t n_layers,
-                                     Py_ssize_t batch_size) noexcept nogil:
-    cdef Py_ssize_t l, total = sizes[0], widest = 0
-    for l in range(1, n_layers + 1):
-        total += sizes[l]
-        if sizes[l] > widest:
-            widest = sizes[l]
-    return batch_size * (total + 2 * widest + 1)
-
-
-cdef void _bias_act(afloat* Z, const afloat* b, Py_ssize_t nb, Py_ssize_t n, int act,
-                    bint hidden) noexcept nogil:
-    """Z += b row-wise, then the activation in place for hidden layers."""
+cdef void _bias_act(afloat* Z, const afloat* b, Py_ssize_t nb, Py_ssize_t ld,
+                    Py_ssize_t n, int act, bint hidden) noexcept nogil:
+    """Z[:, :n] += b (row-wise), then the activation in place for hidden layers; Z's
+    rows are ``ld`` apart."""
     cdef Py_ssize_t i, j
     cdef afloat v
     cdef afloat* z
     for i in range(nb):
-        z = Z + i * n
+        z = Z + i * ld
         if not hidden:
             for j in range(n):
                 z[j] = z[j] + b[j]
@@ -115,23 +220,28 @@ cdef void _bias_act(afloat* Z, const afloat* b, Py_ssize_t nb, Py_ssize_t n, int
                 z[j] = _sigmoid(z[j] + b[j])
 
 
-cdef void _times_act_grad(afloat* G, const afloat* A, Py_ssize_t count,
-                          int act) noexcept nogil:
-    """G *= act'(z), written through the activation's output A (same shape)."""
-    cdef Py_ssize_t i
+cdef void _times_act_grad(afloat* G, const afloat* A, Py_ssize_t nb, Py_ssize_t ld,
+                          Py_ssize_t n, int act) noexcept nogil:
+    """G[:, :n] *= act'(z), written through the activation's output A (rows ``ld``
+    apart in both).  relu multiplies by the 0/1 mask, as the reference does."""
+    cdef Py_ssize_t i, j
     cdef afloat a
-    if act == ACT_RELU:
-        for i in range(count):
-            if not A[i] > 0:
-                G[i] = 0
-    elif act == ACT_TANH:
-        for i in range(count):
-            a = A[i]
-            G[i] = G[i] * (1 - a * a)
-    else:
-        for i in range(count):
-            a = A[i]
-            G[i] = G[i] * (a * (1 - a))
+    cdef afloat* g
+    cdef const afloat* ar
+    for i in range(nb):
+        g = G + i * ld
+        ar = A + i * ld
+        if act == ACT_RELU:
+            for j in range(n):
+                g[j] = g[j] * (<afloat>1 if ar[j] > 0 else <afloat>0)
+        elif act == ACT_TANH:
+            for j in range(n):
+                a = ar[j]
+                g[j] = g[j] * (1 - a * a)
+        else:
+            for j in range(n):
+                a = ar[j]
+                g[j] = g[j] * (a * (1 - a))
 
 
 cdef void _col_sums(const afloat* G, Py_ssize_t nb, Py_ssize_t n, afloat* out) noexcept nogil:
@@ -142,99 +252,164 @@ cdef void _col_sums(const afloat* G, Py_ssize_t nb, Py_ssize_t n, afloat* out) n
             out[j] += G[i * n + j]
 
 
-cdef double _forward_loss(const xfloat* X, const xfloat* y, const xfloat* sw,
-                          const int64_t* rows, Py_ssize_t nb, int loss_id,
-                          const int64_t* sizes, Py_ssize_t L, int act, const afloat* theta,
-                          double scale, afloat* work) noexcept nogil:
-    """Gather, forward, head loss: returns scale * sum s_i l_i and leaves every layer's
-    output and the head's delta (scaled by c_i = scale * s_i) in ``work``."""
-    cdef Py_ssize_t d = sizes[0], i, j, l, r, K = sizes[L], n_in, n_out, off, woff = 0
-    cdef afloat* xb = work
-    cdef afloat* prev
-    cdef afloat* Z
-    cdef afloat* G
+cdef inline Py_ssize_t _w_off(const int64_t* sizes, Py_ssize_t l) noexcept nogil:
+    """Offset of W_l in theta (b_l follows W_l)."""
+    cdef Py_ssize_t j, off = 0
+    for j in range(l):
+        off += sizes[j] * sizes[j + 1] + sizes[j + 1]
+    return off
+
+
+cdef inline Py_ssize_t _out_off(const int64_t* sizes, Py_ssize_t l, Py_ssize_t nb) noexcept nogil:
+    """Offset in work of layer l's input block (l = 0: the gathered rows; l: a_l)."""
+    cdef Py_ssize_t j, off = 0
+    for j in range(l):
+        off += sizes[j]
+    return nb * off
+
+
+cdef inline Py_ssize_t _delta_off(const int64_t* sizes, Py_ssize_t L, Py_ssize_t nb,
+                                  int which) noexcept nogil:
+    """Offset in work of delta buffer ``which`` (0 or 1)."""
+    cdef Py_ssize_t l, widest = 0
+    for l in range(1, L + 1):
+        if sizes[l] > widest:
+            widest = sizes[l]
+    return _out_off(sizes, L + 1, nb) + which * nb * widest
+
+
+cdef Py_ssize_t c_mlp_workspace_size(const int64_t* sizes, Py_ssize_t n_layers,
+                                     Py_ssize_t batch_size) noexcept nogil:
+    return _delta_off(sizes, n_layers, batch_size, 2) + batch_size
+
+
+# ---------------------------------------------------------------- the phases of a batch
+# Each phase is run by every thread of the team (tid in 0..T-1), which takes its share
+# of fixed blocks; the caller puts a barrier between phases.
+
+cdef void _gather(const xfloat* X, const int64_t* rows, Py_ssize_t nb, Py_ssize_t d,
+                  afloat* xb, int tid, int T) noexcept nogil:
+    cdef Py_ssize_t i = tid, j
     cdef const xfloat* xr
-    cdef afloat c, dl, li
-    cdef double total = 0.0
-    for i in range(nb):
-        r = rows[i]
-        xr = X + r * d
+    while i < nb:
+        xr = X + rows[i] * d
         if (xfloat is float and afloat is float) or (xfloat is double and afloat is double):
             memcpy(xb + i * d, xr, d * sizeof(afloat))
         else:
             for j in range(d):
                 xb[i * d + j] = <afloat>xr[j]
-    prev = xb
-    off = nb * d
-    for l in range(L):
-        n_in = sizes[l]
-        n_out = sizes[l + 1]
-        Z = work + off
-        _gemm(c'N', c'N', <int>nb, <int>n_out, <int>n_in, <afloat>1, prev, <int>n_in,
-              theta + woff, <int>n_out, <afloat>0, Z, <int>n_out)
-        woff += n_in * n_out
-        _bias_act(Z, theta + woff, nb, n_out, act, l < L - 1)
-        woff += n_out
-        prev = Z
-        off += nb * n_out
-    G = work + off  # the first delta buffer
+        i += T
+
+
+cdef void _forward_layer(const afloat* prev, afloat* Z, const afloat* W, const afloat* b,
+                         Py_ssize_t nb, Py_ssize_t n_in, Py_ssize_t n_out, int act,
+                         bint hidden, int tid, int T) noexcept nogil:
+    """Z = act(prev @ W + b) on this thread's blocks of BLOCK output units."""
+    cdef Py_ssize_t j0 = tid * BLOCK, nn
+    while j0 < n_out:
+        nn = BLOCK if n_out - j0 > BLOCK else n_out - j0
+        _gemm(c'N', c'N', <int>nb, <int>nn, <int>n_in, <afloat>1, prev, <int>n_in, W + j0,
+              <int>n_out, <afloat>0, Z + j0, <int>n_out)
+        _bias_act(Z + j0, b + j0, nb, n_out, nn, act, hidden)
+        j0 += T * BLOCK
+
+
+cdef double _head_loss(const xfloat* y, const xfloat* sw, const int64_t* rows,
+                       Py_ssize_t nb, int loss_id, Py_ssize_t K, const afloat* Z,
+                       double scale, afloat* G) noexcept nogil:
+    """G = c_i dl_i/dz (c_i = scale * s_i); returns sum_i c_i l_i."""
+    cdef Py_ssize_t i, j, r
+    cdef afloat c, dl, li
+    cdef double total = 0.0
     for i in range(nb):
         r = rows[i]
         c = <afloat>scale if sw == NULL else <afloat>scale * <afloat>sw[r]
         if loss_id == LOSS_SOFTMAX:
-            li = softmax_loss_dloss(prev + i * K, K, <Py_ssize_t>y[r], G + i * K)
+            li = softmax_loss_dloss(Z + i * K, K, <Py_ssize_t>y[r], G + i * K)
             for j in range(K):
                 G[i * K + j] = c * G[i * K + j]
         else:
-            li = loss_dloss(loss_id, 0.0, prev[i], <afloat>y[r], &dl)
+            li = loss_dloss(loss_id, 0.0, Z[i], <afloat>y[r], &dl)
             G[i] = c * dl
         total += <double>(c * li)
     return total
 
 
-cdef void _backward(const int64_t* sizes, Py_ssize_t L, int act, afloat* theta,
-                    afloat* grad, Py_ssize_t nb, afloat* work, double lr,
-                    bint fused) noexcept nogil:
-    """Backward pass from the head delta left by ``_forward_loss``.  ``fused``: plain SGD
-    applied to each layer inside its gradient GEMM (grad only holds the bias sums)."""
-    cdef Py_ssize_t l, j, n_in, n_out, woff, cum = 0, widest = 0, cur = 0
-    cdef Py_ssize_t a_off[2]
-    cdef Py_ssize_t d_off[2]
+cdef void _backward_layer(const afloat* A, const afloat* G, afloat* Gp, afloat* W, afloat* gW,
+                          Py_ssize_t nb, Py_ssize_t n_in, Py_ssize_t n_out, int act,
+                          double lr, bint fused, int tid, int T) noexcept nogil:
+    """On this thread's blocks of BLOCK input units: G_prev[:, blk] = (G @ W[blk]^T) * act'
+    (when Gp is not NULL) with the W of before the update, then gW[blk] = A[:, blk]^T @ G,
+    or, ``fused``, W[blk] -= lr * A[:, blk]^T @ G.  The bias is left to the caller."""
+    cdef Py_ssize_t j0 = tid * BLOCK, nn
+    while j0 < n_in:
+        nn = BLOCK if n_in - j0 > BLOCK else n_in - j0
+        if Gp != NULL:
+            _gemm(c'N', c'T', <int>nb, <int>nn, <int>n_out, <afloat>1, G, <int>n_out,
+                  W + j0 * n_out, <int>n_out, <afloat>0, Gp + j0, <int>n_in)
+            _times_act_grad(Gp + j0, A + j0, nb, n_in, nn, act)
+        if fused:
+            _gemm(c'T', c'N', <int>nn, <int>n_out, <int>nb, <afloat>(-lr), A + j0, <int>n_in,
+                  G, <int>n_out, <afloat>1, W + j0 * n_out, <int>n_out)
+        else:
+            _gemm(c'T', c'N', <int>nn, <int>n_out, <int>nb, <afloat>1, A + j0, <int>n_in, G,
+                  <int>n_out, <afloat>0, gW + j0 * n_out, <int>n_out)
+        j0 += T * BLOCK
+
+
+cdef double _batch_forward(const xfloat* X, const xfloat* y, const xfloat* sw,
+                           const int64_t* rows, Py_ssize_t nb, int loss_id,
+                           const int64_t* sizes, Py_ssize_t L, int act, const afloat* theta,
+                           double scale, afloat* work, int tid, int T,
+                           fgd_team_barrier* bar, int* sense) noexcept nogil:
+    """Gather, forward, head loss (thread 0).  Returns the data loss on thread 0 (0 on
+    the others); leaves the layer outputs and the head delta in ``work``.  Ends with a
+    barrier."""
+    cdef Py_ssize_t l, woff = 0, n_in, n_out
+    cdef double loss = 0.0
+    _gather(X, rows, nb, sizes[0], work, tid, T)
+    fgd_barrier_wait(bar, sense)
+    for l in range(L):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        _forward_layer(work + _out_off(sizes, l, nb), work + _out_off(sizes, l + 1, nb),
+                       theta + woff, theta + woff + n_in * n_out, nb, n_in, n_out, act,
+                       l < L - 1, tid, T)
+        woff += n_in * n_out + n_out
+        fgd_barrier_wait(bar, sense)
+    if tid == 0:
+        loss = _head_loss(y, sw, rows, nb, loss_id, sizes[L], work + _out_off(sizes, L, nb),
+                          scale, work + _delta_off(sizes, L, nb, 0))
+    fgd_barrier_wait(bar, sense)
+    return loss
+
+
+cdef void _batch_backward(const int64_t* sizes, Py_ssize_t L, int act, afloat* theta,
+                          afloat* grad, Py_ssize_t nb, afloat* work, double lr, bint fused,
+                          int tid, int T, fgd_team_barrier* bar, int* sense) noexcept nogil:
+    """Backward from the head delta; ``fused``: plain SGD applied inside the GEMMs (grad
+    only holds the bias sums).  A barrier after each layer."""
+    cdef Py_ssize_t l, j, n_in, n_out, woff
+    cdef int cur = 0
     cdef afloat* G
-    cdef afloat* Gp
-    cdef afloat* A
-    cdef afloat* W
     cdef afloat* gb
-    for l in range(L + 1):
-        cum += sizes[l]
-        if l > 0 and sizes[l] > widest:
-            widest = sizes[l]
-    d_off[0] = nb * cum
-    d_off[1] = nb * (cum + widest)
-    cum -= sizes[L]  # offset (per row) of z_L; a_l's offset is found walking back
+    cdef afloat* W
     for l in range(L - 1, -1, -1):
         n_in = sizes[l]
         n_out = sizes[l + 1]
-        cum -= n_in
-        A = work + nb * cum
-        G = work + d_off[cur]
         woff = _w_off(sizes, l)
         W = theta + woff
-        if l > 0:  # G_prev with the W of before the update
-            Gp = work + d_off[1 - cur]
-            _gemm(c'N', c'T', <int>nb, <int>n_in, <int>n_out, <afloat>1, G, <int>n_out, W,
-                  <int>n_out, <afloat>0, Gp, <int>n_in)
-            _times_act_grad(Gp, A, nb * n_in, act)
-        gb = grad + woff + n_in * n_out
-        _col_sums(G, nb, n_out, gb)
-        if fused:
-            _gemm(c'T', c'N', <int>n_in, <int>n_out, <int>nb, <afloat>(-lr), A, <int>n_in,
-                  G, <int>n_out, <afloat>1, W, <int>n_out)
-            for j in range(n_out):
-                W[n_in * n_out + j] -= <afloat>lr * gb[j]
-        else:
-            _gemm(c'T', c'N', <int>n_in, <int>n_out, <int>nb, <afloat>1, A, <int>n_in, G,
-                  <int>n_out, <afloat>0, grad + woff, <int>n_out)
+        G = work + _delta_off(sizes, L, nb, cur)
+        _backward_layer(work + _out_off(sizes, l, nb), G,
+                        work + _delta_off(sizes, L, nb, 1 - cur) if l > 0 else NULL,
+                        W, grad + woff, nb, n_in, n_out, act, lr, fused, tid, T)
+        if tid == 0:
+            gb = grad + woff + n_in * n_out
+            _col_sums(G, nb, n_out, gb)
+            if fused:
+                for j in range(n_out):
+                    W[n_in * n_out + j] -= <afloat>lr * gb[j]
+        fgd_barrier_wait(bar, sense)
         cur = 1 - cur
 
 
@@ -245,9 +420,14 @@ cdef double c_mlp_batch_gradient(const xfloat* X, const xfloat* y, const xfloat*
                                  const int64_t* sizes, Py_ssize_t n_layers, int activation_id,
                                  afloat* theta, afloat* grad, double scale,
                                  afloat* work) noexcept nogil:
-    cdef double loss = _forward_loss(X, y, sw, rows, n_rows, loss_id, sizes, n_layers,
-                                     activation_id, theta, scale, work)
-    _backward(sizes, n_layers, activation_id, theta, grad, n_rows, work, 0.0, False)
+    cdef fgd_team_barrier bar
+    cdef int sense = 0
+    cdef double loss
+    fgd_barrier_init(&bar, 1)
+    loss = _batch_forward(X, y, sw, rows, n_rows, loss_id, sizes, n_layers, activation_id,
+                          theta, scale, work, 0, 1, &bar, &sense)
+    _batch_backward(sizes, n_layers, activation_id, theta, grad, n_rows, work, 0.0, False, 0,
+                    1, &bar, &sense)
     return loss
 
 
@@ -274,14 +454,17 @@ cdef double c_mlp_add_penalty(const afloat* theta, afloat* grad, const int64_t* 
     return total
 
 
-cdef Py_ssize_t c_mlp_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
+cdef Py_ssize_t _team_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
                             const int64_t* order, Py_ssize_t m, Py_ssize_t batch_size,
                             Py_ssize_t n_batches, int loss_id, const int64_t* sizes,
-                            Py_ssize_t n_layers, int activation_id, double alpha,
-                            double l1_ratio, int rule_id, const double* hyper,
-                            const double* lrs, long long step0, afloat* theta, afloat* grad,
-                            afloat* state, double* batch_loss, afloat* work) noexcept nogil:
-    cdef Py_ssize_t k, start, nb, P = _n_params(sizes, n_layers)
+                            Py_ssize_t L, int act, double alpha, double l1_ratio,
+                            int rule_id, const double* hyper, const double* lrs,
+                            long long step0, afloat* theta, afloat* grad, afloat* state,
+                            double* batch_loss, afloat* work, int tid, int T,
+                            fgd_team_barrier* bar, double* shared) noexcept nogil:
+    """The epoch as seen by thread ``tid`` of a team of T; every thread returns n_done."""
+    cdef Py_ssize_t k, start, nb, P = _w_off(sizes, L)
+    cdef int sense = 0
     cdef double loss
     # plain SGD, no penalty, no weight decay: the update rides on the backward GEMMs
     cdef bint fused = (rule_id == RULE_SGD and hyper[0] == 0 and hyper[3] == 0
@@ -289,21 +472,65 @@ cdef Py_ssize_t c_mlp_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
     for k in range(n_batches):
         start = k * batch_size
         nb = m - start if m - start < batch_size else batch_size
-        loss = _forward_loss(X, y, sw, order + start, nb, loss_id, sizes, n_layers,
-                             activation_id, theta, 1.0 / nb, work)
+        loss = _batch_forward(X, y, sw, order + start, nb, loss_id, sizes, L, act, theta,
+                              1.0 / nb, work, tid, T, bar, &sense)
         if fused:
-            batch_loss[k] = loss
-            if not isfinite(loss):
+            if tid == 0:
+                batch_loss[k] = loss
+                shared[0] = loss
+            fgd_barrier_wait(bar, &sense)
+            if not isfinite(shared[0]):
                 return k
-            _backward(sizes, n_layers, activation_id, theta, grad, nb, work, lrs[k], True)
+            _batch_backward(sizes, L, act, theta, grad, nb, work, lrs[k], True, tid, T, bar,
+                            &sense)
             continue
-        _backward(sizes, n_layers, activation_id, theta, grad, nb, work, 0.0, False)
-        loss += c_mlp_add_penalty(theta, grad, sizes, n_layers, alpha, l1_ratio)
-        batch_loss[k] = loss
-        if not isfinite(loss):
+        _batch_backward(sizes, L, act, theta, grad, nb, work, 0.0, False, tid, T, bar, &sense)
+        if tid == 0:
+            loss += c_mlp_add_penalty(theta, grad, sizes, L, alpha, l1_ratio)
+            batch_loss[k] = loss
+            shared[0] = loss
+            if isfinite(loss):
+                c_apply_update(rule_id, hyper, theta, grad, state, P, lrs[k], step0 + k + 1)
+        fgd_barrier_wait(bar, &sense)
+        if not isfinite(shared[0]):
             return k
-        c_apply_update(rule_id, hyper, theta, grad, state, P, lrs[k], step0 + k + 1)
     return n_batches
+
+
+cdef Py_ssize_t c_mlp_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
+                            const int64_t* order, Py_ssize_t m, Py_ssize_t batch_size,
+                            Py_ssize_t n_batches, int loss_id, const int64_t* sizes,
+                            Py_ssize_t n_layers, int activation_id, double alpha,
+                            double l1_ratio, int rule_id, const double* hyper,
+                            const double* lrs, long long step0, afloat* theta, afloat* grad,
+                            afloat* state, double* batch_loss, afloat* work) noexcept nogil:
+    cdef fgd_team_barrier bar
+    cdef double shared[1]
+    cdef Py_ssize_t done[1]
+    cdef Py_ssize_t k, b = batch_size if batch_size < m else m
+    cdef Py_ssize_t per_batch = 2 * b * _w_off(sizes, n_layers)
+    cdef int T = openmp.omp_get_max_threads(), tid, nt
+    if _min_team_work > 0 and per_batch // _min_team_work < T:
+        T = <int>(per_batch // _min_team_work)
+    if T < 1:
+        T = 1
+    if T == 1:
+        fgd_barrier_init(&bar, 1)
+        return _team_epoch(X, y, sw, order, m, batch_size, n_batches, loss_id, sizes,
+                           n_layers, activation_id, alpha, l1_ratio, rule_id, hyper, lrs,
+                           step0, theta, grad, state, batch_loss, work, 0, 1, &bar, shared)
+    with parallel(num_threads=T):
+        tid = openmp.omp_get_thread_num()
+        nt = openmp.omp_get_num_threads()
+        if tid == 0:
+            fgd_barrier_init(&bar, nt)
+        fgd_omp_barrier()
+        k = _team_epoch(X, y, sw, order, m, batch_size, n_batches, loss_id, sizes,
+                        n_layers, activation_id, alpha, l1_ratio, rule_id, hyper, lrs,
+                        step0, theta, grad, state, batch_loss, work, tid, nt, &bar, shared)
+        if tid == 0:
+            done[0] = k
+    return done[0]
 
 
 # ---------------------------------------------------------------- Python API
@@ -320,7 +547,8 @@ def mlp_batch_gradient(const xfloat[:, ::1] X, const xfloat[::1] y, const xfloat
                        int activation_id, afloat[::1] theta, afloat[::1] grad, double scale,
                        afloat[::1] work):
     """grad = scale * sum_{i in rows} s_i dl_i/dtheta; returns scale * sum s_i l_i.
-    ``work`` holds at least ``mlp_workspace_size(layer_sizes, len(rows))`` elements."""
+    ``work`` holds at least ``mlp_workspace_size(layer_sizes, len(rows))`` elements.
+    Runs on the calling thread."""
     cdef const xfloat* swp = &sw[0] if sw.shape[0] > 0 else NULL
     cdef double loss
     with nogil:
