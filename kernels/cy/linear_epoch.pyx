@@ -331,7 +331,7 @@ cdef double _batch_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_s
     part = work
     scr = work + nc * P
     closs = <double*>(work + _even(nc * (P + K) + K))
-    for c in prange(nc, schedule='static'):
+    for c in prange(nc, schedule='dynamic', chunksize=1):
         s = start + c * cr
         e = s + cr
         if e > stop:
