@@ -623,3 +623,73 @@ def test_large_batch_fits_in_threads(layer):
                          text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "OK" in out.stdout
+
+
+# --------------------------------------------------------------------------------------
+# Gathered epochs (small batches on a large X copy each block of rows into a buffer
+# first): the same arithmetic as reading X through order, bit for bit.
+
+
+@pytest.mark.parametrize("case", [
+    dict(loss_id=ids.LOSS_LOGISTIC, b=1, rule="sgd"),
+    dict(loss_id=ids.LOSS_LOGISTIC, b=1, rule="sgd", alpha=0.01, sw=True),
+    dict(loss_id=ids.LOSS_HUBER, b=1, rule="momentum", sw=True),
+    dict(loss_id=ids.LOSS_SQUARED, b=7, rule="adam-wd-amsgrad", alpha=0.01, sw=True),
+    dict(loss_id=ids.LOSS_SOFTMAX, b=5, rule="rmsprop-momentum-centered-wd", sw=True),
+], ids=["b1-plain", "b1-penalty-sw", "b1-momentum", "b7-adam", "softmax-b5"])
+@pytest.mark.parametrize("block_batches", [1, 3, 50])
+def test_gathered_epoch_is_bit_identical_to_direct(case, block_batches):
+    X, y, sw = make_problem(case["loss_id"], n=N, sw=case.get("sw", False))
+    K = K3 if case["loss_id"] == ids.LOSS_SOFTMAX else 1
+    P = D * K + K
+    b = case["b"]
+    nb = -(-N // b)
+    rule_id, hyper = RULES[case["rule"]]
+    hyper = np.asarray(hyper, dtype=np.float64)
+    plain = (b == 1 and K == 1 and rule_id == ids.RULE_SGD and hyper[0] == 0 and hyper[3] == 0)
+    order = np.random.default_rng(4).permutation(N).astype(np.int64)
+    lrs = np.full(nb, 0.05)
+    out = []
+    for gathered in (False, True):
+        theta = np.random.default_rng(1).uniform(-0.1, 0.1, P)
+        state = np.zeros((ids.STATE_SLOTS[rule_id], P))
+        bl = np.zeros(nb)
+        ws = nb_le._workspace(b, theta, K)
+        args = (case["loss_id"], EPS, K, True, case.get("alpha", 0.0), 0.3, rule_id, hyper, lrs,
+                3, theta, np.zeros(P), state, bl, plain) + ws
+        if gathered:
+            k = nb_le._gathered_epoch(X, y, sw, order, b, nb, block_batches, *args)
+        else:
+            k = nb_le._run_batches(X, y, sw, order, 0, 0, nb, b, N, *args[:-4], True,
+                                   *args[-4:])
+        out.append((k, theta, state, bl))
+    assert out[0][0] == out[1][0] == nb
+    for a, g in zip(out[0][1:], out[1][1:]):
+        np.testing.assert_array_equal(g, a)
+
+
+@pytest.mark.parametrize("b", [1, 7])
+def test_gathered_epoch_stops_at_the_same_batch(b):
+    X, y, _ = make_problem(ids.LOSS_SQUARED)
+    X = X * 1e30
+    nb = -(-N // b)
+    order = np.random.default_rng(4).permutation(N).astype(np.int64)
+    lrs = np.full(nb, 1e3)
+    hyper = np.zeros(4)
+    out = []
+    for gathered in (False, True):
+        theta = np.full(D + 1, 0.1)
+        bl = np.zeros(nb)
+        ws = nb_le._workspace(b, theta, 1)
+        args = (ids.LOSS_SQUARED, 0.0, 1, True, 0.0, 0.0, ids.RULE_SGD, hyper, lrs, 0, theta,
+                np.zeros(D + 1), np.zeros((1, D + 1)), bl, b == 1)
+        with np.errstate(all="ignore"):
+            if gathered:
+                k = nb_le._gathered_epoch(X, y, np.empty(0), order, b, nb, 2, *args, *ws)
+            else:
+                k = nb_le._run_batches(X, y, np.empty(0), order, 0, 0, nb, b, N, *args, True,
+                                       *ws)
+        out.append((k, theta, bl))
+    assert out[0][0] == out[1][0] < nb
+    np.testing.assert_array_equal(out[1][1], out[0][1])
+    np.testing.assert_array_equal(out[1][2][:out[0][0] + 1], out[0][2][:out[0][0] + 1])

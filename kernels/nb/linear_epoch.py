@@ -53,6 +53,12 @@ from .updates import apply_update
 from ..ids import LOSS_SOFTMAX, RULE_SGD
 
 
+#: Epochs of small batches over an X of at least this many bytes first gather
+#: each block of about GATHER_BLOCK_BYTES of rows into a contiguous buffer
+#: (see _gathered_epoch).  Results are the same bit for bit either way.
+GATHER_MIN_BYTES = 8 << 20
+GATHER_BLOCK_BYTES = 512 << 10
+
 #: Rows are read through ``order``; the row this many positions ahead is
 #: prefetched (shuffled rows defeat the hardware prefetcher).
 PREFETCH_AHEAD = 8
@@ -198,14 +204,16 @@ def _chunks_parallel(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_interce
 
 @kernel(cache=False)
 def _batch_gradient(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_intercept, theta, grad,
-                    scale, parts, lparts, pks, dlks):
-    """Deterministic chunked reduction of the gradient over rows[lo:hi]."""
+                    scale, parts, lparts, pks, dlks, par):
+    """Deterministic chunked reduction of the gradient over rows[lo:hi].
+
+    ``par``: chunks may run in a ``prange`` (False inside a parallel region)."""
     n = hi - lo
     if n <= CHUNK_ROWS:
         return _rows_gradient(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_intercept,
                               theta, grad, scale, pks[0], dlks[0])
     nch = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
-    if n * X.shape[1] * K >= PARALLEL_MIN_WORK:
+    if par and n * X.shape[1] * K >= PARALLEL_MIN_WORK:
         _chunks_parallel(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_intercept, theta,
                          scale, parts, lparts, pks, dlks)
     else:
@@ -252,18 +260,21 @@ def _workspace(n_rows, theta, K):
 
 
 @kernel(cache=False)
-def _plain_sgd_b1(X, y, sw, order, n_batches, loss_id, loss_param, fit_intercept, alpha,
+def _plain_sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept, alpha,
                   l1_ratio, lrs, theta, batch_loss):
-    """Plain SGD at batch size 1 (scalar losses): grad never materialised."""
+    """Plain SGD at batch size 1 (scalar losses), samples k0..k1-1 (sample k is
+    row rows[k - base] of X): grad never materialised.  Returns k1, or the first
+    k whose loss is not finite."""
     d = X.shape[1]
+    m = rows.shape[0]
     has_sw = sw.shape[0] > 0
     r = l1_ratio
     a2 = cast_like(theta, alpha * (1.0 - r))
     a1 = cast_like(theta, alpha * r)
-    for k in range(n_batches):
-        i = order[k]
-        if k + PREFETCH_AHEAD < n_batches:
-            prefetch_row(X, order[k + PREFETCH_AHEAD])
+    for k in range(k0, k1):
+        i = rows[k - base]
+        if k - base + PREFETCH_AHEAD < m:
+            prefetch_row(X, rows[k - base + PREFETCH_AHEAD])
         xi = X[i]
         acc = zero_of(theta)
         pen = 0.0
@@ -301,7 +312,7 @@ def _plain_sgd_b1(X, y, sw, order, n_batches, loss_id, loss_param, fit_intercept
                 theta[j] = w - lra * (xi[j] * g0 + (a2 * w + a1 * sg))
         if fit_intercept:
             theta[d] -= cast_like(theta, lr * gi)
-    return n_batches
+    return k1
 
 
 # --------------------------------------------------------------------------
@@ -329,7 +340,81 @@ def _linear_batch_gradient_impl(X, y, sw, rows, loss_id, loss_param, n_outputs, 
     n = rows.shape[0]
     parts, lparts, pks, dlks = _workspace(n, theta, n_outputs)
     return _batch_gradient(X, y, sw, rows, 0, n, loss_id, loss_param, n_outputs, fit_intercept,
-                           theta, grad, scale, parts, lparts, pks, dlks)
+                           theta, grad, scale, parts, lparts, pks, dlks, True)
+
+
+@kernel(cache=False)
+def _run_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_param, K,
+                 fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state,
+                 batch_loss, plain_b1, par, parts, lparts, pks, dlks):
+    """Batches k0..k1-1 of the epoch; position p of the epoch is row rows[p - base] of X.
+
+    Returns k1, or the first batch whose loss is not finite (not applied)."""
+    if plain_b1:
+        return _plain_sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept,
+                             alpha, l1_ratio, lrs, theta, batch_loss)
+    n_penalized = X.shape[1] * K
+    for k in range(k0, k1):
+        lo = k * batch_size
+        hi = min(lo + batch_size, m)
+        loss = _batch_gradient(X, y, sw, rows, lo - base, hi - base, loss_id, loss_param, K,
+                               fit_intercept, theta, grad, 1.0 / (hi - lo), parts, lparts, pks,
+                               dlks, par)
+        loss += add_penalty(theta, grad, n_penalized, alpha, l1_ratio)
+        batch_loss[k] = loss
+        if not is_finite(loss):
+            return k
+        apply_update(rule_id, hyper, theta, grad, state, lrs[k], step0 + k + 1)
+    return k1
+
+
+@kernel(cache=False)
+def _gather(X, y, sw, order, lo, hi, Xb, yb, swb):
+    """Copy the rows order[lo:hi] (and their y, sw) to the front of Xb, yb, swb."""
+    d = X.shape[1]
+    has_sw = sw.shape[0] > 0
+    for p in range(lo, hi):
+        if p + PREFETCH_AHEAD < hi:
+            prefetch_row(X, order[p + PREFETCH_AHEAD])
+        i = order[p]
+        t = p - lo
+        xi = X[i]
+        xb = Xb[t]
+        for j in range(d):
+            xb[j] = xi[j]
+        yb[t] = y[i]
+        if has_sw:
+            swb[t] = sw[i]
+
+
+@kernel(cache=False)
+def _gathered_epoch(X, y, sw, order, batch_size, n_batches, block_batches, loss_id, loss_param,
+                    K, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
+                    state, batch_loss, plain_b1, parts, lparts, pks, dlks):
+    """The epoch in blocks of ``block_batches`` batches: each block's rows are first
+    copied, in epoch order, into a small contiguous buffer (a gather loop with no
+    dependency between rows, so many cache misses are in flight at once), then
+    trained on from there (sequential reads, in cache).  The arithmetic is the
+    same as reading X through ``order``, bit for bit."""
+    m = order.shape[0]
+    d = X.shape[1]
+    rows_per_block = block_batches * batch_size
+    Xb = np.empty((rows_per_block, d), dtype=X.dtype)
+    yb = np.empty(rows_per_block, dtype=y.dtype)
+    swb = np.empty(rows_per_block if sw.shape[0] > 0 else 0, dtype=sw.dtype)
+    local_rows = np.arange(rows_per_block)
+    last = min(n_batches * batch_size, m)
+    for k0 in range(0, n_batches, block_batches):
+        k1 = min(k0 + block_batches, n_batches)
+        base = k0 * batch_size
+        _gather(X, y, sw, order, base, min(base + rows_per_block, last), Xb, yb, swb)
+        k = _run_batches(Xb, yb, swb, local_rows, base, k0, k1, batch_size, m, loss_id,
+                         loss_param, K, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs,
+                         step0, theta, grad, state, batch_loss, plain_b1, False, parts, lparts,
+                         pks, dlks)
+        if k < k1:
+            return k
+    return n_batches
 
 
 def _linear_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
@@ -337,28 +422,28 @@ def _linear_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_par
                        state, batch_loss):
     m = order.shape[0]
     K = n_outputs
-    if (batch_size == 1 and loss_id != LOSS_SOFTMAX and rule_id == RULE_SGD
-            and hyper[0] == 0.0 and hyper[3] == 0.0):
-        return _plain_sgd_b1(X, y, sw, order, n_batches, loss_id, loss_param, fit_intercept,
-                             alpha, l1_ratio, lrs, theta, batch_loss)
+    d = X.shape[1]
+    plain_b1 = (batch_size == 1 and loss_id != LOSS_SOFTMAX and rule_id == RULE_SGD
+                and hyper[0] == 0.0 and hyper[3] == 0.0)
     parts, lparts, pks, dlks = _workspace(min(batch_size, m), theta, K)
-    n_penalized = X.shape[1] * K
     rows = order
     if batch_size >= m and n_batches == 1 and _is_permutation(order, X.shape[0]):
         # One batch of all n rows (BGD): the gradient is a sum over the set of rows,
         # so stream them in storage order (sequential reads) instead of shuffled.
         rows = np.arange(m)
-    for k in range(n_batches):
-        lo = k * batch_size
-        hi = min(lo + batch_size, m)
-        loss = _batch_gradient(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_intercept,
-                               theta, grad, 1.0 / (hi - lo), parts, lparts, pks, dlks)
-        loss += add_penalty(theta, grad, n_penalized, alpha, l1_ratio)
-        batch_loss[k] = loss
-        if not is_finite(loss):
-            return k
-        apply_update(rule_id, hyper, theta, grad, state, lrs[k], step0 + k + 1)
-    return n_batches
+    elif (X.shape[0] * d * X.itemsize >= GATHER_MIN_BYTES
+          and batch_size * d * K < PARALLEL_MIN_WORK
+          and n_batches * batch_size >= 4 * GATHER_BLOCK_BYTES // (d * X.itemsize)):
+        # Small batches read through a shuffled order of a large X: gather each
+        # block of rows into a contiguous buffer first (see _gathered_epoch).
+        block = max(1, GATHER_BLOCK_BYTES // (d * X.itemsize) // batch_size)
+        return _gathered_epoch(X, y, sw, order, batch_size, n_batches, block, loss_id,
+                               loss_param, K, fit_intercept, alpha, l1_ratio, rule_id, hyper,
+                               lrs, step0, theta, grad, state, batch_loss, plain_b1, parts,
+                               lparts, pks, dlks)
+    return _run_batches(X, y, sw, rows, 0, 0, n_batches, batch_size, m, loss_id, loss_param, K,
+                        fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
+                        state, batch_loss, plain_b1, True, parts, lparts, pks, dlks)
 
 
 # Built-in losses: cached.  A user's loss function: compiled per function, not cached.
