@@ -318,12 +318,14 @@ cdef double _batch_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_s
     cdef afloat* scr
     cdef double* closs
     cdef double loss
+    cdef bint pf = True
     if counts != NULL and sorted_rows != NULL and _use_sorted(nb, n):
         _sort_rows(order + start, nb, n, counts, sorted_rows)
         order = sorted_rows
         start = 0
         stop = nb
-        m = nb
+        m = 0       # rows in increasing order: the hardware streams them; no software
+        pf = False  # prefetch (its instructions only queued up behind the stream)
     nc = c_chunk_layout(nb, d, K, P, &cr)
     if nc == 1:
         return _rows_grad(X, y, sw, d, order, start, stop, m, loss_id, param, K, fi, theta,
@@ -336,8 +338,8 @@ cdef double _batch_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_s
         e = s + cr
         if e > stop:
             e = stop
-        closs[c] = _rows_grad(X, y, sw, d, order, s, e, e, loss_id, param, K, fi, theta,
-                              part + c * P, scale, scr + c * K)
+        closs[c] = _rows_grad(X, y, sw, d, order, s, e, e if pf else 0, loss_id, param, K,
+                              fi, theta, part + c * P, scale, scr + c * K)
     # fixed-order reduction: chunk 0, then 1, ... (independent of the thread count)
     for j in range(P):
         grad[j] = part[j]
