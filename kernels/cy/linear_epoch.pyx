@@ -407,12 +407,25 @@ cdef Py_ssize_t _sgd1_epoch(const xfloat* X, const xfloat* y, const xfloat* sw, 
     cdef const xfloat* xprev = NULL
     cdef afloat p, dl, c, l, aprev = 0, lr
     cdef double loss
+    cdef size_t half = (d * sizeof(xfloat)) // 2
+    cdef const char* pfrow = NULL
     for k in range(n_batches):
-        _prefetch_all(X, y, sw, d, order, k + PREFETCH_AHEAD, m)
+        # the next rows' lines are requested in two halves, spread over the row's work
+        if k + PREFETCH_AHEAD < m:
+            i = order[k + PREFETCH_AHEAD]
+            pfrow = <const char*>(X + i * d)
+            fgd_prefetch_row(pfrow, half)
+            fgd_prefetch_row(y + i, sizeof(xfloat))
+            if sw != NULL:
+                fgd_prefetch_row(sw + i, sizeof(xfloat))
+        else:
+            pfrow = NULL
         i = order[k]
         xi = X + i * d
         c = 1 if sw == NULL else <afloat>sw[i]
         p = _dot(xi, theta, d)
+        if pfrow != NULL:
+            fgd_prefetch_row(pfrow + half, d * sizeof(xfloat) - half)
         if aprev != 0:
             p = p + aprev * _dot_rows(xi, xprev, d, theta)
             _axpy(aprev, xprev, theta, d)          # theta = w_{k-1}
