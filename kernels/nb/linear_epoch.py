@@ -419,7 +419,9 @@ def _gathered_epoch(X, y, sw, order, batch_size, n_batches, block_batches, loss_
 
 def _linear_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
                        fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
-                       state, batch_loss):
+                       state, batch_loss, gather_min_bytes, gather_block_bytes):
+    # gather_*: GATHER_MIN_BYTES and GATHER_BLOCK_BYTES, passed in so that tests can
+    # drive the gathered path on small data through this same compiled kernel.
     m = order.shape[0]
     K = n_outputs
     d = X.shape[1]
@@ -431,12 +433,12 @@ def _linear_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_par
         # One batch of all n rows (BGD): the gradient is a sum over the set of rows,
         # so stream them in storage order (sequential reads) instead of shuffled.
         rows = np.arange(m)
-    elif (X.shape[0] * d * X.itemsize >= GATHER_MIN_BYTES
+    elif (X.shape[0] * d * X.itemsize >= gather_min_bytes
           and batch_size * d * K < PARALLEL_MIN_WORK
-          and n_batches * batch_size >= 4 * GATHER_BLOCK_BYTES // (d * X.itemsize)):
+          and n_batches * batch_size >= 4 * gather_block_bytes // (d * X.itemsize)):
         # Small batches read through a shuffled order of a large X: gather each
         # block of rows into a contiguous buffer first (see _gathered_epoch).
-        block = max(1, GATHER_BLOCK_BYTES // (d * X.itemsize) // batch_size)
+        block = max(1, gather_block_bytes // (d * X.itemsize) // batch_size)
         return _gathered_epoch(X, y, sw, order, batch_size, n_batches, block, loss_id,
                                loss_param, K, fit_intercept, alpha, l1_ratio, rule_id, hyper,
                                lrs, step0, theta, grad, state, batch_loss, plain_b1, parts,
@@ -490,6 +492,7 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
     """A whole epoch (docs/kernels.md); returns n_done."""
     args_tail = (int(n_outputs), bool(fit_intercept), float(alpha), float(l1_ratio),
                  int(rule_id), hyper, lrs, int(step0), theta, grad, state, batch_loss)
+    args_tail += (GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
     if callable(loss_param):
         return guarded(_linear_epoch_custom, X, y, sw, order, int(batch_size), int(n_batches),
                        int(loss_id), loss_param, *args_tail)
@@ -508,6 +511,6 @@ def _ol_linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
              batch_loss):
         return target(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
                       fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
-                      state, batch_loss)
+                      state, batch_loss, GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
 
     return impl
