@@ -16,6 +16,8 @@ theta, grad, state float32/float64 (the accumulation dtype), written in place.
 How an epoch runs (all inside one ``nogil`` call):
 - per batch, one fused pass over its rows, read through ``order`` with the
   next rows prefetched: margin (SIMD dot), dloss, accumulate (SIMD axpy);
+- a batch holding at least half of X's rows (BGD) is read in row order
+  (counting sort of its indices), so X is streamed;
 - large batches: fixed row chunks in an OpenMP loop, per-chunk partial
   gradients added in chunk order (bit-identical for any thread count);
 - then penalty + update rule + the next penalty value in one fused pass over
@@ -34,7 +36,7 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 
 from .losses cimport loss_dloss, softmax_loss_dloss
-from .updates cimport c_update_penalized, c_penalty_value, c_apply_update
+from .updates cimport c_update_penalized, c_penalty_value
 
 cdef extern from "fgd_simd.h" nogil:
     double fgd_dot_dd(const double* x, const double* w, Py_ssize_t n)
