@@ -54,8 +54,13 @@
  * without -fassociative-math. */
 #if defined(__GNUC__) && !defined(__clang__)
 #define FGD_NOREASSOC __attribute__((optimize("no-associative-math")))
+#define FGD_NOREASSOC_BODY
+#elif defined(__clang__)
+#define FGD_NOREASSOC
+#define FGD_NOREASSOC_BODY _Pragma("clang fp reassociate(off)")
 #else
 #define FGD_NOREASSOC
+#define FGD_NOREASSOC_BODY
 #endif
 
 /* Prefetch the first `bytes` bytes of a row (capped: long rows are streamed
@@ -89,6 +94,7 @@ typedef float fgd_v4fu __attribute__((vector_size(16), aligned(4), may_alias));
 /* ---- dot products: sum_j x[j] * w[j] --------------------------------- */
 FGD_CLONES FGD_NOREASSOC static double fgd_dot_dd(const double *x, const double *w, ptrdiff_t n)
 {
+    FGD_NOREASSOC_BODY
     fgd_v4d a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
     ptrdiff_t j = 0;
     double s;
@@ -107,6 +113,7 @@ FGD_CLONES FGD_NOREASSOC static double fgd_dot_dd(const double *x, const double 
 
 FGD_CLONES FGD_NOREASSOC static float fgd_dot_ff(const float *x, const float *w, ptrdiff_t n)
 {
+    FGD_NOREASSOC_BODY
     fgd_v8f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
     ptrdiff_t j = 0;
     float s;
@@ -125,6 +132,7 @@ FGD_CLONES FGD_NOREASSOC static float fgd_dot_ff(const float *x, const float *w,
 
 FGD_CLONES FGD_NOREASSOC static double fgd_dot_fd(const float *x, const double *w, ptrdiff_t n)
 {
+    FGD_NOREASSOC_BODY
     fgd_v4d a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
     ptrdiff_t j = 0;
     double s;
@@ -144,6 +152,7 @@ FGD_CLONES FGD_NOREASSOC static double fgd_dot_fd(const float *x, const double *
 /* dot of two float rows, accumulated in double (float X, float64 theta) */
 FGD_CLONES FGD_NOREASSOC static double fgd_dot_ffd(const float *x, const float *w, ptrdiff_t n)
 {
+    FGD_NOREASSOC_BODY
     fgd_v4d a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
     ptrdiff_t j = 0;
     double s;
@@ -247,6 +256,7 @@ FGD_CLONES static void fgd_axpy4_fd(const double *a, const float *x0, const floa
 FGD_CLONES FGD_NOREASSOC static void fgd_logistic4(const double *p_, const double *y_,
                                                     double *loss, double *dl)
 {
+    FGD_NOREASSOC_BODY
     const fgd_v4d zero = {0, 0, 0, 0}, one = {1, 1, 1, 1}, two = {2, 2, 2, 2};
     const fgd_v4d log2e = {1.4426950408889634, 1.4426950408889634, 1.4426950408889634, 1.4426950408889634};
     const fgd_v4d shifter = {0x1.8p52, 0x1.8p52, 0x1.8p52, 0x1.8p52};
@@ -340,7 +350,8 @@ static void fgd_logistic4(const double *p, const double *y, double *loss, double
 /* (double X, float theta): x is rounded to float first, as the reference's
  * X[rows].astype(float32) does.  A rare combination; plain loops. */
 FGD_NOREASSOC static float fgd_dot_df(const double *x, const float *w, ptrdiff_t n)
-{ float s = 0; ptrdiff_t j; for (j = 0; j < n; j++) s += (float)x[j] * w[j]; return s; }
+{
+    FGD_NOREASSOC_BODY float s = 0; ptrdiff_t j; for (j = 0; j < n; j++) s += (float)x[j] * w[j]; return s; }
 static void fgd_axpy_df(float a, const double *x, float *y, ptrdiff_t n)
 { ptrdiff_t j; for (j = 0; j < n; j++) y[j] += a * (float)x[j]; }
 
