@@ -87,6 +87,7 @@ def extensions():
 setup(
     packages=[
         "fastgd",
+        "fastgd.data",
         "fastgd.reference",
         "fastgd.kernels",
         "fastgd.kernels.cy",
