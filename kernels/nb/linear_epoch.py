@@ -55,7 +55,7 @@ from ..ids import LOSS_SOFTMAX, RULE_SGD
 
 #: Epochs of small batches over an X of at least this many bytes first gather
 #: each block of about GATHER_BLOCK_BYTES of rows into a contiguous buffer
-#: (see _gathered_epoch).  Results are the same bit for bit either way.
+#: (see _epoch_blocks).  Results are the same bit for bit either way.
 GATHER_MIN_BYTES = 8 << 20
 GATHER_BLOCK_BYTES = 512 << 10
 
@@ -388,30 +388,39 @@ def _gather(X, y, sw, order, lo, hi, Xb, yb, swb):
 
 
 @kernel(cache=False)
-def _gathered_epoch(X, y, sw, order, batch_size, n_batches, block_batches, loss_id, loss_param,
-                    K, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
-                    state, batch_loss, plain_b1, parts, lparts, pks, dlks):
-    """The epoch in blocks of ``block_batches`` batches: each block's rows are first
-    copied, in epoch order, into a small contiguous buffer (a gather loop with no
-    dependency between rows, so many cache misses are in flight at once), then
-    trained on from there (sequential reads, in cache).  The arithmetic is the
-    same as reading X through ``order``, bit for bit."""
+def _epoch_blocks(X, y, sw, order, batch_size, n_batches, block_batches, loss_id, loss_param,
+                  K, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
+                  state, batch_loss, plain_b1, par, parts, lparts, pks, dlks):
+    """Run the epoch's batches; ``block_batches == 0``: straight from X through
+    ``order``.  Else in blocks of ``block_batches`` batches: each block's rows are
+    first copied, in epoch order, into a small contiguous buffer (a gather loop
+    with no dependency between rows, so many cache misses are in flight at once),
+    then trained on from there (sequential reads, in cache).  The arithmetic is
+    the same either way, bit for bit.  (One call site of _run_batches: every
+    call site would be compiled and optimised again.)"""
     m = order.shape[0]
     d = X.shape[1]
-    rows_per_block = block_batches * batch_size
+    gather = block_batches > 0
+    step = block_batches if gather else max(n_batches, 1)
+    rows_per_block = step * batch_size if gather else 0
     Xb = np.empty((rows_per_block, d), dtype=X.dtype)
     yb = np.empty(rows_per_block, dtype=y.dtype)
     swb = np.empty(rows_per_block if sw.shape[0] > 0 else 0, dtype=sw.dtype)
     local_rows = np.arange(rows_per_block)
     last = min(n_batches * batch_size, m)
-    for k0 in range(0, n_batches, block_batches):
-        k1 = min(k0 + block_batches, n_batches)
-        base = k0 * batch_size
-        _gather(X, y, sw, order, base, min(base + rows_per_block, last), Xb, yb, swb)
-        k = _run_batches(Xb, yb, swb, local_rows, base, k0, k1, batch_size, m, loss_id,
-                         loss_param, K, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs,
-                         step0, theta, grad, state, batch_loss, plain_b1, False, parts, lparts,
-                         pks, dlks)
+    for k0 in range(0, n_batches, step):
+        k1 = min(k0 + step, n_batches)
+        if gather:
+            base = k0 * batch_size
+            _gather(X, y, sw, order, base, min(base + rows_per_block, last), Xb, yb, swb)
+            Xs, ys, sws, rs = Xb, yb, swb, local_rows
+        else:
+            base = 0
+            Xs, ys, sws, rs = X, y, sw, order
+        k = _run_batches(Xs, ys, sws, rs, base, k0, k1, batch_size, m, loss_id, loss_param, K,
+                         fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
+                         state, batch_loss, plain_b1, par and not gather, parts, lparts, pks,
+                         dlks)
         if k < k1:
             return k
     return n_batches
@@ -429,6 +438,7 @@ def _linear_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_par
                 and hyper[0] == 0.0 and hyper[3] == 0.0)
     parts, lparts, pks, dlks = _workspace(min(batch_size, m), theta, K)
     rows = order
+    block = 0
     if batch_size >= m and n_batches == 1 and _is_permutation(order, X.shape[0]):
         # One batch of all n rows (BGD): the gradient is a sum over the set of rows,
         # so stream them in storage order (sequential reads) instead of shuffled.
@@ -437,15 +447,11 @@ def _linear_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_par
           and batch_size * d * K < PARALLEL_MIN_WORK
           and n_batches * batch_size >= 4 * gather_block_bytes // (d * X.itemsize)):
         # Small batches read through a shuffled order of a large X: gather each
-        # block of rows into a contiguous buffer first (see _gathered_epoch).
+        # block of rows into a contiguous buffer first (see _epoch_blocks).
         block = max(1, gather_block_bytes // (d * X.itemsize) // batch_size)
-        return _gathered_epoch(X, y, sw, order, batch_size, n_batches, block, loss_id,
-                               loss_param, K, fit_intercept, alpha, l1_ratio, rule_id, hyper,
-                               lrs, step0, theta, grad, state, batch_loss, plain_b1, parts,
-                               lparts, pks, dlks)
-    return _run_batches(X, y, sw, rows, 0, 0, n_batches, batch_size, m, loss_id, loss_param, K,
-                        fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
-                        state, batch_loss, plain_b1, True, parts, lparts, pks, dlks)
+    return _epoch_blocks(X, y, sw, rows, batch_size, n_batches, block, loss_id, loss_param, K,
+                         fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
+                         state, batch_loss, plain_b1, True, parts, lparts, pks, dlks)
 
 
 # Built-in losses: cached.  A user's loss function: compiled per function, not cached.
