@@ -102,6 +102,15 @@ class Loss:
     def py_dloss(self, p, y):
         return self.py_loss_dloss(p, y)[1]
 
+    def __eq__(self, other):
+        # Same function, same reference version, same labels: the same loss (so a
+        # fit can be continued with a new Loss wrapping the same function).
+        return (type(other) is Loss and other.fn is self.fn and other.py_fn is self.py_fn
+                and other.kind == self.kind)
+
+    def __hash__(self):
+        return hash((id(self.fn), id(self.py_fn), self.kind))
+
     def __repr__(self):
         return f"Loss({self.name})"
 

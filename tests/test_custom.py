@@ -463,3 +463,13 @@ def test_custom_model_epoch_from_user_njit_code():
     theta = _user_loop_with_custom_model(X, y, orders, np.array([1.0, 0.0]), np.zeros((1, 2)))
     ref = run_model(ref_ce, exp_model.py_func, X, y, np.empty(0), 7)
     assert_close(theta, ref[1], 1e-9)
+
+
+def test_fit_with_custom_loss_continues_exactly():
+    X, y, _ = poisson_data(n=60)
+    kw = dict(batch_size=6, lr=LR, seed=3, backend="numba")
+    full = fastgd.fit(X, y, loss=Loss(poisson), epochs=4, **kw)
+    part = fastgd.fit(X, y, loss=Loss(poisson), epochs=2, **kw)
+    rest = fastgd.fit(X, y, loss=Loss(poisson), epochs=2, init=part, **kw)
+    np.testing.assert_array_equal(rest.coef, full.coef)
+    assert Loss(poisson) == Loss(poisson) and Loss(poisson) != Loss(pinball)

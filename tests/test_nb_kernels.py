@@ -674,3 +674,14 @@ def test_gathered_epoch_stops_at_the_same_batch(b):
     np.testing.assert_array_equal(out[1][1], out[0][1])
     k = out[0][0]
     np.testing.assert_array_equal(out[1][3][:k + 1], out[0][3][:k + 1])
+
+
+def test_batch_form_loss_and_dloss_matches_reference():
+    rng = np.random.default_rng(6)
+    P = rng.standard_normal((12, 3)) * 3
+    y = rng.integers(0, 3, 12).astype(np.float64)
+    for loss_id, p in ((ids.LOSS_SOFTMAX, P), (ids.LOSS_HUBER, P[:, :1])):
+        got = nb_losses.loss_and_dloss(loss_id, EPS, p, y)
+        ref = ref_losses.loss_and_dloss(loss_id, EPS, p, y)
+        np.testing.assert_allclose(got[0], ref[0], rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(got[1], ref[1], rtol=1e-13, atol=1e-15)
