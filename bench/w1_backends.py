@@ -4,7 +4,7 @@ Logistic regression, X 100,000 x 100 float64 standard normal, lr 0.05, plain
 SGD, seeded shuffle; time per epoch (best of R repeats, JIT warmed up outside
 the timed region).  Run:
 
-    OMP_WAIT_POLICY=PASSIVE python -m fastgd.kernels.nb._bench_w1 [--quick] [--no-torch]
+    OMP_WAIT_POLICY=PASSIVE python bench/w1_backends.py [--quick] [--no-torch]
 
 Prints each timing and the ratios of issue 4 (and numba vs cython).  The
 pytest-benchmark suites in bench/ are the official ones; this is the quick

@@ -1,6 +1,6 @@
 """Cold and warm first-call times of the Numba backend (fresh processes).
 
-    python -m fastgd.kernels.nb._bench_startup
+    python bench/numba_first_call.py
 
 cold: a fresh process and an empty cache (compiles); warm: a fresh process
 that loads the kernels from the cache the cold run wrote.  Each figure is
