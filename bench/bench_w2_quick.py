@@ -1,6 +1,7 @@
 """Workload W2 (issue 5), quick script: MLP 784-128-10 softmax, float32, 20,000 samples,
 one epoch, plain SGD, batch sizes 32 and 256.  Every peer runs in this one process on the
-same data with the same thread count; each timing is repeated and the median is kept.
+same data with the same thread count; the peers run in interleaved rounds and the median
+(and min) over the rounds is kept.
 
     OMP_WAIT_POLICY=PASSIVE python bench/bench_w2_quick.py [--threads 2] [--repeat 7]
 
@@ -21,14 +22,23 @@ import numpy as np
 N, D, H, K = 20_000, 784, 128, 10
 
 
-def median_time(fn, repeat):
-    fn()  # warm-up (JIT, caches, thread pools)
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts), min(ts)
+def interleaved_times(fns, repeat, pause=0.25):
+    """{name: (median, min)}: every round runs each peer once (in a rotating order), so
+    that load from other processes hits all peers alike.  Each timed run starts after
+    ``pause`` seconds: OpenBLAS's idle worker threads spin for about 0.1 s after a
+    threaded call (scikit-learn's numpy GEMMs), and would take a core from whichever
+    peer runs next."""
+    for fn in fns.values():
+        fn()  # warm-up (JIT, caches, thread pools)
+    ts = {name: [] for name in fns}
+    names = list(fns)
+    for r in range(repeat):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            time.sleep(pause)
+            t = time.perf_counter()
+            fns[name]()
+            ts[name].append(time.perf_counter() - t)
+    return {name: (statistics.median(v), min(v)) for name, v in ts.items()}
 
 
 def fastgd_epoch(mod, X, y, b, lr=0.01, seed=0):
@@ -126,15 +136,14 @@ def main():
     print(f"# W2: {N}x{D} -> {H} -> {K} softmax, float32, one epoch, plain SGD; "
           f"{args.threads} threads; {cpu}; median (min) of {args.repeat}")
     for b in (int(v) for v in args.batch_sizes.split(",")):
-        res = {}
-        for name, mod in peers.items():
-            res[name] = median_time(fastgd_epoch(mod, X, y, b), args.repeat)
+        fns = {name: fastgd_epoch(mod, X, y, b) for name, mod in peers.items()}
         if torch is not None:
-            res["torch"] = median_time(torch_epoch(torch, X, yi, b), args.repeat)
+            fns["torch"] = torch_epoch(torch, X, yi, b)
         try:
-            res["sklearn"] = median_time(sklearn_fit(X, yi, b), max(3, args.repeat // 2))
+            fns["sklearn"] = sklearn_fit(X, yi, b)
         except ImportError:
             pass
+        res = interleaved_times(fns, args.repeat)
         for name, (med, mn) in res.items():
             print(f"b={b:4d} {name:8s} {med * 1e3:8.1f} ms ({mn * 1e3:.1f})")
         for ours in peers:

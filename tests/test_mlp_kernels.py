@@ -440,22 +440,30 @@ def _team_knob(mod):
 @pytest.mark.parametrize("mod", BACKENDS)
 def test_thread_team_equals_reference_and_is_bit_identical(mod, head, rule):
     """Tiny nets normally run on one thread; force the whole team (every block split
-    between threads, barriers between phases) and compare with one thread, bit for bit."""
+    between threads, barriers between phases) and compare with one thread, bit for bit;
+    likewise a team that finds itself contended at its first barrier and finishes the
+    epoch on one thread."""
     knob = _team_knob(mod)
     X, y, sw, sizes, theta0 = make_problem(head, weights=True, hidden=(40, 33), seed=11)
     t_ref, _, l_ref = run(ref, X, y, sw, sizes, "tanh", head, rule, theta0, 7)
     old = knob(0)
     try:
         t_team, s_team, l_team = run(mod, X, y, sw, sizes, "tanh", head, rule, theta0, 7)
+        old_wait = mod._set_contended_wait(-1.0)
+        try:
+            t_solo, s_solo, l_solo = run(mod, X, y, sw, sizes, "tanh", head, rule, theta0, 7)
+        finally:
+            mod._set_contended_wait(old_wait)
         knob(1 << 62)
         t_one, s_one, l_one = run(mod, X, y, sw, sizes, "tanh", head, rule, theta0, 7)
     finally:
         knob(old)
     np.testing.assert_allclose(t_team, t_ref, rtol=1e-8, atol=1e-13)
     np.testing.assert_allclose(l_team, l_ref, rtol=1e-8)
-    np.testing.assert_array_equal(t_team, t_one)
-    np.testing.assert_array_equal(s_team, s_one)
-    np.testing.assert_array_equal(l_team, l_one)
+    for t, s, l in ((t_team, s_team, l_team), (t_solo, s_solo, l_solo)):
+        np.testing.assert_array_equal(t, t_one)
+        np.testing.assert_array_equal(s, s_one)
+        np.testing.assert_array_equal(l, l_one)
 
 
 @pytest.mark.parametrize("batch_size", [60, 120])

@@ -50,23 +50,38 @@ from .updates cimport c_apply_update
 cdef extern from *:
     """
     /* A sense-reversing barrier for the epoch's OpenMP team: spin (with pause) a
-       while, then yield the CPU, so a descheduled partner costs little. */
+       while, then yield the CPU.  Each thread times its waits within the batch; one
+       that spent more than fgd_contended_wait seconds, and more than half of the
+       batch so far, waiting for the others marks the team "contended" (another
+       process has a CPU: a descheduled partner stalls every barrier), and the epoch
+       then finishes on thread 0 alone (same bits, see _team_epoch). */
+    #include <omp.h>
+    static double fgd_contended_wait = 2e-4;  /* < 0: always contended (tests) */
+    typedef struct { int count; int sense; int n; int contended; } fgd_team_barrier;
+    typedef struct { int sense; double t0; double waited; } fgd_thread_state;
+    static void fgd_barrier_init(fgd_team_barrier *b, int n) {
+        b->count = 0; b->sense = 0; b->n = n; b->contended = 0;
+    }
+    static void fgd_thread_init(fgd_thread_state *t) {
+        t->sense = 0; t->t0 = 0.0; t->waited = 0.0;
+    }
+    static void fgd_batch_start(fgd_team_barrier *b, fgd_thread_state *t) {
+        if (b->n > 1) { t->t0 = omp_get_wtime(); t->waited = 0.0; }
+    }
     #if defined(__GNUC__) || defined(__clang__)
     #include <sched.h>
-    typedef struct { int count; int sense; int n; } fgd_team_barrier;
-    static void fgd_barrier_init(fgd_team_barrier *b, int n) {
-        b->count = 0; b->sense = 0; b->n = n;
-    }
-    static void fgd_barrier_wait(fgd_team_barrier *b, int *local_sense) {
-        int s = 1 - *local_sense;
+    static void fgd_barrier_wait(fgd_team_barrier *b, fgd_thread_state *t) {
+        int s = 1 - t->sense;
         unsigned spins = 0;
-        *local_sense = s;
+        double w0, now;
+        t->sense = s;
         if (b->n <= 1) return;
         if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == b->n) {
             __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
             __atomic_store_n(&b->sense, s, __ATOMIC_RELEASE);
             return;
         }
+        w0 = omp_get_wtime();
         while (__atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) != s) {
             if (++spins < 4096) {
     #if defined(__x86_64__) || defined(__i386__)
@@ -76,17 +91,26 @@ cdef extern from *:
                 sched_yield();
             }
         }
+        now = omp_get_wtime();
+        t->waited += now - w0;
+        if (fgd_contended_wait < 0
+                || (t->waited > fgd_contended_wait && t->waited > 0.5 * (now - t->t0)))
+            __atomic_store_n(&b->contended, 1, __ATOMIC_RELAXED);
+    }
+    static int fgd_contended(fgd_team_barrier *b) {
+        return __atomic_load_n(&b->contended, __ATOMIC_RELAXED);
     }
     #else  /* other compilers: OpenMP's own barrier (an orphaned directive) */
-    typedef struct { int n; } fgd_team_barrier;
-    static void fgd_barrier_init(fgd_team_barrier *b, int n) { b->n = n; }
-    static void fgd_barrier_wait(fgd_team_barrier *b, int *local_sense) {
-        (void)local_sense;
+    static void fgd_barrier_wait(fgd_team_barrier *b, fgd_thread_state *t) {
+        (void)t;
         if (b->n > 1) {
             __pragma(omp barrier)
         }
     }
+    static int fgd_contended(fgd_team_barrier *b) { (void)b; return 0; }
     #endif
+    /* thread 0, once every other thread has left the team */
+    static void fgd_barrier_solo(fgd_team_barrier *b) { b->n = 1; }
     static void fgd_omp_barrier(void) {
     #if defined(_MSC_VER)
         __pragma(omp barrier)
@@ -95,10 +119,17 @@ cdef extern from *:
     #endif
     }
     """
+    double fgd_contended_wait
     ctypedef struct fgd_team_barrier:
         pass
+    ctypedef struct fgd_thread_state:
+        pass
     void fgd_barrier_init(fgd_team_barrier* b, int n) noexcept nogil
-    void fgd_barrier_wait(fgd_team_barrier* b, int* local_sense) noexcept nogil
+    void fgd_thread_init(fgd_thread_state* t) noexcept nogil
+    void fgd_batch_start(fgd_team_barrier* b, fgd_thread_state* t) noexcept nogil
+    void fgd_barrier_wait(fgd_team_barrier* b, fgd_thread_state* t) noexcept nogil
+    int fgd_contended(fgd_team_barrier* b) noexcept nogil
+    void fgd_barrier_solo(fgd_team_barrier* b) noexcept nogil
     void fgd_omp_barrier() noexcept nogil
 
 cdef enum:
@@ -119,6 +150,15 @@ cdef enum:
 # A team thread gets at least this many multiply-adds per batch (2 * rows * params in
 # total), else the epoch uses fewer threads.  Module-level so tests can lower it.
 cdef Py_ssize_t _min_team_work = 1 << 20
+
+
+def _set_contended_wait(double seconds):
+    """Test knob: the barrier wait that marks the team contended (< 0: at once, so the
+    epoch goes solo after its first barrier); returns the previous value."""
+    global fgd_contended_wait
+    old = fgd_contended_wait
+    fgd_contended_wait = seconds
+    return old
 
 
 def _set_min_team_work(Py_ssize_t value):
@@ -361,14 +401,16 @@ cdef double _batch_forward(const xfloat* X, const xfloat* y, const xfloat* sw,
                            const int64_t* rows, Py_ssize_t nb, int loss_id,
                            const int64_t* sizes, Py_ssize_t L, int act, const afloat* theta,
                            double scale, afloat* work, int tid, int T,
-                           fgd_team_barrier* bar, int* sense) noexcept nogil:
+                           fgd_team_barrier* bar, fgd_thread_state* ts,
+                           double* shared) noexcept nogil:
     """Gather, forward, head loss (thread 0).  Returns the data loss on thread 0 (0 on
     the others); leaves the layer outputs and the head delta in ``work``.  Ends with a
-    barrier."""
+    barrier, before which thread 0 sets ``shared[1]`` (go solo) from the contention
+    flag."""
     cdef Py_ssize_t l, woff = 0, n_in, n_out
     cdef double loss = 0.0
     _gather(X, rows, nb, sizes[0], work, tid, T)
-    fgd_barrier_wait(bar, sense)
+    fgd_barrier_wait(bar, ts)
     for l in range(L):
         n_in = sizes[l]
         n_out = sizes[l + 1]
@@ -376,17 +418,19 @@ cdef double _batch_forward(const xfloat* X, const xfloat* y, const xfloat* sw,
                        theta + woff, theta + woff + n_in * n_out, nb, n_in, n_out, act,
                        l < L - 1, tid, T)
         woff += n_in * n_out + n_out
-        fgd_barrier_wait(bar, sense)
+        fgd_barrier_wait(bar, ts)
     if tid == 0:
         loss = _head_loss(y, sw, rows, nb, loss_id, sizes[L], work + _out_off(sizes, L, nb),
                           scale, work + _delta_off(sizes, L, nb, 0))
-    fgd_barrier_wait(bar, sense)
+        shared[1] = 1.0 if T > 1 and fgd_contended(bar) else 0.0
+    fgd_barrier_wait(bar, ts)
     return loss
 
 
 cdef void _batch_backward(const int64_t* sizes, Py_ssize_t L, int act, afloat* theta,
                           afloat* grad, Py_ssize_t nb, afloat* work, double lr, bint fused,
-                          int tid, int T, fgd_team_barrier* bar, int* sense) noexcept nogil:
+                          int tid, int T, fgd_team_barrier* bar,
+                          fgd_thread_state* ts) noexcept nogil:
     """Backward from the head delta; ``fused``: plain SGD applied inside the GEMMs (grad
     only holds the bias sums).  A barrier after each layer."""
     cdef Py_ssize_t l, j, n_in, n_out, woff
@@ -409,7 +453,7 @@ cdef void _batch_backward(const int64_t* sizes, Py_ssize_t L, int act, afloat* t
             if fused:
                 for j in range(n_out):
                     W[n_in * n_out + j] -= <afloat>lr * gb[j]
-        fgd_barrier_wait(bar, sense)
+        fgd_barrier_wait(bar, ts)
         cur = 1 - cur
 
 
@@ -421,13 +465,15 @@ cdef double c_mlp_batch_gradient(const xfloat* X, const xfloat* y, const xfloat*
                                  afloat* theta, afloat* grad, double scale,
                                  afloat* work) noexcept nogil:
     cdef fgd_team_barrier bar
-    cdef int sense = 0
+    cdef fgd_thread_state ts
+    cdef double shared[2]
     cdef double loss
     fgd_barrier_init(&bar, 1)
+    fgd_thread_init(&ts)
     loss = _batch_forward(X, y, sw, rows, n_rows, loss_id, sizes, n_layers, activation_id,
-                          theta, scale, work, 0, 1, &bar, &sense)
+                          theta, scale, work, 0, 1, &bar, &ts, shared)
     _batch_backward(sizes, n_layers, activation_id, theta, grad, n_rows, work, 0.0, False, 0,
-                    1, &bar, &sense)
+                    1, &bar, &ts)
     return loss
 
 
@@ -462,36 +508,47 @@ cdef Py_ssize_t _team_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
                             long long step0, afloat* theta, afloat* grad, afloat* state,
                             double* batch_loss, afloat* work, int tid, int T,
                             fgd_team_barrier* bar, double* shared) noexcept nogil:
-    """The epoch as seen by thread ``tid`` of a team of T; every thread returns n_done."""
+    """The epoch as seen by thread ``tid`` of a team of T: thread 0 returns n_done, the
+    others n_done too, or -1 when they leave a contended team (thread 0 then finishes
+    the epoch alone, with the same blocks and tiles, so the same bits).
+    ``shared``: (2,) doubles, the batch loss and the go-solo flag, written by thread 0
+    before a barrier."""
     cdef Py_ssize_t k, start, nb, P = _w_off(sizes, L)
-    cdef int sense = 0
+    cdef fgd_thread_state ts
     cdef double loss
     # plain SGD, no penalty, no weight decay: the update rides on the backward GEMMs
     cdef bint fused = (rule_id == RULE_SGD and hyper[0] == 0 and hyper[3] == 0
                        and alpha == 0)
+    fgd_thread_init(&ts)
     for k in range(n_batches):
         start = k * batch_size
         nb = m - start if m - start < batch_size else batch_size
+        fgd_batch_start(bar, &ts)
         loss = _batch_forward(X, y, sw, order + start, nb, loss_id, sizes, L, act, theta,
-                              1.0 / nb, work, tid, T, bar, &sense)
+                              1.0 / nb, work, tid, T, bar, &ts, shared)
+        if T > 1 and shared[1] != 0:  # contended: thread 0 goes on alone
+            if tid != 0:
+                return -1
+            T = 1
+            fgd_barrier_solo(bar)
         if fused:
             if tid == 0:
                 batch_loss[k] = loss
                 shared[0] = loss
-            fgd_barrier_wait(bar, &sense)
+            fgd_barrier_wait(bar, &ts)
             if not isfinite(shared[0]):
                 return k
             _batch_backward(sizes, L, act, theta, grad, nb, work, lrs[k], True, tid, T, bar,
-                            &sense)
+                            &ts)
             continue
-        _batch_backward(sizes, L, act, theta, grad, nb, work, 0.0, False, tid, T, bar, &sense)
+        _batch_backward(sizes, L, act, theta, grad, nb, work, 0.0, False, tid, T, bar, &ts)
         if tid == 0:
             loss += c_mlp_add_penalty(theta, grad, sizes, L, alpha, l1_ratio)
             batch_loss[k] = loss
             shared[0] = loss
             if isfinite(loss):
                 c_apply_update(rule_id, hyper, theta, grad, state, P, lrs[k], step0 + k + 1)
-        fgd_barrier_wait(bar, &sense)
+        fgd_barrier_wait(bar, &ts)
         if not isfinite(shared[0]):
             return k
     return n_batches
@@ -505,7 +562,7 @@ cdef Py_ssize_t c_mlp_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
                             const double* lrs, long long step0, afloat* theta, afloat* grad,
                             afloat* state, double* batch_loss, afloat* work) noexcept nogil:
     cdef fgd_team_barrier bar
-    cdef double shared[1]
+    cdef double shared[2]
     cdef Py_ssize_t done[1]
     cdef Py_ssize_t k, b = batch_size if batch_size < m else m
     cdef Py_ssize_t per_batch = 2 * b * _w_off(sizes, n_layers)
