@@ -485,3 +485,27 @@ def test_mid_sized_layers_equal_reference(mod, dtype, batch_size):
         else:
             np.testing.assert_allclose(l, l_ref, rtol=1e-4)
             np.testing.assert_allclose(t, t_ref, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("mod", BACKENDS)
+def test_contended_team_goes_solo_without_races(mod):
+    """A team marked contended at its first barrier: the other threads leave and thread
+    0 finishes alone.  Repeated, since a race (a leaving thread reading a flag late)
+    shows only now and then; every run must equal the one-thread run bit for bit."""
+    knob = _team_knob(mod)
+    X, y, sw, sizes, theta0 = make_problem("softmax", n=120, d=300, hidden=(70,), k=5,
+                                           weights=True, seed=12)
+    old = knob(1 << 62)
+    try:
+        t_one, _, l_one = run(mod, X, y, sw, sizes, "relu", "softmax", "sgd", theta0, 60)
+        knob(0)
+        old_wait = mod._set_contended_wait(-1.0)
+        try:
+            for _ in range(25):
+                t, _, l = run(mod, X, y, sw, sizes, "relu", "softmax", "sgd", theta0, 60)
+                np.testing.assert_array_equal(t, t_one)
+                np.testing.assert_array_equal(l, l_one)
+        finally:
+            mod._set_contended_wait(old_wait)
+    finally:
+        knob(old)

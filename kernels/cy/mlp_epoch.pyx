@@ -422,7 +422,8 @@ cdef double _batch_forward(const xfloat* X, const xfloat* y, const xfloat* sw,
     if tid == 0:
         loss = _head_loss(y, sw, rows, nb, loss_id, sizes[L], work + _out_off(sizes, L, nb),
                           scale, work + _delta_off(sizes, L, nb, 0))
-        shared[1] = 1.0 if T > 1 and fgd_contended(bar) else 0.0
+        if T > 1:  # once set, never reset: a leaving thread may read it late
+            shared[1] = 1.0 if fgd_contended(bar) else 0.0
     fgd_barrier_wait(bar, ts)
     return loss
 
@@ -567,6 +568,8 @@ cdef Py_ssize_t c_mlp_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
     cdef Py_ssize_t k, b = batch_size if batch_size < m else m
     cdef Py_ssize_t per_batch = 2 * b * _w_off(sizes, n_layers)
     cdef int T = openmp.omp_get_max_threads(), tid, nt
+    shared[0] = 0.0
+    shared[1] = 0.0
     if _min_team_work > 0 and per_batch // _min_team_work < T:
         T = <int>(per_batch // _min_team_work)
     if T < 1:

@@ -407,7 +407,8 @@ def _batch_forward(X, y, sw, rows, loss_id, sizes, act, theta, scale, work, w_of
                 li, dl = loss_dloss(loss_id, 0.0, work[z0 + i], y[r])
                 work[g0 + i] = c * dl
             loss += c * li
-        shared[1] = 1.0 if T > 1 and _atomic_load(bar, 3) != 0 else 0.0
+        if T > 1:  # once set, never reset: a leaving thread may read it late
+            shared[1] = 1.0 if _atomic_load(bar, 3) != 0 else 0.0
     _barrier(bar, ts)
     return loss
 
