@@ -106,7 +106,9 @@ def main():
     args = ap.parse_args()
 
     from threadpoolctl import threadpool_limits
-    threadpool_limits(args.threads)  # every BLAS / OpenMP pool in the process
+    threadpool_limits(args.threads)  # every BLAS / OpenMP pool in the process (cython's team)
+    import numba
+    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))  # numba's team
 
     rng = np.random.default_rng(42)
     X = rng.random((N, D), dtype=np.float32)

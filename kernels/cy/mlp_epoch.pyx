@@ -28,9 +28,11 @@ same block of W's rows depend on nothing else); the threads take blocks round ro
 meet at a spin-then-yield barrier between phases (about 2 L + 2 per batch).  The serial
 bits (head loss, the update rule when it is not folded) run on thread 0.  Every GEMM is
 cut into tiles of at most ST_WORK multiply-adds, which OpenBLAS runs on the calling
-thread, so BLAS never starts threads of its own under the team.  Block and tile shapes
-depend on the layer sizes and the batch only: results are bit-identical for any number
-of threads.  Small problems (less than MIN_TEAM_WORK multiply-adds per batch and
+thread, so BLAS never starts threads of its own under the team.  A team whose threads wait long at barriers
+(another process holds a CPU, so a descheduled partner stalls every phase) finishes the
+epoch on thread 0 alone.  Block and tile shapes depend on the layer sizes and the batch
+only: results are bit-identical for any number of threads, and with or without that
+switch.  Small problems (less than MIN_TEAM_WORK multiply-adds per batch and
 thread) run on fewer threads, down to one.
 
 GEMMs go through ``scipy.linalg.cython_blas`` (column-major): a row-major (r, c) block is
