@@ -168,6 +168,7 @@ def test_reference_gradient_finite_differences(act, head):
         tp[j] += h
         tm[j] -= h
         fd[j] = (f(tp)[0] - f(tm)[0]) / (2 * h)
+    # atol: exact zeros (relu's dead units) against central differences' ~1e-10 noise
     np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8)
     assert np.abs(grad).max() > 1e-3  # not trivially zero
 
@@ -181,7 +182,7 @@ def test_reference_batch_gradient_is_additive_over_row_sets():
     l1 = ref.mlp_batch_gradient(X, y, sw, rows[:5], *args, g1, 1 / 12)
     l2 = ref.mlp_batch_gradient(X, y, sw, rows[5:], *args, g2, 1 / 12)
     assert l_all == pytest.approx(l1 + l2, rel=1e-13)
-    np.testing.assert_allclose(g_all, g1 + g2, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(g_all, g1 + g2, rtol=1e-12)
 
 
 # ---------------------------------------------------------------- compiled == reference
@@ -200,8 +201,8 @@ def test_compiled_equals_reference_float64(mod, act, head, rule, batch_size):
                   l1_ratio=0.3)
     assert not np.allclose(t_ref, theta0, rtol=1e-3)  # training moved the parameters
     np.testing.assert_allclose(l, l_ref, rtol=1e-8)
-    np.testing.assert_allclose(t, t_ref, rtol=1e-8, atol=1e-13)
-    np.testing.assert_allclose(s, s_ref, rtol=1e-8, atol=1e-13)
+    np.testing.assert_allclose(t, t_ref, rtol=1e-8)
+    np.testing.assert_allclose(s, s_ref, rtol=1e-8)
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, N])
@@ -215,7 +216,7 @@ def test_compiled_sample_weights_and_penalty(mod, head, batch_size):
         t, _, l = run(mod, X, y, sw, sizes, "tanh", head, rule, theta0, batch_size,
                       alpha=alpha, l1_ratio=r)
         np.testing.assert_allclose(l, l_ref, rtol=1e-8)
-        np.testing.assert_allclose(t, t_ref, rtol=1e-8, atol=1e-13)
+        np.testing.assert_allclose(t, t_ref, rtol=1e-8)
         # the weights matter: unweighted training ends elsewhere
         t_unw, _, _ = run(ref, X, y, np.empty(0), sizes, "tanh", head, rule, theta0,
                           batch_size, alpha=alpha, l1_ratio=r)
@@ -233,11 +234,11 @@ def test_compiled_batch_gradient_and_penalty(mod, head):
     l_ref = ref.mlp_batch_gradient(*args, g_ref, 0.25)
     l = mod.mlp_batch_gradient(*args, g, 0.25, work)
     assert l == pytest.approx(l_ref, rel=1e-12)
-    np.testing.assert_allclose(g, g_ref, rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-10)
     p_ref = ref.mlp_add_penalty(theta, g_ref, sizes, 0.1, 0.3)
     p = mod.mlp_add_penalty(theta, g, sizes, 0.1, 0.3)
     assert p == pytest.approx(p_ref, rel=1e-12)
-    np.testing.assert_allclose(g, g_ref, rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-10)
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, N])
@@ -256,6 +257,8 @@ def test_float32_close_to_float64_reference(mod, act, head, batch_size):
                           dtype=np.float32)
         assert t32.dtype == np.float32
         np.testing.assert_allclose(l32, l64, rtol=1e-4)
+        # atol: a parameter near 0 (|w| ~ 1e-2 or less) carries float32 rounding of the
+        # larger terms that moved it, ~1e-6 absolute after these updates
         np.testing.assert_allclose(t32, t64, rtol=1e-4, atol=1e-6)
 
 
@@ -276,7 +279,7 @@ def test_float32_data_float64_accumulation(mod):
                     0.0, ids.RULE_SGD, np.array([0.9, 0.0, 0.0, 0.0]), np.full(5, 0.1), 0,
                     theta, grad, state, bl, work)
         res.append((theta, bl))
-    np.testing.assert_allclose(res[1][0], res[0][0], rtol=1e-8, atol=1e-13)
+    np.testing.assert_allclose(res[1][0], res[0][0], rtol=1e-8)
     np.testing.assert_allclose(res[1][1], res[0][1], rtol=1e-8)
 
 
@@ -334,8 +337,8 @@ def test_divergence_stops_before_the_bad_batch(mod, rule, dtype):
     done_ok, theta_ok, state_ok, _ = go(ref, bad)  # exactly the good batches, reference
     assert done_ok == bad
     rtol = 1e-8 if dtype == np.float64 else 1e-5
-    np.testing.assert_allclose(theta, theta_ok, rtol=rtol, atol=1e-13)
-    np.testing.assert_allclose(state, state_ok, rtol=rtol, atol=1e-13)
+    np.testing.assert_allclose(theta, theta_ok, rtol=rtol)
+    np.testing.assert_allclose(state, state_ok, rtol=rtol)
 
 
 # ---------------------------------------------------------------- PyTorch parity
@@ -411,7 +414,7 @@ def test_follows_pytorch_step_for_step(act, head, rule):
     t_torch = _torch_theta(net)
     assert not np.allclose(t_torch, theta0, rtol=1e-3)
     np.testing.assert_allclose(l_ours, losses, rtol=1e-9)
-    np.testing.assert_allclose(t_ours, t_torch, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(t_ours, t_torch, rtol=1e-9)
 
 
 @pytest.mark.parametrize("head", HEADS)
@@ -423,7 +426,7 @@ def test_forward_matches_pytorch(act, head):
     with torch.no_grad():
         expect = _torch_net(torch, sizes, act, theta)(torch.from_numpy(X)).numpy()
     assert out.shape == (N, sizes[-1])
-    np.testing.assert_allclose(out, expect, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(out, expect, rtol=1e-12)
 
 
 # ---------------------------------------------------------------- threads and GEMM tiling
@@ -458,7 +461,7 @@ def test_thread_team_equals_reference_and_is_bit_identical(mod, head, rule):
         t_one, s_one, l_one = run(mod, X, y, sw, sizes, "tanh", head, rule, theta0, 7)
     finally:
         knob(old)
-    np.testing.assert_allclose(t_team, t_ref, rtol=1e-8, atol=1e-13)
+    np.testing.assert_allclose(t_team, t_ref, rtol=1e-8)
     np.testing.assert_allclose(l_team, l_ref, rtol=1e-8)
     for t, s, l in ((t_team, s_team, l_team), (t_solo, s_solo, l_solo)):
         np.testing.assert_array_equal(t, t_one)
@@ -481,10 +484,10 @@ def test_mid_sized_layers_equal_reference(mod, dtype, batch_size):
                       dtype=dtype)
         if dtype == np.float64:
             np.testing.assert_allclose(l, l_ref, rtol=1e-8)
-            np.testing.assert_allclose(t, t_ref, rtol=1e-8, atol=1e-13)
+            np.testing.assert_allclose(t, t_ref, rtol=1e-8)
         else:
             np.testing.assert_allclose(l, l_ref, rtol=1e-4)
-            np.testing.assert_allclose(t, t_ref, rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(t, t_ref, rtol=1e-4, atol=1e-6)  # see float32 test
 
 
 @pytest.mark.parametrize("mod", BACKENDS)
