@@ -21,19 +21,19 @@ Plain SGD without penalty or weight decay folds the update into the backward GEM
 ``W <- W - lr * A_prev^T @ G`` (BLAS alpha = -lr, beta = 1), after ``G_prev`` has been
 computed with the old W; ``grad`` is then never written.
 
-Threads.  One OpenMP team runs the whole epoch (a parallel region per epoch, not per
-batch).  Each layer's forward is cut into fixed blocks of BLOCK output units and its
+Threads. One OpenMP team runs the whole epoch (a parallel region per epoch, not per
+batch). Each layer's forward is cut into fixed blocks of BLOCK output units and its
 backward into fixed blocks of BLOCK input units (a block of G_prev's columns and the
 same block of W's rows depend on nothing else); the threads take blocks round robin and
-meet at a spin-then-yield barrier between phases (about 2 L + 2 per batch).  The serial
-bits (head loss, the update rule when it is not folded) run on thread 0.  Every GEMM is
+meet at a spin-then-yield barrier between phases (about 2 L + 2 per batch). The serial
+bits (head loss, the update rule when it is not folded) run on thread 0. Every GEMM is
 cut into tiles of at most ST_WORK multiply-adds, which OpenBLAS runs on the calling
-thread, so BLAS never starts threads of its own under the team.  A team whose threads wait long at barriers
-(another process holds a CPU, so a descheduled partner stalls every phase) finishes the
-epoch on thread 0 alone.  Block and tile shapes depend on the layer sizes and the batch
-only: results are bit-identical for any number of threads, and with or without that
-switch.  Small problems (less than MIN_TEAM_WORK multiply-adds per batch and
-thread) run on fewer threads, down to one.
+thread, so BLAS never starts threads of its own under the team. A team whose threads
+wait long at barriers (another process holds a CPU, so a descheduled partner stalls
+every phase) finishes the epoch on thread 0 alone. Block and tile shapes depend on the
+layer sizes and the batch only: results are bit-identical for any number of threads, and
+with or without that switch. Small problems (less than MIN_TEAM_WORK multiply-adds per
+batch and thread) run on fewer threads, down to one.
 
 GEMMs go through ``scipy.linalg.cython_blas`` (column-major): a row-major (r, c) block is
 the column-major (c, r) transpose, so row-major ``C = op(A) op(B)`` is the column-major

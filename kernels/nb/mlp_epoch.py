@@ -23,10 +23,11 @@ on the calling thread.
 Threads: ``mlp_epoch`` runs the epoch on a team of ``numba.get_num_threads()`` threads
 (fewer for small problems): the calling thread and T - 1 Python threads, each inside the
 same ``nogil`` kernel, splitting every layer into fixed blocks of ``BLOCK`` units and
-meeting at a spin-then-yield barrier (atomics) between phases.  A team whose threads
-wait long at barriers (another process holds a CPU) finishes the epoch on the calling
-thread alone.  Results are bit-identical for any T, and with or without that switch.  ``mlp_epoch_serial`` is the same epoch on one thread, an ``@njit`` function
-for users' own ``@njit`` code.  Nothing is allocated per batch.
+meeting at a spin-then-yield barrier (atomics) between phases. A team whose threads wait
+long at barriers (another process holds a CPU) finishes the epoch on the calling thread
+alone. Results are bit-identical for any T, and with or without that switch.
+``mlp_epoch_serial`` is the same epoch on one thread, an ``@njit`` function for users'
+own ``@njit`` code. Nothing is allocated per batch.
 """
 import sys
 import threading
