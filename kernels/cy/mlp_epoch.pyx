@@ -32,7 +32,7 @@ thread, so BLAS never starts threads of its own under the team. A team whose thr
 wait long at barriers (another process holds a CPU, so a descheduled partner stalls
 every phase) finishes the epoch on thread 0 alone. Block and tile shapes depend on the
 layer sizes and the batch only: results are bit-identical for any number of threads, and
-with or without that switch. Small problems (less than MIN_TEAM_WORK multiply-adds per
+with or without that switch. Small problems (less than 2**20 multiply-adds per
 batch and thread) run on fewer threads, down to one.
 
 GEMMs go through ``scipy.linalg.cython_blas`` (column-major): a row-major (r, c) block is
