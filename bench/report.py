@@ -46,6 +46,15 @@ def main(path):
                 ok = ratio >= goal if kind == "min" else ratio <= goal
                 sign = ">=" if kind == "min" else "<="
                 print(f"  {backend:<7}{text:<46} {ratio:8.2f}  (goal {sign} {goal})  {'ok' if ok else 'SHORT'}")
+    extra = {b["name"]: b.get("extra_info", {}) for b in data["benchmarks"]}
+    floor = stats.get("test_w1_bgd_numpy_read_once", {}).get("min")
+    print("\ncompiled epoch alone (the driver's shuffle excluded), min:")
+    for backend in ("cython", "numba"):
+        for case in ("sgd", "mbgd", "bgd"):
+            k = extra.get(f"test_w1_{case}_fastgd[{backend}]", {}).get("kernel_min_s")
+            if k is not None:
+                ratio = f", {k / floor:.2f}x X.sum()" if floor and case == "bgd" else ""
+                print(f"  {backend:<7}W1 {case:<5} {k * 1e3:8.2f} ms{ratio}")
     for name in ("test_import_and_first_fit",):
         if name in stats:
             print(f"  import fastgd + first small fit: {stats[name]['min'] * 1e3:.0f} ms (goal < 500 ms; "

@@ -25,6 +25,9 @@ def _fastgd(benchmark, case, X, y, backend, batch_size):
         benchmark.pedantic(run.train, args=(1,), **SLOW_ROUNDS)
     else:
         benchmark(run.train, 1)
+    # The timed call is the driver's whole epoch (the shuffle included); the compiled
+    # epoch alone is in the run's history.
+    benchmark.extra_info["kernel_min_s"] = min(run.history["time"][1:])
 
 
 @pytest.mark.benchmark(group="W1 b=1")

@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from . import backends, losses, optim, schedules
-from .batching import epoch_order, iterations_per_epoch
+from .batching import epoch_length, epoch_order, iterations_per_epoch
 from .engines import LinearSpec, MLPSpec
 from .models import MLP, Linear
 from .results import DivergenceError, FitResult
@@ -162,8 +162,11 @@ class Run:
         """Run ``epochs`` more epochs; return the FitResult (DivergenceError on failure)."""
         engine, ipe, history = self.engine, self.ipe, self.history
         theta0, state0, step0, done0 = engine.get_theta(), engine.get_state(), self.step, self.epochs_done
-        orders = np.stack([epoch_order(self.rng, self.n, self.batch_size, self.shuffle, self.sampling,
-                                       self.drop_last) for _ in range(epochs)])
+        orders = np.empty((epochs, epoch_length(self.n, self.batch_size, self.sampling, self.drop_last)),
+                          dtype=np.int64)
+        for row in orders:
+            epoch_order(self.rng, self.n, self.batch_size, self.shuffle, self.sampling, self.drop_last,
+                        out=row)
         engine.prepare(orders)
         all_lrs = []
         for e in range(epochs):

@@ -23,15 +23,37 @@ def iterations_per_epoch(n, batch_size, drop_last=False, sampling="shuffle"):
     return math.ceil(n / batch_size)
 
 
-def epoch_order(rng, n, batch_size, shuffle=True, sampling="shuffle", drop_last=False):
-    """One epoch's row order (int64) as the kernels read it, drawn from ``rng``."""
+def epoch_order(rng, n, batch_size, shuffle=True, sampling="shuffle", drop_last=False, out=None):
+    """One epoch's row order (int64) as the kernels read it, drawn from ``rng``.
+
+    ``out`` (optional) receives it in place.  The shuffle is ``rng.shuffle`` of
+    an ``arange``, which is exactly what ``rng.permutation(n)`` does, without
+    the extra copies.
+    """
     if sampling == "replacement":
         k = iterations_per_epoch(n, batch_size, sampling=sampling)
-        return np.concatenate([rng.integers(0, n, size=batch_size) for _ in range(k)]).astype(np.int64)
-    order = rng.permutation(n) if shuffle else np.arange(n)
-    if drop_last:
-        order = order[:(n // batch_size) * batch_size]
-    return order.astype(np.int64, copy=False)
+        order = np.concatenate([rng.integers(0, n, size=batch_size) for _ in range(k)]).astype(np.int64)
+        if out is None:
+            return order
+        out[...] = order
+        return out
+    m = (n // batch_size) * batch_size if drop_last else n
+    full = out if (out is not None and m == n) else np.empty(n, dtype=np.int64)
+    full[...] = np.arange(n, dtype=np.int64)
+    if shuffle:
+        rng.shuffle(full)
+    if out is None:
+        return full[:m]
+    if full is not out:
+        out[...] = full[:m]
+    return out
+
+
+def epoch_length(n, batch_size, sampling="shuffle", drop_last=False):
+    """Entries in one epoch's order: n, floor(n/b)*b with drop_last, ceil(n/b)*b with replacement."""
+    if sampling == "replacement":
+        return iterations_per_epoch(n, batch_size, sampling=sampling) * batch_size
+    return (n // batch_size) * batch_size if drop_last else n
 
 
 def batch_order(n, batch_size, epochs, seed, shuffle=True, sampling="shuffle", drop_last=False):
