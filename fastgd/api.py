@@ -302,11 +302,14 @@ def _spec(model, loss, backend, alpha, l1_ratio, opt, batch_size):
 
 def _epoch_lrs(sched, start, count, history):
     lrs = np.ascontiguousarray(sched.lrs(start, count, history), dtype=np.float64)
-    bad = ~(np.isfinite(lrs) & (lrs >= 0))
-    if bad.any():
-        k = int(np.argmax(bad))
-        raise ValueError(f"Invalid schedule: it gave lr={lrs[k]} at iteration {start + k}; step sizes "
-                         f"must be finite and >= 0")
+    if lrs.shape != (count,):
+        raise ValueError(f"Invalid schedule: it gave {lrs.shape} step sizes for {count} iterations")
+    if not (np.isfinite(lrs.sum()) and lrs.min() >= 0):  # two cheap passes; locate only on failure
+        bad = ~(np.isfinite(lrs) & (lrs >= 0))
+        if bad.any():
+            k = int(np.argmax(bad))
+            raise ValueError(f"Invalid schedule: it gave lr={lrs[k]} at iteration {start + k}; step "
+                             f"sizes must be finite and >= 0")
     return lrs
 
 

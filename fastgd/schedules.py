@@ -24,7 +24,8 @@ class Schedule:
     def lrs(self, start, count, history=()):
         """Step sizes for iterations ``start .. start + count - 1`` as float64."""
         t = np.arange(start, start + count, dtype=np.int64)
-        return np.asarray(self(t), dtype=np.float64) * np.ones(count)
+        out = np.asarray(self(t), dtype=np.float64)
+        return out if out.shape == (count,) else np.broadcast_to(out, (count,)).copy()
 
     def __repr__(self):
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
@@ -37,6 +38,9 @@ class Constant(Schedule):
 
     def __call__(self, t):
         return np.full(np.shape(t), self.lr)
+
+    def lrs(self, start, count, history=()):
+        return np.full(count, self.lr)
 
 
 class StepDecay(Schedule):

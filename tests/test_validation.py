@@ -55,6 +55,8 @@ BAD = [
     ("sampling-unknown", X0, Y_REG, {"sampling": "stratified"}, ValueError, ["sampling", "replacement"]),
     ("dtype-int", X0, Y_REG, {"dtype": np.int32}, TypeError, ["dtype", "float32 or float64"]),
     ("schedule-unknown", X0, Y_REG, {"schedule": "linear"}, ValueError, ["schedule", "'linear'", "cosine"]),
+    ("schedule-negative", X0, Y_REG, {"schedule": lambda t: 0.1 - 0.01 * t}, ValueError,
+     ["schedule", "lr=-0.01", "iteration 11", ">= 0"]),
     ("optimal-needs-alpha", X0, Y_REG, {"schedule": "optimal"}, ValueError, ["alpha", "optimal", "> 0"]),
     ("model-type", X0, Y_REG, {"model": "mlp"}, TypeError, ["model", "fastgd.MLP"]),
     ("mlp-loss", X0, Y_REG, {"model": fastgd.MLP((3,)), "loss": "hinge"}, ValueError, ["loss", "MLP"]),
