@@ -21,6 +21,7 @@ from numba import njit
 
 from fastgd.kernels import ids
 from fastgd.kernels.nb import linear_epoch as nb
+from peers import numpy_logistic_epoch, numpy_two_pass_gradient, torch_epoch_fn
 
 
 @njit(fastmath={"reassoc", "contract", "nsz"}, nogil=True)
@@ -115,22 +116,9 @@ def main():
         t[f"{label} BGD"] = best(epoch_fn(mod, n), 3 * R)
 
     w = np.zeros(d)
-
-    def np_grad():
-        p = X @ w
-        return X.T @ (1.0 / (1.0 + np.exp(-p)) - y) / n
-    t["numpy X.T@(f(X@w)-y)"] = best(np_grad, 3 * R)
-
-    def np_loop(b=32):
-        w = np.zeros(d)
-        b0 = 0.0
-        for k in range(0, n, b):
-            r = order[k:k + b]
-            Xb = X[r]
-            g = 1.0 / (1.0 + np.exp(-(Xb @ w + b0))) - y[r]
-            w -= lr * (Xb.T @ g) / len(r)
-            b0 -= lr * g.mean()
-    t["numpy loop b=32"] = best(np_loop, R)
+    t["numpy X.T@(f(X@w)-y)"] = best(lambda: numpy_two_pass_gradient(X, y, w, 0.0), 3 * R)
+    t["numpy loop b=32"] = best(
+        lambda: numpy_logistic_epoch(X, y, np.zeros(d), np.zeros(1), lr, 32, order), R)
 
     try:
         from sklearn.linear_model import SGDClassifier
@@ -150,20 +138,7 @@ def main():
         except ImportError:
             torch = None
         if torch is not None:
-            Xt = torch.from_numpy(X)
-            yt = torch.from_numpy(y)
-            perm = torch.from_numpy(order)
-            tdt = torch.float64 if a.dtype == "float64" else torch.float32
-
-            def tloop(b=32):
-                m = torch.nn.Linear(d, 1, dtype=tdt)
-                opt = torch.optim.SGD(m.parameters(), lr=lr)
-                lf = torch.nn.BCEWithLogitsLoss()
-                for k in range(0, n, b):
-                    r = perm[k:k + b]
-                    opt.zero_grad()
-                    lf(m(Xt[r])[:, 0], yt[r]).backward()
-                    opt.step()
+            tloop = torch_epoch_fn(torch, X, y, lr, 32)
             t["torch loop b=32"] = best(tloop, 1 if a.quick else 2)
 
     import numba
