@@ -130,9 +130,13 @@ class Run:
             if init is not None:
                 theta = mdl.theta_from_init(init, acc)
             else:
-                # The init stream is a child of the order stream's seed, so batch_order(seed)
-                # reproduces the fit's batches whatever the model's initialisation draws.
-                theta = mdl.init_theta(np.random.default_rng(ss.spawn(1)[0]), acc)
+                # The init stream is the first child of the order stream's seed (what
+                # ss.spawn(1)[0] gives, built without mutating a SeedSequence the caller
+                # passed), so batch_order(seed) reproduces the fit's batches whatever the
+                # model's initialisation draws.
+                child = np.random.SeedSequence(ss.entropy, spawn_key=ss.spawn_key + (0,),
+                                               pool_size=ss.pool_size)
+                theta = mdl.init_theta(np.random.default_rng(child), acc)
             state = opt.init(theta)
             step, epochs_done = 0, 0
             history = {"loss": [], "time": []}
@@ -141,7 +145,6 @@ class Run:
         yk = y_int.astype(dtype)
         config = {"dtype": dtype, "label_encoding": encoding, "schedule": sched, "seed": seed,
                   "penalty": penalty, "alpha": alpha_eff, "l1_ratio": l1r}
-
 
         self.engine = backends.make_engine(name, kind, Xc, yk, sw, spec, theta, state)
         self.kind, self.backend, self.model, self.loss, self.optimizer = kind, name, mdl, loss_obj, opt

@@ -205,3 +205,17 @@ def test_demo_mlp_row_reaches_97_percent_held_out():
     assert table["MBGD + MLP(64)"]["test_accuracy"] >= 0.97
     assert table["SGD"]["iterations_per_epoch"] == 1348 and table["BGD"]["iterations_per_epoch"] == 1
     assert all(r["epochs"] == 30 for r in table.values())
+
+
+def test_mlp_init_is_reproducible_and_leaves_a_passed_seed_sequence_alone():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((30, 3)), rng.integers(0, 2, 30)
+    ss = np.random.SeedSequence(7)
+    kw = dict(loss="logistic", model=fastgd.MLP((4,)), batch_size=5, backend="numpy")
+    a = fastgd.fit(X, y, seed=ss, **kw)
+    b = fastgd.fit(X, y, seed=ss, **kw)
+    c = fastgd.fit(X, y, seed=7, **kw)
+    assert ss.n_children_spawned == 0
+    for (Wa, ba), (Wb, bb), (Wc, bc) in zip(a.params, b.params, c.params):
+        np.testing.assert_array_equal(Wa, Wb)
+        np.testing.assert_array_equal(Wa, Wc)
