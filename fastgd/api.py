@@ -167,9 +167,11 @@ class Run:
         theta0, state0, step0, done0 = engine.get_theta(), engine.get_state(), self.step, self.epochs_done
         orders = np.empty((epochs, epoch_length(self.n, self.batch_size, self.sampling, self.drop_last)),
                           dtype=np.int64)
+        rng_after = []  # the stream's state after each epoch's draw, to rewind on an early stop
         for row in orders:
             epoch_order(self.rng, self.n, self.batch_size, self.shuffle, self.sampling, self.drop_last,
                         out=row)
+            rng_after.append(self.rng.bit_generator.state)
         engine.prepare(orders)
         all_lrs = []
         for e in range(epochs):
@@ -186,9 +188,14 @@ class Run:
             self.epochs_done += 1
             history["loss"].append(float(np.mean(batch_loss)))
             history["time"].append(elapsed)
-            if callback is not None and callback(
-                    self.result(engine.get_theta(), engine.get_state(), self.step, self.epochs_done)):
-                break
+            if callback is not None:
+                saved = self.rng.bit_generator.state
+                self.rng.bit_generator.state = rng_after[e]  # the result continues after epoch e
+                stop = callback(self.result(engine.get_theta(), engine.get_state(), self.step,
+                                            self.epochs_done))
+                if stop:
+                    break
+                self.rng.bit_generator.state = saved
         theta, state = engine.get_theta(), engine.get_state()
         if not np.all(np.isfinite(theta)):
             self._diverged(theta0, state0, step0, orders, all_lrs, len(all_lrs) - 1, ipe, float("nan"),

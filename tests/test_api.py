@@ -219,3 +219,14 @@ def test_mlp_init_is_reproducible_and_leaves_a_passed_seed_sequence_alone():
     for (Wa, ba), (Wb, bb), (Wc, bc) in zip(a.params, b.params, c.params):
         np.testing.assert_array_equal(Wa, Wb)
         np.testing.assert_array_equal(Wa, Wc)
+
+
+def test_a_fit_stopped_by_its_callback_continues_exactly(regression):
+    X, y = regression
+    kw = dict(batch_size=16, lr=0.01, seed=3, backend="numpy")
+    stopped = fastgd.fit(X, y, epochs=10, callback=lambda r: r.epochs == 2, **kw)
+    assert stopped.epochs == 2
+    resumed = fastgd.fit(X, y, epochs=3, init=stopped, **kw)
+    straight = fastgd.fit(X, y, epochs=5, **kw)
+    np.testing.assert_array_equal(resumed.coef, straight.coef)
+    assert resumed.history["loss"] == straight.history["loss"]
