@@ -16,7 +16,6 @@ PyTorch loop on the CPU: it checks the script, not the GPU.
 """
 import argparse
 import json
-import os
 import sys
 import time
 

@@ -4,7 +4,6 @@
 batch order, then runs one compiled call per epoch.  The Python loop runs
 once per epoch, never per batch.
 """
-import math
 import time
 
 import numpy as np
@@ -164,7 +163,7 @@ class Run:
     def train(self, epochs, callback=None):
         """Run ``epochs`` more epochs; return the FitResult (DivergenceError on failure)."""
         engine, ipe, history = self.engine, self.ipe, self.history
-        theta0, state0, step0, done0 = engine.get_theta(), engine.get_state(), self.step, self.epochs_done
+        theta0, state0, step0 = engine.get_theta(), engine.get_state(), self.step
         orders = np.empty((epochs, epoch_length(self.n, self.batch_size, self.sampling, self.drop_last)),
                           dtype=np.int64)
         rng_after = []  # the stream's state after each epoch's draw, to rewind on an early stop

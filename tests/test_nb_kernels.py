@@ -10,7 +10,6 @@ Compile cost: every epoch specialisation (X dtype x theta dtype) is compiled
 once per process and reused by all cases (the loss, rule and penalty are
 run-time codes, not types).
 """
-import math
 import os
 import shutil
 import subprocess

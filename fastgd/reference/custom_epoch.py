@@ -9,8 +9,6 @@ taken as inf, so the epoch stops at that batch exactly as the Numba kernel does.
 """
 import math
 
-import numpy as np
-
 from .updates import apply_update
 
 

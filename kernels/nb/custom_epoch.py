@@ -26,7 +26,6 @@ Large batches use the same deterministic chunked reduction as the linear
 kernels (fixed chunks of ``CHUNK_ROWS`` rows, partials added in order): the
 result does not depend on the number of threads.
 """
-import math
 
 import numpy as np
 from numba import prange

@@ -39,7 +39,6 @@ How the work is done:
   ``grad``: the penalty value is taken in the dot product's pass and the
   update is one fused pass ``w -= lr * (g * x + penalty'(w))``.
 """
-import math
 
 import numpy as np
 from numba import prange

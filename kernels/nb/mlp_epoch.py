@@ -488,7 +488,6 @@ def _team_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, ac
     by thread 0 before a barrier."""
     m = order.shape[0]
     w_off, cum = _layout(layer_sizes)
-    L = layer_sizes.shape[0] - 1
     ab = np.empty(2, theta.dtype)  # this thread's alpha/beta for BLAS
     ts = np.zeros(3, np.int64)
     # plain SGD, no penalty, no weight decay: the update rides on the backward GEMMs
