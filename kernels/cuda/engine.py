@@ -65,6 +65,26 @@ def plan_tiles(n_features, n_outputs, itemsize, cfg):
     return rows, tc, ld, rows * ld + rows * K + red
 
 
+def _make_resident(engine, X, y, sw, theta, state):
+    """Put the fit's data on the device once (device arrays are used as they are) and
+    give the engine its own device copies of theta and the optimizer state."""
+    engine.X = to_device(X)
+    if engine.X.ndim != 2:
+        raise ValueError(f"X must be 2-D, got shape {engine.X.shape}")
+    engine.y = to_device(y)
+    if sw is None or (not is_device_array(sw) and np.size(sw) == 0):
+        engine.sw = _device.empty(0, np.dtype(engine.X.dtype))
+    else:
+        engine.sw = to_device(sw)
+    engine.theta = owned_copy(theta)
+    engine.state = owned_copy(state)
+    engine.dtype = np.dtype(engine.theta.dtype)
+    if engine.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"theta must be float32 or float64, got {engine.dtype}")
+    if engine.state.ndim == 1:
+        engine.state = engine.state.reshape(1, engine.state.shape[0])
+
+
 class LinearEngine:
     """Linear models on one GPU; see the module docstring.
 
@@ -89,22 +109,7 @@ class LinearEngine:
         if rule_id not in SUPPORTED_RULES:
             raise ValueError(f"unknown update rule id {rule_id}")
 
-        self.X = to_device(X)
-        if self.X.ndim != 2:
-            raise ValueError(f"X must be 2-D, got shape {self.X.shape}")
-        data_dtype = np.dtype(self.X.dtype)
-        self.y = to_device(y)
-        if sw is None or (not is_device_array(sw) and np.size(sw) == 0):
-            self.sw = _device.empty(0, data_dtype)
-        else:
-            self.sw = to_device(sw)
-        self.theta = owned_copy(theta)
-        self.state = owned_copy(state)
-        self.dtype = np.dtype(self.theta.dtype)
-        if self.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-            raise TypeError(f"theta must be float32 or float64, got {self.dtype}")
-        if self.state.ndim == 1:
-            self.state = self.state.reshape(1, self.state.shape[0])
+        _make_resident(self, X, y, sw, theta, state)
 
         n, d = self.X.shape
         K = int(spec.n_outputs)
@@ -311,20 +316,7 @@ class MLPEngine:
         if nt % 32 != 0 or nt < 32:
             raise ValueError(f"config.THREADS_PER_BLOCK must be a positive multiple of 32, got {nt}")
         self.threads = nt
-        self.X = to_device(X)
-        data_dtype = np.dtype(self.X.dtype)
-        self.y = to_device(y)
-        if sw is None or (not is_device_array(sw) and np.size(sw) == 0):
-            self.sw = _device.empty(0, data_dtype)
-        else:
-            self.sw = to_device(sw)
-        self.theta = owned_copy(theta)
-        self.state = owned_copy(state)
-        self.dtype = np.dtype(self.theta.dtype)
-        if self.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-            raise TypeError(f"theta must be float32 or float64, got {self.dtype}")
-        if self.state.ndim == 1:
-            self.state = self.state.reshape(1, self.state.shape[0])
+        _make_resident(self, X, y, sw, theta, state)
         sizes = np.ascontiguousarray(spec.layer_sizes, dtype=np.int64)
         if sizes[0] != self.X.shape[1]:
             raise ValueError(f"layer_sizes[0]={sizes[0]} but X has {self.X.shape[1]} features")
