@@ -12,6 +12,7 @@ import sys
 # (description, numerator test, denominator test, goal, "min" or "max")
 GOALS = [
     ("W1 b=1: sklearn SGDClassifier / fastgd", "test_w1_sgd_sklearn", "test_w1_sgd_fastgd[{b}]", 5.0, "min"),
+    ("W1 b=1: the same, 5-epoch fits, set-up included", "test_w1_sgd_fit5_sklearn", "test_w1_sgd_fit5_fastgd[{b}]", 5.0, "min"),
     ("W1 b=32: PyTorch loop / fastgd", "test_w1_mbgd_torch_loop", "test_w1_mbgd_fastgd[{b}]", 50.0, "min"),
     ("W1 b=32: NumPy loop / fastgd", "test_w1_mbgd_numpy_loop", "test_w1_mbgd_fastgd[{b}]", 3.0, "min"),
     ("W1: fastgd b=32 epoch / fastgd BGD epoch", "test_w1_mbgd_fastgd[{b}]", "test_w1_bgd_fastgd[{b}]", 2.0, "max"),

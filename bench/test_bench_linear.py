@@ -48,6 +48,34 @@ def test_w1_sgd_sklearn(benchmark, w1):
         benchmark(est.fit, X, y)
 
 
+# The same comparison through both public APIs, set-up included (validation, labels, the
+# first shuffle): five epochs each, so a one-off cost counts once, as in real use.
+FIT_EPOCHS = 5
+FIT_ROUNDS = dict(rounds=7, iterations=1, warmup_rounds=1)
+
+
+@pytest.mark.benchmark(group="W1 b=1, 5-epoch fit")
+@pytest.mark.parametrize("backend", [b for b in compiled_backends() if b != "numpy"])
+def test_w1_sgd_fit5_fastgd(benchmark, w1, backend):
+    import fastgd
+
+    case, X, y = w1
+    kw = dict(loss=case.loss, lr=case.lr, epochs=FIT_EPOCHS, seed=0, backend=backend)
+    fastgd.sgd(X, y, **kw)  # warm-up (JIT, caches)
+    benchmark.pedantic(fastgd.sgd, args=(X, y), kwargs=kw, **FIT_ROUNDS)
+
+
+@pytest.mark.benchmark(group="W1 b=1, 5-epoch fit")
+def test_w1_sgd_fit5_sklearn(benchmark, w1):
+    sk = pytest.importorskip("sklearn.linear_model")
+    case, X, y = w1
+    est = sk.SGDClassifier(loss="log_loss", penalty=None, learning_rate="constant", eta0=case.lr,
+                           tol=None, max_iter=FIT_EPOCHS, shuffle=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        benchmark.pedantic(est.fit, args=(X, y), **FIT_ROUNDS)
+
+
 @pytest.mark.benchmark(group="W1 b=32")
 @pytest.mark.parametrize("backend", compiled_backends())
 def test_w1_mbgd_fastgd(benchmark, w1, backend):

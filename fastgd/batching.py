@@ -72,3 +72,146 @@ def batch_order(n, batch_size, epochs, seed, shuffle=True, sampling="shuffle", d
         order = epoch_order(rng, n, batch_size, shuffle, sampling, drop_last)
         for k in range(iterations_per_epoch(n, batch_size, drop_last, sampling)):
             yield order[k * batch_size:(k + 1) * batch_size]
+
+
+# -- the fit's stream of epoch orders ------------------------------------------------
+
+#: Below this many rows a background draw costs more than it hides.
+PREFETCH_MIN_ROWS = 16_384
+
+_executor = None
+
+
+def _worker():
+    global _executor
+    if _executor is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastgd-order")
+    return _executor
+
+
+def _skip_permutations(state, n, count):
+    """The PCG64 state after ``count`` draws of ``rng.permutation(n)`` from ``state``."""
+    if count == 0:
+        return state
+    rng = np.random.Generator(np.random.PCG64())
+    rng.bit_generator.state = state
+    scratch = np.empty(n, dtype=np.int64)
+    for _ in range(count):
+        scratch[...] = np.arange(n, dtype=np.int64)
+        rng.shuffle(scratch)
+    return rng.bit_generator.state
+
+
+class StreamState:
+    """Where a fit's random stream stands: a PCG64 state plus full-batch permutations owed.
+
+    A full batch (b = n, shuffle sampling) is the same set of rows whatever the
+    permutation, so its epochs do not shuffle; the permutations DESIGN.md says
+    they draw are only counted, and drawn (exactly, in order) when somebody
+    needs the stream: a later epoch with smaller batches, or ``.state``.
+    """
+
+    def __init__(self, state, n=0, owed=0):
+        self._state, self.n, self.owed = state, n, owed
+
+    @property
+    def state(self):
+        """The PCG64 state dict, as if every owed permutation had been drawn."""
+        if self.owed:
+            self._state, self.owed = _skip_permutations(self._state, self.n, self.owed), 0
+        return self._state
+
+
+class OrderStream:
+    """Epoch orders (DESIGN.md §1) from the fit's one generator, as the kernels read them.
+
+    ``next()`` returns the next epoch's order (an int64 array owned by the
+    stream, valid until the next call).  Two things make it cheaper than
+    drawing in front of every epoch, without changing a single draw:
+
+    - a full batch (b = n, shuffle sampling) is handed the rows in storage
+      order (the same set of rows; the sum differs in rounding only), so X is
+      streamed; its permutation is owed, not drawn (see :class:`StreamState`);
+    - with ``prefetch``, the next epoch's order is drawn on a background thread
+      from a copy of the generator while the current epoch trains; it is used
+      only if the generator is still where the copy started (otherwise it is
+      drawn again), so the stream is exactly the one DESIGN.md specifies.
+    """
+
+    def __init__(self, stream_state, n, batch_size, shuffle, sampling, drop_last, prefetch=False):
+        self.rng = np.random.Generator(np.random.PCG64())
+        if stream_state.n == n:  # owed permutations of this n stay owed
+            self.rng.bit_generator.state, self.owed = stream_state._state, stream_state.owed
+        else:
+            self.rng.bit_generator.state, self.owed = stream_state.state, 0
+        self.n, self.batch_size, self.shuffle = n, batch_size, shuffle
+        self.sampling, self.drop_last = sampling, drop_last
+        self.m = epoch_length(n, batch_size, sampling, drop_last)
+        self.full_batch = sampling == "shuffle" and batch_size >= n
+        self.random = sampling == "replacement" or shuffle
+        self.prefetch = prefetch and self.random and not self.full_batch and n >= PREFETCH_MIN_ROWS
+        self._identity = None
+        self._bufs = [np.empty(self.m, dtype=np.int64)] if self.random and not self.full_batch else []
+        self._pending = None  # (future, start state, buffer, [end state]) of a background draw
+        self.prefetch_hits = 0  # epochs whose order came from a background draw
+
+    def state(self):
+        """A :class:`StreamState` snapshot (cheap: owed permutations stay owed)."""
+        return StreamState(self.rng.bit_generator.state, self.n, self.owed)
+
+    def next(self, prefetch=True):
+        """The next epoch's order; ``prefetch=False``: no epoch follows soon, draw nothing ahead."""
+        if not self.random or self.full_batch:
+            if self.full_batch and self.shuffle:
+                self.owed += 1
+            if self._identity is None:
+                self._identity = np.arange(self.m, dtype=np.int64)
+            return self._identity
+        if self.owed:
+            self.rng.bit_generator.state = _skip_permutations(self.rng.bit_generator.state, self.n,
+                                                              self.owed)
+            self.owed = 0
+        order = self._take_prefetched()
+        if order is None:
+            order = epoch_order(self.rng, self.n, self.batch_size, self.shuffle, self.sampling,
+                                self.drop_last, out=self._bufs[0])
+        if self.prefetch and prefetch:
+            self._start_prefetch(order)
+        return order
+
+    def _take_prefetched(self):
+        if self._pending is None:
+            return None
+        future, start, buf, end = self._pending
+        self._pending = None
+        future.result()
+        if self.rng.bit_generator.state != start:  # somebody drew meanwhile: not ours to use
+            return None
+        self.rng.bit_generator.state = end[0]
+        self.prefetch_hits += 1
+        self._bufs = [buf] + [b for b in self._bufs if b is not buf]
+        return buf
+
+    def _start_prefetch(self, current):
+        buf = next((b for b in self._bufs if b is not current), None)
+        if buf is None:
+            buf = np.empty(self.m, dtype=np.int64)
+            self._bufs.append(buf)
+        start = self.rng.bit_generator.state
+        end = []
+
+        def draw():
+            rng = np.random.Generator(np.random.PCG64())
+            rng.bit_generator.state = start
+            epoch_order(rng, self.n, self.batch_size, self.shuffle, self.sampling, self.drop_last,
+                        out=buf)
+            end.append(rng.bit_generator.state)
+
+        self._pending = (_worker().submit(draw), start, buf, end)
+
+    def close(self):
+        """Wait for a background draw (its buffer must not be written after the fit)."""
+        if self._pending is not None:
+            self._pending[0].result()

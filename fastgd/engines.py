@@ -71,7 +71,11 @@ class CPUEngine:
     ``module`` is any object with the kernel functions of docs/kernels.md
     (``fastgd.reference.linear_epoch``, ``fastgd.kernels.cy.linear_epoch``, ...).
     theta and state are owned by the engine (copies of what it is given).
+    ``prepare`` is given one epoch's order at a time (``order_block_bytes = 0``),
+    so the driver can draw the next one while this one trains.
     """
+
+    order_block_bytes = 0
 
     def __init__(self, module, X, y, sw, spec, theta, state):
         self.module = module

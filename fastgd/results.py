@@ -16,7 +16,7 @@ class FitResult:
     so 3 epochs then 2 more equal 5 epochs bit for bit.
     """
 
-    def __init__(self, *, model, loss, theta, opt_state, optimizer, rng_state, history, n_iter,
+    def __init__(self, *, model, loss, theta, opt_state, optimizer, stream, history, n_iter,
                  iterations_per_epoch, epochs, batch_size, backend, config):
         self.model = model
         self.loss = loss
@@ -29,10 +29,15 @@ class FitResult:
         self.backend = backend
         self._theta = theta
         self._opt_state = opt_state
-        self._rng_state = rng_state
+        self._stream = stream  # a batching.StreamState: where the fit's random stream stands
         self._config = config
         self.params = model.unpack(theta)
         self.coef, self.intercept = model.coef_intercept(theta)
+
+    @property
+    def _rng_state(self):
+        """The PCG64 state a continuation starts from (owed full-batch permutations drawn)."""
+        return self._stream.state
 
     # -- prediction -----------------------------------------------------------------
     def _check_X(self, X):

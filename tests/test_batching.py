@@ -67,6 +67,85 @@ def test_fit_uses_exactly_the_batches_batch_order_yields():
     np.testing.assert_allclose(res.intercept, b, rtol=1e-12)
 
 
+# -- the fit's order stream: full batches owe their permutation, the next one is drawn ahead --
+
+from fastgd.batching import OrderStream, StreamState  # noqa: E402
+
+
+def _stream(seed, n, b, prefetch=False, **kw):
+    state = StreamState(np.random.default_rng(seed).bit_generator.state)
+    return OrderStream(state, n, b, kw.get("shuffle", True), kw.get("sampling", "shuffle"),
+                       kw.get("drop_last", False), prefetch=prefetch)
+
+
+def test_full_batch_reads_storage_order_and_owes_its_permutations():
+    n = 31
+    s = _stream(7, n, n)
+    for _ in range(3):
+        np.testing.assert_array_equal(s.next(), np.arange(n))
+    eager = np.random.default_rng(7)
+    for _ in range(3):
+        eager.permutation(n)
+    assert s.state().state == eager.bit_generator.state  # drawn exactly, when asked for
+
+
+def test_smaller_batches_after_full_ones_continue_the_contracted_stream():
+    n, b = 31, 4
+    s = _stream(7, n, n)
+    for _ in range(3):
+        s.next()
+    after = OrderStream(s.state(), n, b, True, "shuffle", False)
+    fourth = np.concatenate(list(fastgd.batch_order(n, b, epochs=4, seed=7))[-fastgd.iterations_per_epoch(n, b):])
+    np.testing.assert_array_equal(after.next(), fourth)
+
+
+@pytest.mark.parametrize("sampling,b", [("shuffle", 3), ("shuffle", 1), ("replacement", 4)])
+def test_prefetched_orders_are_the_contracted_ones(monkeypatch, sampling, b):
+    monkeypatch.setattr(fastgd.batching, "PREFETCH_MIN_ROWS", 0)
+    n = 29
+    s = _stream(5, n, b, prefetch=True, sampling=sampling)
+    assert s.prefetch
+    got = [s.next().copy() for _ in range(4)]
+    s.close()
+    assert s.prefetch_hits == 3
+    expected = np.concatenate(list(fastgd.batch_order(n, b, epochs=4, seed=5, sampling=sampling)))
+    np.testing.assert_array_equal(np.concatenate(got), expected)
+
+
+def test_a_prefetched_order_is_dropped_when_the_generator_moved(monkeypatch):
+    monkeypatch.setattr(fastgd.batching, "PREFETCH_MIN_ROWS", 0)
+    n = 29
+    s = _stream(5, n, 3, prefetch=True)
+    s.next()
+    s.rng.random()  # somebody else draws from the stream meanwhile
+    moved = np.random.Generator(np.random.PCG64())
+    moved.bit_generator.state = s.rng.bit_generator.state
+    np.testing.assert_array_equal(s.next(), moved.permutation(n))
+    s.close()
+    assert s.prefetch_hits == 0
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cython"])
+def test_epochs_trained_one_call_at_a_time_equal_one_fit(monkeypatch, backend):
+    """Run.train(1) repeatedly uses the order drawn ahead by the previous call: same bits."""
+    if backend not in fastgd.available_backends():
+        pytest.skip(f"{backend} not built")
+    from fastgd.testing import W1, make_data, prepared_run
+
+    monkeypatch.setattr(fastgd.batching, "PREFETCH_MIN_ROWS", 0)
+    case = W1.at(n=300, d=5, batch_size=7, epochs=4)
+    X, y, _ = make_data(case)
+    run = prepared_run(case, backend, X, y)
+    for _ in range(4):
+        res = run.train(1)
+    assert run.stream.prefetch_hits == 2  # the first call cannot know a second one follows
+    whole_run = prepared_run(case, backend, X, y)
+    whole = whole_run.train(4)
+    assert whole_run.stream.prefetch_hits == 3
+    np.testing.assert_array_equal(res._theta, whole._theta)
+    assert res._rng_state == whole._rng_state
+
+
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
@@ -84,3 +163,14 @@ def test_any_n_and_b_cover_each_row_once_per_epoch(n, data, drop_last, seed):
         assert len(np.unique(rows)) == len(rows)  # no row twice within an epoch
         assert len(rows) == (per_epoch * b if drop_last else n)
         assert all(len(x) == b for x in batches[e * per_epoch:(e + 1) * per_epoch - 1])
+
+
+def test_several_epochs_of_orders_at_once_are_distinct_epochs():
+    """What an engine that takes many epochs per upload (CUDA) is given."""
+    from fastgd.testing import W1, make_data, prepared_run
+
+    case = W1.at(n=40, d=3, batch_size=6, epochs=3)
+    X, y, _ = make_data(case)
+    run = prepared_run(case, "numpy", X, y)
+    expected = np.concatenate(list(fastgd.batch_order(40, 6, epochs=3, seed=0)))  # fit_kwargs seeds 0
+    np.testing.assert_array_equal(run._orders(3, False).ravel(), expected)

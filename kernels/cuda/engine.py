@@ -4,7 +4,9 @@
 ``fastgd.engines.CPUEngine``:
 
 ``prepare(orders)``
-    every epoch's batch order, (E, m) int64, copied to the device once per fit.
+    the next E epochs' batch orders, (E, m) int64, copied to the device in one
+    transfer; the driver sends up to ``order_block_bytes`` of them at a time
+    (all of a fit's epochs unless that is more, so the memory stays bounded).
 ``run_epoch(e, n_batches, lrs, step0, batch_loss) -> n_done``
     one epoch with ``orders[e]``; writes ``batch_loss[:n_done + 1]`` (or all
     of it) like the reference and returns the number of updates applied.
@@ -92,6 +94,8 @@ class LinearEngine:
     per batch); by default batches of at most ``config.FUSED_MAX_BATCH`` rows
     are fused.
     """
+
+    order_block_bytes = 64 << 20
 
     def __init__(self, X, y, sw, spec, theta, state, *, path=None):
         cfg = config.snapshot()
@@ -297,6 +301,8 @@ class MLPEngine:
     per epoch (``mlp_epoch.mlp_fused_epoch``); the same residency and
     read-back as the linear engine.
     """
+
+    order_block_bytes = LinearEngine.order_block_bytes
 
     def __init__(self, X, y, sw, spec, theta, state):
         from .mlp_epoch import mlp_kernels, workspace_shape

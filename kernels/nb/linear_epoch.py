@@ -249,6 +249,14 @@ def _is_permutation(order, n):
 
 
 @kernel(cache=False)
+def _is_sorted(order):
+    ok = True
+    for r in range(1, order.shape[0]):  # no early exit: one vectorised pass
+        ok &= order[r - 1] <= order[r]
+    return ok
+
+
+@kernel(cache=False)
 def _workspace(n_rows, theta, K):
     nch = (n_rows + CHUNK_ROWS - 1) // CHUNK_ROWS
     parts = np.empty((nch if nch > 1 else 0, theta.shape[0]), dtype=theta.dtype)
@@ -438,15 +446,19 @@ def _linear_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_par
     parts, lparts, pks, dlks = _workspace(min(batch_size, m), theta, K)
     rows = order
     block = 0
-    if batch_size >= m and n_batches == 1 and _is_permutation(order, X.shape[0]):
+    if batch_size >= m and n_batches == 1 and _is_sorted(order):
+        pass  # one batch already in storage order (the driver hands BGD its rows so)
+    elif batch_size >= m and n_batches == 1 and _is_permutation(order, X.shape[0]):
         # One batch of all n rows (BGD): the gradient is a sum over the set of rows,
         # so stream them in storage order (sequential reads) instead of shuffled.
         rows = np.arange(m)
     elif (X.shape[0] * d * X.itemsize >= gather_min_bytes
           and batch_size * d * K < PARALLEL_MIN_WORK
-          and n_batches * batch_size >= 4 * gather_block_bytes // (d * X.itemsize)):
+          and n_batches * batch_size >= 4 * gather_block_bytes // (d * X.itemsize)
+          and not _is_sorted(order)):
         # Small batches read through a shuffled order of a large X: gather each
-        # block of rows into a contiguous buffer first (see _epoch_blocks).
+        # block of rows into a contiguous buffer first (see _epoch_blocks).  Rows
+        # in storage order (shuffle=False) stream faster where they are.
         block = max(1, gather_block_bytes // (d * X.itemsize) // batch_size)
     return _epoch_blocks(X, y, sw, rows, batch_size, n_batches, block, loss_id, loss_param, K,
                          fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
