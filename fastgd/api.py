@@ -151,10 +151,11 @@ class Run:
         self.n, self.batch_size, self.ipe = n, bs, ipe
         self.shuffle, self.sampling, self.drop_last = shuffle, sampling, drop_last
         # Engines that take one epoch's order at a time (the CPU ones) get the next
-        # epoch's shuffle drawn in the background while an epoch trains.
+        # epoch's shuffle drawn in the background while an epoch trains on one core.
         self.order_block_bytes = getattr(self.engine, "order_block_bytes", 0)
         self.stream = OrderStream(stream0, n, bs, shuffle, sampling, drop_last,
-                                  prefetch=self.order_block_bytes == 0)
+                                  prefetch=(self.order_block_bytes == 0
+                                            and getattr(self.engine, "epoch_threads", 1) == 1))
         self.trained = False
         # Reused every epoch: fresh 8-byte-per-iteration arrays would be page-faulted in
         # again each epoch (about 0.5 ms at 100,000 iterations on a VM).

@@ -7,6 +7,7 @@ reference, Cython and Numba backends (they share one function signature, see
 docs/kernels.md); the CUDA engine in ``fastgd.kernels.cuda.engine`` has the same
 methods but keeps everything on the device.
 """
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,7 +73,8 @@ class CPUEngine:
     (``fastgd.reference.linear_epoch``, ``fastgd.kernels.cy.linear_epoch``, ...).
     theta and state are owned by the engine (copies of what it is given).
     ``prepare`` is given one epoch's order at a time (``order_block_bytes = 0``),
-    so the driver can draw the next one while this one trains.
+    so the driver can draw the next one while this one trains (when
+    ``epoch_threads == 1``: the epoch leaves the other cores free).
     """
 
     order_block_bytes = 0
@@ -86,6 +88,18 @@ class CPUEngine:
         self.grad = np.zeros_like(self.theta)
         self.orders = None
         self.work = None
+        # How many cores an epoch keeps busy: the driver draws the next epoch's order
+        # on another thread only while the epoch runs on one (an MLP team, a paired or
+        # chunked batch would be slowed down by it).
+        self.epoch_threads = os.cpu_count() or 1
+        if isinstance(spec, LinearSpec):
+            fn = getattr(module, "epoch_threads", None)
+            n_batches = -(-X.shape[0] // spec.batch_size)
+            self.epoch_threads = 1 if fn is None else int(fn(
+                X.shape[0], X.shape[1], spec.n_outputs, spec.fit_intercept, spec.batch_size,
+                n_batches))
+        elif isinstance(spec, CustomSpec):
+            self.epoch_threads = 1
         if isinstance(spec, MLPSpec):
             self.work = np.zeros(module.mlp_workspace_size(spec.layer_sizes, spec.batch_size),
                                  dtype=self.theta.dtype)

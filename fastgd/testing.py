@@ -143,6 +143,17 @@ def _linear_cases():
             for loss in ("logistic", "softmax", "squared"):
                 cases.append(Case(loss=loss, optimizer=opt, batch_size=7, dtype=dtype, lr=0.01,
                                   tags=("cuda",)))
+    # Mid-sized batches (8 <= b < n/2): the Cython kernel sums them as two halves, on two
+    # threads when the halves are big enough (docs/cython.md).
+    for loss in LINEAR_LOSSES:
+        cases.append(Case(loss=loss, batch_size=12, n=60))
+    for opt in OPTIMIZERS[1:]:
+        cases.append(Case(loss="logistic", optimizer=opt, batch_size=12, n=60, lr=0.01))
+    cases += [Case(loss="softmax", batch_size=9, n=50, dtype="float32"),
+              Case(loss="squared", batch_size=9, n=50, options={"penalty": "elasticnet", "alpha": 0.01,
+                                                                "sample_weight": True}),
+              Case(loss="softmax", batch_size=12, n=60, optimizer=OPTIMIZERS[4], lr=0.01,
+                   tags=("cuda",))]
     for penalty in ("l2", "l1", "elasticnet"):
         for loss in ("squared", "hinge", "softmax"):
             cases.append(Case(loss=loss, options={"penalty": penalty, "alpha": 0.01}, tags=("cuda",)))

@@ -518,6 +518,90 @@ def test_large_batches_match_reference(b, loss_id, rule):
     check(got32, want32, RTOL32, f"b={b} float32")
 
 
+@pytest.fixture
+def pair_knobs():
+    """Set the pair's knobs for a test and restore them after it."""
+    saved = {}
+
+    def set_(min_work=None, contended_wait=None):
+        if min_work is not None:
+            saved.setdefault("w", cy_le._set_pair_min_work(min_work))
+        if contended_wait is not None:
+            saved.setdefault("c", cy_le._set_contended_wait(contended_wait))
+
+    yield set_
+    if "w" in saved:
+        cy_le._set_pair_min_work(saved["w"])
+    if "c" in saved:
+        cy_le._set_contended_wait(saved["c"])
+
+
+PAIR_CASES = [(ids.LOSS_LOGISTIC, "sgd", np.float64, 32, False),
+              (ids.LOSS_SQUARED, "adam-amsgrad-wd", np.float64, 17, True),
+              (ids.LOSS_SOFTMAX, "sgd-momentum-dampening", np.float64, 24, False),
+              (ids.LOSS_HINGE, "rmsprop-centered-momentum-wd", np.float32, 40, True),
+              (ids.LOSS_HUBER, "adagrad-decay-wd-init", np.float64, 9, False)]
+
+
+@pytest.mark.parametrize("loss_id,rule,acc,b,sw", PAIR_CASES,
+                         ids=[f"{LOSS_NAMES[c[0]]}-{c[1]}-b{c[3]}" for c in PAIR_CASES])
+def test_mid_sized_batches_same_bits_on_one_or_two_threads(pair_knobs, loss_id, rule, acc, b, sw):
+    """The two halves of a batch on one thread, on two, and on two that go solo after their
+    first barrier (contended) give the same bits, equal to the reference to its tolerance."""
+    if cy_le.omp_max_threads() < 2:
+        pytest.skip("needs two OpenMP threads")
+    X, y, w = make_problem(loss_id, n=400, d=12, seed=3, sw=sw)
+    X, y, w = X.astype(acc), y.astype(acc), w.astype(acc)
+    order = np.random.default_rng(1).permutation(400)
+    kw = dict(alpha=0.01, l1_ratio=0.3, acc=acc)
+    nb = -(-400 // b)
+    assert cy_le.epoch_threads(400, 12, n_outputs(loss_id), True, b, nb) in (1, 2)
+    runs = []
+    for min_work, wait in ((1 << 40, None), (0, None), (0, -1.0)):
+        pair_knobs(min_work=min_work, contended_wait=wait)
+        if min_work == 0:
+            assert cy_le.epoch_threads(400, 12, n_outputs(loss_id), True, b, nb) == 2
+        theta = state = None
+        out = []
+        for e in range(2):
+            done, theta, state, bl = run_epoch(cy_le, X, y, w, order, b, loss_id, True, rule,
+                                               theta0=theta, state0=state, step0=e * nb, **kw)
+            assert done == nb
+            out.append((theta.copy(), state.copy(), bl.copy()))
+        runs.append(out)
+    for other in runs[1:]:
+        for (t0, s0, l0), (t1, s1, l1) in zip(runs[0], other):
+            np.testing.assert_array_equal(t1, t0)
+            np.testing.assert_array_equal(s1, s0)
+            np.testing.assert_array_equal(l1, l0)
+    _, theta_ref, _, bl_ref = run_epoch(ref_le, X.astype(np.float64), y.astype(np.float64),
+                                        w.astype(np.float64), order, b, loss_id, True, rule,
+                                        alpha=0.01, l1_ratio=0.3)
+    rtol = RTOL64 if acc == np.float64 else RTOL32
+    assert_close(runs[0][0][0], theta_ref, rtol)
+    assert_close(runs[0][0][2], bl_ref, rtol)
+
+
+def test_mid_sized_batches_diverge_at_the_same_batch_on_two_threads(pair_knobs):
+    if cy_le.omp_max_threads() < 2:
+        pytest.skip("needs two OpenMP threads")
+    X, y, _ = make_problem(ids.LOSS_SQUARED, n=200, d=12, seed=5)
+    order = np.random.default_rng(2).permutation(200)
+    X[order[37], 3] = 1e200  # in the second half of batch 2 (rows 32..47, b = 16)
+    results = []
+    for min_work in (1 << 40, 0):
+        pair_knobs(min_work=min_work)
+        with np.errstate(all="ignore"):
+            results.append(run_epoch(cy_le, X, y, np.empty(0), order, 16, ids.LOSS_SQUARED, True,
+                                     "sgd-momentum-dampening"))
+    (d1, t1, s1, l1), (d2, t2, s2, l2) = results
+    assert d1 == d2 == 2
+    np.testing.assert_array_equal(t1, t2)
+    np.testing.assert_array_equal(s1, s2)
+    np.testing.assert_array_equal(l1[:3], l2[:3])
+    assert np.all(np.isfinite(t2))
+
+
 THREAD_SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np

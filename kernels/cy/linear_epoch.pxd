@@ -13,7 +13,10 @@ a sum), so BGD streams X even when the order is shuffled.
 Large batches (see ``chunk_layout``) are split into fixed chunks of rows whose
 boundaries depend only on (rows, d, K, P), never on the thread count; chunks
 run in an OpenMP loop into per-chunk partial gradients that are then added in
-chunk order, so the result is bit-identical for any OMP_NUM_THREADS.
+chunk order, so the result is bit-identical for any OMP_NUM_THREADS.  In
+``c_linear_epoch``, mid-sized batches (at least 8 rows, one chunk) are the sum of
+two fixed halves, run on two threads with one barrier per batch when the halves
+are large enough; the same bits on one thread.
 """
 from libc.stdint cimport int64_t
 

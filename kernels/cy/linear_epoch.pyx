@@ -20,6 +20,10 @@ How an epoch runs (all inside one ``nogil`` call):
   (counting sort of its indices), so X is streamed;
 - large batches: fixed row chunks in an OpenMP loop, per-chunk partial
   gradients added in chunk order (bit-identical for any thread count);
+- mid-sized batches (at least 8 rows, one chunk): two fixed halves whose
+  gradients are added in order; with two threads each computes one half and
+  both apply the update to their own copy of the parameters, one barrier per
+  batch (_pair_epoch; the same bits on one thread);
 - then penalty + update rule + the next penalty value in one fused pass over
   the parameters (``updates.c_update_penalized``);
 - plain SGD at batch size 1 (K = 1, no penalty, no momentum, no weight decay)
@@ -29,11 +33,11 @@ How an epoch runs (all inside one ``nogil`` call):
 import numpy as np
 
 cimport openmp
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from libc.math cimport isfinite, fabs, NAN
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from .losses cimport loss_dloss, softmax_loss_dloss
 from .updates cimport c_update_penalized, c_penalty_value
@@ -57,13 +61,31 @@ cdef extern from "fgd_simd.h" nogil:
     void fgd_prefetch_row(const void* p, size_t nbytes)
     void fgd_logistic4(const double* p, const double* y, double* loss, double* dl)
 
+cdef extern from "fgd_team.h" nogil:
+    double fgd_contended_wait
+    ctypedef struct fgd_team_barrier:
+        pass
+    ctypedef struct fgd_thread_state:
+        pass
+    void fgd_barrier_init(fgd_team_barrier* b, int n) noexcept nogil
+    void fgd_thread_init(fgd_thread_state* t) noexcept nogil
+    void fgd_batch_start(fgd_team_barrier* b, fgd_thread_state* t) noexcept nogil
+    void fgd_barrier_wait(fgd_team_barrier* b, fgd_thread_state* t) noexcept nogil
+    int fgd_contended(fgd_team_barrier* b) noexcept nogil
+    void fgd_barrier_solo(fgd_team_barrier* b) noexcept nogil
+    void fgd_omp_barrier() noexcept nogil
+
 cdef enum:
     LOSS_LOGISTIC = 1
     LOSS_SOFTMAX = 2
     LOSS_CUSTOM = -1
     RULE_SGD = 0
+    RULE_ADAGRAD = 3
     # rows prefetched ahead of the one being processed
     PREFETCH_AHEAD = 8
+    # Batches of at least PAIR_MIN_ROWS rows that are not chunked (c_chunk_layout == 1)
+    # and not streamed are summed as two fixed halves (see _pair_epoch) ...
+    PAIR_MIN_ROWS = 8
     # chunking of large batches (see c_chunk_layout)
     CHUNK_WORK = 131072      # multiply-adds per chunk, about 50 us of work
     MIN_CHUNK_ROWS = 256
@@ -174,6 +196,7 @@ cdef inline void _prefetch_all(const xfloat* X, const xfloat* y, const xfloat* s
 
 cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ssize_t d,
                        const int64_t* order, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t m,
+                       Py_ssize_t ahead,
                        int loss_id, double param, Py_ssize_t K, bint fi,
                        const afloat* theta, afloat* g, afloat scale,
                        afloat* scratch) noexcept nogil:
@@ -184,7 +207,7 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
     the hardware prefetcher streams; interleaving four rows defeats it), then one
     pass g += a0 x0 + a1 x1 + a2 x2 + a3 x3 over the rows now in L1 (rounded as
     four axpys in a row), then single rows.  Rows
-    order[pos + PREFETCH_AHEAD] (pos + PREFETCH_AHEAD < m) are prefetched.
+    order[pos + ahead] (pos + ahead < m) are prefetched.
     ``scratch`` holds K elements (softmax)."""
     cdef Py_ssize_t P = d * K + (K if fi else 0)
     cdef Py_ssize_t pos, j, k, i, r
@@ -204,7 +227,7 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
     if K == 1:
         while pos + 4 <= stop:
             for r in range(4):
-                _prefetch_all(X, y, sw, d, order, pos + PREFETCH_AHEAD + r, m)
+                _prefetch_all(X, y, sw, d, order, pos + ahead + r, m)
                 i = order[pos + r]
                 xr[r] = X + i * d
                 p = _dot(xr[r], theta, d)
@@ -227,7 +250,7 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
                 g[d] = (((g[d] + a4[0]) + a4[1]) + a4[2]) + a4[3]
             pos += 4
     for pos in range(pos, stop):
-        _prefetch_all(X, y, sw, d, order, pos + PREFETCH_AHEAD, m)
+        _prefetch_all(X, y, sw, d, order, pos + ahead, m)
         i = order[pos]
         xi = X + i * d
         c = scale if sw == NULL else scale * <afloat>sw[i]
@@ -339,8 +362,8 @@ cdef double _batch_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_s
         pf = False  # prefetch (its instructions only queued up behind the stream)
     nc = c_chunk_layout(nb, d, K, P, &cr)
     if nc == 1:
-        return _rows_grad(X, y, sw, d, order, start, stop, m, loss_id, param, K, fi, theta,
-                          grad, scale, work)
+        return _rows_grad(X, y, sw, d, order, start, stop, m, PREFETCH_AHEAD, loss_id, param,
+                          K, fi, theta, grad, scale, work)
     part = work
     scr = work + nc * P
     closs = <double*>(work + _even(nc * (P + K) + K))
@@ -349,8 +372,8 @@ cdef double _batch_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_s
         e = s + cr
         if e > stop:
             e = stop
-        closs[c] = _rows_grad(X, y, sw, d, order, s, e, e if pf else 0, loss_id, param, K,
-                              fi, theta, part + c * P, scale, scr + c * K)
+        closs[c] = _rows_grad(X, y, sw, d, order, s, e, e if pf else 0, PREFETCH_AHEAD,
+                              loss_id, param, K, fi, theta, part + c * P, scale, scr + c * K)
     # fixed-order reduction: chunk 0, then 1, ... (independent of the thread count)
     for j in range(P):
         grad[j] = part[j]
@@ -460,6 +483,172 @@ cdef Py_ssize_t _sgd1_epoch(const xfloat* X, const xfloat* y, const xfloat* sw, 
     return n_batches
 
 
+# ... and the halves run on two threads when each has at least this many multiply-adds
+# (rows x d x K) per batch; below it one barrier per batch costs more than it saves.
+# Module-level so tests can change it; results are the same bits either way.
+cdef Py_ssize_t _pair_min_work = 512
+
+
+def _set_pair_min_work(Py_ssize_t value):
+    """Test/benchmark knob: the per-half work from which the halves of a mini-batch run
+    on two threads (0: always, when two are available); returns the previous value."""
+    global _pair_min_work
+    old = _pair_min_work
+    _pair_min_work = value
+    return old
+
+
+def _set_contended_wait(double seconds):
+    """Test knob: the barrier wait that marks the pair contended (< 0: at once, so the
+    epoch goes on one thread after its first barrier); returns the previous value."""
+    global fgd_contended_wait
+    old = fgd_contended_wait
+    fgd_contended_wait = seconds
+    return old
+
+
+cdef inline Py_ssize_t _state_slots(int rule_id) noexcept nogil:
+    # fastgd.kernels.ids.STATE_SLOTS: SGD and Adagrad one row, Adam(W) and RMSprop three
+    return 1 if (rule_id == RULE_SGD or rule_id == RULE_ADAGRAD) else 3
+
+
+cdef inline bint _paired(Py_ssize_t max_rows, Py_ssize_t n, Py_ssize_t d, Py_ssize_t K,
+                         Py_ssize_t P) noexcept nogil:
+    """Whether an epoch's batches are summed as two halves: a rule on the shapes only
+    (never the thread count), so the bits do not depend on how many threads run."""
+    cdef Py_ssize_t cr
+    return (max_rows >= PAIR_MIN_ROWS and not _use_sorted(max_rows, n)
+            and c_chunk_layout(max_rows, d, K, P, &cr) == 1)
+
+
+cdef Py_ssize_t _pair_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
+                            Py_ssize_t d, const int64_t* order, Py_ssize_t m,
+                            Py_ssize_t batch_size, Py_ssize_t n_batches, int loss_id,
+                            double param, Py_ssize_t K, bint fi, double alpha,
+                            double l1_ratio, int rule_id, const double* hyper,
+                            const double* lrs, long long step0, afloat* theta, afloat* grad,
+                            afloat* state, double* batch_loss, afloat* parts, double* lparts,
+                            int* solo, afloat* scratch, int tid, int T,
+                            fgd_team_barrier* bar) noexcept nogil:
+    """The epoch of mid-sized batches as thread ``tid`` of T (1 or 2) sees it.
+
+    Batch k's gradient is the sum, in this order, of the gradients of its first
+    ceil(nb / 2) rows and of the rest; with T = 2 each thread computes one half
+    (reading its rows straight from X, prefetching its rows of the next batch) into
+    ``parts[k % 2]``, and after one barrier both add the halves and apply the same
+    update to their own copy of theta, grad and state (thread 0's are the caller's),
+    so the only data that crosses cores per batch is a partial gradient.  T = 1 does
+    both halves itself: the same arithmetic, the same bits.  ``parts``: 2 x 2 x P,
+    ``lparts``: 2 x 2, ``solo``: 2 flags (thread 0 decides before barrier k, in slot
+    k % 2, whether the pair is contended and the epoch goes on on thread 0 alone).
+    Returns n_done (thread 1: n_done, or -1 when it left the pair)."""
+    cdef Py_ssize_t P = d * K + (K if fi else 0)
+    cdef Py_ssize_t n_pen = d * K
+    cdef Py_ssize_t k, j, start, stop, nb, h, half, s, e
+    cdef afloat* buf
+    cdef double* lb
+    cdef double loss, pen
+    cdef fgd_thread_state ts
+    fgd_thread_init(&ts)
+    pen = c_penalty_value(theta, n_pen, alpha, l1_ratio)
+    for k in range(n_batches):
+        start = k * batch_size
+        stop = start + batch_size
+        if stop > m:
+            stop = m
+        nb = stop - start
+        h = (nb + 1) // 2
+        buf = parts + (k & 1) * 2 * P
+        lb = lparts + (k & 1) * 2
+        fgd_batch_start(bar, &ts)
+        for half in range(2):
+            if half % T != tid:
+                continue
+            s = start if half == 0 else start + h
+            e = start + h if half == 0 else stop
+            lb[half] = _rows_grad(X, y, sw, d, order, s, e, m, batch_size, loss_id, param, K,
+                                  fi, theta, buf + half * P, <afloat>(1.0 / nb), scratch)
+        if T > 1:
+            if tid == 0:
+                solo[k & 1] = fgd_contended(bar)
+            fgd_barrier_wait(bar, &ts)
+            if solo[k & 1]:
+                if tid != 0:
+                    return -1
+                T = 1
+                fgd_barrier_solo(bar)
+        for j in range(P):
+            grad[j] = buf[j] + buf[P + j]
+        loss = (lb[0] + lb[1]) + pen
+        if tid == 0:
+            batch_loss[k] = loss
+        if not isfinite(loss):
+            return k
+        pen = c_update_penalized(rule_id, hyper, theta, grad, state, P, lrs[k],
+                                 step0 + k + 1, n_pen, alpha, l1_ratio)
+    return n_batches
+
+
+cdef Py_ssize_t _paired_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
+                              Py_ssize_t d, const int64_t* order, Py_ssize_t m,
+                              Py_ssize_t batch_size, Py_ssize_t n_batches, int loss_id,
+                              double param, Py_ssize_t K, bint fi, double alpha,
+                              double l1_ratio, int rule_id, const double* hyper,
+                              const double* lrs, long long step0, afloat* theta,
+                              afloat* grad, afloat* state,
+                              double* batch_loss) noexcept nogil:
+    """Runs _pair_epoch on one thread or a pair; -1 if out of memory."""
+    cdef Py_ssize_t P = d * K + (K if fi else 0)
+    cdef Py_ssize_t S = _state_slots(rule_id) * P
+    cdef Py_ssize_t max_rows = batch_size if batch_size < m else m
+    cdef Py_ssize_t done[1]
+    cdef Py_ssize_t r
+    cdef int T = 1, tid, nt
+    cdef int solo[2]
+    cdef double lparts[4]
+    cdef fgd_team_barrier bar
+    # parts (4P), scratch (2K), thread 1's theta, grad (2P) and state (S)
+    cdef afloat* work = <afloat*>malloc((6 * P + 2 * K + S) * sizeof(afloat))
+    cdef afloat* parts = work
+    cdef afloat* scratch = work + 4 * P
+    cdef afloat* theta1 = scratch + 2 * K
+    cdef afloat* grad1 = theta1 + P
+    cdef afloat* state1 = grad1 + P
+    if work == NULL:
+        return -1
+    solo[0] = 0
+    solo[1] = 0
+    if (n_batches >= 2 and openmp.omp_get_max_threads() >= 2
+            and ((max_rows + 1) // 2) * d * K >= _pair_min_work):
+        T = 2
+    if T == 1:
+        fgd_barrier_init(&bar, 1)
+        r = _pair_epoch(X, y, sw, d, order, m, batch_size, n_batches, loss_id, param, K, fi,
+                        alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state,
+                        batch_loss, parts, lparts, solo, scratch, 0, 1, &bar)
+        free(work)
+        return r
+    memcpy(theta1, theta, P * sizeof(afloat))
+    memcpy(state1, state, S * sizeof(afloat))
+    with parallel(num_threads=2):
+        tid = openmp.omp_get_thread_num()
+        nt = openmp.omp_get_num_threads()
+        if tid == 0:
+            fgd_barrier_init(&bar, nt)
+        fgd_omp_barrier()
+        if tid == 0:
+            done[0] = _pair_epoch(X, y, sw, d, order, m, batch_size, n_batches, loss_id,
+                                  param, K, fi, alpha, l1_ratio, rule_id, hyper, lrs, step0,
+                                  theta, grad, state, batch_loss, parts, lparts, solo, scratch,
+                                  0, nt, &bar)
+        else:
+            _pair_epoch(X, y, sw, d, order, m, batch_size, n_batches, loss_id, param, K, fi,
+                        alpha, l1_ratio, rule_id, hyper, lrs, step0, theta1, grad1, state1,
+                        batch_loss, parts, lparts, solo, scratch + K, 1, nt, &bar)
+    free(work)
+    return done[0]
+
+
 cdef Py_ssize_t c_linear_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
                                Py_ssize_t n, Py_ssize_t d, const int64_t* order, Py_ssize_t m,
                                Py_ssize_t batch_size, Py_ssize_t n_batches, int loss_id,
@@ -481,6 +670,10 @@ cdef Py_ssize_t c_linear_epoch(const xfloat* X, const xfloat* y, const xfloat* s
             and hyper[3] == 0 and alpha == 0):
         return _sgd1_epoch(X, y, sw, d, order, m, n_batches, loss_id, loss_param,
                            fit_intercept, lrs, theta, batch_loss)
+    if _paired(max_rows, n, d, K, P):
+        return _paired_epoch(X, y, sw, d, order, m, batch_size, n_batches, loss_id,
+                             loss_param, K, fit_intercept, alpha, l1_ratio, rule_id, hyper,
+                             lrs, step0, theta, grad, state, batch_loss)
     work = <afloat*>malloc(_work_size(max_rows, d, K, P) * sizeof(afloat))
     if _use_sorted(max_rows, n):
         counts = <int*>malloc(n * sizeof(int))
@@ -654,6 +847,22 @@ def chunk_layout(n_rows, d, n_outputs=1, fit_intercept=True):
     cdef Py_ssize_t nc = c_chunk_layout(n_rows, dd, K, dd * K + (K if fit_intercept else 0),
                                         &cr)
     return int(nc), int(cr)
+
+
+def epoch_threads(Py_ssize_t n, Py_ssize_t d, Py_ssize_t n_outputs, bint fit_intercept,
+                  Py_ssize_t batch_size, Py_ssize_t n_batches):
+    """How many threads ``linear_epoch`` would run an epoch's batches on now (1: serial),
+    so a caller can keep other work off the cores it uses."""
+    cdef Py_ssize_t K = n_outputs
+    cdef Py_ssize_t P = d * K + (K if fit_intercept else 0)
+    cdef Py_ssize_t rows = batch_size if batch_size < n else n
+    cdef Py_ssize_t cr
+    cdef int T = openmp.omp_get_max_threads()
+    if T < 2:
+        return 1
+    if _paired(rows, n, d, K, P):
+        return 2 if n_batches >= 2 and ((rows + 1) // 2) * d * K >= _pair_min_work else 1
+    return T if c_chunk_layout(rows, d, K, P, &cr) > 1 else 1
 
 
 def omp_max_threads():

@@ -40,6 +40,7 @@ How the work is done:
   update is one fused pass ``w -= lr * (g * x + penalty'(w))``.
 """
 
+import numba
 import numpy as np
 from numba import prange
 from numba.core import types
@@ -501,6 +502,14 @@ def _ol_linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fi
             return _linear_batch_gradient_custom(X, y, sw, rows, loss_id, loss_param, n_outputs,
                                                  fit_intercept, theta, grad, scale)
     return impl
+
+
+def epoch_threads(n, d, n_outputs, fit_intercept, batch_size, n_batches):
+    """How many threads ``linear_epoch`` would run an epoch's batches on (1: serial)."""
+    rows = min(batch_size, n)
+    if rows > CHUNK_ROWS and rows * d * n_outputs >= PARALLEL_MIN_WORK:
+        return numba.get_num_threads()
+    return 1
 
 
 def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
