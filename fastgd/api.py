@@ -200,7 +200,7 @@ class Run:
                                    batch_loss[n_done], self.epochs_done)
                 self.step += ipe
                 self.epochs_done += 1
-                history["loss"].append(float(np.mean(batch_loss)))
+                history["loss"].append(float(np.add.reduce(batch_loss)) / ipe)  # np.mean, less overhead
                 history["time"].append(elapsed)
                 if callback is not None and callback(self.result(engine.get_theta(), engine.get_state(),
                                                                  self.step, self.epochs_done)):

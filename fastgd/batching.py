@@ -95,7 +95,7 @@ def _skip_permutations(state, n, count):
     """The PCG64 state after ``count`` draws of ``rng.permutation(n)`` from ``state``."""
     if count == 0:
         return state
-    rng = np.random.Generator(np.random.PCG64())
+    rng = np.random.Generator(np.random.PCG64(0))
     rng.bit_generator.state = state
     scratch = np.empty(n, dtype=np.int64)
     for _ in range(count):
@@ -141,7 +141,7 @@ class OrderStream:
     """
 
     def __init__(self, stream_state, n, batch_size, shuffle, sampling, drop_last, prefetch=False):
-        self.rng = np.random.Generator(np.random.PCG64())
+        self.rng = np.random.Generator(np.random.PCG64(0))  # its state is set just below
         if stream_state.n == n:  # owed permutations of this n stay owed
             self.rng.bit_generator.state, self.owed = stream_state._state, stream_state.owed
         else:
@@ -156,6 +156,7 @@ class OrderStream:
         self._bufs = [np.empty(self.m, dtype=np.int64)] if self.random and not self.full_batch else []
         self._pending = None  # (future, start state, buffer, [end state]) of a background draw
         self.prefetch_hits = 0  # epochs whose order came from a background draw
+        self._spare = None
 
     def state(self):
         """A :class:`StreamState` snapshot (cheap: owed permutations stay owed)."""
@@ -201,9 +202,11 @@ class OrderStream:
             self._bufs.append(buf)
         start = self.rng.bit_generator.state
         end = []
+        if self._spare is None:  # the worker's generator, reused (a fresh one seeds from the OS)
+            self._spare = np.random.Generator(np.random.PCG64(0))
+        rng = self._spare
 
         def draw():
-            rng = np.random.Generator(np.random.PCG64())
             rng.bit_generator.state = start
             epoch_order(rng, self.n, self.batch_size, self.shuffle, self.sampling, self.drop_last,
                         out=buf)
