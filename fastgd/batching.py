@@ -10,6 +10,7 @@ One ``numpy.random.Generator`` per fit, ``np.random.default_rng(seed)``:
   ``rng.integers(0, n, size=b)``.
 """
 import math
+import os
 
 import numpy as np
 
@@ -80,6 +81,17 @@ def batch_order(n, batch_size, epochs, seed, shuffle=True, sampling="shuffle", d
 PREFETCH_MIN_ROWS = 16_384
 
 _executor = None
+
+
+def _forget_worker():
+    # A forked child has the parent's executor object but not its thread: jobs submitted
+    # to it would wait for ever.  The child starts its own when it first needs one.
+    global _executor
+    _executor = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_worker)
 
 
 def _worker():

@@ -174,3 +174,29 @@ def test_several_epochs_of_orders_at_once_are_distinct_epochs():
     run = prepared_run(case, "numpy", X, y)
     expected = np.concatenate(list(fastgd.batch_order(40, 6, epochs=3, seed=0)))  # fit_kwargs seeds 0
     np.testing.assert_array_equal(run._orders(3, False).ravel(), expected)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_draws_ahead_on_its_own_thread(monkeypatch):
+    """The background draw's thread does not survive fork; the child must not wait for it."""
+    import multiprocessing
+
+    from fastgd.testing import W1, make_data, prepared_run
+
+    monkeypatch.setattr(fastgd.batching, "PREFETCH_MIN_ROWS", 0)
+    case = W1.at(n=200, d=4, batch_size=5, epochs=3)
+    X, y, _ = make_data(case)
+    prepared_run(case, "numpy", X, y).train(3)  # the parent's worker thread exists now
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        res = pool.apply_async(_fit_in_child, (case, X, y))
+        hits = res.get(timeout=60)
+    assert hits == 2
+
+
+def _fit_in_child(case, X, y):
+    from fastgd.testing import prepared_run
+
+    run = prepared_run(case, "numpy", X, y)
+    run.train(3)
+    return run.stream.prefetch_hits
