@@ -61,19 +61,12 @@ cdef extern from "fgd_simd.h" nogil:
     void fgd_prefetch_row(const void* p, size_t nbytes)
     void fgd_logistic4(const double* p, const double* y, double* loss, double* dl)
 
+from .team cimport (fgd_team_barrier, fgd_thread_state, fgd_barrier_init, fgd_thread_init,
+                    fgd_batch_start, fgd_barrier_wait, fgd_contended, fgd_barrier_solo,
+                    fgd_omp_barrier)
+
 cdef extern from "fgd_team.h" nogil:
     double fgd_contended_wait
-    ctypedef struct fgd_team_barrier:
-        pass
-    ctypedef struct fgd_thread_state:
-        pass
-    void fgd_barrier_init(fgd_team_barrier* b, int n) noexcept nogil
-    void fgd_thread_init(fgd_thread_state* t) noexcept nogil
-    void fgd_batch_start(fgd_team_barrier* b, fgd_thread_state* t) noexcept nogil
-    void fgd_barrier_wait(fgd_team_barrier* b, fgd_thread_state* t) noexcept nogil
-    int fgd_contended(fgd_team_barrier* b) noexcept nogil
-    void fgd_barrier_solo(fgd_team_barrier* b) noexcept nogil
-    void fgd_omp_barrier() noexcept nogil
 
 cdef enum:
     LOSS_LOGISTIC = 1

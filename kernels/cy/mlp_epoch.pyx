@@ -49,19 +49,12 @@ from scipy.linalg.cython_blas cimport sgemm, dgemm
 from .losses cimport loss_dloss, softmax_loss_dloss
 from .updates cimport c_apply_update
 
+from .team cimport (fgd_team_barrier, fgd_thread_state, fgd_barrier_init, fgd_thread_init,
+                    fgd_batch_start, fgd_barrier_wait, fgd_contended, fgd_barrier_solo,
+                    fgd_omp_barrier)
+
 cdef extern from "fgd_team.h" nogil:
     double fgd_contended_wait
-    ctypedef struct fgd_team_barrier:
-        pass
-    ctypedef struct fgd_thread_state:
-        pass
-    void fgd_barrier_init(fgd_team_barrier* b, int n) noexcept nogil
-    void fgd_thread_init(fgd_thread_state* t) noexcept nogil
-    void fgd_batch_start(fgd_team_barrier* b, fgd_thread_state* t) noexcept nogil
-    void fgd_barrier_wait(fgd_team_barrier* b, fgd_thread_state* t) noexcept nogil
-    int fgd_contended(fgd_team_barrier* b) noexcept nogil
-    void fgd_barrier_solo(fgd_team_barrier* b) noexcept nogil
-    void fgd_omp_barrier() noexcept nogil
 
 cdef enum:
     ACT_RELU = 0
