@@ -6,40 +6,61 @@
 #ifndef FGD_TEAM_H
 #define FGD_TEAM_H
 
-/* A sense-reversing barrier for the epoch's OpenMP team: spin (with pause) a
-   while, then yield the CPU.  Each thread times its waits within the batch; one
-   that spent more than fgd_contended_wait seconds, and more than half of the
-   batch so far, waiting for the others marks the team "contended" (another
-   process has a CPU: a descheduled partner stalls every barrier), and the epoch
-   then finishes on thread 0 alone (same bits, see _team_epoch). */
+/* The barrier of an epoch's team: each thread counts the barriers it has reached in
+   a cache line of its own, and a thread passes barrier e once every other thread's
+   count is at least e: plain stores and loads, no read-modify-write, so one barrier
+   costs about one cache-line transfer each way (measured here: 0.09 us for two
+   threads, against 0.6-0.85 us for a central counter with a sense flag, whose locked
+   add and shared line bounced between the cores).  Waiting spins (with pause) a
+   while, then yields the CPU.  Each thread times its waits within the batch; one
+   that spent more than fgd_contended_wait seconds, and more than half of the batch
+   so far, waiting for the others marks the team "contended" (another process has a
+   CPU: a descheduled partner stalls every barrier), and the epoch then finishes on
+   thread 0 alone (same bits, see _team_epoch and _pair_epoch). */
 #include <omp.h>
+#define FGD_TEAM_MAX 64   /* threads in a team at most (callers cap their teams) */
 static double fgd_contended_wait = 2e-4;  /* < 0: always contended (tests) */
-typedef struct { int count; int sense; int n; int contended; } fgd_team_barrier;
-typedef struct { int sense; double t0; double waited; } fgd_thread_state;
+#if defined(__GNUC__) || defined(__clang__)
+#define FGD_LINE_ALIGNED __attribute__((aligned(64)))
+#else
+#define FGD_LINE_ALIGNED
+#endif
+typedef struct { long long v; char pad[64 - sizeof(long long)]; } FGD_LINE_ALIGNED fgd_team_flag;
+typedef struct {
+    fgd_team_flag arrived[FGD_TEAM_MAX];  /* barriers reached, per thread */
+    int n;                                /* threads still in the team */
+    int contended;
+} FGD_LINE_ALIGNED fgd_team_barrier;
+typedef struct { long long epoch; int tid; double t0; double waited; } fgd_thread_state;
 static void fgd_barrier_init(fgd_team_barrier *b, int n) {
-    b->count = 0; b->sense = 0; b->n = n; b->contended = 0;
+    int i;
+    for (i = 0; i < FGD_TEAM_MAX; i++) b->arrived[i].v = 0;
+    b->n = n < FGD_TEAM_MAX ? n : FGD_TEAM_MAX; b->contended = 0;
 }
 static void fgd_thread_init(fgd_thread_state *t) {
-    t->sense = 0; t->t0 = 0.0; t->waited = 0.0;
+    t->epoch = 0; t->tid = omp_get_thread_num(); t->t0 = 0.0; t->waited = 0.0;
 }
 static void fgd_batch_start(fgd_team_barrier *b, fgd_thread_state *t) {
     if (b->n > 1) { t->t0 = omp_get_wtime(); t->waited = 0.0; }
 }
 #if defined(__GNUC__) || defined(__clang__)
 #include <sched.h>
+static int fgd_all_arrived(fgd_team_barrier *b, int n, int tid, long long e) {
+    int j;
+    for (j = 0; j < n; j++)
+        if (j != tid && __atomic_load_n(&b->arrived[j].v, __ATOMIC_ACQUIRE) < e) return 0;
+    return 1;
+}
 static void fgd_barrier_wait(fgd_team_barrier *b, fgd_thread_state *t) {
-    int s = 1 - t->sense;
+    long long e = ++t->epoch;
+    int n = b->n;
     unsigned spins = 0;
     double w0, now;
-    t->sense = s;
-    if (b->n <= 1) return;
-    if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == b->n) {
-        __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&b->sense, s, __ATOMIC_RELEASE);
-        return;
-    }
+    if (n <= 1) return;
+    __atomic_store_n(&b->arrived[t->tid].v, e, __ATOMIC_RELEASE);
+    if (fgd_all_arrived(b, n, t->tid, e)) return;
     w0 = omp_get_wtime();
-    while (__atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) != s) {
+    while (!fgd_all_arrived(b, n, t->tid, e)) {
         if (++spins < 4096) {
 #if defined(__x86_64__) || defined(__i386__)
             __builtin_ia32_pause();

@@ -49,9 +49,9 @@ from scipy.linalg.cython_blas cimport sgemm, dgemm
 from .losses cimport loss_dloss, softmax_loss_dloss
 from .updates cimport c_apply_update
 
-from .team cimport (fgd_team_barrier, fgd_thread_state, fgd_barrier_init, fgd_thread_init,
-                    fgd_batch_start, fgd_barrier_wait, fgd_contended, fgd_barrier_solo,
-                    fgd_omp_barrier)
+from .team cimport (FGD_TEAM_MAX, fgd_team_barrier, fgd_thread_state, fgd_barrier_init,
+                    fgd_thread_init, fgd_batch_start, fgd_barrier_wait, fgd_contended,
+                    fgd_barrier_solo, fgd_omp_barrier)
 
 cdef extern from "fgd_team.h" nogil:
     double fgd_contended_wait
@@ -496,6 +496,8 @@ cdef Py_ssize_t c_mlp_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
     shared[1] = 0.0
     if _min_team_work > 0 and per_batch // _min_team_work < T:
         T = <int>(per_batch // _min_team_work)
+    if T > FGD_TEAM_MAX:
+        T = FGD_TEAM_MAX
     if T < 1:
         T = 1
     if T == 1:

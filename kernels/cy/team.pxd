@@ -4,6 +4,7 @@ linear epochs.  Each module that cimports it declares ``fgd_contended_wait`` its
 (a static of the header: one per module, with its own test knob)."""
 
 cdef extern from "fgd_team.h" nogil:
+    enum: FGD_TEAM_MAX
     ctypedef struct fgd_team_barrier:
         pass
     ctypedef struct fgd_thread_state:
