@@ -113,28 +113,32 @@ def check_labels(y, kind, loss_name):
     """
     if kind == "regression":
         return y, None
-    values = np.unique(y)
+    # Elementwise passes, no sort: np.unique (a sort of n labels) only to word an error.
     if kind == "binary01":
-        if not np.all(np.isin(values, (0.0, 1.0))):
+        if not _all_in(y, 0.0, 1.0):
             raise ValueError(
                 f"Invalid y for loss={loss_name!r}: labels must be 0 or 1, got values "
-                f"{_show(values.tolist())}. Map them, e.g. y = (y == positive_class).astype(int)")
+                f"{_show(np.unique(y).tolist())}. Map them, e.g. y = (y == positive_class).astype(int)")
         return y, "01"
     if kind == "binary_pm1":
-        if np.all(np.isin(values, (-1.0, 1.0))):
+        if _all_in(y, -1.0, 1.0):
             return y, "pm1"
-        if np.all(np.isin(values, (0.0, 1.0))):
+        if _all_in(y, 0.0, 1.0):
             return 2.0 * y - 1.0, "01"
         raise ValueError(
             f"Invalid y for loss={loss_name!r}: labels must be -1/+1 or 0/1, got values "
-            f"{_show(values.tolist())}. Map them, e.g. y = np.where(y == positive_class, 1, -1)")
+            f"{_show(np.unique(y).tolist())}. Map them, e.g. y = np.where(y == positive_class, 1, -1)")
     if kind == "multiclass":
-        if values[0] < 0 or np.any(values != np.round(values)):
+        if y.min() < 0 or not np.array_equal(y, np.round(y)):
             raise ValueError(
                 f"Invalid y for loss={loss_name!r}: labels must be integers 0..K-1, got values "
-                f"{_show(values.tolist())}. Encode them, e.g. classes, y = np.unique(y, return_inverse=True)")
-        return y, int(values[-1]) + 1
+                f"{_show(np.unique(y).tolist())}. Encode them, e.g. classes, y = np.unique(y, return_inverse=True)")
+        return y, int(y.max()) + 1
     raise AssertionError(kind)
+
+
+def _all_in(y, a, b):
+    return bool(np.logical_or(y == a, y == b).all())
 
 
 def check_sample_weight(sample_weight, n, dtype):
