@@ -282,6 +282,32 @@ def _with_threads(nthreads, fn):
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+@pytest.mark.parametrize("loss_id,rule,b", [(ids.LOSS_LOGISTIC, "sgd", 32),
+                                            (ids.LOSS_SOFTMAX, "adam", 20),
+                                            (ids.LOSS_HUBER, "rmsprop-momentum-centered-wd", 9)],
+                         ids=["logistic-sgd-b32", "softmax-adam-b20", "huber-rmsprop-b9"])
+def test_mid_sized_batches_same_bits_on_one_or_two_threads(monkeypatch, loss_id, rule, b):
+    """Two halves per batch: one thread, or two (the helper claims second halves as it
+    can): the same bits, equal to the reference to its tolerance."""
+    monkeypatch.setattr(nb_le, "PAIR_MIN_WORK", 0)
+    n = 800
+    X, _, sw = make_problem(loss_id, n=n, d=10, seed=6, sw=True)
+    y = labels(loss_id, n, np.random.default_rng(2))
+    nb = -(-n // b)
+    assert _with_threads(2, lambda: nb_le.epoch_threads(n, 10, K3 if loss_id == ids.LOSS_SOFTMAX
+                                                        else 1, True, b, nb)) == 2
+    runs = [_with_threads(t, lambda: run_epochs(nb_le, X, y, sw, loss_id, b, rule=rule,
+                                                penalty="elasticnet", epochs=3))
+            for t in (1, 2, 2, 1)]
+    for other in runs[1:]:
+        np.testing.assert_array_equal(other[1], runs[0][1])
+        np.testing.assert_array_equal(other[3], runs[0][3])
+    ref = run_epochs(ref_le, X, y, sw, loss_id, b, rule=rule, penalty="elasticnet", epochs=3)
+    assert_close(runs[0][1], ref[1], 1e-9)
+    assert_close(runs[0][3], ref[3], 1e-9)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
 @pytest.mark.parametrize("loss_id", [ids.LOSS_LOGISTIC, ids.LOSS_SOFTMAX],
                          ids=lambda c: LOSS_NAMES[c])
 @pytest.mark.parametrize("batch_size", [BIG_N, 2500], ids=["bn", "b2500-short-last"])
@@ -642,7 +668,8 @@ def _epoch_gathered_or_not(gathered, block_batches, X, y, sw, order, b, nb, loss
     dict(loss_id=ids.LOSS_HUBER, b=1, rule="momentum", sw=True),
     dict(loss_id=ids.LOSS_SQUARED, b=7, rule="adam-wd-amsgrad", alpha=0.01, sw=True),
     dict(loss_id=ids.LOSS_SOFTMAX, b=5, rule="rmsprop-momentum-centered-wd", sw=True),
-], ids=["b1-plain", "b1-penalty-sw", "b1-momentum", "b7-adam", "softmax-b5"])
+    dict(loss_id=ids.LOSS_LOGISTIC, b=12, rule="momentum", alpha=0.01, sw=True),
+], ids=["b1-plain", "b1-penalty-sw", "b1-momentum", "b7-adam", "softmax-b5", "b12-halves"])
 @pytest.mark.parametrize("block_batches", [1, 3, 9])
 def test_gathered_epoch_is_bit_identical_to_direct(case, block_batches):
     b = case["b"]

@@ -122,3 +122,79 @@ def _ol_prefetch_row(X, i):
             _prefetch_elem(X, i, j)
 
     return impl
+
+
+# --------------------------------------------------------------------------
+# Atomics on int64 arrays and a spin-wait hint, for the two threads of a
+# mid-sized-batch epoch (linear_epoch._pair_batches): plain loads and stores
+# with acquire/release ordering and one compare-and-swap.
+
+def _int64_slot(context, builder, aryty, ary, i):
+    arr = context.make_array(aryty)(context, builder, ary)
+    return cgutils.get_item_pointer(context, builder, aryty, arr, [i], wraparound=False)
+
+
+def _is_int64_vector(a):
+    return isinstance(a, types.Array) and a.ndim == 1 and a.dtype == types.int64
+
+
+@intrinsic
+def load_acquire(typingctx, a, i):
+    """a[i] read with acquire ordering (sees what the writer stored before its release)."""
+    if not _is_int64_vector(a):
+        return None
+    sig = types.int64(a, types.intp)
+
+    def codegen(context, builder, signature, args):
+        ptr = _int64_slot(context, builder, signature.args[0], args[0], args[1])
+        return builder.load_atomic(ptr, ordering="acquire", align=8)
+
+    return sig, codegen
+
+
+@intrinsic
+def store_release(typingctx, a, i, v):
+    """a[i] = v with release ordering (everything stored before is seen with it)."""
+    if not _is_int64_vector(a):
+        return None
+    sig = types.void(a, types.intp, types.int64)
+
+    def codegen(context, builder, signature, args):
+        ptr = _int64_slot(context, builder, signature.args[0], args[0], args[1])
+        builder.store_atomic(args[2], ptr, ordering="release", align=8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def compare_and_swap(typingctx, a, i, expected, new):
+    """Atomically: if a[i] == expected, a[i] = new.  True when it did."""
+    if not _is_int64_vector(a):
+        return None
+    sig = types.boolean(a, types.intp, types.int64, types.int64)
+
+    def codegen(context, builder, signature, args):
+        ptr = _int64_slot(context, builder, signature.args[0], args[0], args[1])
+        pair = builder.cmpxchg(ptr, args[2], args[3], ordering="acq_rel",
+                               failordering="acquire")
+        return builder.extract_value(pair, 1)
+
+    return sig, codegen
+
+
+@intrinsic
+def spin_pause(typingctx):
+    """The CPU's spin-wait hint (x86 ``pause``); nothing elsewhere."""
+    sig = types.void()
+
+    def codegen(context, builder, signature, args):
+        import platform
+
+        if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686"):
+            fnty = ir.FunctionType(ir.VoidType(), [])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.sse2.pause")
+            builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return sig, codegen

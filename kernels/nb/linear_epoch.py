@@ -46,7 +46,8 @@ from numba import prange
 from numba.core import types
 from numba.extending import overload
 
-from ._util import cast_like, is_finite, prefetch_row, zero_of
+from ._util import (cast_like, compare_and_swap, is_finite, load_acquire, prefetch_row,
+                    spin_pause, store_release, zero_of)
 from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel
 from .losses import point_loss, softmax_loss_dloss
 from .updates import apply_update
@@ -62,6 +63,23 @@ GATHER_BLOCK_BYTES = 512 << 10
 #: Rows are read through ``order``; the row this many positions ahead is
 #: prefetched (shuffled rows defeat the hardware prefetcher).
 PREFETCH_AHEAD = 8
+
+#: Batches of PAIR_MIN_ROWS to CHUNK_ROWS rows are summed as two fixed halves
+#: (_halves_batches); with two threads and at least PAIR_MIN_WORK multiply-adds
+#: per half, a second thread computes the second half (_pair_epoch_impl).  The same
+#: bits either way.
+PAIR_MIN_ROWS = 8
+PAIR_MIN_WORK = 512
+# Spin-wait bounds (pause instructions) of the pair: the first thread computes the
+# second half itself when the helper's does not come (a descheduled helper); the
+# helper leaves when no new batch comes (the epoch ended or its partner stalls).
+_WAIT_SPINS = 4096
+_IDLE_SPINS = 1 << 16
+# Slots of the pair's int64 sync array, a cache line apart: the batch published by
+# the first thread, the last batch whose second half was claimed, the last the
+# helper finished.
+_PUB, _CLAIM, _DONE = 0, 8, 16
+_STOP = 1 << 62
 
 # --------------------------------------------------------------------------
 # Building blocks (compiled into the public kernels; not cached on their own).
@@ -352,15 +370,137 @@ def _linear_batch_gradient_impl(X, y, sw, rows, loss_id, loss_param, n_outputs, 
 
 
 @kernel(cache=False)
+def _halves_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_param, K,
+                    fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
+                    state, batch_loss, hparts, hl, sync, hp, hd, wait_spins):
+    """Batches k0..k1-1 (position p of the epoch is row rows[p - base]), each the sum of
+    the gradients of its first ceil(nb / 2) rows and of the rest, in that order.
+
+    The second half goes to whichever thread claims it first (compare-and-swap on
+    ``sync[_CLAIM]``): this one, or a helper running _halves_helper on the same
+    arrays.  A claimed half is awaited at most ``wait_spins`` pauses, then computed
+    here as well; the same function on the same theta, so the same bits whoever
+    computes it.  Alone (no helper), every claim succeeds.  ``hparts`` (2, P):
+    this thread's and the helper's second-half gradients; ``hl`` (1,): the helper's
+    loss; ``hp``, ``hd`` (2, K): softmax scratch of each thread.  Returns k1, or the
+    first batch whose loss is not finite (not applied)."""
+    n_penalized = X.shape[1] * K
+    P = grad.shape[0]
+    for k in range(k0, k1):
+        lo = k * batch_size
+        hi = min(lo + batch_size, m)
+        h = (hi - lo + 1) // 2
+        scale = 1.0 / (hi - lo)
+        store_release(sync, _PUB, k)  # theta is ready for batch k
+        loss = _rows_gradient(X, y, sw, rows, lo - base, lo - base + h, loss_id, loss_param, K,
+                              fit_intercept, theta, grad, scale, hp[0], hd[0])
+        src = 0
+        if compare_and_swap(sync, _CLAIM, k - 1, k):
+            l1 = _rows_gradient(X, y, sw, rows, lo - base + h, hi - base, loss_id, loss_param,
+                                K, fit_intercept, theta, hparts[0], scale, hp[0], hd[0])
+        else:
+            spins = 0
+            while load_acquire(sync, _DONE) != k and spins < wait_spins:
+                spin_pause()
+                spins += 1
+            if load_acquire(sync, _DONE) == k:
+                l1 = hl[0]
+                src = 1
+            else:
+                l1 = _rows_gradient(X, y, sw, rows, lo - base + h, hi - base, loss_id,
+                                    loss_param, K, fit_intercept, theta, hparts[0], scale,
+                                    hp[0], hd[0])
+        part = hparts[src]
+        for t in range(P):
+            grad[t] += part[t]
+        loss += l1
+        loss += add_penalty(theta, grad, n_penalized, alpha, l1_ratio)
+        batch_loss[k] = loss
+        if not is_finite(loss):
+            store_release(sync, _PUB, _STOP)
+            return k
+        apply_update(rule_id, hyper, theta, grad, state, lrs[k], step0 + k + 1)
+    return k1
+
+
+@kernel(cache=False)
+def _halves_helper(X, y, sw, rows, n_batches, batch_size, loss_id, loss_param, K,
+                   fit_intercept, theta, hparts, hl, sync, hp, hd, idle_spins):
+    """The helper of _halves_batches: claims the second half of each batch published,
+    computes it into hparts[1] and its loss into hl[0], then marks it done.  Leaves at
+    the end of the epoch, or after ``idle_spins`` pauses with no new batch."""
+    m = rows.shape[0]
+    last = -1
+    idle = 0
+    while True:
+        k = load_acquire(sync, _PUB)
+        if k >= _STOP:
+            return
+        if k > last:
+            last = k
+            idle = 0
+            if k < n_batches and compare_and_swap(sync, _CLAIM, k - 1, k):
+                lo = k * batch_size
+                hi = min(lo + batch_size, m)
+                h = (hi - lo + 1) // 2
+                hl[0] = _rows_gradient(X, y, sw, rows, lo + h, hi, loss_id, loss_param, K,
+                                       fit_intercept, theta, hparts[1], 1.0 / (hi - lo),
+                                       hp[1], hd[1])
+                store_release(sync, _DONE, k)
+        else:
+            idle += 1
+            if idle > idle_spins:
+                return
+            spin_pause()
+
+
+def _pair_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
+                     fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
+                     state, batch_loss):
+    """The epoch of mid-sized batches on two threads: _halves_batches and its helper.
+    Deadlock-free whatever the schedule (each waits a bounded time, then goes on
+    alone); the same bits as the one-thread epoch."""
+    K = n_outputs
+    hparts = np.zeros((2, theta.shape[0]), dtype=theta.dtype)
+    hl = np.zeros(1)
+    sync = np.full(24, -1, dtype=np.int64)
+    hp = np.zeros((2, K), dtype=theta.dtype)
+    hd = np.zeros((2, K))
+    done = np.zeros(2, dtype=np.int64)
+    for t in prange(2):
+        if t == 0:
+            done[0] = _halves_batches(X, y, sw, order, 0, 0, n_batches, batch_size,
+                                      order.shape[0], loss_id, loss_param, K, fit_intercept,
+                                      alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
+                                      state, batch_loss, hparts, hl, sync, hp, hd, _WAIT_SPINS)
+            store_release(sync, _PUB, _STOP)
+        else:
+            _halves_helper(X, y, sw, order, n_batches, batch_size, loss_id, loss_param, K,
+                           fit_intercept, theta, hparts, hl, sync, hp, hd, _IDLE_SPINS)
+    return done[0]
+
+
+@kernel(cache=False)
+def _uses_halves(rows, n):
+    """Batches of ``rows`` rows out of n are summed as two halves (shapes only)."""
+    return PAIR_MIN_ROWS <= rows <= CHUNK_ROWS and 2 * rows < n
+
+
+@kernel(cache=False)
 def _run_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_param, K,
                  fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state,
-                 batch_loss, plain_b1, par, parts, lparts, pks, dlks):
+                 batch_loss, plain_b1, par, parts, lparts, pks, dlks, halves, hparts, hl, sync,
+                 hp, hd):
     """Batches k0..k1-1 of the epoch; position p of the epoch is row rows[p - base] of X.
 
     Returns k1, or the first batch whose loss is not finite (not applied)."""
     if plain_b1:
         return _plain_sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept,
                              alpha, l1_ratio, lrs, theta, batch_loss)
+    if halves:
+        return _halves_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_param,
+                               K, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0,
+                               theta, grad, state, batch_loss, hparts, hl, sync, hp, hd, 0)
     n_penalized = X.shape[1] * K
     for k in range(k0, k1):
         lo = k * batch_size
@@ -398,7 +538,8 @@ def _gather(X, y, sw, order, lo, hi, Xb, yb, swb):
 @kernel(cache=False)
 def _epoch_blocks(X, y, sw, order, batch_size, n_batches, block_batches, loss_id, loss_param,
                   K, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
-                  state, batch_loss, plain_b1, par, parts, lparts, pks, dlks):
+                  state, batch_loss, plain_b1, par, parts, lparts, pks, dlks, halves, hparts, hl,
+                  sync, hp, hd):
     """Run the epoch's batches; ``block_batches == 0``: straight from X through
     ``order``.  Else in blocks of ``block_batches`` batches: each block's rows are
     first copied, in epoch order, into a small contiguous buffer (a gather loop
@@ -416,6 +557,9 @@ def _epoch_blocks(X, y, sw, order, batch_size, n_batches, block_batches, loss_id
     swb = np.empty(rows_per_block if sw.shape[0] > 0 else 0, dtype=sw.dtype)
     local_rows = np.arange(rows_per_block)
     last = min(n_batches * batch_size, m)
+    # (no control flow inside the long argument list below: Python 3.11 passes it as a
+    # tuple, which Numba cannot build around a branch)
+    par_direct = par and not gather
     for k0 in range(0, n_batches, step):
         k1 = min(k0 + step, n_batches)
         if gather:
@@ -427,8 +571,8 @@ def _epoch_blocks(X, y, sw, order, batch_size, n_batches, block_batches, loss_id
             Xs, ys, sws, rs = X, y, sw, order
         k = _run_batches(Xs, ys, sws, rs, base, k0, k1, batch_size, m, loss_id, loss_param, K,
                          fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
-                         state, batch_loss, plain_b1, par and not gather, parts, lparts, pks,
-                         dlks)
+                         state, batch_loss, plain_b1, par_direct, parts, lparts, pks, dlks,
+                         halves, hparts, hl, sync, hp, hd)
         if k < k1:
             return k
     return n_batches
@@ -442,9 +586,19 @@ def _linear_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_par
     m = order.shape[0]
     K = n_outputs
     d = X.shape[1]
+    rows_b = min(batch_size, m)
     plain_b1 = (batch_size == 1 and loss_id != LOSS_SOFTMAX and rule_id == RULE_SGD
                 and hyper[0] == 0.0 and hyper[3] == 0.0)
-    parts, lparts, pks, dlks = _workspace(min(batch_size, m), theta, K)
+    parts, lparts, pks, dlks = _workspace(rows_b, theta, K)
+    # mid-sized batches: two halves (the rule is on the shapes only, so the bits are
+    # those of _pair_epoch_impl, which linear_epoch runs instead on two threads)
+    halves = _uses_halves(rows_b, X.shape[0])
+    n_hparts = 2 if halves else 0
+    hparts = np.zeros((n_hparts, theta.shape[0]), dtype=theta.dtype)
+    hl = np.zeros(1)
+    sync = np.full(24, -1, dtype=np.int64)
+    hp = np.zeros((2, K), dtype=theta.dtype)
+    hd = np.zeros((2, K))
     rows = order
     block = 0
     if batch_size >= m and n_batches == 1 and _is_sorted(order):
@@ -463,7 +617,8 @@ def _linear_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_par
         block = max(1, gather_block_bytes // (d * X.itemsize) // batch_size)
     return _epoch_blocks(X, y, sw, rows, batch_size, n_batches, block, loss_id, loss_param, K,
                          fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
-                         state, batch_loss, plain_b1, True, parts, lparts, pks, dlks)
+                         state, batch_loss, plain_b1, True, parts, lparts, pks, dlks, halves,
+                         hparts, hl, sync, hp, hd)
 
 
 # Built-in losses: cached.  A user's loss function: compiled per function, not cached.
@@ -471,6 +626,16 @@ _linear_batch_gradient_builtin = kernel(_linear_batch_gradient_impl)
 _linear_batch_gradient_custom = kernel(cache=False)(_linear_batch_gradient_impl)
 _linear_epoch_builtin = kernel(_linear_epoch_impl)
 _linear_epoch_custom = kernel(cache=False)(_linear_epoch_impl)
+# The two-thread epoch is a kernel of its own, compiled only when an epoch uses it.
+_pair_epoch_builtin = kernel(parallel=True)(_pair_epoch_impl)
+_pair_epoch_custom = kernel(parallel=True, cache=False)(_pair_epoch_impl)
+
+
+def _pairs(n, d, n_outputs, batch_size, n_batches, m):
+    """Whether linear_epoch runs the epoch on two threads (_pair_epoch_impl)."""
+    rows = min(batch_size, m)
+    return (n_batches >= 2 and _uses_halves(rows, n) and numba.get_num_threads() >= 2
+            and ((rows + 1) // 2) * d * n_outputs >= PAIR_MIN_WORK)
 
 
 def _is_builtin_param(t):
@@ -507,6 +672,8 @@ def _ol_linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fi
 def epoch_threads(n, d, n_outputs, fit_intercept, batch_size, n_batches):
     """How many threads ``linear_epoch`` would run an epoch's batches on (1: serial)."""
     rows = min(batch_size, n)
+    if _pairs(n, d, n_outputs, batch_size, n_batches, n):
+        return 2
     if rows > CHUNK_ROWS and rows * d * n_outputs >= PARALLEL_MIN_WORK:
         return numba.get_num_threads()
     return 1
@@ -518,12 +685,16 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
     """A whole epoch (docs/kernels.md); returns n_done."""
     args_tail = (int(n_outputs), bool(fit_intercept), float(alpha), float(l1_ratio),
                  int(rule_id), hyper, lrs, int(step0), theta, grad, state, batch_loss)
-    args_tail += (GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
-    if callable(loss_param):
-        return guarded(_linear_epoch_custom, X, y, sw, order, int(batch_size), int(n_batches),
-                       int(loss_id), loss_param, *args_tail)
-    return guarded(_linear_epoch_builtin, X, y, sw, order, int(batch_size), int(n_batches),
-                   int(loss_id), float(0.0 if loss_param is None else loss_param), *args_tail)
+    custom = callable(loss_param)
+    param = loss_param if custom else float(0.0 if loss_param is None else loss_param)
+    if _pairs(X.shape[0], X.shape[1], int(n_outputs), int(batch_size), int(n_batches),
+              order.shape[0]):
+        target = _pair_epoch_custom if custom else _pair_epoch_builtin
+    else:
+        target = _linear_epoch_custom if custom else _linear_epoch_builtin
+        args_tail += (GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
+    return guarded(target, X, y, sw, order, int(batch_size), int(n_batches), int(loss_id), param,
+                   *args_tail)
 
 
 @overload(linear_epoch)
