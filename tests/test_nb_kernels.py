@@ -151,6 +151,20 @@ def test_scalar_losses_match_reference(loss_id):
     np.testing.assert_allclose(got[:, 1], ref_dl[:, 0], rtol=1e-14, atol=1e-300)
 
 
+def test_inline_logistic_polynomial_matches_the_reference():
+    """logistic_poly (the 4-row blocks of larger batches) against NumPy, |p| <= 700."""
+    rng = np.random.default_rng(4)
+    p = np.concatenate([rng.uniform(-40, 40, 4000), rng.uniform(-700, 700, 400),
+                        [0.0, -0.0, 1e-300, -1e-300, 5e-324, 700.0, -700.0, 0.5 * np.log(2)]])
+    for yv in (0.0, 1.0):
+        y = np.full(p.size, yv)
+        ref_l, ref_dl = ref_losses.loss_and_dloss(ids.LOSS_LOGISTIC, 0.0, p[:, None], y)
+        got = np.array([nb_losses.logistic_poly(pi, yi) for pi, yi in zip(p, y)])
+        np.testing.assert_allclose(got[:, 0], ref_l, rtol=1e-15, atol=0)  # a few ulps
+        # dl = sigmoid(p) - y cancels for large |p|: compare on the scale of its terms
+        np.testing.assert_allclose(got[:, 1], ref_dl[:, 0], rtol=0, atol=4e-16)
+
+
 @pytest.mark.parametrize("loss_id", SCALAR_LOSSES, ids=lambda c: LOSS_NAMES[c])
 def test_non_finite_predictions_stay_detectable_like_the_reference(loss_id):
     # fastmath without nnan/ninf: a NaN/inf prediction gives what NumPy gives.

@@ -58,6 +58,20 @@ def _f64_bits(typingctx, x):
     return sig, codegen
 
 
+@intrinsic
+def bits_to_f64(typingctx, bits):
+    """The float64 whose IEEE-754 bits are the int64 ``bits``."""
+    if not isinstance(bits, types.Integer):
+        return None
+    sig = types.float64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        val = context.cast(builder, args[0], bits, types.int64)
+        return builder.bitcast(val, ir.DoubleType())
+
+    return sig, codegen
+
+
 _EXP_MASK = 0x7FF0000000000000
 
 

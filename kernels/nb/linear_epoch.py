@@ -49,9 +49,9 @@ from numba.extending import overload
 from ._util import (cast_like, compare_and_swap, is_finite, load_acquire, prefetch_row,
                     spin_pause, store_release, zero_of)
 from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel
-from .losses import point_loss, softmax_loss_dloss
+from .losses import logistic_poly, point_loss, softmax_loss_dloss
 from .updates import apply_update
-from ..ids import LOSS_SOFTMAX, RULE_SGD
+from ..ids import LOSS_LOGISTIC, LOSS_SOFTMAX, RULE_SGD
 
 
 #: Epochs of small batches over an X of at least this many bytes first gather
@@ -111,19 +111,31 @@ def _scalar_rows(X, y, sw, rows, lo, hi, loss_id, loss_param, fit_intercept, the
         a = zero_of(theta)
         for j in range(d):
             a += x0[j] * theta[j]
-        l0, e0 = point_loss(loss_id, loss_param, float(a + b0), float(y[i0]))
+        p0 = float(a + b0)
         a = zero_of(theta)
         for j in range(d):
             a += x1[j] * theta[j]
-        l1, e1 = point_loss(loss_id, loss_param, float(a + b0), float(y[i1]))
+        p1 = float(a + b0)
         a = zero_of(theta)
         for j in range(d):
             a += x2[j] * theta[j]
-        l2, e2 = point_loss(loss_id, loss_param, float(a + b0), float(y[i2]))
+        p2 = float(a + b0)
         a = zero_of(theta)
         for j in range(d):
             a += x3[j] * theta[j]
-        l3, e3 = point_loss(loss_id, loss_param, float(a + b0), float(y[i3]))
+        p3 = float(a + b0)
+        if (loss_id == LOSS_LOGISTIC and abs(p0) <= 700.0 and abs(p1) <= 700.0
+                and abs(p2) <= 700.0 and abs(p3) <= 700.0):
+            # four inline polynomial evaluations instead of eight libm calls
+            l0, e0 = logistic_poly(p0, float(y[i0]))
+            l1, e1 = logistic_poly(p1, float(y[i1]))
+            l2, e2 = logistic_poly(p2, float(y[i2]))
+            l3, e3 = logistic_poly(p3, float(y[i3]))
+        else:
+            l0, e0 = point_loss(loss_id, loss_param, p0, float(y[i0]))
+            l1, e1 = point_loss(loss_id, loss_param, p1, float(y[i1]))
+            l2, e2 = point_loss(loss_id, loss_param, p2, float(y[i2]))
+            l3, e3 = point_loss(loss_id, loss_param, p3, float(y[i3]))
         c0 = scale * sw[i0] if has_sw else scale
         c1 = scale * sw[i1] if has_sw else scale
         c2 = scale * sw[i2] if has_sw else scale
