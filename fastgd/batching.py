@@ -103,16 +103,21 @@ def _worker():
     return _executor
 
 
+def _generator_at(state):
+    """A Generator in a given PCG64 state (seeded with 0 first: a bare PCG64() reads OS entropy)."""
+    rng = np.random.Generator(np.random.PCG64(0))
+    rng.bit_generator.state = state
+    return rng
+
+
 def _skip_permutations(state, n, count):
     """The PCG64 state after ``count`` draws of ``rng.permutation(n)`` from ``state``."""
     if count == 0:
         return state
-    rng = np.random.Generator(np.random.PCG64(0))
-    rng.bit_generator.state = state
+    rng = _generator_at(state)
     scratch = np.empty(n, dtype=np.int64)
     for _ in range(count):
-        scratch[...] = np.arange(n, dtype=np.int64)
-        rng.shuffle(scratch)
+        epoch_order(rng, n, n, out=scratch)
     return rng.bit_generator.state
 
 
@@ -153,11 +158,10 @@ class OrderStream:
     """
 
     def __init__(self, stream_state, n, batch_size, shuffle, sampling, drop_last, prefetch=False):
-        self.rng = np.random.Generator(np.random.PCG64(0))  # its state is set just below
         if stream_state.n == n:  # owed permutations of this n stay owed
-            self.rng.bit_generator.state, self.owed = stream_state._state, stream_state.owed
+            self.rng, self.owed = _generator_at(stream_state._state), stream_state.owed
         else:
-            self.rng.bit_generator.state, self.owed = stream_state.state, 0
+            self.rng, self.owed = _generator_at(stream_state.state), 0
         self.n, self.batch_size, self.shuffle = n, batch_size, shuffle
         self.sampling, self.drop_last = sampling, drop_last
         self.m = epoch_length(n, batch_size, sampling, drop_last)
@@ -214,8 +218,8 @@ class OrderStream:
             self._bufs.append(buf)
         start = self.rng.bit_generator.state
         end = []
-        if self._spare is None:  # the worker's generator, reused (a fresh one seeds from the OS)
-            self._spare = np.random.Generator(np.random.PCG64(0))
+        if self._spare is None:  # the worker's generator, reused
+            self._spare = _generator_at(start)
         rng = self._spare
 
         def draw():

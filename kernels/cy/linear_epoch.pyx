@@ -505,6 +505,22 @@ cdef inline Py_ssize_t _state_slots(int rule_id) noexcept nogil:
     return 1 if (rule_id == RULE_SGD or rule_id == RULE_ADAGRAD) else 3
 
 
+cdef inline Py_ssize_t _batch_stop(Py_ssize_t k, Py_ssize_t batch_size,
+                                   Py_ssize_t m) noexcept nogil:
+    """One past the last position of batch k (the last batch may be shorter)."""
+    cdef Py_ssize_t stop = (k + 1) * batch_size
+    return stop if stop < m else m
+
+
+cdef inline int _pair_threads(Py_ssize_t max_rows, Py_ssize_t d, Py_ssize_t K,
+                              Py_ssize_t n_batches) noexcept nogil:
+    """Threads (1 or 2) that run a paired epoch's halves now."""
+    if (n_batches >= 2 and openmp.omp_get_max_threads() >= 2
+            and ((max_rows + 1) // 2) * d * K >= _pair_min_work):
+        return 2
+    return 1
+
+
 cdef inline bint _paired(Py_ssize_t max_rows, Py_ssize_t n, Py_ssize_t d, Py_ssize_t K,
                          Py_ssize_t P) noexcept nogil:
     """Whether an epoch's batches are summed as two halves: a rule on the shapes only
@@ -546,9 +562,7 @@ cdef Py_ssize_t _pair_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
     pen = c_penalty_value(theta, n_pen, alpha, l1_ratio)
     for k in range(n_batches):
         start = k * batch_size
-        stop = start + batch_size
-        if stop > m:
-            stop = m
+        stop = _batch_stop(k, batch_size, m)
         nb = stop - start
         h = (nb + 1) // 2
         buf = parts + (k & 1) * 2 * P
@@ -596,7 +610,7 @@ cdef Py_ssize_t _paired_epoch(const xfloat* X, const xfloat* y, const xfloat* sw
     cdef Py_ssize_t max_rows = batch_size if batch_size < m else m
     cdef Py_ssize_t done[1]
     cdef Py_ssize_t r
-    cdef int T = 1, tid, nt
+    cdef int T = _pair_threads(max_rows, d, K, n_batches), tid, nt
     cdef int solo[2]
     cdef double lparts[4]
     cdef fgd_team_barrier bar
@@ -611,9 +625,6 @@ cdef Py_ssize_t _paired_epoch(const xfloat* X, const xfloat* y, const xfloat* sw
         return -1
     solo[0] = 0
     solo[1] = 0
-    if (n_batches >= 2 and openmp.omp_get_max_threads() >= 2
-            and ((max_rows + 1) // 2) * d * K >= _pair_min_work):
-        T = 2
     if T == 1:
         fgd_barrier_init(&bar, 1)
         r = _pair_epoch(X, y, sw, d, order, m, batch_size, n_batches, loss_id, param, K, fi,
@@ -683,9 +694,7 @@ cdef Py_ssize_t c_linear_epoch(const xfloat* X, const xfloat* y, const xfloat* s
     pen = c_penalty_value(theta, n_pen, alpha, l1_ratio)
     for k in range(n_batches):
         start = k * batch_size
-        stop = start + batch_size
-        if stop > m:
-            stop = m
+        stop = _batch_stop(k, batch_size, m)
         loss = _batch_grad(X, y, sw, n, d, order, start, stop, m, loss_id, loss_param, K,
                            fit_intercept, theta, grad, <afloat>(1.0 / (stop - start)), work,
                            counts, srt)
@@ -854,7 +863,7 @@ def epoch_threads(Py_ssize_t n, Py_ssize_t d, Py_ssize_t n_outputs, bint fit_int
     if T < 2:
         return 1
     if _paired(rows, n, d, K, P):
-        return 2 if n_batches >= 2 and ((rows + 1) // 2) * d * K >= _pair_min_work else 1
+        return _pair_threads(rows, d, K, n_batches)
     return T if c_chunk_layout(rows, d, K, P, &cr) > 1 else 1
 
 
