@@ -602,6 +602,85 @@ def test_mid_sized_batches_diverge_at_the_same_batch_on_two_threads(pair_knobs):
     assert np.all(np.isfinite(t2))
 
 
+@pytest.fixture
+def reader_knob():
+    """Turn the reader thread of one-thread epochs on (for any size of X) in a test."""
+    def set_(on):
+        cy_le._set_reader_min_bytes(0 if on else 1 << 60)
+
+    old = cy_le._set_reader_min_bytes(0)
+    yield set_
+    cy_le._set_reader_min_bytes(old)
+
+
+# (loss, rule, dtypes (X, theta), b, sample weights): plain SGD at b = 1 (_sgd1_epoch),
+# b = 1 with momentum and b = 3 (_serial_epoch), b = 24 with the halves on one thread
+READER_CASES = [(ids.LOSS_LOGISTIC, "sgd", np.float64, np.float64, 1, False),
+                (ids.LOSS_HINGE, "sgd", np.float32, np.float32, 1, True),
+                (ids.LOSS_SQUARED, "sgd", np.float32, np.float64, 1, False),
+                (ids.LOSS_HUBER, "sgd-momentum-dampening", np.float64, np.float64, 1, True),
+                (ids.LOSS_SOFTMAX, "adam-amsgrad-wd", np.float64, np.float64, 3, False),
+                (ids.LOSS_MODIFIED_HUBER, "rmsprop-centered-momentum-wd", np.float64,
+                 np.float64, 24, True)]
+
+
+@pytest.mark.parametrize("loss_id,rule,xd,acc,b,sw", READER_CASES,
+                         ids=[f"{LOSS_NAMES[c[0]]}-{c[1]}-b{c[4]}-{np.dtype(c[2]).name}"
+                              for c in READER_CASES])
+def test_reader_thread_changes_no_bit(reader_knob, pair_knobs, loss_id, rule, xd, acc, b, sw):
+    """One-thread epochs over a shuffled order with a reader thread on the other core give
+    the bits they give without it (the reader only loads rows ahead of the trainer)."""
+    if cy_le.omp_max_threads() < 2:
+        pytest.skip("needs two OpenMP threads")
+    n = 600
+    X, y, w = make_problem(loss_id, n=n, d=12, seed=7, sw=sw)
+    X, y, w = X.astype(xd), y.astype(xd), w.astype(xd)
+    order = np.random.default_rng(4).permutation(n)
+    pair_knobs(min_work=1 << 40)  # mid-sized batches: both halves on the trainer
+    runs = []
+    for on in (False, True):
+        reader_knob(on)
+        theta = state = None
+        out = []
+        for e in range(2):
+            done, theta, state, bl = run_epoch(cy_le, X, y, w, order, b, loss_id, True, rule,
+                                               acc=acc, alpha=0.0 if b == 1 else 0.01,
+                                               lr=0.01, theta0=theta, state0=state,
+                                               step0=e * len(order) // b)
+            assert done == len(bl)
+            out.append((theta.copy(), state.copy(), bl.copy()))
+        runs.append(out)
+    for (t0, s0, l0), (t1, s1, l1) in zip(*runs):
+        np.testing.assert_array_equal(t1, t0)
+        np.testing.assert_array_equal(s1, s0)
+        np.testing.assert_array_equal(l1, l0)
+    want = run_epoch(ref_le, X.astype(np.float64), y.astype(np.float64), w.astype(np.float64),
+                     order, b, loss_id, True, rule, alpha=0.0 if b == 1 else 0.01, lr=0.01)
+    rtol = RTOL64 if acc == np.float64 and xd == np.float64 else RTOL32
+    assert_close(runs[1][0][0], want[1], rtol)
+    assert_close(runs[1][0][2], want[3], rtol)
+
+
+@pytest.mark.parametrize("b", [1, 3])
+def test_reader_thread_divergence_at_the_same_row(reader_knob, b):
+    if cy_le.omp_max_threads() < 2:
+        pytest.skip("needs two OpenMP threads")
+    X, y, _ = make_problem(ids.LOSS_SQUARED, n=500, d=12, seed=5)
+    order = np.random.default_rng(2).permutation(500)
+    X[order[301], 3] = 1e200
+    results = []
+    for on in (False, True):
+        reader_knob(on)
+        with np.errstate(all="ignore"):
+            results.append(run_epoch(cy_le, X, y, np.empty(0), order, b, ids.LOSS_SQUARED, True,
+                                     "sgd"))
+    (d1, t1, s1, l1), (d2, t2, s2, l2) = results
+    assert d1 == d2 == 301 // b
+    np.testing.assert_array_equal(t1, t2)
+    np.testing.assert_array_equal(l1[:d1 + 1], l2[:d1 + 1])
+    assert np.all(np.isfinite(t2))
+
+
 THREAD_SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np

@@ -179,24 +179,63 @@ FGD_CLONES FGD_NOREASSOC static double fgd_dot_fd(const float *x, const double *
     return s;
 }
 
-/* dot of two float rows, accumulated in double (float X, float64 theta) */
-FGD_CLONES FGD_NOREASSOC static double fgd_dot_ffd(const float *x, const float *w, ptrdiff_t n)
+/* ---- fused update and dot: w[j] += a * xp[j], then return x . w -------
+ * The b = 1 SGD step: the previous row's update and the next row's margin in
+ * one pass over w (w is read and written once, and the margin is formed
+ * straight from the updated values held in registers).  Same bits as
+ * fgd_axpy_* followed by fgd_dot_* (same per-element update, same summation
+ * order). */
+#define FGD_AXPY_DOT_BODY(LDX, LDP, LDW, STW, VT, NL, HSUM, ST)                         \
+    VT av, a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, t0, t1, t2, t3;                    \
+    ptrdiff_t j = 0; int q;                                                            \
+    ST s;                                                                              \
+    for (q = 0; q < NL; q++) av[q] = a;                                                \
+    for (; j + 4 * NL <= n; j += 4 * NL) {                                             \
+        t0 = LDW(w + j) + av * LDP(xp + j); STW(w + j, t0);                            \
+        t1 = LDW(w + j + NL) + av * LDP(xp + j + NL); STW(w + j + NL, t1);             \
+        t2 = LDW(w + j + 2 * NL) + av * LDP(xp + j + 2 * NL); STW(w + j + 2 * NL, t2); \
+        t3 = LDW(w + j + 3 * NL) + av * LDP(xp + j + 3 * NL); STW(w + j + 3 * NL, t3); \
+        a0 += LDX(x + j) * t0;                                                         \
+        a1 += LDX(x + j + NL) * t1;                                                    \
+        a2 += LDX(x + j + 2 * NL) * t2;                                                \
+        a3 += LDX(x + j + 3 * NL) * t3;                                                \
+    }                                                                                  \
+    for (; j + NL <= n; j += NL) {                                                     \
+        t0 = LDW(w + j) + av * LDP(xp + j); STW(w + j, t0);                            \
+        a0 += LDX(x + j) * t0;                                                         \
+    }                                                                                  \
+    a0 = (a0 + a1) + (a2 + a3);                                                        \
+    s = HSUM(a0);                                                                      \
+    for (; j < n; j++) { w[j] += a * (ST)xp[j]; s += (ST)x[j] * w[j]; }                \
+    return s;
+
+#define FGD_HSUM4(v) ((v[0] + v[1]) + (v[2] + v[3]))
+#define FGD_HSUM8(v) (((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])))
+
+FGD_CLONES FGD_NOREASSOC static double fgd_axpy_dot_dd(double a, const double *xp, double *w,
+                                                       const double *x, ptrdiff_t n)
 {
     FGD_NOREASSOC_BODY
-    fgd_v4d a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-    ptrdiff_t j = 0;
-    double s;
-    for (; j + 16 <= n; j += 16) {
-        a0 += fgd_ld4f_as_d(x + j) * fgd_ld4f_as_d(w + j);
-        a1 += fgd_ld4f_as_d(x + j + 4) * fgd_ld4f_as_d(w + j + 4);
-        a2 += fgd_ld4f_as_d(x + j + 8) * fgd_ld4f_as_d(w + j + 8);
-        a3 += fgd_ld4f_as_d(x + j + 12) * fgd_ld4f_as_d(w + j + 12);
+    if (((size_t)x & 31) == 16) {
+        FGD_AXPY_DOT_BODY(fgd_ld4d_h, fgd_ld4d, fgd_ld4d, fgd_st4d, fgd_v4d, 4, FGD_HSUM4, double)
+    } else {
+        FGD_AXPY_DOT_BODY(fgd_ld4d, fgd_ld4d, fgd_ld4d, fgd_st4d, fgd_v4d, 4, FGD_HSUM4, double)
     }
-    for (; j + 4 <= n; j += 4) a0 += fgd_ld4f_as_d(x + j) * fgd_ld4f_as_d(w + j);
-    a0 = (a0 + a1) + (a2 + a3);
-    s = (a0[0] + a0[1]) + (a0[2] + a0[3]);
-    for (; j < n; j++) s += (double)x[j] * (double)w[j];
-    return s;
+}
+
+FGD_CLONES FGD_NOREASSOC static float fgd_axpy_dot_ff(float a, const float *xp, float *w,
+                                                      const float *x, ptrdiff_t n)
+{
+    FGD_NOREASSOC_BODY
+    FGD_AXPY_DOT_BODY(fgd_ld8f, fgd_ld8f, fgd_ld8f, fgd_st8f, fgd_v8f, 8, FGD_HSUM8, float)
+}
+
+FGD_CLONES FGD_NOREASSOC static double fgd_axpy_dot_fd(double a, const float *xp, double *w,
+                                                       const float *x, ptrdiff_t n)
+{
+    FGD_NOREASSOC_BODY
+    FGD_AXPY_DOT_BODY(fgd_ld4f_as_d, fgd_ld4f_as_d, fgd_ld4d, fgd_st4d, fgd_v4d, 4, FGD_HSUM4,
+                      double)
 }
 
 /* ---- axpy: y[j] += a * x[j] ----------------------------------------- */
@@ -340,14 +379,20 @@ static float fgd_dot_ff(const float *x, const float *w, ptrdiff_t n)
 { float s = 0; ptrdiff_t j; for (j = 0; j < n; j++) s += x[j] * w[j]; return s; }
 static double fgd_dot_fd(const float *x, const double *w, ptrdiff_t n)
 { double s = 0; ptrdiff_t j; for (j = 0; j < n; j++) s += (double)x[j] * w[j]; return s; }
-static double fgd_dot_ffd(const float *x, const float *w, ptrdiff_t n)
-{ double s = 0; ptrdiff_t j; for (j = 0; j < n; j++) s += (double)x[j] * (double)w[j]; return s; }
 static void fgd_axpy_dd(double a, const double *x, double *y, ptrdiff_t n)
 { ptrdiff_t j; for (j = 0; j < n; j++) y[j] += a * x[j]; }
 static void fgd_axpy_ff(float a, const float *x, float *y, ptrdiff_t n)
 { ptrdiff_t j; for (j = 0; j < n; j++) y[j] += a * x[j]; }
 static void fgd_axpy_fd(double a, const float *x, double *y, ptrdiff_t n)
 { ptrdiff_t j; for (j = 0; j < n; j++) y[j] += a * (double)x[j]; }
+static double fgd_axpy_dot_dd(double a, const double *xp, double *w, const double *x,
+                              ptrdiff_t n)
+{ fgd_axpy_dd(a, xp, w, n); return fgd_dot_dd(x, w, n); }
+static float fgd_axpy_dot_ff(float a, const float *xp, float *w, const float *x, ptrdiff_t n)
+{ fgd_axpy_ff(a, xp, w, n); return fgd_dot_ff(x, w, n); }
+static double fgd_axpy_dot_fd(double a, const float *xp, double *w, const float *x,
+                              ptrdiff_t n)
+{ fgd_axpy_fd(a, xp, w, n); return fgd_dot_fd(x, w, n); }
 
 
 static void fgd_axpy4_dd(const double *a, const double *x0, const double *x1, const double *x2,
@@ -384,5 +429,12 @@ FGD_NOREASSOC static float fgd_dot_df(const double *x, const float *w, ptrdiff_t
     FGD_NOREASSOC_BODY float s = 0; ptrdiff_t j; for (j = 0; j < n; j++) s += (float)x[j] * w[j]; return s; }
 static void fgd_axpy_df(float a, const double *x, float *y, ptrdiff_t n)
 { ptrdiff_t j; for (j = 0; j < n; j++) y[j] += a * (float)x[j]; }
+FGD_NOREASSOC static float fgd_axpy_dot_df(float a, const double *xp, float *w,
+                                           const double *x, ptrdiff_t n)
+{
+    FGD_NOREASSOC_BODY float s = 0; ptrdiff_t j;
+    for (j = 0; j < n; j++) { w[j] += a * (float)xp[j]; s += (float)x[j] * w[j]; }
+    return s;
+}
 
 #endif /* FGD_SIMD_H */

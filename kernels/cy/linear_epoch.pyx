@@ -47,11 +47,14 @@ cdef extern from "fgd_simd.h" nogil:
     float fgd_dot_ff(const float* x, const float* w, Py_ssize_t n)
     double fgd_dot_fd(const float* x, const double* w, Py_ssize_t n)
     float fgd_dot_df(const double* x, const float* w, Py_ssize_t n)
-    double fgd_dot_ffd(const float* x, const float* w, Py_ssize_t n)
     void fgd_axpy_dd(double a, const double* x, double* y, Py_ssize_t n)
     void fgd_axpy_ff(float a, const float* x, float* y, Py_ssize_t n)
     void fgd_axpy_fd(double a, const float* x, double* y, Py_ssize_t n)
     void fgd_axpy_df(float a, const double* x, float* y, Py_ssize_t n)
+    double fgd_axpy_dot_dd(double a, const double* xp, double* w, const double* x, Py_ssize_t n)
+    float fgd_axpy_dot_ff(float a, const float* xp, float* w, const float* x, Py_ssize_t n)
+    double fgd_axpy_dot_fd(double a, const float* xp, double* w, const float* x, Py_ssize_t n)
+    float fgd_axpy_dot_df(float a, const double* xp, float* w, const double* x, Py_ssize_t n)
     void fgd_axpy4_dd(const double* a, const double* x0, const double* x1, const double* x2,
                       const double* x3, double* y, Py_ssize_t n)
     void fgd_axpy4_ff(const float* a, const float* x0, const float* x1, const float* x2,
@@ -67,6 +70,17 @@ from .team cimport (fgd_team_barrier, fgd_thread_state, fgd_barrier_init, fgd_th
 
 cdef extern from "fgd_team.h" nogil:
     double fgd_contended_wait
+
+cdef extern from "fgd_reader.h" nogil:
+    enum: FGD_READER_PUBLISH
+    enum: FGD_READER_WINDOW
+    ctypedef struct fgd_reader:
+        pass
+    void fgd_reader_init(fgd_reader* r)
+    void fgd_reader_at(fgd_reader* r, Py_ssize_t k)
+    void fgd_reader_done(fgd_reader* r)
+    void fgd_read_ahead(fgd_reader* r, const char* X, size_t stride, size_t row_bytes,
+                        const int64_t* order, Py_ssize_t m)
 
 cdef enum:
     LOSS_LOGISTIC = 1
@@ -99,23 +113,19 @@ cdef inline afloat _dot(const xfloat* x, const afloat* w, Py_ssize_t n) noexcept
             return fgd_dot_ff(x, w, n)
 
 
-cdef inline afloat _dot_rows(const xfloat* a, const xfloat* b, Py_ssize_t n,
-                            const afloat* like) noexcept nogil:
-    """a . b of two rows of X, in the accumulation dtype (that of ``like``)."""
-    cdef Py_ssize_t j
-    cdef afloat s = 0
+cdef inline afloat _axpy_dot(afloat a, const xfloat* xp, afloat* w, const xfloat* x,
+                             Py_ssize_t n) noexcept nogil:
+    """w += a xp, then x . w, in one pass (same bits as _axpy then _dot)."""
     if xfloat is double:
         if afloat is double:
-            return fgd_dot_dd(a, b, n)
+            return fgd_axpy_dot_dd(a, xp, w, x, n)
         else:
-            for j in range(n):
-                s += <afloat>a[j] * <afloat>b[j]
-            return s
+            return fgd_axpy_dot_df(a, xp, w, x, n)
     else:
         if afloat is double:
-            return fgd_dot_ffd(a, b, n)
+            return fgd_axpy_dot_fd(a, xp, w, x, n)
         else:
-            return fgd_dot_ff(a, b, n)
+            return fgd_axpy_dot_ff(a, xp, w, x, n)
 
 
 cdef inline void _axpy(afloat a, const xfloat* x, afloat* y, Py_ssize_t n) noexcept nogil:
@@ -417,18 +427,19 @@ cdef double c_add_penalty(const afloat* theta, afloat* grad, Py_ssize_t n_penali
 cdef Py_ssize_t _sgd1_epoch(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ssize_t d,
                             const int64_t* order, Py_ssize_t m, Py_ssize_t n_batches,
                             int loss_id, double param, bint fi, const double* lrs,
-                            afloat* theta, double* batch_loss) noexcept nogil:
+                            afloat* theta, double* batch_loss, fgd_reader* rd) noexcept nogil:
     """Plain SGD (no momentum, no weight decay, no penalty), batch size 1, K = 1:
     w_k = w_{k-1} + a_k x_k with a_k = -lr_k sw_k dl_k, without a gradient vector.
 
-    Latency: each row's margin needs the previous row's update.  The update of
-    row k-1 is applied lazily, after row k's margin has been formed as
-        p_k = x_k . w_{k-2} + a_{k-1} (x_k . x_{k-1}) + b_{k-1}
-    (= x_k . w_{k-1} + b_{k-1} up to rounding), so the two dots of row k do not
-    wait for the axpy of row k-1: the dependency chain per row shrinks to one
-    FMA, the loss and the update scalar.  The intercept is updated at once.
-    Divergence: theta is w_{k-1} (the pending update applied) when row k's loss
-    is not finite."""
+    Row k's pass over the weights applies row k-1's update and forms row k's
+    margin from the updated values in the same loop (_axpy_dot): w is read and
+    written once per row, and x_{k-1} is still in L1.  The margin is exactly
+    x_k . w_{k-1}, as the reference computes it.  (Measured against a lazy form,
+    p_k = x_k . w_{k-2} + a_{k-1} x_k . x_{k-1}, which shortens the dependency
+    chain but makes three passes per row: W1 shuffled 11.5-12.1 -> see
+    docs/cython.md.)  The intercept is updated at once.  Divergence: theta is
+    w_{k-1} (the pending update applied) when row k's loss is not finite.
+    ``rd``: the reader to tell where the epoch is (fgd_reader.h), or NULL."""
     cdef Py_ssize_t k, i
     cdef const xfloat* xi
     cdef const xfloat* xprev = NULL
@@ -437,6 +448,8 @@ cdef Py_ssize_t _sgd1_epoch(const xfloat* X, const xfloat* y, const xfloat* sw, 
     cdef size_t half = (d * sizeof(xfloat)) // 2
     cdef const char* pfrow = NULL
     for k in range(n_batches):
+        if rd != NULL and (k & (FGD_READER_PUBLISH - 1)) == 0:
+            fgd_reader_at(rd, k)
         # the next rows' lines are requested in two halves, spread over the row's work
         if k + PREFETCH_AHEAD < m:
             i = order[k + PREFETCH_AHEAD]
@@ -450,13 +463,13 @@ cdef Py_ssize_t _sgd1_epoch(const xfloat* X, const xfloat* y, const xfloat* sw, 
         i = order[k]
         xi = X + i * d
         c = 1 if sw == NULL else <afloat>sw[i]
-        p = _dot(xi, theta, d)
+        if aprev != 0:
+            p = _axpy_dot(aprev, xprev, theta, xi, d)      # theta = w_{k-1}
+            aprev = 0
+        else:
+            p = _dot(xi, theta, d)
         if pfrow != NULL:
             fgd_prefetch_row(pfrow + half, d * sizeof(xfloat) - half)
-        if aprev != 0:
-            p = p + aprev * _dot_rows(xi, xprev, d, theta)
-            _axpy(aprev, xprev, theta, d)          # theta = w_{k-1}
-            aprev = 0
         if fi:
             p = p + theta[d]
         l = loss_dloss(loss_id, param, p, <afloat>y[i], &dl)
@@ -500,6 +513,27 @@ def _set_contended_wait(double seconds):
     return old
 
 
+# A shuffled one-thread epoch gets a reader thread (fgd_reader.h) when a second
+# thread is available and X is at least this many bytes (smaller X stays in cache
+# from one epoch to the next, and the reader only costs a core).
+cdef Py_ssize_t _reader_min_bytes = 8 << 20
+
+
+def _set_reader_min_bytes(Py_ssize_t value):
+    """Test/benchmark knob: the size of X from which shuffled one-thread epochs get a
+    reader thread (0: always; a huge value: never); returns the previous value."""
+    global _reader_min_bytes
+    old = _reader_min_bytes
+    _reader_min_bytes = value
+    return old
+
+
+cdef inline bint _use_reader(Py_ssize_t n, Py_ssize_t d, Py_ssize_t itemsize,
+                             const int64_t* order, Py_ssize_t m) noexcept nogil:
+    return (n * d * itemsize >= _reader_min_bytes and openmp.omp_get_max_threads() >= 2
+            and m >= 2 * FGD_READER_WINDOW and not _is_sorted(order, m))
+
+
 cdef inline Py_ssize_t _state_slots(int rule_id) noexcept nogil:
     # fastgd.kernels.ids.STATE_SLOTS: SGD and Adagrad one row, Adam(W) and RMSprop three
     return 1 if (rule_id == RULE_SGD or rule_id == RULE_ADAGRAD) else 3
@@ -538,7 +572,7 @@ cdef Py_ssize_t _pair_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
                             const double* lrs, long long step0, afloat* theta, afloat* grad,
                             afloat* state, double* batch_loss, afloat* parts, double* lparts,
                             int* solo, afloat* scratch, int tid, int T,
-                            fgd_team_barrier* bar) noexcept nogil:
+                            fgd_team_barrier* bar, fgd_reader* rd) noexcept nogil:
     """The epoch of mid-sized batches as thread ``tid`` of T (1 or 2) sees it.
 
     Batch k's gradient is the sum, in this order, of the gradients of its first
@@ -567,6 +601,8 @@ cdef Py_ssize_t _pair_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
         h = (nb + 1) // 2
         buf = parts + (k & 1) * 2 * P
         lb = lparts + (k & 1) * 2
+        if rd != NULL:
+            fgd_reader_at(rd, start)
         fgd_batch_start(bar, &ts)
         for half in range(2):
             if half % T != tid:
@@ -597,20 +633,21 @@ cdef Py_ssize_t _pair_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
 
 
 cdef Py_ssize_t _paired_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
-                              Py_ssize_t d, const int64_t* order, Py_ssize_t m,
+                              Py_ssize_t n, Py_ssize_t d, const int64_t* order, Py_ssize_t m,
                               Py_ssize_t batch_size, Py_ssize_t n_batches, int loss_id,
                               double param, Py_ssize_t K, bint fi, double alpha,
                               double l1_ratio, int rule_id, const double* hyper,
                               const double* lrs, long long step0, afloat* theta,
-                              afloat* grad, afloat* state,
-                              double* batch_loss) noexcept nogil:
-    """Runs _pair_epoch on one thread or a pair; -1 if out of memory."""
+                              afloat* grad, afloat* state, double* batch_loss, int T,
+                              fgd_reader* rd) noexcept nogil:
+    """Runs _pair_epoch on T threads (1 or 2; one thread tells ``rd`` where it is, if
+    not NULL); -1 if out of memory."""
     cdef Py_ssize_t P = d * K + (K if fi else 0)
     cdef Py_ssize_t S = _state_slots(rule_id) * P
     cdef Py_ssize_t max_rows = batch_size if batch_size < m else m
     cdef Py_ssize_t done[1]
     cdef Py_ssize_t r
-    cdef int T = _pair_threads(max_rows, d, K, n_batches), tid, nt
+    cdef int tid, nt
     cdef int solo[2]
     cdef double lparts[4]
     cdef fgd_team_barrier bar
@@ -629,7 +666,7 @@ cdef Py_ssize_t _paired_epoch(const xfloat* X, const xfloat* y, const xfloat* sw
         fgd_barrier_init(&bar, 1)
         r = _pair_epoch(X, y, sw, d, order, m, batch_size, n_batches, loss_id, param, K, fi,
                         alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state,
-                        batch_loss, parts, lparts, solo, scratch, 0, 1, &bar)
+                        batch_loss, parts, lparts, solo, scratch, 0, 1, &bar, rd)
         free(work)
         return r
     memcpy(theta1, theta, P * sizeof(afloat))
@@ -644,23 +681,25 @@ cdef Py_ssize_t _paired_epoch(const xfloat* X, const xfloat* y, const xfloat* sw
             done[0] = _pair_epoch(X, y, sw, d, order, m, batch_size, n_batches, loss_id,
                                   param, K, fi, alpha, l1_ratio, rule_id, hyper, lrs, step0,
                                   theta, grad, state, batch_loss, parts, lparts, solo, scratch,
-                                  0, nt, &bar)
+                                  0, nt, &bar, NULL)
         else:
             _pair_epoch(X, y, sw, d, order, m, batch_size, n_batches, loss_id, param, K, fi,
                         alpha, l1_ratio, rule_id, hyper, lrs, step0, theta1, grad1, state1,
-                        batch_loss, parts, lparts, solo, scratch + K, 1, nt, &bar)
+                        batch_loss, parts, lparts, solo, scratch + K, 1, nt, &bar, NULL)
     free(work)
     return done[0]
 
 
-cdef Py_ssize_t c_linear_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
-                               Py_ssize_t n, Py_ssize_t d, const int64_t* order, Py_ssize_t m,
-                               Py_ssize_t batch_size, Py_ssize_t n_batches, int loss_id,
-                               double loss_param, Py_ssize_t K, bint fit_intercept,
-                               double alpha, double l1_ratio, int rule_id,
-                               const double* hyper, const double* lrs, long long step0,
-                               afloat* theta, afloat* grad, afloat* state,
-                               double* batch_loss) noexcept nogil:
+cdef Py_ssize_t _serial_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
+                              Py_ssize_t n, Py_ssize_t d, const int64_t* order, Py_ssize_t m,
+                              Py_ssize_t batch_size, Py_ssize_t n_batches, int loss_id,
+                              double loss_param, Py_ssize_t K, bint fit_intercept,
+                              double alpha, double l1_ratio, int rule_id,
+                              const double* hyper, const double* lrs, long long step0,
+                              afloat* theta, afloat* grad, afloat* state,
+                              double* batch_loss, fgd_reader* rd) noexcept nogil:
+    """Batch after batch on this thread (the rows of large batches in parallel chunks);
+    tells ``rd`` where it is, if not NULL.  -1 if out of memory."""
     cdef Py_ssize_t P = d * K + (K if fit_intercept else 0)
     cdef Py_ssize_t n_pen = d * K
     cdef Py_ssize_t k, start, stop
@@ -670,14 +709,6 @@ cdef Py_ssize_t c_linear_epoch(const xfloat* X, const xfloat* y, const xfloat* s
     cdef int64_t* srt = NULL
     cdef double loss, pen
     cdef Py_ssize_t n_done = n_batches
-    if (K == 1 and batch_size == 1 and rule_id == RULE_SGD and hyper[0] == 0
-            and hyper[3] == 0 and alpha == 0):
-        return _sgd1_epoch(X, y, sw, d, order, m, n_batches, loss_id, loss_param,
-                           fit_intercept, lrs, theta, batch_loss)
-    if _paired(max_rows, n, d, K, P):
-        return _paired_epoch(X, y, sw, d, order, m, batch_size, n_batches, loss_id,
-                             loss_param, K, fit_intercept, alpha, l1_ratio, rule_id, hyper,
-                             lrs, step0, theta, grad, state, batch_loss)
     work = <afloat*>malloc(_work_size(max_rows, d, K, P) * sizeof(afloat))
     if _use_sorted(max_rows, n):
         counts = <int*>malloc(n * sizeof(int))
@@ -695,6 +726,8 @@ cdef Py_ssize_t c_linear_epoch(const xfloat* X, const xfloat* y, const xfloat* s
     for k in range(n_batches):
         start = k * batch_size
         stop = _batch_stop(k, batch_size, m)
+        if rd != NULL:
+            fgd_reader_at(rd, start)
         loss = _batch_grad(X, y, sw, n, d, order, start, stop, m, loss_id, loss_param, K,
                            fit_intercept, theta, grad, <afloat>(1.0 / (stop - start)), work,
                            counts, srt)
@@ -709,6 +742,80 @@ cdef Py_ssize_t c_linear_epoch(const xfloat* X, const xfloat* y, const xfloat* s
     free(counts)
     free(srt)
     return n_done
+
+
+cdef enum:
+    EPOCH_SGD1 = 0      # _sgd1_epoch
+    EPOCH_HALVES = 1    # _paired_epoch on one thread
+    EPOCH_SERIAL = 2    # _serial_epoch
+
+
+cdef Py_ssize_t _one_thread_epoch(int kind, const xfloat* X, const xfloat* y,
+                                  const xfloat* sw, Py_ssize_t n, Py_ssize_t d,
+                                  const int64_t* order, Py_ssize_t m, Py_ssize_t batch_size,
+                                  Py_ssize_t n_batches, int loss_id, double loss_param,
+                                  Py_ssize_t K, bint fit_intercept, double alpha,
+                                  double l1_ratio, int rule_id, const double* hyper,
+                                  const double* lrs, long long step0, afloat* theta,
+                                  afloat* grad, afloat* state, double* batch_loss,
+                                  fgd_reader* rd) noexcept nogil:
+    if kind == EPOCH_SGD1:
+        return _sgd1_epoch(X, y, sw, d, order, m, n_batches, loss_id, loss_param,
+                           fit_intercept, lrs, theta, batch_loss, rd)
+    if kind == EPOCH_HALVES:
+        return _paired_epoch(X, y, sw, n, d, order, m, batch_size, n_batches, loss_id,
+                             loss_param, K, fit_intercept, alpha, l1_ratio, rule_id, hyper,
+                             lrs, step0, theta, grad, state, batch_loss, 1, rd)
+    return _serial_epoch(X, y, sw, n, d, order, m, batch_size, n_batches, loss_id, loss_param,
+                         K, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta,
+                         grad, state, batch_loss, rd)
+
+
+cdef Py_ssize_t c_linear_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
+                               Py_ssize_t n, Py_ssize_t d, const int64_t* order, Py_ssize_t m,
+                               Py_ssize_t batch_size, Py_ssize_t n_batches, int loss_id,
+                               double loss_param, Py_ssize_t K, bint fit_intercept,
+                               double alpha, double l1_ratio, int rule_id,
+                               const double* hyper, const double* lrs, long long step0,
+                               afloat* theta, afloat* grad, afloat* state,
+                               double* batch_loss) noexcept nogil:
+    cdef Py_ssize_t P = d * K + (K if fit_intercept else 0)
+    cdef Py_ssize_t max_rows = batch_size if batch_size < m else m
+    cdef Py_ssize_t cr
+    cdef Py_ssize_t done[1]
+    cdef fgd_reader rd
+    cdef int kind, tid
+    if (K == 1 and batch_size == 1 and rule_id == RULE_SGD and hyper[0] == 0
+            and hyper[3] == 0 and alpha == 0):
+        kind = EPOCH_SGD1
+    elif _paired(max_rows, n, d, K, P):
+        if _pair_threads(max_rows, d, K, n_batches) == 2:
+            return _paired_epoch(X, y, sw, n, d, order, m, batch_size, n_batches, loss_id,
+                                 loss_param, K, fit_intercept, alpha, l1_ratio, rule_id,
+                                 hyper, lrs, step0, theta, grad, state, batch_loss, 2, NULL)
+        kind = EPOCH_HALVES
+    else:
+        kind = EPOCH_SERIAL
+    if (_use_reader(n, d, sizeof(xfloat), order, m)
+            and (kind != EPOCH_SERIAL or (c_chunk_layout(max_rows, d, K, P, &cr) == 1
+                                          and not _use_sorted(max_rows, n)))):
+        # one thread trains, the other reads its rows ahead (fgd_reader.h)
+        fgd_reader_init(&rd)
+        with parallel(num_threads=2):
+            tid = openmp.omp_get_thread_num()
+            if tid == 0:
+                done[0] = _one_thread_epoch(kind, X, y, sw, n, d, order, m, batch_size,
+                                            n_batches, loss_id, loss_param, K, fit_intercept,
+                                            alpha, l1_ratio, rule_id, hyper, lrs, step0,
+                                            theta, grad, state, batch_loss, &rd)
+                fgd_reader_done(&rd)
+            else:
+                fgd_read_ahead(&rd, <const char*>X, d * sizeof(xfloat), d * sizeof(xfloat),
+                               order, m)
+        return done[0]
+    return _one_thread_epoch(kind, X, y, sw, n, d, order, m, batch_size, n_batches, loss_id,
+                             loss_param, K, fit_intercept, alpha, l1_ratio, rule_id, hyper,
+                             lrs, step0, theta, grad, state, batch_loss, NULL)
 
 
 # ---------------------------------------------------------------------------
