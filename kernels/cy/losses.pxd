@@ -105,13 +105,12 @@ cdef inline floating loss_dloss(int loss_id, double param, floating p, floating 
         # stable for any |p|.  The loss is a sum of two terms, (1 - y) p (or -y p)
         # and log1p(...), so no reassociation can cancel the small log1p term
         # against p (for y in {0, 1} it equals the reference's bit for bit).
-        # Written as selects, not branches: the sign of p is a coin flip on
-        # real data, and a mispredicted branch per sample cost about 10 % of a
-        # b = 1 epoch (W1).
         e = _exp(-_fabs(p))
-        dl[0] = (<floating>1.0 if p >= 0 else e) / (<floating>1.0 + e) - y
-        a = (<floating>1.0 - y) * p if p >= 0 else <floating>0.0 - y * p
-        return a + _log1p(e)
+        if p >= 0:
+            dl[0] = <floating>1.0 / (<floating>1.0 + e) - y
+            return (<floating>1.0 - y) * p + _log1p(e)
+        dl[0] = e / (<floating>1.0 + e) - y
+        return (<floating>0.0 - y * p) + _log1p(e)
     if loss_id == LOSS_SQUARED:
         r = p - y
         dl[0] = r

@@ -302,13 +302,20 @@ def _plain_sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_interce
                   l1_ratio, lrs, theta, batch_loss):
     """Plain SGD at batch size 1 (scalar losses), samples k0..k1-1 (sample k is
     row rows[k - base] of X): grad never materialised.  Returns k1, or the first
-    k whose loss is not finite."""
+    k whose loss is not finite.
+
+    Without a penalty, row k-1's update is applied in row k's pass over theta, and
+    row k's margin is formed from the updated weights in the same loop: theta is
+    read and written once per row (the same arithmetic as a dot and then an
+    update; docs/numba.md).  When row k's loss is not finite theta is w_{k-1}."""
     d = X.shape[1]
     m = rows.shape[0]
     has_sw = sw.shape[0] > 0
     r = l1_ratio
     a2 = cast_like(theta, alpha * (1.0 - r))
     a1 = cast_like(theta, alpha * r)
+    s_prev = zero_of(theta)
+    i_prev = -1                 # the row whose update is pending, or -1
     for k in range(k0, k1):
         i = rows[k - base]
         if k - base + PREFETCH_AHEAD < m:
@@ -316,7 +323,14 @@ def _plain_sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_interce
         xi = X[i]
         acc = zero_of(theta)
         pen = 0.0
-        if alpha != 0.0:
+        if i_prev >= 0:
+            xp = X[i_prev]
+            for j in range(d):
+                w = theta[j] - s_prev * xp[j]
+                theta[j] = w
+                acc += xi[j] * w
+            i_prev = -1
+        elif alpha != 0.0:
             ww = zero_of(theta)
             wa = zero_of(theta)
             for j in range(d):
@@ -338,9 +352,8 @@ def _plain_sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_interce
         gi = c * dl
         lr = lrs[k]
         if alpha == 0.0:
-            s = cast_like(theta, lr * gi)
-            for j in range(d):
-                theta[j] -= s * xi[j]
+            s_prev = cast_like(theta, lr * gi)
+            i_prev = i
         else:
             g0 = cast_like(theta, gi)
             lra = cast_like(theta, lr)
@@ -350,6 +363,10 @@ def _plain_sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_interce
                 theta[j] = w - lra * (xi[j] * g0 + (a2 * w + a1 * sg))
         if fit_intercept:
             theta[d] -= cast_like(theta, lr * gi)
+    if i_prev >= 0:
+        xp = X[i_prev]
+        for j in range(d):
+            theta[j] -= s_prev * xp[j]
     return k1
 
 
