@@ -322,6 +322,55 @@ def test_mid_sized_batches_same_bits_on_one_or_two_threads(monkeypatch, loss_id,
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+@pytest.mark.parametrize("loss_id,penalty,x_dtype,theta_dtype,sw",
+                         [(ids.LOSS_LOGISTIC, "none", np.float64, np.float64, False),
+                          (ids.LOSS_HINGE, "elasticnet", np.float32, np.float32, True),
+                          (ids.LOSS_SQUARED, "none", np.float32, np.float64, True)],
+                         ids=["logistic-f64", "hinge-enet-f32-sw", "squared-f32-f64-sw"])
+def test_reader_thread_changes_no_bit(monkeypatch, loss_id, penalty, x_dtype, theta_dtype, sw):
+    """Plain SGD at b = 1 with a reader thread loading the shuffled rows ahead: the bits
+    of the one-thread epoch (straight from X) and of the gathered one, equal to the
+    reference to its tolerance."""
+    n = 600
+    X, y, w = make_problem(loss_id, n=n, d=12, seed=8, sw=sw)
+    X, y, w = X.astype(x_dtype), y.astype(x_dtype), w.astype(x_dtype)
+    monkeypatch.setattr(nb_le, "GATHER_MIN_BYTES", 1 << 60)
+    runs = []
+    for reader_min, gather_min in ((1 << 60, 1 << 60), (0, 1 << 60), (1 << 60, 0)):
+        monkeypatch.setattr(nb_le, "READER_MIN_BYTES", reader_min)
+        monkeypatch.setattr(nb_le, "GATHER_MIN_BYTES", gather_min)
+        monkeypatch.setattr(nb_le, "GATHER_BLOCK_BYTES", 40 * X.itemsize * 12)
+        runs.append(_with_threads(2, lambda: run_epochs(nb_le, X, y, w, loss_id, 1,
+                                                        penalty=penalty, epochs=2, lr=0.01,
+                                                        theta_dtype=theta_dtype)))
+    for other in runs[1:]:
+        np.testing.assert_array_equal(other[1], runs[0][1])
+        np.testing.assert_array_equal(other[3], runs[0][3])
+    ref = run_epochs(ref_le, X.astype(np.float64), y.astype(np.float64), w.astype(np.float64),
+                     loss_id, 1, penalty=penalty, epochs=2, lr=0.01)
+    rtol = 1e-9 if theta_dtype == np.float64 and x_dtype == np.float64 else 1e-4
+    assert_close(runs[1][1], ref[1], rtol)
+    assert_close(runs[1][3], ref[3], rtol)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+def test_reader_thread_divergence_at_the_same_row(monkeypatch):
+    X, y, _ = make_problem(ids.LOSS_SQUARED, n=500, d=12, seed=5)
+    X[:, 3] *= np.where(np.arange(500) == 123, 1e200, 1.0)
+    results = []
+    for reader_min in (1 << 60, 0):
+        monkeypatch.setattr(nb_le, "READER_MIN_BYTES", reader_min)
+        with np.errstate(all="ignore"):
+            results.append(_with_threads(2, lambda: run_epochs(nb_le, X, y, np.empty(0),
+                                                               ids.LOSS_SQUARED, 1, epochs=1)))
+    (d1, t1, _, l1), (d2, t2, _, l2) = results
+    assert d1 == d2 and d1[0] < 500
+    np.testing.assert_array_equal(t1, t2)
+    np.testing.assert_array_equal(l1, l2)
+    assert np.all(np.isfinite(t2))
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
 @pytest.mark.parametrize("loss_id", [ids.LOSS_LOGISTIC, ids.LOSS_SOFTMAX],
                          ids=lambda c: LOSS_NAMES[c])
 @pytest.mark.parametrize("batch_size", [BIG_N, 2500], ids=["bn", "b2500-short-last"])

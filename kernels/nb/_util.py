@@ -127,6 +127,23 @@ def prefetch_row(X, i):
     """Hint the CPU to load row ``i`` of the C-contiguous 2-D array ``X``."""
 
 
+def prefetch_part(X, i, lo, hi):
+    """Hint the CPU to load the lines of elements lo..hi-1 of row ``i`` of ``X``."""
+
+
+@overload(prefetch_part, inline="always")
+def _ol_prefetch_part(X, i, lo, hi):
+    step = max(1, 512 // X.dtype.bitwidth)
+
+    def impl(X, i, lo, hi):
+        for j in range(lo, hi, step):
+            _prefetch_elem(X, i, j)
+        if hi > lo:
+            _prefetch_elem(X, i, hi - 1)
+
+    return impl
+
+
 @overload(prefetch_row, inline="always")
 def _ol_prefetch_row(X, i):
     step = max(1, 512 // X.dtype.bitwidth)  # elements per 64-byte (512-bit) cache line

@@ -46,8 +46,8 @@ from numba import prange
 from numba.core import types
 from numba.extending import overload
 
-from ._util import (cast_like, compare_and_swap, is_finite, load_acquire, prefetch_row,
-                    spin_pause, store_release, zero_of)
+from ._util import (cast_like, compare_and_swap, is_finite, load_acquire, prefetch_part,
+                    prefetch_row, spin_pause, store_release, zero_of)
 from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel
 from .losses import logistic_poly, point_loss, softmax_loss_dloss
 from .updates import apply_update
@@ -80,6 +80,19 @@ _IDLE_SPINS = 1 << 16
 # helper finished.
 _PUB, _CLAIM, _DONE = 0, 8, 16
 _STOP = 1 << 62
+
+#: Shuffled plain-SGD epochs at batch size 1 over an X of at least READER_MIN_BYTES
+#: run with a reader thread (_read_epoch_impl): the trainer publishes its position
+#: every READER_PUBLISH rows and the reader loads the rows READER_LEAD to
+#: READER_WINDOW positions ahead of it, so their cache and TLB misses are taken on
+#: the other core (as the Cython backend's fgd_reader.h; docs/numba.md).  Nothing
+#: the trainer computes changes.
+READER_MIN_BYTES = 8 << 20
+READER_PUBLISH = 16
+READER_LEAD = 16
+READER_WINDOW = 112
+# slots of the reader's int64 progress array, a cache line apart
+_POS, _END = 0, 8
 
 # --------------------------------------------------------------------------
 # Building blocks (compiled into the public kernels; not cached on their own).
@@ -299,7 +312,7 @@ def _workspace(n_rows, theta, K):
 
 @kernel(cache=False)
 def _plain_sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept, alpha,
-                  l1_ratio, lrs, theta, batch_loss):
+                  l1_ratio, lrs, theta, batch_loss, progress):
     """Plain SGD at batch size 1 (scalar losses), samples k0..k1-1 (sample k is
     row rows[k - base] of X): grad never materialised.  Returns k1, or the first
     k whose loss is not finite.
@@ -307,7 +320,9 @@ def _plain_sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_interce
     Without a penalty, row k-1's update is applied in row k's pass over theta, and
     row k's margin is formed from the updated weights in the same loop: theta is
     read and written once per row (the same arithmetic as a dot and then an
-    update; docs/numba.md).  When row k's loss is not finite theta is w_{k-1}."""
+    update; docs/numba.md).  When row k's loss is not finite theta is w_{k-1}.
+    ``progress``: a reader's progress array (the position is published there every
+    READER_PUBLISH rows), or an empty one."""
     d = X.shape[1]
     m = rows.shape[0]
     has_sw = sw.shape[0] > 0
@@ -316,10 +331,16 @@ def _plain_sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_interce
     a1 = cast_like(theta, alpha * r)
     s_prev = zero_of(theta)
     i_prev = -1                 # the row whose update is pending, or -1
+    publish = progress.shape[0] > 0
     for k in range(k0, k1):
+        if publish and k % READER_PUBLISH == 0:
+            store_release(progress, _POS, k - base)
         i = rows[k - base]
-        if k - base + PREFETCH_AHEAD < m:
-            prefetch_row(X, rows[k - base + PREFETCH_AHEAD])
+        # the row PREFETCH_AHEAD ahead is requested in two halves, spread over this
+        # row's work
+        i_ahead = rows[k - base + PREFETCH_AHEAD] if k - base + PREFETCH_AHEAD < m else -1
+        if i_ahead >= 0:
+            prefetch_part(X, i_ahead, 0, d // 2)
         xi = X[i]
         acc = zero_of(theta)
         pen = 0.0
@@ -342,6 +363,8 @@ def _plain_sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_interce
         else:
             for j in range(d):
                 acc += xi[j] * theta[j]
+        if i_ahead >= 0:
+            prefetch_part(X, i_ahead, d // 2, d)
         b0 = theta[d] if fit_intercept else zero_of(theta)
         l, dl = point_loss(loss_id, loss_param, float(acc + b0), float(y[i]))
         c = sw[i] if has_sw else 1.0
@@ -510,6 +533,54 @@ def _pair_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
 
 
 @kernel(cache=False)
+def _read_ahead(X, rows, progress):
+    """The reader of _read_epoch_impl: loads one element per cache line of the rows
+    READER_LEAD to READER_WINDOW positions ahead of the trainer's published position,
+    until the trainer ends or the order does.  Returns the sum of what it loaded (the
+    caller stores it, so the loads are not dead code)."""
+    m = rows.shape[0]
+    d = X.shape[1]
+    step = max(1, 64 // X.itemsize)
+    s = 0.0
+    k = 0
+    while load_acquire(progress, _END) == 0:
+        pos = load_acquire(progress, _POS)
+        if k < pos + READER_LEAD:
+            k = pos + READER_LEAD
+        if k >= m:
+            break
+        if k >= pos + READER_WINDOW:
+            spin_pause()
+            continue
+        xi = X[rows[k]]
+        for j in range(0, d, step):
+            s += xi[j]
+        s += xi[d - 1]
+        k += 1
+    return s
+
+
+def _read_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
+                     fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
+                     state, batch_loss):
+    """A shuffled plain-SGD epoch at batch size 1 on one thread (_plain_sgd_b1, rows
+    read straight from X) with a reader thread loading its rows ahead (_read_ahead).
+    The reader changes nothing the trainer computes: the same bits as one thread."""
+    progress = np.zeros(16, dtype=np.int64)
+    sink = np.zeros(2)
+    done = np.zeros(2, dtype=np.int64)
+    for t in prange(2):
+        if t == 0:
+            done[0] = _plain_sgd_b1(X, y, sw, order, 0, 0, n_batches, loss_id, loss_param,
+                                    fit_intercept, alpha, l1_ratio, lrs, theta, batch_loss,
+                                    progress)
+            store_release(progress, _END, 1)
+        else:
+            sink[1] = _read_ahead(X, order, progress)
+    return done[0]
+
+
+@kernel(cache=False)
 def _uses_halves(rows, n):
     """Batches of ``rows`` rows out of n are summed as two halves (shapes only)."""
     return PAIR_MIN_ROWS <= rows <= CHUNK_ROWS and 2 * rows < n
@@ -525,7 +596,7 @@ def _run_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_para
     Returns k1, or the first batch whose loss is not finite (not applied)."""
     if plain_b1:
         return _plain_sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept,
-                             alpha, l1_ratio, lrs, theta, batch_loss)
+                             alpha, l1_ratio, lrs, theta, batch_loss, sync[:0])
     if halves:
         return _halves_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_param,
                                K, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0,
@@ -658,6 +729,9 @@ _linear_epoch_custom = kernel(cache=False)(_linear_epoch_impl)
 # The two-thread epoch is a kernel of its own, compiled only when an epoch uses it.
 _pair_epoch_builtin = kernel(parallel=True)(_pair_epoch_impl)
 _pair_epoch_custom = kernel(parallel=True, cache=False)(_pair_epoch_impl)
+# ... and so is the epoch with a reader thread.
+_read_epoch_builtin = kernel(parallel=True)(_read_epoch_impl)
+_read_epoch_custom = kernel(parallel=True, cache=False)(_read_epoch_impl)
 
 
 def _pairs(n, d, n_outputs, batch_size, n_batches, m):
@@ -665,6 +739,15 @@ def _pairs(n, d, n_outputs, batch_size, n_batches, m):
     rows = min(batch_size, m)
     return (n_batches >= 2 and _uses_halves(rows, n) and numba.get_num_threads() >= 2
             and ((rows + 1) // 2) * d * n_outputs >= PAIR_MIN_WORK)
+
+
+def _reads(X, order, batch_size, loss_id, n_outputs, rule_id, hyper):
+    """Whether linear_epoch runs the epoch with a reader thread (_read_epoch_impl)."""
+    m = order.shape[0]
+    return (batch_size == 1 and n_outputs == 1 and loss_id != LOSS_SOFTMAX
+            and rule_id == RULE_SGD and hyper[0] == 0.0 and hyper[3] == 0.0
+            and X.nbytes >= READER_MIN_BYTES and m >= 2 * READER_WINDOW
+            and numba.get_num_threads() >= 2 and not bool(np.all(order[1:] > order[:-1])))
 
 
 def _is_builtin_param(t):
@@ -719,6 +802,8 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
     if _pairs(X.shape[0], X.shape[1], int(n_outputs), int(batch_size), int(n_batches),
               order.shape[0]):
         target = _pair_epoch_custom if custom else _pair_epoch_builtin
+    elif _reads(X, order, int(batch_size), int(loss_id), int(n_outputs), int(rule_id), hyper):
+        target = _read_epoch_custom if custom else _read_epoch_builtin
     else:
         target = _linear_epoch_custom if custom else _linear_epoch_builtin
         args_tail += (GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
