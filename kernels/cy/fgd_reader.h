@@ -66,15 +66,16 @@ static inline void fgd_reader_at(fgd_reader *r, ptrdiff_t k)
 
 static inline void fgd_reader_done(fgd_reader *r) { FGD_RD_STORE(&r->done, 1LL); }
 
-/* reader: touches rows order[k] of X (row_bytes each, rows `stride` bytes apart)
- * ahead of the trainer until it is done or the order is exhausted.  The loads go
- * into an accumulator that is returned, so the compiler keeps them. */
+/* reader: loads the rows order[k] of X (row_bytes each, rows `stride` bytes apart),
+ * and their entries of y and sw (item bytes each; sw may be NULL), ahead of the
+ * trainer until it is done or the order is exhausted. */
 static void fgd_read_ahead(fgd_reader *r, const char *X, size_t stride, size_t row_bytes,
+                           const char *y, const char *sw, size_t item,
                            const int64_t *order, ptrdiff_t m)
 {
     long long pos;
     ptrdiff_t k = 0;
-    size_t off;
+    size_t off, i;
     while (!FGD_RD_LOAD(&r->done)) {
         pos = FGD_RD_LOAD(&r->pos);
         if (k < pos + FGD_READER_LEAD) k = pos + FGD_READER_LEAD;
@@ -83,11 +84,14 @@ static void fgd_read_ahead(fgd_reader *r, const char *X, size_t stride, size_t r
             FGD_RD_PAUSE();
             continue;
         }
+        i = (size_t)order[k];
         {
             /* volatile: loads whose values are unused are otherwise dead code */
-            const volatile char *row = X + (size_t)order[k] * stride;
+            const volatile char *row = X + i * stride;
             for (off = 0; off < row_bytes; off += 64) (void)row[off];
             (void)row[row_bytes - 1];
+            (void)((const volatile char *)y)[i * item];
+            if (sw != NULL) (void)((const volatile char *)sw)[i * item];
         }
         k++;
     }

@@ -80,7 +80,8 @@ cdef extern from "fgd_reader.h" nogil:
     void fgd_reader_at(fgd_reader* r, Py_ssize_t k)
     void fgd_reader_done(fgd_reader* r)
     void fgd_read_ahead(fgd_reader* r, const char* X, size_t stride, size_t row_bytes,
-                        const int64_t* order, Py_ssize_t m)
+                        const char* y, const char* sw, size_t item, const int64_t* order,
+                        Py_ssize_t m)
 
 cdef enum:
     LOSS_LOGISTIC = 1
@@ -811,7 +812,7 @@ cdef Py_ssize_t c_linear_epoch(const xfloat* X, const xfloat* y, const xfloat* s
                 fgd_reader_done(&rd)
             else:
                 fgd_read_ahead(&rd, <const char*>X, d * sizeof(xfloat), d * sizeof(xfloat),
-                               order, m)
+                               <const char*>y, <const char*>sw, sizeof(xfloat), order, m)
         return done[0]
     return _one_thread_epoch(kind, X, y, sw, n, d, order, m, batch_size, n_batches, loss_id,
                              loss_param, K, fit_intercept, alpha, l1_ratio, rule_id, hyper,

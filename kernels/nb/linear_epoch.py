@@ -533,14 +533,15 @@ def _pair_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
 
 
 @kernel(cache=False)
-def _read_ahead(X, rows, progress):
+def _read_ahead(X, y, sw, rows, progress):
     """The reader of _read_epoch_impl: loads one element per cache line of the rows
-    READER_LEAD to READER_WINDOW positions ahead of the trainer's published position,
-    until the trainer ends or the order does.  Returns the sum of what it loaded (the
-    caller stores it, so the loads are not dead code)."""
+    READER_LEAD to READER_WINDOW positions ahead of the trainer's published position
+    (and their labels and weights), until the trainer ends or the order does.  Returns
+    the sum of what it loaded (the caller stores it, so the loads are not dead code)."""
     m = rows.shape[0]
     d = X.shape[1]
     step = max(1, 64 // X.itemsize)
+    has_sw = sw.shape[0] > 0
     s = 0.0
     k = 0
     while load_acquire(progress, _END) == 0:
@@ -552,10 +553,13 @@ def _read_ahead(X, rows, progress):
         if k >= pos + READER_WINDOW:
             spin_pause()
             continue
-        xi = X[rows[k]]
+        i = rows[k]
+        xi = X[i]
         for j in range(0, d, step):
             s += xi[j]
-        s += xi[d - 1]
+        s += xi[d - 1] + y[i]
+        if has_sw:
+            s += sw[i]
         k += 1
     return s
 
@@ -576,7 +580,7 @@ def _read_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
                                     progress)
             store_release(progress, _END, 1)
         else:
-            sink[1] = _read_ahead(X, order, progress)
+            sink[1] = _read_ahead(X, y, sw, order, progress)
     return done[0]
 
 
