@@ -229,3 +229,17 @@ def spin_pause(typingctx):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@intrinsic
+def cycle_count(typingctx):
+    """The CPU's cycle counter (``llvm.readcyclecounter``: rdtsc on x86-64), for
+    coarse timing inside kernels; its rate is the machine's."""
+    sig = types.int64()
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(64), [])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.readcyclecounter")
+        return builder.call(fn, [])
+
+    return sig, codegen

@@ -46,8 +46,8 @@ from numba import prange
 from numba.core import types
 from numba.extending import overload
 
-from ._util import (cast_like, compare_and_swap, is_finite, load_acquire, prefetch_part,
-                    prefetch_row, spin_pause, store_release, zero_of)
+from ._util import (cast_like, compare_and_swap, cycle_count, is_finite, load_acquire,
+                    prefetch_part, prefetch_row, spin_pause, store_release, zero_of)
 from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel
 from .losses import logistic_poly, point_loss, softmax_loss_dloss
 from .updates import apply_update
@@ -91,6 +91,10 @@ READER_MIN_BYTES = 8 << 20
 READER_PUBLISH = 16
 READER_LEAD = 16
 READER_WINDOW = 112
+# The reader leaves when it sees that it, or the trainer, did not run for this many
+# cycles (about 0.5 ms at 3 GHz): another process has a core, and a third thread on
+# two cores only takes time from the trainer (fgd_reader.h).
+READER_GAP_CYCLES = 1_500_000
 # slots of the reader's int64 progress array, a cache line apart
 _POS, _END = 0, 8
 
@@ -536,16 +540,28 @@ def _pair_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
 def _read_ahead(X, y, sw, rows, progress):
     """The reader of _read_epoch_impl: loads one element per cache line of the rows
     READER_LEAD to READER_WINDOW positions ahead of the trainer's published position
-    (and their labels and weights), until the trainer ends or the order does.  Returns
-    the sum of what it loaded (the caller stores it, so the loads are not dead code)."""
+    (and their labels and weights), until the trainer ends, the order does, or a pause
+    of READER_GAP_CYCLES shows contention.  Returns the sum of what it loaded (the
+    caller stores it, so the loads are not dead code)."""
     m = rows.shape[0]
     d = X.shape[1]
     step = max(1, 64 // X.itemsize)
     has_sw = sw.shape[0] > 0
     s = 0.0
     k = 0
+    steps = 0
+    last_pos = -1
+    t_seen = cycle_count()
     while load_acquire(progress, _END) == 0:
         pos = load_acquire(progress, _POS)
+        steps += 1
+        if steps % 32 == 0:
+            now = cycle_count()
+            if now - t_seen > READER_GAP_CYCLES:
+                break
+            if pos != last_pos:
+                last_pos = pos
+                t_seen = now
         if k < pos + READER_LEAD:
             k = pos + READER_LEAD
         if k >= m:
