@@ -8,7 +8,8 @@
  * (W1 b = 1: 10.5-10.8 ms against 5.2-5.5 ms with the rows in storage order).  A
  * reader on the other core that touches the rows a few dozen positions ahead (one
  * load per cache line, nothing written) takes the misses and page walks off the
- * trainer's core: 7.0 ms in a C model of the same loop (docs/cython.md).  A gatherer
+ * trainer's core: 7.2-7.5 ms (docs/cython.md; the gain depends on the host's
+ * placement of the two vCPUs, and some periods showed none).  A gatherer
  * that *copied* the rows to a buffer measured no gain: the trainer's reads of lines
  * the other core had just written cost as much as the misses they replaced.
  *
@@ -21,8 +22,9 @@
  * FGD_READER_GAP seconds (one of the two was descheduled), so the epoch's end
  * does not wait for a descheduled reader either.
  *
- * Protocol: the trainer publishes its position in the order every
- * FGD_READER_PUBLISH rows (fgd_reader_at) and sets `done` when it leaves the epoch;
+ * Protocol: the trainer publishes its position in the order (fgd_reader_at: every
+ * FGD_READER_PUBLISH rows at batch size 1, every batch otherwise; each store moves
+ * the line to the trainer's core and back) and sets `done` when it leaves the epoch;
  * the reader keeps the rows from position + FGD_READER_LEAD up to position +
  * FGD_READER_WINDOW touched (the window bounds how far ahead it runs, so the rows
  * are still in cache when the trainer gets there: 96 rows of 800 bytes are 77 KB). */
@@ -63,9 +65,7 @@ typedef struct {
 
 static void fgd_reader_init(fgd_reader *r) { r->pos = 0; r->done = 0; }
 
-/* trainer: at position k of the order (callers publish every batch, or every
- * FGD_READER_PUBLISH rows of batch size 1: each store moves the line to the
- * trainer's core and back) */
+/* trainer: at position k of the order */
 static inline void fgd_reader_at(fgd_reader *r, ptrdiff_t k)
 {
     FGD_RD_STORE(&r->pos, (long long)k);
