@@ -5,7 +5,8 @@
 cold: a fresh process and an empty cache (compiles); warm: a fresh process
 that loads the kernels from the cache the cold run wrote.  Each figure is
 the first call in its process: the import of ``fastgd.kernels.nb.linear_epoch``,
-then one tiny epoch per case.  A custom loss is never cached: its first call
+then one tiny epoch per case (the two-thread kernels, used on large data only, are
+forced with their thresholds).  A custom loss is never cached: its first call
 compiles in every process.
 """
 import json
@@ -25,8 +26,8 @@ rng = np.random.default_rng(0)
 X = rng.standard_normal((64, 5)); y = (rng.random(64) < 0.5).astype(float)
 
 def epoch(X, y, b, loss_param=0.0, loss_id=ids.LOSS_LOGISTIC, theta_dtype=np.float64):
-    nb = -(-64 // b); P = 6
-    return le.linear_epoch(X, y, np.empty(0, X.dtype), rng.permutation(64), b, nb, loss_id,
+    n = X.shape[0]; nb = -(-n // b); P = 6
+    return le.linear_epoch(X, y, np.empty(0, X.dtype), rng.permutation(n), b, nb, loss_id,
                            loss_param, 1, True, 0.0, 0.0, ids.RULE_SGD, np.zeros(4),
                            np.full(nb, 0.1), 0, np.zeros(P, theta_dtype), np.zeros(P, theta_dtype),
                            np.zeros((1, P), theta_dtype), np.zeros(nb))
@@ -36,6 +37,12 @@ for name, f in [("float64 epoch (first)", lambda: epoch(X, y, 8)),
                 ("float32 epoch", lambda: epoch(X.astype(np.float32), y.astype(np.float32), 8,
                                                 theta_dtype=np.float32))]:
     t = time.perf_counter(); f(); out[name] = time.perf_counter() - t
+
+# the b = 1 epoch with a reader thread (large shuffled X in real use; forced here)
+le.READER_MIN_BYTES = 0
+Xr = rng.standard_normal((512, 5)); yr = (rng.random(512) < 0.5).astype(float)
+t = time.perf_counter(); epoch(Xr, yr, 1); out["b=1 epoch with reader (first use)"] = time.perf_counter() - t
+le.READER_MIN_BYTES = 8 << 20
 
 from numba import njit
 @njit
