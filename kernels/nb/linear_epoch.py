@@ -92,9 +92,10 @@ READER_PUBLISH = 16
 READER_LEAD = 16
 READER_WINDOW = 112
 # The reader leaves when it sees that it, or the trainer, did not run for this many
-# cycles (about 0.5 ms at 3 GHz): another process has a core, and a third thread on
-# two cores only takes time from the trainer (fgd_reader.h).
-READER_GAP_CYCLES = 1_500_000
+# cycles (about 2 ms at 2.6 GHz): another process has a core, and a third thread on
+# two cores only takes time from the trainer (fgd_reader.h; shorter gaps were also
+# set off by the driver's background shuffle, 1.2 ms on W1).
+READER_GAP_CYCLES = 5_000_000
 # slots of the reader's int64 progress array, a cache line apart
 _POS, _END = 0, 8
 
