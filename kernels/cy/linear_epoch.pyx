@@ -797,9 +797,10 @@ cdef Py_ssize_t c_linear_epoch(const xfloat* X, const xfloat* y, const xfloat* s
         kind = EPOCH_HALVES
     else:
         kind = EPOCH_SERIAL
-    if (_use_reader(n, d, sizeof(xfloat), order, m)
-            and (kind != EPOCH_SERIAL or (c_chunk_layout(max_rows, d, K, P, &cr) == 1
-                                          and not _use_sorted(max_rows, n)))):
+    # (the shape tests first: _use_reader scans the order, which BGD need not pay for)
+    if ((kind != EPOCH_SERIAL or (c_chunk_layout(max_rows, d, K, P, &cr) == 1
+                                  and not _use_sorted(max_rows, n)))
+            and _use_reader(n, d, sizeof(xfloat), order, m)):
         # one thread trains, the other reads its rows ahead (fgd_reader.h)
         fgd_reader_init(&rd)
         with parallel(num_threads=2):
