@@ -25,9 +25,10 @@
  * a reader; a gap of 0.5 ms made that 5 %, but was also set off by the driver's
  * background shuffle (1.2 ms on W1) and cost the reader's gain in many epochs.
  *
- * Protocol: the trainer publishes its position in the order (fgd_reader_at: every
- * FGD_READER_PUBLISH rows at batch size 1, every batch otherwise; each store moves
- * the line to the trainer's core and back) and sets `done` when it leaves the epoch;
+ * Protocol: the trainer publishes its position in the order (fgd_reader_at: at the
+ * first batch start at least FGD_READER_PUBLISH rows past the last one published;
+ * each store moves the line to the trainer's core and back) and sets `done` when it
+ * leaves the epoch;
  * the reader keeps the rows from position + FGD_READER_LEAD up to position +
  * FGD_READER_WINDOW touched (the window bounds how far ahead it runs, so the rows
  * are still in cache when the trainer gets there: 96 rows of 800 bytes are 77 KB). */

@@ -435,10 +435,10 @@ cdef Py_ssize_t _sgd1_epoch(const xfloat* X, const xfloat* y, const xfloat* sw, 
     Row k's pass over the weights applies row k-1's update and forms row k's
     margin from the updated values in the same loop (_axpy_dot): w is read and
     written once per row, and x_{k-1} is still in L1.  The margin is exactly
-    x_k . w_{k-1}, as the reference computes it.  (Measured against a lazy form,
-    p_k = x_k . w_{k-2} + a_{k-1} x_k . x_{k-1}, which shortens the dependency
-    chain but makes three passes per row: W1 shuffled 11.5-12.1 -> see
-    docs/cython.md.)  The intercept is updated at once.  Divergence: theta is
+    x_k . w_{k-1}, as the reference computes it.  (It replaced a lazy form,
+    p_k = x_k . w_{k-2} + a_{k-1} x_k . x_{k-1}, with a shorter dependency chain
+    but three passes per row: W1 in storage order 7.0 -> 5.3-5.5 ms, shuffled
+    11.5-12.1 -> 10.5-10.8 ms; docs/cython.md.)  The intercept is updated at once.  Divergence: theta is
     w_{k-1} (the pending update applied) when row k's loss is not finite.
     ``rd``: the reader to tell where the epoch is (fgd_reader.h), or NULL."""
     cdef Py_ssize_t k, i
@@ -593,6 +593,7 @@ cdef Py_ssize_t _pair_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
     cdef double* lb
     cdef double loss, pen
     cdef fgd_thread_state ts
+    cdef Py_ssize_t published = -FGD_READER_PUBLISH   # the position rd was last told
     fgd_thread_init(&ts)
     pen = c_penalty_value(theta, n_pen, alpha, l1_ratio)
     for k in range(n_batches):
@@ -602,8 +603,9 @@ cdef Py_ssize_t _pair_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
         h = (nb + 1) // 2
         buf = parts + (k & 1) * 2 * P
         lb = lparts + (k & 1) * 2
-        if rd != NULL:
+        if rd != NULL and start - published >= FGD_READER_PUBLISH:
             fgd_reader_at(rd, start)
+            published = start
         fgd_batch_start(bar, &ts)
         for half in range(2):
             if half % T != tid:
@@ -710,6 +712,7 @@ cdef Py_ssize_t _serial_epoch(const xfloat* X, const xfloat* y, const xfloat* sw
     cdef int64_t* srt = NULL
     cdef double loss, pen
     cdef Py_ssize_t n_done = n_batches
+    cdef Py_ssize_t published = -FGD_READER_PUBLISH   # the position rd was last told
     work = <afloat*>malloc(_work_size(max_rows, d, K, P) * sizeof(afloat))
     if _use_sorted(max_rows, n):
         counts = <int*>malloc(n * sizeof(int))
@@ -727,8 +730,9 @@ cdef Py_ssize_t _serial_epoch(const xfloat* X, const xfloat* y, const xfloat* sw
     for k in range(n_batches):
         start = k * batch_size
         stop = _batch_stop(k, batch_size, m)
-        if rd != NULL:
+        if rd != NULL and start - published >= FGD_READER_PUBLISH:
             fgd_reader_at(rd, start)
+            published = start
         loss = _batch_grad(X, y, sw, n, d, order, start, stop, m, loss_id, loss_param, K,
                            fit_intercept, theta, grad, <afloat>(1.0 / (stop - start)), work,
                            counts, srt)
