@@ -22,3 +22,38 @@ def test_concurrent_fits_equal_sequential_fits(backend):
         results = [f.result() for f in futures]
     for got, want in zip(results, sequential * 2):
         np.testing.assert_array_equal(got, want)
+
+
+READER_CASES = [Case(loss="logistic", batch_size=1, n=400, d=12, epochs=2),
+                Case(loss="hinge", batch_size=3, n=400, d=12, epochs=2),
+                Case(loss="squared", batch_size=1, n=300, d=12, epochs=2, optimizer=("adam", {}))]
+
+
+@pytest.fixture
+def readers_always(monkeypatch, backend):
+    """One-thread shuffled epochs get their reader thread whatever the size of X."""
+    if backend == "numba":
+        from fastgd.kernels.nb import linear_epoch as nb_le
+
+        monkeypatch.setattr(nb_le, "READER_MIN_BYTES", 0)
+        yield
+        return
+    from fastgd.kernels.cy import linear_epoch as cy_le
+
+    old = cy_le._set_reader_min_bytes(0)
+    yield
+    cy_le._set_reader_min_bytes(old)
+
+
+@pytest.mark.parametrize("backend", [b for b in compiled_backends() if b in ("cython", "numba")])
+def test_concurrent_fits_with_reader_threads_equal_sequential_fits(backend, readers_always):
+    """Fits in threads whose epochs each run a trainer and a reader thread (up to six
+    threads on the cores) give the sequential results."""
+    data = [make_data(c) for c in READER_CASES]
+    sequential = [run(c, backend, *d).params[0][0] for c, d in zip(READER_CASES, data)]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = [pool.submit(lambda c=c, d=d: run(c, backend, *d).params[0][0])
+                   for c, d in zip(READER_CASES * 2, data * 2)]
+        results = [f.result() for f in futures]
+    for got, want in zip(results, sequential * 2):
+        np.testing.assert_array_equal(got, want)
