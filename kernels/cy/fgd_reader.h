@@ -38,11 +38,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <omp.h>
+#include "fgd_simd.h"   /* fgd_prefetch_row */
 
 #define FGD_READER_PUBLISH 16
 #define FGD_READER_LEAD 16
 #define FGD_READER_WINDOW 112
 #define FGD_READER_GAP 2e-3
+#define FGD_READER_PREFETCH 16
 
 #if defined(__GNUC__) || defined(__clang__)
 #define FGD_READER_LINE __attribute__((aligned(64)))
@@ -109,6 +111,10 @@ static void fgd_read_ahead(fgd_reader *r, const char *X, size_t stride, size_t r
             FGD_RD_PAUSE();
             continue;
         }
+        /* the row FGD_READER_PREFETCH further on is requested now, so that this
+           thread's own loads find more misses in flight (into L2: prefetcht1) */
+        if (k + FGD_READER_PREFETCH < m)
+            fgd_prefetch_row(X + (size_t)order[k + FGD_READER_PREFETCH] * stride, row_bytes);
         i = (size_t)order[k];
         {
             /* volatile: loads whose values are unused are otherwise dead code */

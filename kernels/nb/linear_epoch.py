@@ -91,6 +91,7 @@ READER_MIN_BYTES = 8 << 20
 READER_PUBLISH = 16
 READER_LEAD = 16
 READER_WINDOW = 112
+READER_PREFETCH = 16        # the reader's own prefetch distance (rows)
 # The reader leaves when it sees that it, or the trainer, did not run for this many
 # cycles (about 2 ms at 2.6 GHz): another process has a core, and a third thread on
 # two cores only takes time from the trainer (fgd_reader.h; shorter gaps were also
@@ -570,6 +571,8 @@ def _read_ahead(X, y, sw, rows, progress):
         if k >= pos + READER_WINDOW:
             spin_pause()
             continue
+        if k + READER_PREFETCH < m:   # more misses in flight for this thread's loads
+            prefetch_row(X, rows[k + READER_PREFETCH])
         i = rows[k]
         xi = X[i]
         for j in range(0, d, step):
