@@ -25,11 +25,10 @@
  * a reader; a gap of 0.5 ms made that 5 %, but was also set off by the driver's
  * background shuffle (1.2 ms on W1) and cost the reader's gain in many epochs.
  *
- * Protocol: the trainer publishes its position in the order (fgd_reader_at: at the
- * first batch start at least FGD_READER_PUBLISH rows past the last one published;
- * each store moves the line to the trainer's core and back) and sets `done` when it
- * leaves the epoch;
- * the reader keeps the rows from position + FGD_READER_LEAD up to position +
+ * Protocol: the trainer tells its position in the order at every batch start
+ * (fgd_reader_at), which publishes it when it is at least FGD_READER_PUBLISH rows
+ * past the last one published (each store moves the line to the trainer's core and
+ * back), and sets `done` when it leaves the epoch; the reader keeps the rows from position + FGD_READER_LEAD up to position +
  * FGD_READER_WINDOW touched (the window bounds how far ahead it runs, so the rows
  * are still in cache when the trainer gets there: 96 rows of 800 bytes are 77 KB). */
 #ifndef FGD_READER_H
@@ -62,19 +61,27 @@
 #define FGD_RD_PAUSE() ((void)0)
 #endif
 
-/* the trainer's position and its done flag, each on a cache line of its own */
+/* the trainer's published position, its done flag, and the trainer's own record of
+   what it last published, each on a cache line of its own */
 typedef struct {
     FGD_READER_LINE long long pos;
     FGD_READER_LINE long long done;
+    FGD_READER_LINE long long published;
     char pad[64 - sizeof(long long)];
 } fgd_reader;
 
-static void fgd_reader_init(fgd_reader *r) { r->pos = 0; r->done = 0; }
+static void fgd_reader_init(fgd_reader *r)
+{
+    r->pos = 0; r->done = 0; r->published = -FGD_READER_PUBLISH;
+}
 
-/* trainer: at position k of the order */
+/* trainer: at position k of the order (a batch start) */
 static inline void fgd_reader_at(fgd_reader *r, ptrdiff_t k)
 {
-    FGD_RD_STORE(&r->pos, (long long)k);
+    if (k - r->published >= FGD_READER_PUBLISH) {
+        FGD_RD_STORE(&r->pos, (long long)k);
+        r->published = k;
+    }
 }
 
 static inline void fgd_reader_done(fgd_reader *r) { FGD_RD_STORE(&r->done, 1LL); }
@@ -97,12 +104,10 @@ static void fgd_read_ahead(fgd_reader *r, const char *X, size_t stride, size_t r
             /* contention: leave when the trainer, or this thread, has not run for
                FGD_READER_GAP seconds (see above) */
             now = omp_get_wtime();
+            if (now - t_seen > FGD_READER_GAP) return;
             if (pos != last_pos) {
                 last_pos = pos;
-                if (now - t_seen > FGD_READER_GAP) return;
                 t_seen = now;
-            } else if (now - t_seen > FGD_READER_GAP) {
-                return;
             }
         }
         if (k < pos + FGD_READER_LEAD) k = pos + FGD_READER_LEAD;

@@ -72,7 +72,6 @@ cdef extern from "fgd_team.h" nogil:
     double fgd_contended_wait
 
 cdef extern from "fgd_reader.h" nogil:
-    enum: FGD_READER_PUBLISH
     enum: FGD_READER_WINDOW
     ctypedef struct fgd_reader:
         pass
@@ -449,7 +448,7 @@ cdef Py_ssize_t _sgd1_epoch(const xfloat* X, const xfloat* y, const xfloat* sw, 
     cdef size_t half = (d * sizeof(xfloat)) // 2
     cdef const char* pfrow = NULL
     for k in range(n_batches):
-        if rd != NULL and (k & (FGD_READER_PUBLISH - 1)) == 0:
+        if rd != NULL:
             fgd_reader_at(rd, k)
         # the next rows' lines are requested in two halves, spread over the row's work
         if k + PREFETCH_AHEAD < m:
@@ -593,7 +592,6 @@ cdef Py_ssize_t _pair_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
     cdef double* lb
     cdef double loss, pen
     cdef fgd_thread_state ts
-    cdef Py_ssize_t published = -FGD_READER_PUBLISH   # the position rd was last told
     fgd_thread_init(&ts)
     pen = c_penalty_value(theta, n_pen, alpha, l1_ratio)
     for k in range(n_batches):
@@ -603,9 +601,8 @@ cdef Py_ssize_t _pair_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
         h = (nb + 1) // 2
         buf = parts + (k & 1) * 2 * P
         lb = lparts + (k & 1) * 2
-        if rd != NULL and start - published >= FGD_READER_PUBLISH:
+        if rd != NULL:
             fgd_reader_at(rd, start)
-            published = start
         fgd_batch_start(bar, &ts)
         for half in range(2):
             if half % T != tid:
@@ -712,7 +709,6 @@ cdef Py_ssize_t _serial_epoch(const xfloat* X, const xfloat* y, const xfloat* sw
     cdef int64_t* srt = NULL
     cdef double loss, pen
     cdef Py_ssize_t n_done = n_batches
-    cdef Py_ssize_t published = -FGD_READER_PUBLISH   # the position rd was last told
     work = <afloat*>malloc(_work_size(max_rows, d, K, P) * sizeof(afloat))
     if _use_sorted(max_rows, n):
         counts = <int*>malloc(n * sizeof(int))
@@ -730,9 +726,8 @@ cdef Py_ssize_t _serial_epoch(const xfloat* X, const xfloat* y, const xfloat* sw
     for k in range(n_batches):
         start = k * batch_size
         stop = _batch_stop(k, batch_size, m)
-        if rd != NULL and start - published >= FGD_READER_PUBLISH:
+        if rd != NULL:
             fgd_reader_at(rd, start)
-            published = start
         loss = _batch_grad(X, y, sw, n, d, order, start, stop, m, loss_id, loss_param, K,
                            fit_intercept, theta, grad, <afloat>(1.0 / (stop - start)), work,
                            counts, srt)
