@@ -97,7 +97,7 @@ class CPUEngine:
             n_batches = -(-X.shape[0] // spec.batch_size)
             self.epoch_threads = 1 if fn is None else int(fn(
                 X.shape[0], X.shape[1], spec.n_outputs, spec.fit_intercept, spec.batch_size,
-                n_batches))
+                n_batches, itemsize=X.dtype.itemsize))
         elif isinstance(spec, CustomSpec):
             self.epoch_threads = 1
         if isinstance(spec, MLPSpec):

@@ -536,31 +536,44 @@ def pair_knobs():
         cy_le._set_contended_wait(saved["c"])
 
 
-PAIR_CASES = [(ids.LOSS_LOGISTIC, "sgd", np.float64, 32, False),
-              (ids.LOSS_SQUARED, "adam-amsgrad-wd", np.float64, 17, True),
-              (ids.LOSS_SOFTMAX, "sgd-momentum-dampening", np.float64, 24, False),
-              (ids.LOSS_HINGE, "rmsprop-centered-momentum-wd", np.float32, 40, True),
-              (ids.LOSS_HUBER, "adagrad-decay-wd-init", np.float64, 9, False)]
+# (loss, rule, dtype, b, sample weights, d): d = 12 cuts each batch into row halves
+# (_pair_epoch); K = 1 with d >= 32 cuts the features (_split_epoch), d = 37 with an
+# odd part and tails
+PAIR_CASES = [(ids.LOSS_LOGISTIC, "sgd", np.float64, 32, False, 12),
+              (ids.LOSS_SQUARED, "adam-amsgrad-wd", np.float64, 17, True, 12),
+              (ids.LOSS_SOFTMAX, "sgd-momentum-dampening", np.float64, 24, False, 12),
+              (ids.LOSS_HINGE, "rmsprop-centered-momentum-wd", np.float32, 40, True, 12),
+              (ids.LOSS_HUBER, "adagrad-decay-wd-init", np.float64, 9, False, 12),
+              (ids.LOSS_LOGISTIC, "sgd", np.float64, 32, False, 40),
+              (ids.LOSS_LOGISTIC, "sgd-momentum-dampening", np.float64, 19, True, 37),
+              (ids.LOSS_SQUARED, "adam-amsgrad-wd", np.float32, 24, True, 40),
+              (ids.LOSS_MODIFIED_HUBER, "rmsprop-centered-momentum-wd", np.float64, 10, False,
+               64),
+              (ids.LOSS_SOFTMAX, "adagrad-decay-wd-init", np.float64, 16, True, 40)]
 
 
-@pytest.mark.parametrize("loss_id,rule,acc,b,sw", PAIR_CASES,
-                         ids=[f"{LOSS_NAMES[c[0]]}-{c[1]}-b{c[3]}" for c in PAIR_CASES])
-def test_mid_sized_batches_same_bits_on_one_or_two_threads(pair_knobs, loss_id, rule, acc, b, sw):
-    """The two halves of a batch on one thread, on two, and on two that go solo after their
-    first barrier (contended) give the same bits, equal to the reference to its tolerance."""
+@pytest.mark.parametrize("loss_id,rule,acc,b,sw,d", PAIR_CASES,
+                         ids=[f"{LOSS_NAMES[c[0]]}-{c[1]}-b{c[3]}-d{c[5]}" for c in PAIR_CASES])
+def test_mid_sized_batches_same_bits_on_one_or_two_threads(pair_knobs, loss_id, rule, acc, b, sw,
+                                                           d):
+    """The two halves (of the rows or of the features) of a batch on one thread, on two,
+    and on two that go solo after their first barrier (contended) give the same bits,
+    equal to the reference to its tolerance."""
     if cy_le.omp_max_threads() < 2:
         pytest.skip("needs two OpenMP threads")
-    X, y, w = make_problem(loss_id, n=400, d=12, seed=3, sw=sw)
+    K = n_outputs(loss_id)
+    assert cy_le.batch_split(d, K) == (((d // 2 + 4) // 8) * 8 if K == 1 and d >= 32 else 0)
+    X, y, w = make_problem(loss_id, n=400, d=d, seed=3, sw=sw)
     X, y, w = X.astype(acc), y.astype(acc), w.astype(acc)
     order = np.random.default_rng(1).permutation(400)
     kw = dict(alpha=0.01, l1_ratio=0.3, acc=acc)
     nb = -(-400 // b)
-    assert cy_le.epoch_threads(400, 12, n_outputs(loss_id), True, b, nb) in (1, 2)
+    assert cy_le.epoch_threads(400, d, K, True, b, nb) in (1, 2)
     runs = []
     for min_work, wait in ((1 << 40, None), (0, None), (0, -1.0)):
         pair_knobs(min_work=min_work, contended_wait=wait)
         if min_work == 0:
-            assert cy_le.epoch_threads(400, 12, n_outputs(loss_id), True, b, nb) == 2
+            assert cy_le.epoch_threads(400, d, K, True, b, nb) == 2
         theta = state = None
         out = []
         for e in range(2):
@@ -582,12 +595,13 @@ def test_mid_sized_batches_same_bits_on_one_or_two_threads(pair_knobs, loss_id, 
     assert_close(runs[0][0][2], bl_ref, rtol)
 
 
-def test_mid_sized_batches_diverge_at_the_same_batch_on_two_threads(pair_knobs):
+@pytest.mark.parametrize("d", [12, 40])
+def test_mid_sized_batches_diverge_at_the_same_batch_on_two_threads(pair_knobs, d):
     if cy_le.omp_max_threads() < 2:
         pytest.skip("needs two OpenMP threads")
-    X, y, _ = make_problem(ids.LOSS_SQUARED, n=200, d=12, seed=5)
+    X, y, _ = make_problem(ids.LOSS_SQUARED, n=200, d=d, seed=5)
     order = np.random.default_rng(2).permutation(200)
-    X[order[37], 3] = 1e200  # in the second half of batch 2 (rows 32..47, b = 16)
+    X[order[37], d - 3] = 1e200  # in the second half of batch 2 (rows 32..47, b = 16)
     results = []
     for min_work in (1 << 40, 0):
         pair_knobs(min_work=min_work)

@@ -322,8 +322,14 @@ FGD_CLONES static void fgd_axpy4_fd(const double *a, const float *x0, const floa
  * 2 atanh(e / (2 + e)), a 17-term series in u^2 <= 1/9.  Within a few ulps of
  * glibc's exp and log1p.  Compiled without reassociation (the range reduction
  * and the rounding trick depend on the order of operations). */
-FGD_CLONES FGD_NOREASSOC static void fgd_logistic4(const double *p_, const double *y_,
-                                                    double *loss, double *dl)
+#if defined(__GNUC__) || defined(__clang__)
+#define FGD_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define FGD_ALWAYS_INLINE inline
+#endif
+FGD_NOREASSOC static FGD_ALWAYS_INLINE void fgd_logistic4_inline(const double *p_,
+                                                                const double *y_,
+                                                                double *loss, double *dl)
 {
     FGD_NOREASSOC_BODY
     const fgd_v4d zero = {0, 0, 0, 0}, one = {1, 1, 1, 1}, two = {2, 2, 2, 2};
@@ -369,6 +375,24 @@ FGD_CLONES FGD_NOREASSOC static void fgd_logistic4(const double *p_, const doubl
     fgd_v4d lin = (fgd_v4d)((pos & (fgd_v4i)((one - y) * p)) | (~pos & (fgd_v4i)(zero - y * p)));
     fgd_st4d(loss, lin + l1p);
     fgd_st4d(dl, num / (one + e) - y);
+}
+
+FGD_CLONES FGD_NOREASSOC static void fgd_logistic4(const double *p, const double *y,
+                                                    double *loss, double *dl)
+{
+    FGD_NOREASSOC_BODY
+    fgd_logistic4_inline(p, y, loss, dl);
+}
+
+/* fgd_logistic4 on rows [0, n) in blocks of 4 (n a multiple of 4), in one call: the
+ * blocks are independent, so their long polynomial chains overlap in the core (one
+ * call per block ran them one after the other: 48 ns a block, 1.2 ms of a W1 epoch). */
+FGD_CLONES FGD_NOREASSOC static void fgd_logistic_rows(const double *p, const double *y,
+                                                        ptrdiff_t n, double *loss, double *dl)
+{
+    FGD_NOREASSOC_BODY
+    ptrdiff_t r;
+    for (r = 0; r + 4 <= n; r += 4) fgd_logistic4_inline(p + r, y + r, loss + r, dl + r);
 }
 
 #else /* plain C for other compilers: same results up to rounding order */
@@ -420,6 +444,9 @@ static void fgd_logistic4(const double *p, const double *y, double *loss, double
         dl[q] = (p[q] >= 0 ? 1.0 : e) / (1.0 + e) - y[q];
     }
 }
+static void fgd_logistic_rows(const double *p, const double *y, ptrdiff_t n, double *loss,
+                              double *dl)
+{ ptrdiff_t r; for (r = 0; r + 4 <= n; r += 4) fgd_logistic4(p + r, y + r, loss + r, dl + r); }
 #endif /* FGD_VEC */
 
 /* (double X, float theta): x is rounded to float first, as the reference's

@@ -40,7 +40,7 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 
 from .losses cimport loss_dloss, softmax_loss_dloss
-from .updates cimport c_update_penalized, c_penalty_value
+from .updates cimport c_update_penalized, c_update_penalized_range, c_penalty_value
 
 cdef extern from "fgd_simd.h" nogil:
     double fgd_dot_dd(const double* x, const double* w, Py_ssize_t n)
@@ -63,6 +63,8 @@ cdef extern from "fgd_simd.h" nogil:
                       const float* x3, double* y, Py_ssize_t n)
     void fgd_prefetch_row(const void* p, size_t nbytes)
     void fgd_logistic4(const double* p, const double* y, double* loss, double* dl)
+    void fgd_logistic_rows(const double* p, const double* y, Py_ssize_t n, double* loss,
+                           double* dl)
 
 from .team cimport (fgd_team_barrier, fgd_thread_state, fgd_barrier_init, fgd_thread_init,
                     fgd_batch_start, fgd_barrier_wait, fgd_contended, fgd_barrier_solo,
@@ -528,6 +530,48 @@ def _set_reader_min_bytes(Py_ssize_t value):
     return old
 
 
+# Batches cut by features run on one thread with the reader, rather than on two
+# threads, when X is at least this many bytes (about the last-level cache; set at
+# import, from the OS where it tells).  Each core's hardware prefetcher streams on
+# past its own part of a row into the other's, so two threads that each read half
+# of every row move up to twice the bytes: with X in cache that costs nothing and
+# two threads win (W1-like 20,000 x 100: 0.79 against 1.03 ms), from memory one
+# thread and the reader win (100,000 x 100: 5.4 against 6.3 ms).
+cdef Py_ssize_t _split_reader_min_bytes = 32 << 20
+
+
+def _last_level_cache_bytes(default=32 << 20):
+    """The largest CPU cache in bytes, from Linux's sysfs (``default`` elsewhere)."""
+    import glob
+    best = 0
+    for path in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size"):
+        try:
+            with open(path) as f:
+                text = f.read().strip().upper()
+            scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+            best = max(best, int(text.rstrip("KMG")) * scale)
+        except (OSError, ValueError):
+            continue
+    return best or default
+
+
+_split_reader_min_bytes = _last_level_cache_bytes()
+
+
+def _set_split_reader_min_bytes(Py_ssize_t value):
+    """The size of X from which batches cut by features run on one thread with the
+    reader rather than on two threads (0: always; a huge value: never); returns the
+    previous value."""
+    global _split_reader_min_bytes
+    old = _split_reader_min_bytes
+    _split_reader_min_bytes = value
+    return old
+
+
+cdef inline bint _split_reads(Py_ssize_t n, Py_ssize_t d, Py_ssize_t itemsize) noexcept nogil:
+    return n * d * itemsize >= _split_reader_min_bytes and n * d * itemsize >= _reader_min_bytes
+
+
 cdef inline bint _use_reader(Py_ssize_t n, Py_ssize_t d, Py_ssize_t itemsize,
                              const int64_t* order, Py_ssize_t m) noexcept nogil:
     return (n * d * itemsize >= _reader_min_bytes and openmp.omp_get_max_threads() >= 2
@@ -690,6 +734,272 @@ cdef Py_ssize_t _paired_epoch(const xfloat* X, const xfloat* y, const xfloat* sw
     return done[0]
 
 
+# Mid-sized batches with K = 1 and at least this many features are cut by features
+# (_split_epoch) rather than by rows (_pair_epoch).  Module-level so tests and
+# benchmarks can compare the two; the bits depend on it.
+cdef Py_ssize_t _split_min_d = 32
+
+
+def _set_split_min_d(Py_ssize_t value):
+    """Test/benchmark knob: the number of features from which mid-sized batches are cut
+    by features instead of rows (a huge value: never); returns the previous value."""
+    global _split_min_d
+    old = _split_min_d
+    _split_min_d = value
+    return old
+
+
+cdef inline Py_ssize_t _split_at(Py_ssize_t d, Py_ssize_t K) noexcept nogil:
+    """Where _split_epoch cuts the features (a multiple of 8 near d / 2), or 0 when the
+    batches are cut into row halves instead (_pair_epoch).  A rule on the shapes only."""
+    if K != 1 or d < _split_min_d or d < 16:
+        return 0
+    return ((d // 2 + 4) // 8) * 8
+
+
+cdef void _part_margins(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ssize_t d,
+                        const int64_t* order, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t m,
+                        Py_ssize_t ahead, Py_ssize_t lo, Py_ssize_t hi, const afloat* theta,
+                        afloat* q) noexcept nogil:
+    """q[r] = x_i[lo:hi] . theta[lo:hi] for the rows i = order[start + r] of a batch;
+    requests [lo:hi) of the row ``ahead`` positions on (and its label and weight)."""
+    cdef Py_ssize_t pos, w = hi - lo
+    cdef int64_t i
+    for pos in range(start, stop):
+        if pos + ahead < m:
+            i = order[pos + ahead]
+            fgd_prefetch_row(X + i * d + lo, w * sizeof(xfloat))
+            fgd_prefetch_row(y + i, sizeof(xfloat))
+            if sw != NULL:
+                fgd_prefetch_row(sw + i, sizeof(xfloat))
+        q[pos - start] = _dot(X + order[pos] * d + lo, theta + lo, w)
+
+
+cdef double _split_coefs(const xfloat* y, const xfloat* sw, const int64_t* order,
+                         Py_ssize_t start, Py_ssize_t stop, int loss_id, double param,
+                         afloat b, const afloat* q0, const afloat* q1, afloat scale,
+                         afloat* a, afloat* work) noexcept nogil:
+    """a[r] = c_r dl(p_r, y_r) with p_r = (q0[r] + q1[r]) + b and c_r = scale sw_r,
+    for the rows of a batch; returns sum c_r l_r (row order).  ``work``: 3 x the
+    batch's rows."""
+    cdef Py_ssize_t nb = stop - start, r, nv = 0
+    cdef int64_t i
+    cdef afloat c
+    cdef afloat* pb = work
+    cdef afloat* yb = work + nb
+    cdef afloat* lb = work + 2 * nb
+    cdef double loss = 0.0
+    cdef bint small = True
+    for r in range(nb):
+        pb[r] = (q0[r] + q1[r]) + b
+        yb[r] = <afloat>y[order[start + r]]
+        small &= fabs(pb[r]) <= 700
+    if afloat is double:
+        if loss_id == LOSS_LOGISTIC and small:
+            nv = nb & ~(<Py_ssize_t>3)
+            fgd_logistic_rows(pb, yb, nv, lb, a)     # exp and log1p, 4 rows a step
+    for r in range(nv, nb):
+        lb[r] = loss_dloss(loss_id, param, pb[r], yb[r], &a[r])
+    for r in range(nb):
+        c = scale if sw == NULL else scale * <afloat>sw[order[start + r]]
+        loss += <double>(c * lb[r])
+        a[r] = a[r] * c
+    return loss
+
+
+cdef void _part_grad(const xfloat* X, Py_ssize_t d, const int64_t* order, Py_ssize_t start,
+                     Py_ssize_t stop, Py_ssize_t lo, Py_ssize_t hi, const afloat* a,
+                     afloat* g) noexcept nogil:
+    """g[lo:hi] = sum_r a[r] x_i[lo:hi] over the rows i = order[start + r] (overwritten):
+    four rows a pass, then single rows (the rows are still in cache from the margins)."""
+    cdef Py_ssize_t nb = stop - start, r = 0, w = hi - lo
+    memset(g + lo, 0, w * sizeof(afloat))
+    while r + 4 <= nb:
+        _axpy4(a + r, X + order[start + r] * d + lo, X + order[start + r + 1] * d + lo,
+               X + order[start + r + 2] * d + lo, X + order[start + r + 3] * d + lo, g + lo, w)
+        r += 4
+    for r in range(r, nb):
+        _axpy(a[r], X + order[start + r] * d + lo, g + lo, w)
+
+
+cdef Py_ssize_t _split_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
+                             Py_ssize_t d, const int64_t* order, Py_ssize_t m,
+                             Py_ssize_t batch_size, Py_ssize_t n_batches, int loss_id,
+                             double param, bint fi, double alpha, double l1_ratio, int rule_id,
+                             const double* hyper, const double* lrs, long long step0,
+                             Py_ssize_t h, afloat* theta, afloat* grad, afloat* state,
+                             afloat* theta0, afloat* state0, double* batch_loss, afloat* q,
+                             Py_ssize_t qstride, double* pens, afloat* a, int* solo, int tid,
+                             int T, fgd_team_barrier* bar, fgd_reader* rd) noexcept nogil:
+    """The epoch of mid-sized batches (K = 1) with the features cut at h, as thread
+    ``tid`` of T (1 or 2) sees it.
+
+    Part 0 is features [0, h), part 1 features [h, d).  Per batch, each part's
+    partial margins x_i[part] . w[part] go to ``q`` (parity k % 2, part: qstride
+    elements each); after one barrier both threads form p_i = (q0_i + q1_i) + b, the
+    loss and the coefficients a_i = c_i dl_i, and each then forms the gradient of its
+    own part and applies the update rule to it; the intercept, from sum a_i, is updated
+    by both.  So 2 x batch-size margins (and two penalty values, ``pens``: parity,
+    part, a cache line each) cross the cores per batch, each thread reads and updates
+    only its part of the rows and weights, and nothing is applied twice but the
+    intercept.  T = 1 runs both parts itself: the same calls, the same bits.
+    ``a``: this thread's 4 x qstride elements (coefficients and _split_coefs' work).
+    Thread 1 works on its own copy of the parameters (``theta``, ``state``; thread 0's
+    are ``theta0``, ``state0``) and hands its part back at the end, or when the pair
+    is contended (thread 0 decides before barrier k, in solo[k % 2], and goes on alone
+    after one more barrier that waits for the hand-back).
+    Returns n_done (thread 1: n_done, or -1 when it left the pair)."""
+    cdef Py_ssize_t P = d + (1 if fi else 0)
+    cdef Py_ssize_t S = _state_slots(rule_id)
+    cdef Py_ssize_t k, r, s, part, start, stop, nb, lo, hi, n_done = n_batches
+    cdef afloat* qb
+    cdef double* pb
+    cdef afloat b, gb
+    cdef double loss
+    cdef fgd_thread_state ts
+    fgd_thread_init(&ts)
+    for part in range(2):
+        if part % T == tid:
+            lo = 0 if part == 0 else h
+            hi = h if part == 0 else d
+            pens[part * 8] = c_penalty_value(theta + lo, hi - lo, alpha, l1_ratio)
+    for k in range(n_batches):
+        start = k * batch_size
+        stop = _batch_stop(k, batch_size, m)
+        nb = stop - start
+        qb = q + (k & 1) * 2 * qstride
+        pb = pens + (k & 1) * 16
+        if rd != NULL:
+            fgd_reader_at(rd, start)
+        fgd_batch_start(bar, &ts)
+        for part in range(2):
+            if part % T == tid:
+                _part_margins(X, y, sw, d, order, start, stop, m, batch_size,
+                              0 if part == 0 else h, h if part == 0 else d, theta,
+                              qb + part * qstride)
+        if T > 1:
+            if tid == 0:
+                solo[k & 1] = fgd_contended(bar)
+            fgd_barrier_wait(bar, &ts)
+            if solo[k & 1]:
+                if tid != 0:
+                    n_done = -1
+                    break
+                fgd_barrier_wait(bar, &ts)  # thread 1 has handed its part back
+                T = 1
+                fgd_barrier_solo(bar)
+        b = theta[d] if fi else 0
+        loss = _split_coefs(y, sw, order, start, stop, loss_id, param, b, qb, qb + qstride,
+                            <afloat>(1.0 / nb), a, a + qstride)
+        loss = loss + (pb[0] + pb[8])
+        if tid == 0:
+            batch_loss[k] = loss
+        if not isfinite(loss):
+            n_done = k
+            break
+        pb = pens + ((k + 1) & 1) * 16
+        for part in range(2):
+            if part % T == tid:
+                lo = 0 if part == 0 else h
+                hi = h if part == 0 else d
+                _part_grad(X, d, order, start, stop, lo, hi, a, grad)
+                pb[part * 8] = c_update_penalized_range(rule_id, hyper, theta, grad, state, P,
+                                                        lo, hi - lo, lrs[k], step0 + k + 1,
+                                                        hi - lo, alpha, l1_ratio)
+        if fi:
+            gb = 0
+            for r in range(nb):
+                gb = gb + a[r]
+            grad[d] = gb
+            c_update_penalized_range(rule_id, hyper, theta, grad, state, P, d, 1, lrs[k],
+                                     step0 + k + 1, 0, 0.0, 0.0)
+    if tid == 1:  # hand part 1 back to thread 0's parameters
+        memcpy(theta0 + h, theta + h, (d - h) * sizeof(afloat))
+        for s in range(S):
+            memcpy(state0 + s * P + h, state + s * P + h, (d - h) * sizeof(afloat))
+        if n_done == -1:
+            fgd_barrier_wait(bar, &ts)
+    return n_done
+
+
+cdef inline Py_ssize_t _line_up(Py_ssize_t n, Py_ssize_t itemsize) noexcept nogil:
+    # n elements rounded up to whole cache lines (in elements)
+    cdef Py_ssize_t per = 64 // itemsize
+    return (n + per - 1) // per * per
+
+
+cdef Py_ssize_t _run_split_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
+                                 Py_ssize_t d, const int64_t* order, Py_ssize_t m,
+                                 Py_ssize_t batch_size, Py_ssize_t n_batches, int loss_id,
+                                 double param, bint fi, double alpha, double l1_ratio,
+                                 int rule_id, const double* hyper, const double* lrs,
+                                 long long step0, afloat* theta, afloat* grad, afloat* state,
+                                 double* batch_loss, int T, fgd_reader* rd) noexcept nogil:
+    """Runs _split_epoch on T threads (1 or 2; one thread tells ``rd`` where it is, if
+    not NULL); -1 if out of memory."""
+    cdef Py_ssize_t P = d + (1 if fi else 0)
+    cdef Py_ssize_t S = _state_slots(rule_id) * P
+    cdef Py_ssize_t h = _split_at(d, 1)
+    cdef Py_ssize_t max_rows = batch_size if batch_size < m else m
+    cdef Py_ssize_t qs = _line_up(max_rows, sizeof(afloat))
+    cdef Py_ssize_t ps = _line_up(P, sizeof(afloat))
+    cdef Py_ssize_t done[1]
+    cdef Py_ssize_t r
+    cdef int tid, nt
+    cdef int solo[2]
+    cdef fgd_team_barrier bar
+    # line-aligned: pens (2 parities x 2 parts, a line each), q (2 x 2), each thread's a
+    # and margins, labels, losses (4 x the rows), and thread 1's theta, grad and state
+    cdef Py_ssize_t bytes_ = (4 * qs + 8 * qs + 3 * ps + S) * sizeof(afloat) + 32 * sizeof(double)
+    cdef char* raw = <char*>malloc(bytes_ + 64)
+    cdef char* base
+    cdef afloat* q
+    cdef double* pens
+    cdef afloat* a0
+    cdef afloat* a1
+    cdef afloat* theta1
+    cdef afloat* grad1
+    cdef afloat* state1
+    if raw == NULL:
+        return -1
+    base = raw + (64 - (<size_t>raw) % 64) % 64
+    pens = <double*>base
+    q = <afloat*>(base + 32 * sizeof(double))
+    a0 = q + 4 * qs
+    a1 = a0 + 4 * qs
+    theta1 = a1 + 4 * qs
+    grad1 = theta1 + ps
+    state1 = grad1 + ps
+    solo[0] = 0
+    solo[1] = 0
+    if T == 1:
+        fgd_barrier_init(&bar, 1)
+        r = _split_epoch(X, y, sw, d, order, m, batch_size, n_batches, loss_id, param, fi,
+                         alpha, l1_ratio, rule_id, hyper, lrs, step0, h, theta, grad, state,
+                         theta, state, batch_loss, q, qs, pens, a0, solo, 0, 1, &bar, rd)
+        free(raw)
+        return r
+    memcpy(theta1, theta, P * sizeof(afloat))
+    memcpy(state1, state, S * sizeof(afloat))
+    with parallel(num_threads=2):
+        tid = openmp.omp_get_thread_num()
+        nt = openmp.omp_get_num_threads()
+        if tid == 0:
+            fgd_barrier_init(&bar, nt)
+        fgd_omp_barrier()
+        if tid == 0:
+            done[0] = _split_epoch(X, y, sw, d, order, m, batch_size, n_batches, loss_id,
+                                   param, fi, alpha, l1_ratio, rule_id, hyper, lrs, step0, h,
+                                   theta, grad, state, theta, state, batch_loss, q, qs, pens,
+                                   a0, solo, 0, nt, &bar, NULL)
+        else:
+            _split_epoch(X, y, sw, d, order, m, batch_size, n_batches, loss_id, param, fi,
+                         alpha, l1_ratio, rule_id, hyper, lrs, step0, h, theta1, grad1, state1,
+                         theta, state, batch_loss, q, qs, pens, a1, solo, 1, nt, &bar, NULL)
+    free(raw)
+    return done[0]
+
+
 cdef Py_ssize_t _serial_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
                               Py_ssize_t n, Py_ssize_t d, const int64_t* order, Py_ssize_t m,
                               Py_ssize_t batch_size, Py_ssize_t n_batches, int loss_id,
@@ -748,6 +1058,7 @@ cdef enum:
     EPOCH_SGD1 = 0      # _sgd1_epoch
     EPOCH_HALVES = 1    # _paired_epoch on one thread
     EPOCH_SERIAL = 2    # _serial_epoch
+    EPOCH_SPLIT = 3     # _run_split_epoch on one thread
 
 
 cdef Py_ssize_t _one_thread_epoch(int kind, const xfloat* X, const xfloat* y,
@@ -766,6 +1077,10 @@ cdef Py_ssize_t _one_thread_epoch(int kind, const xfloat* X, const xfloat* y,
         return _paired_epoch(X, y, sw, n, d, order, m, batch_size, n_batches, loss_id,
                              loss_param, K, fit_intercept, alpha, l1_ratio, rule_id, hyper,
                              lrs, step0, theta, grad, state, batch_loss, 1, rd)
+    if kind == EPOCH_SPLIT:
+        return _run_split_epoch(X, y, sw, d, order, m, batch_size, n_batches, loss_id,
+                                loss_param, fit_intercept, alpha, l1_ratio, rule_id, hyper,
+                                lrs, step0, theta, grad, state, batch_loss, 1, rd)
     return _serial_epoch(X, y, sw, n, d, order, m, batch_size, n_batches, loss_id, loss_param,
                          K, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta,
                          grad, state, batch_loss, rd)
@@ -789,11 +1104,19 @@ cdef Py_ssize_t c_linear_epoch(const xfloat* X, const xfloat* y, const xfloat* s
             and hyper[3] == 0 and alpha == 0):
         kind = EPOCH_SGD1
     elif _paired(max_rows, n, d, K, P):
+        kind = EPOCH_SPLIT if _split_at(d, K) > 0 else EPOCH_HALVES
         if _pair_threads(max_rows, d, K, n_batches) == 2:
-            return _paired_epoch(X, y, sw, n, d, order, m, batch_size, n_batches, loss_id,
-                                 loss_param, K, fit_intercept, alpha, l1_ratio, rule_id,
-                                 hyper, lrs, step0, theta, grad, state, batch_loss, 2, NULL)
-        kind = EPOCH_HALVES
+            if kind == EPOCH_SPLIT:
+                if not _split_reads(n, d, sizeof(xfloat)):
+                    return _run_split_epoch(X, y, sw, d, order, m, batch_size, n_batches,
+                                            loss_id, loss_param, fit_intercept, alpha,
+                                            l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
+                                            state, batch_loss, 2, NULL)
+            else:
+                return _paired_epoch(X, y, sw, n, d, order, m, batch_size, n_batches, loss_id,
+                                     loss_param, K, fit_intercept, alpha, l1_ratio, rule_id,
+                                     hyper, lrs, step0, theta, grad, state, batch_loss, 2,
+                                     NULL)
     else:
         kind = EPOCH_SERIAL
     # (the shape tests first: _use_reader scans the order, which BGD need not pay for)
@@ -959,10 +1282,18 @@ def chunk_layout(n_rows, d, n_outputs=1, fit_intercept=True):
     return int(nc), int(cr)
 
 
+def batch_split(d, n_outputs=1):
+    """Where mid-sized batches (see epoch_threads) cut the features between the two
+    threads (a multiple of 8 near d / 2), or 0 when they cut the rows instead."""
+    cdef Py_ssize_t dd = d, K = n_outputs
+    return int(_split_at(dd, K))
+
+
 def epoch_threads(Py_ssize_t n, Py_ssize_t d, Py_ssize_t n_outputs, bint fit_intercept,
-                  Py_ssize_t batch_size, Py_ssize_t n_batches):
-    """How many threads ``linear_epoch`` would run an epoch's batches on now (1: serial),
-    so a caller can keep other work off the cores it uses."""
+                  Py_ssize_t batch_size, Py_ssize_t n_batches, Py_ssize_t itemsize=8):
+    """How many threads ``linear_epoch`` would run an epoch's batches on now (1: serial;
+    a reader thread is not counted), so a caller can keep other work off the cores it
+    uses.  ``itemsize``: X's (4 or 8)."""
     cdef Py_ssize_t K = n_outputs
     cdef Py_ssize_t P = d * K + (K if fit_intercept else 0)
     cdef Py_ssize_t rows = batch_size if batch_size < n else n
@@ -971,6 +1302,8 @@ def epoch_threads(Py_ssize_t n, Py_ssize_t d, Py_ssize_t n_outputs, bint fit_int
     if T < 2:
         return 1
     if _paired(rows, n, d, K, P):
+        if _split_at(d, K) > 0 and _split_reads(n, d, itemsize):
+            return 1
         return _pair_threads(rows, d, K, n_batches)
     return T if c_chunk_layout(rows, d, K, P, &cr) > 1 else 1
 

@@ -50,6 +50,16 @@ cdef double c_update_penalized(int rule_id, const double* hyper, floating* theta
                                double lr, long long step, Py_ssize_t n_pen, double alpha,
                                double l1_ratio) noexcept nogil
 
+# The same on the parameters [off, off + n) of a vector of P (state rows P apart), the
+# first n_pen of them penalised; returns the penalty value of those n_pen.  Two calls on
+# disjoint ranges update the same vector as one call on their union (the elementwise
+# bits are the same; the penalty values are partial sums).
+cdef double c_update_penalized_range(int rule_id, const double* hyper, floating* theta,
+                                     const floating* grad, floating* state, Py_ssize_t P,
+                                     Py_ssize_t off, Py_ssize_t n, double lr, long long step,
+                                     Py_ssize_t n_pen, double alpha,
+                                     double l1_ratio) noexcept nogil
+
 # The penalty value alpha * ((1 - r)/2 ||w||^2 + r ||w||_1) of theta[:n] (0 if alpha == 0).
 cdef double c_penalty_value(const floating* theta, Py_ssize_t n, double alpha,
                             double l1_ratio) noexcept nogil

@@ -279,16 +279,25 @@ cdef double c_update_penalized(int rule_id, const double* hyper, floating* theta
                                const floating* grad, floating* state, Py_ssize_t P,
                                double lr, long long step, Py_ssize_t n_pen, double alpha,
                                double l1_ratio) noexcept nogil:
+    return c_update_penalized_range(rule_id, hyper, theta, grad, state, P, 0, P, lr, step,
+                                    n_pen, alpha, l1_ratio)
+
+
+cdef double c_update_penalized_range(int rule_id, const double* hyper, floating* theta,
+                                     const floating* grad, floating* state, Py_ssize_t P,
+                                     Py_ssize_t off, Py_ssize_t n, double lr, long long step,
+                                     Py_ssize_t n_pen, double alpha,
+                                     double l1_ratio) noexcept nogil:
     cdef double s2 = 0, s1 = 0
     if alpha == 0 or n_pen < 0:
         n_pen = 0
-    if n_pen > P:
-        n_pen = P
-    if _rule_range(rule_id, hyper, theta, grad, state, P, 0, n_pen, lr, step, alpha,
+    if n_pen > n:
+        n_pen = n
+    if _rule_range(rule_id, hyper, theta, grad, state, P, off, n_pen, lr, step, alpha,
                    l1_ratio, &s2, &s1) != 0:
         return NAN
-    if _rule_range(rule_id, hyper, theta, grad, state, P, n_pen, P - n_pen, lr, step, 0.0,
-                   0.0, &s2, &s1) != 0:
+    if _rule_range(rule_id, hyper, theta, grad, state, P, off + n_pen, n - n_pen, lr, step,
+                   0.0, 0.0, &s2, &s1) != 0:
         return NAN
     if alpha == 0:
         return 0.0

@@ -805,8 +805,9 @@ def _ol_linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fi
     return impl
 
 
-def epoch_threads(n, d, n_outputs, fit_intercept, batch_size, n_batches):
-    """How many threads ``linear_epoch`` would run an epoch's batches on (1: serial)."""
+def epoch_threads(n, d, n_outputs, fit_intercept, batch_size, n_batches, itemsize=8):
+    """How many threads ``linear_epoch`` would run an epoch's batches on (1: serial; a
+    reader thread is not counted).  ``itemsize``: X's (unused here)."""
     rows = min(batch_size, n)
     if _pairs(n, d, n_outputs, batch_size, n_batches, n):
         return 2
