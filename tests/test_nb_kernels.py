@@ -353,6 +353,60 @@ def test_reader_thread_changes_no_bit(monkeypatch, loss_id, penalty, x_dtype, th
     assert_close(runs[1][3], ref[3], rtol)
 
 
+SPLIT_CASES = [(ids.LOSS_LOGISTIC, "sgd", "none", np.float64, np.float64, 32, False, 40),
+               (ids.LOSS_LOGISTIC, "momentum", "elasticnet", np.float64, np.float64, 19, True, 37),
+               (ids.LOSS_SQUARED, "adam-wd-amsgrad", "l2", np.float32, np.float64, 24, True, 40),
+               (ids.LOSS_HINGE, "rmsprop-momentum-centered-wd", "l1", np.float32, np.float32,
+                10, False, 64)]
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+@pytest.mark.parametrize("loss_id,rule,penalty,x_dtype,theta_dtype,b,sw,d", SPLIT_CASES,
+                         ids=[f"{LOSS_NAMES[c[0]]}-{c[1]}-b{c[5]}-d{c[7]}" for c in SPLIT_CASES])
+def test_split_batches_with_or_without_reader_same_bits(monkeypatch, loss_id, rule, penalty,
+                                                        x_dtype, theta_dtype, b, sw, d):
+    """Mid-sized batches over a large X (the threshold lowered here) run as
+    _split_batches: on one thread, or with a reader thread loading the rows ahead: the
+    same bits, equal to the reference to its tolerance."""
+    n = 600
+    X, y, w = make_problem(loss_id, n=n, d=d, seed=8, sw=sw)
+    X, y, w = X.astype(x_dtype), y.astype(x_dtype), w.astype(x_dtype)
+    monkeypatch.setattr(nb_le, "SPLIT_MIN_BYTES", 0)
+    monkeypatch.setattr(nb_le, "READER_MIN_BYTES", 0)
+    order = np.random.default_rng(0).permutation(n)
+    assert nb_le._split_reads(X, order, b, 1)
+    assert not nb_le._pairs(n, d, 1, b, -(-n // b), n, X.itemsize)
+    runs = [_with_threads(t, lambda: run_epochs(nb_le, X, y, w, loss_id, b, rule=rule,
+                                                penalty=penalty, epochs=2, lr=0.01,
+                                                theta_dtype=theta_dtype))
+            for t in (1, 2)]
+    np.testing.assert_array_equal(runs[1][1], runs[0][1])
+    np.testing.assert_array_equal(runs[1][3], runs[0][3])
+    ref = run_epochs(ref_le, X.astype(np.float64), y.astype(np.float64), w.astype(np.float64),
+                     loss_id, b, rule=rule, penalty=penalty, epochs=2, lr=0.01)
+    rtol = 1e-9 if theta_dtype == np.float64 and x_dtype == np.float64 else 1e-4
+    assert_close(runs[0][1], ref[1], rtol)
+    assert_close(runs[0][3], ref[3], rtol)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+def test_split_batches_diverge_at_the_same_batch_with_or_without_reader(monkeypatch):
+    X, y, _ = make_problem(ids.LOSS_SQUARED, n=500, d=40, seed=5)
+    X[:, 37] *= np.where(np.arange(500) == 123, 1e200, 1.0)
+    monkeypatch.setattr(nb_le, "SPLIT_MIN_BYTES", 0)
+    monkeypatch.setattr(nb_le, "READER_MIN_BYTES", 0)
+    results = []
+    for t in (1, 2):
+        with np.errstate(all="ignore"):
+            results.append(_with_threads(t, lambda: run_epochs(nb_le, X, y, np.empty(0),
+                                                               ids.LOSS_SQUARED, 16, epochs=1)))
+    (d1, t1, _, l1), (d2, t2, _, l2) = results
+    assert d1 == d2 and d1[0] < -(-500 // 16)
+    np.testing.assert_array_equal(t1, t2)
+    np.testing.assert_array_equal(l1, l2)
+    assert np.all(np.isfinite(t2))
+
+
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
 def test_reader_thread_divergence_at_the_same_row(monkeypatch):
     X, y, _ = make_problem(ids.LOSS_SQUARED, n=500, d=12, seed=5)
@@ -721,7 +775,7 @@ def _epoch_gathered_or_not(gathered, block_batches, X, y, sw, order, b, nb, loss
     min_bytes, block_bytes = (0, block_batches * b * row_bytes) if gathered else (1 << 62, 1 << 20)
     k = nb_le._linear_epoch_builtin(X, y, sw, order, b, nb, loss_id, EPS, K, True, alpha, 0.3,
                                     rule_id, np.asarray(hyper, float), lrs, 3, theta,
-                                    np.zeros(P), state, bl, min_bytes, block_bytes)
+                                    np.zeros(P), state, bl, min_bytes, block_bytes, 1 << 62)
     return k, theta, state, bl
 
 

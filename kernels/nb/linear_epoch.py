@@ -81,6 +81,16 @@ _IDLE_SPINS = 1 << 16
 _PUB, _CLAIM, _DONE = 0, 8, 16
 _STOP = 1 << 62
 
+#: Mid-sized batches with K = 1, at least SPLIT_MIN_D features and an X of at least
+#: SPLIT_MIN_BYTES (about a last-level cache: beyond it the rows come from memory)
+#: run as _split_batches instead: per batch, the margins of all its rows on the
+#: features [0, h), then on [h, d), the losses of the whole batch, then the gradient
+#: (as the Cython backend's _split_epoch on one thread).  With two threads and a
+#: shuffled order, a reader thread loads the rows ahead (_split_read_epoch_impl).  A
+#: rule on the shapes, never the thread count: the same bits either way.
+SPLIT_MIN_D = 32
+SPLIT_MIN_BYTES = 32 << 20
+
 #: Shuffled plain-SGD epochs at batch size 1 over an X of at least READER_MIN_BYTES
 #: run with a reader thread (_read_epoch_impl): the trainer publishes its position
 #: every READER_PUBLISH rows and the reader loads the rows READER_LEAD to
@@ -539,6 +549,94 @@ def _pair_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
 
 
 @kernel(cache=False)
+def _split_batches(X, y, sw, rows, k0, k1, batch_size, m, loss_id, loss_param, fit_intercept,
+                   alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state, batch_loss,
+                   q, lw, progress):
+    """Batches k0..k1-1 (K = 1) with each batch's margins formed in two passes over its
+    rows, features [0, h) and then [h, d) (more rows' misses in flight at once than
+    whole rows one after the other), the losses of the whole batch in one loop (their
+    polynomial chains overlap), then the gradient, four rows a pass.  The rows of the
+    next batch are requested a batch ahead, part by part.  ``q`` (3, batch rows): the
+    two partial margins and the coefficients c_i dl_i; ``lw`` (4, batch rows) float64:
+    margins, labels, losses, derivatives.  ``progress``: a reader's
+    progress array (the batch's first position is published there), or an empty one.
+    Returns k1, or the first batch whose loss is not finite (not applied)."""
+    d = X.shape[1]
+    h = ((d // 2 + 4) // 8) * 8
+    has_sw = sw.shape[0] > 0
+    publish = progress.shape[0] > 0
+    n_penalized = d
+    for k in range(k0, k1):
+        lo = k * batch_size
+        hi = min(lo + batch_size, m)
+        nb = hi - lo
+        if publish:
+            store_release(progress, _POS, lo)
+        for part in range(2):
+            a = 0 if part == 0 else h
+            b = h if part == 0 else d
+            th = theta[a:b]  # (loops from a nonzero start were not vectorised: 3x slower)
+            for r in range(nb):
+                if hi + r < m:
+                    prefetch_part(X, rows[hi + r], a, b)
+                xi = X[rows[lo + r], a:b]
+                acc = zero_of(theta)
+                for j in range(b - a):
+                    acc += xi[j] * th[j]
+                q[part, r] = acc
+        b0 = theta[d] if fit_intercept else zero_of(theta)
+        small = True
+        for r in range(nb):
+            p = float((q[0, r] + q[1, r]) + b0)
+            lw[0, r] = p
+            lw[1, r] = float(y[rows[lo + r]])
+            small &= abs(p) <= 700.0
+        if loss_id == LOSS_LOGISTIC and small:
+            for r in range(nb):  # no branch, no call: the rows' polynomials overlap
+                lw[2, r], lw[3, r] = logistic_poly(lw[0, r], lw[1, r])
+        else:
+            for r in range(nb):
+                lw[2, r], lw[3, r] = point_loss(loss_id, loss_param, lw[0, r], lw[1, r])
+        scale = 1.0 / nb
+        lsum = 0.0
+        for r in range(nb):
+            c = scale * sw[rows[lo + r]] if has_sw else scale
+            lsum += c * lw[2, r]
+            q[2, r] = cast_like(theta, c * lw[3, r])
+        for t in range(grad.shape[0]):
+            grad[t] = 0
+        r = 0
+        while r + 4 <= nb:
+            x0 = X[rows[lo + r]]
+            x1 = X[rows[lo + r + 1]]
+            x2 = X[rows[lo + r + 2]]
+            x3 = X[rows[lo + r + 3]]
+            g0 = q[2, r]
+            g1 = q[2, r + 1]
+            g2 = q[2, r + 2]
+            g3 = q[2, r + 3]
+            for j in range(d):
+                grad[j] += (x0[j] * g0 + x1[j] * g1) + (x2[j] * g2 + x3[j] * g3)
+            if fit_intercept:
+                grad[d] += (g0 + g1) + (g2 + g3)
+            r += 4
+        while r < nb:
+            xi = X[rows[lo + r]]
+            gi = q[2, r]
+            for j in range(d):
+                grad[j] += xi[j] * gi
+            if fit_intercept:
+                grad[d] += gi
+            r += 1
+        loss = lsum + add_penalty(theta, grad, n_penalized, alpha, l1_ratio)
+        batch_loss[k] = loss
+        if not is_finite(loss):
+            return k
+        apply_update(rule_id, hyper, theta, grad, state, lrs[k], step0 + k + 1)
+    return k1
+
+
+@kernel(cache=False)
 def _read_ahead(X, y, sw, rows, progress):
     """The reader of _read_epoch_impl: loads one element per cache line of the rows
     READER_LEAD to READER_WINDOW positions ahead of the trainer's published position
@@ -602,6 +700,35 @@ def _read_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
         else:
             sink[1] = _read_ahead(X, y, sw, order, progress)
     return done[0]
+
+
+def _split_read_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param,
+                           n_outputs, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0,
+                           theta, grad, state, batch_loss):
+    """A shuffled epoch of _split_batches on one thread, with a reader thread loading
+    its rows ahead (_read_ahead).  The same bits as one thread."""
+    progress = np.zeros(16, dtype=np.int64)
+    q = np.zeros((3, min(batch_size, order.shape[0])), dtype=theta.dtype)
+    sink = np.zeros(2)
+    done = np.zeros(2, dtype=np.int64)
+    for t in prange(2):
+        if t == 0:
+            done[0] = _split_batches(X, y, sw, order, 0, n_batches, batch_size, order.shape[0],
+                                     loss_id, loss_param, fit_intercept, alpha, l1_ratio,
+                                     rule_id, hyper, lrs, step0, theta, grad, state, batch_loss,
+                                     q, np.zeros((4, q.shape[1])), progress)
+            store_release(progress, _END, 1)
+        else:
+            sink[1] = _read_ahead(X, y, sw, order, progress)
+    return done[0]
+
+
+@kernel(cache=False)
+def _uses_split(rows, n, d, K, itemsize, min_bytes):
+    """Batches of ``rows`` rows of an (n, d) X run as _split_batches (shapes only;
+    ``min_bytes``: SPLIT_MIN_BYTES)."""
+    return (PAIR_MIN_ROWS <= rows <= CHUNK_ROWS and 2 * rows < n and K == 1
+            and d >= SPLIT_MIN_D and n * d * itemsize >= min_bytes)
 
 
 @kernel(cache=False)
@@ -704,9 +831,11 @@ def _epoch_blocks(X, y, sw, order, batch_size, n_batches, block_batches, loss_id
 
 def _linear_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
                        fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
-                       state, batch_loss, gather_min_bytes, gather_block_bytes):
-    # gather_*: GATHER_MIN_BYTES and GATHER_BLOCK_BYTES, passed in so that tests can
-    # drive the gathered path on small data through this same compiled kernel.
+                       state, batch_loss, gather_min_bytes, gather_block_bytes,
+                       split_min_bytes):
+    # gather_*, split_min_bytes: GATHER_MIN_BYTES, GATHER_BLOCK_BYTES, SPLIT_MIN_BYTES,
+    # passed in so that tests can drive those paths on small data through this same
+    # compiled kernel.
     m = order.shape[0]
     K = n_outputs
     d = X.shape[1]
@@ -716,6 +845,12 @@ def _linear_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_par
     parts, lparts, pks, dlks = _workspace(rows_b, theta, K)
     # mid-sized batches: two halves (the rule is on the shapes only, so the bits are
     # those of _pair_epoch_impl, which linear_epoch runs instead on two threads)
+    if _uses_split(rows_b, X.shape[0], d, K, X.itemsize, split_min_bytes):
+        q = np.zeros((3, rows_b), dtype=theta.dtype)
+        return _split_batches(X, y, sw, order, 0, n_batches, batch_size, m, loss_id, loss_param,
+                              fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta,
+                              grad, state, batch_loss, q, np.zeros((4, rows_b)),
+                              np.zeros(0, dtype=np.int64))
     halves = _uses_halves(rows_b, X.shape[0])
     n_hparts = 2 if halves else 0
     hparts = np.zeros((n_hparts, theta.shape[0]), dtype=theta.dtype)
@@ -753,25 +888,40 @@ _linear_epoch_custom = kernel(cache=False)(_linear_epoch_impl)
 # The two-thread epoch is a kernel of its own, compiled only when an epoch uses it.
 _pair_epoch_builtin = kernel(parallel=True)(_pair_epoch_impl)
 _pair_epoch_custom = kernel(parallel=True, cache=False)(_pair_epoch_impl)
-# ... and so is the epoch with a reader thread.
+# ... and so are the epochs with a reader thread.
 _read_epoch_builtin = kernel(parallel=True)(_read_epoch_impl)
 _read_epoch_custom = kernel(parallel=True, cache=False)(_read_epoch_impl)
+_split_read_epoch_builtin = kernel(parallel=True)(_split_read_epoch_impl)
+_split_read_epoch_custom = kernel(parallel=True, cache=False)(_split_read_epoch_impl)
 
 
-def _pairs(n, d, n_outputs, batch_size, n_batches, m):
+def _pairs(n, d, n_outputs, batch_size, n_batches, m, itemsize):
     """Whether linear_epoch runs the epoch on two threads (_pair_epoch_impl)."""
     rows = min(batch_size, m)
-    return (n_batches >= 2 and _uses_halves(rows, n) and numba.get_num_threads() >= 2
+    return (n_batches >= 2 and _uses_halves(rows, n)
+            and not _uses_split(rows, n, d, n_outputs, itemsize, SPLIT_MIN_BYTES)
+            and numba.get_num_threads() >= 2
             and ((rows + 1) // 2) * d * n_outputs >= PAIR_MIN_WORK)
+
+
+def _reader_helps(X, order):
+    """A shuffled epoch over a large X with a second thread free for a reader."""
+    return (X.nbytes >= READER_MIN_BYTES and order.shape[0] >= 2 * READER_WINDOW
+            and numba.get_num_threads() >= 2 and not bool(np.all(order[1:] > order[:-1])))
 
 
 def _reads(X, order, batch_size, loss_id, n_outputs, rule_id, hyper):
     """Whether linear_epoch runs the epoch with a reader thread (_read_epoch_impl)."""
-    m = order.shape[0]
     return (batch_size == 1 and n_outputs == 1 and loss_id != LOSS_SOFTMAX
             and rule_id == RULE_SGD and hyper[0] == 0.0 and hyper[3] == 0.0
-            and X.nbytes >= READER_MIN_BYTES and m >= 2 * READER_WINDOW
-            and numba.get_num_threads() >= 2 and not bool(np.all(order[1:] > order[:-1])))
+            and _reader_helps(X, order))
+
+
+def _split_reads(X, order, batch_size, n_outputs):
+    """Whether linear_epoch runs the epoch with _split_batches and a reader thread."""
+    return (_uses_split(min(batch_size, order.shape[0]), X.shape[0], X.shape[1], n_outputs,
+                        X.itemsize, SPLIT_MIN_BYTES)
+            and _reader_helps(X, order))
 
 
 def _is_builtin_param(t):
@@ -807,9 +957,9 @@ def _ol_linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fi
 
 def epoch_threads(n, d, n_outputs, fit_intercept, batch_size, n_batches, itemsize=8):
     """How many threads ``linear_epoch`` would run an epoch's batches on (1: serial; a
-    reader thread is not counted).  ``itemsize``: X's (unused here)."""
+    reader thread is not counted).  ``itemsize``: X's (4 or 8)."""
     rows = min(batch_size, n)
-    if _pairs(n, d, n_outputs, batch_size, n_batches, n):
+    if _pairs(n, d, n_outputs, batch_size, n_batches, n, itemsize):
         return 2
     if rows > CHUNK_ROWS and rows * d * n_outputs >= PARALLEL_MIN_WORK:
         return numba.get_num_threads()
@@ -825,13 +975,15 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
     custom = callable(loss_param)
     param = loss_param if custom else float(0.0 if loss_param is None else loss_param)
     if _pairs(X.shape[0], X.shape[1], int(n_outputs), int(batch_size), int(n_batches),
-              order.shape[0]):
+              order.shape[0], X.itemsize):
         target = _pair_epoch_custom if custom else _pair_epoch_builtin
+    elif _split_reads(X, order, int(batch_size), int(n_outputs)):
+        target = _split_read_epoch_custom if custom else _split_read_epoch_builtin
     elif _reads(X, order, int(batch_size), int(loss_id), int(n_outputs), int(rule_id), hyper):
         target = _read_epoch_custom if custom else _read_epoch_builtin
     else:
         target = _linear_epoch_custom if custom else _linear_epoch_builtin
-        args_tail += (GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
+        args_tail += (GATHER_MIN_BYTES, GATHER_BLOCK_BYTES, SPLIT_MIN_BYTES)
     return guarded(target, X, y, sw, order, int(batch_size), int(n_batches), int(loss_id), param,
                    *args_tail)
 
@@ -847,6 +999,6 @@ def _ol_linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
              batch_loss):
         return target(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
                       fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
-                      state, batch_loss, GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
+                      state, batch_loss, GATHER_MIN_BYTES, GATHER_BLOCK_BYTES, SPLIT_MIN_BYTES)
 
     return impl
