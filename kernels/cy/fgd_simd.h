@@ -179,6 +179,50 @@ FGD_CLONES FGD_NOREASSOC static double fgd_dot_fd(const float *x, const double *
     return s;
 }
 
+/* Four rows' dots against one w: out[r] = x_r . w.  For rows already in cache (a
+ * reader thread's, or a small X): w is loaded once for the four, and the four
+ * horizontal sums share their shuffles.  (From DRAM, interleaving four rows defeats
+ * the hardware stream prefetcher; see below.) */
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define FGD_HADD4D(u, v) (__builtin_shufflevector(u, v, 0, 4, 2, 6) \
+                          + __builtin_shufflevector(u, v, 1, 5, 3, 7))
+#define FGD_FOLD4D(u, v) (__builtin_shufflevector(u, v, 0, 1, 4, 5) \
+                          + __builtin_shufflevector(u, v, 2, 3, 6, 7))
+#else
+#define FGD_HADD4D(u, v) ((fgd_v4d){u[0] + u[1], v[0] + v[1], u[2] + u[3], v[2] + v[3]})
+#define FGD_FOLD4D(u, v) ((fgd_v4d){u[0] + u[2], u[1] + u[3], v[0] + v[2], v[1] + v[3]})
+#endif
+FGD_CLONES FGD_NOREASSOC static void fgd_dot4_dd(const double *x0, const double *x1,
+                                                  const double *x2, const double *x3,
+                                                  const double *w, ptrdiff_t n, double *out)
+{
+    FGD_NOREASSOC_BODY
+    fgd_v4d a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
+    fgd_v4d w0, w1, s;
+    ptrdiff_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        w0 = fgd_ld4d(w + j);
+        w1 = fgd_ld4d(w + j + 4);
+        a0 += fgd_ld4d(x0 + j) * w0; b0 += fgd_ld4d(x0 + j + 4) * w1;
+        a1 += fgd_ld4d(x1 + j) * w0; b1 += fgd_ld4d(x1 + j + 4) * w1;
+        a2 += fgd_ld4d(x2 + j) * w0; b2 += fgd_ld4d(x2 + j + 4) * w1;
+        a3 += fgd_ld4d(x3 + j) * w0; b3 += fgd_ld4d(x3 + j + 4) * w1;
+    }
+    if (j + 4 <= n) {
+        w0 = fgd_ld4d(w + j);
+        a0 += fgd_ld4d(x0 + j) * w0; a1 += fgd_ld4d(x1 + j) * w0;
+        a2 += fgd_ld4d(x2 + j) * w0; a3 += fgd_ld4d(x3 + j) * w0;
+        j += 4;
+    }
+    a0 += b0; a1 += b1; a2 += b2; a3 += b3;
+    s = FGD_FOLD4D(FGD_HADD4D(a0, a1), FGD_HADD4D(a2, a3));   /* {x_r . w} */
+    for (; j < n; j++) {
+        s[0] += x0[j] * w[j]; s[1] += x1[j] * w[j];
+        s[2] += x2[j] * w[j]; s[3] += x3[j] * w[j];
+    }
+    fgd_st4d(out, s);
+}
+
 /* ---- fused update and dot: w[j] += a * xp[j], then return x . w -------
  * The b = 1 SGD step: the previous row's update and the next row's margin in
  * one pass over w (w is read and written once, and the margin is formed
@@ -444,6 +488,10 @@ static void fgd_logistic4(const double *p, const double *y, double *loss, double
         dl[q] = (p[q] >= 0 ? 1.0 : e) / (1.0 + e) - y[q];
     }
 }
+static void fgd_dot4_dd(const double *x0, const double *x1, const double *x2,
+                        const double *x3, const double *w, ptrdiff_t n, double *out)
+{ out[0] = fgd_dot_dd(x0, w, n); out[1] = fgd_dot_dd(x1, w, n);
+  out[2] = fgd_dot_dd(x2, w, n); out[3] = fgd_dot_dd(x3, w, n); }
 static void fgd_logistic_rows(const double *p, const double *y, ptrdiff_t n, double *loss,
                               double *dl)
 { ptrdiff_t r; for (r = 0; r + 4 <= n; r += 4) fgd_logistic4(p + r, y + r, loss + r, dl + r); }

@@ -44,6 +44,8 @@ from .updates cimport c_update_penalized, c_update_penalized_range, c_penalty_va
 
 cdef extern from "fgd_simd.h" nogil:
     double fgd_dot_dd(const double* x, const double* w, Py_ssize_t n)
+    void fgd_dot4_dd(const double* x0, const double* x1, const double* x2, const double* x3,
+                     const double* w, Py_ssize_t n, double* out)
     float fgd_dot_ff(const float* x, const float* w, Py_ssize_t n)
     double fgd_dot_fd(const float* x, const double* w, Py_ssize_t n)
     float fgd_dot_df(const double* x, const float* w, Py_ssize_t n)
@@ -548,8 +550,11 @@ def _last_level_cache_bytes(default=32 << 20):
         try:
             with open(path) as f:
                 text = f.read().strip().upper()
-            scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
-            best = max(best, int(text.rstrip("KMG")) * scale)
+            scale = 1
+            for unit, factor in (("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30)):
+                if text.endswith(unit):
+                    text, scale = text[:len(text) - 1], factor
+            best = max(best, int(text) * scale)
         except (OSError, ValueError):
             continue
     return best or default
@@ -761,18 +766,28 @@ cdef void _part_margins(const xfloat* X, const xfloat* y, const xfloat* sw, Py_s
                         const int64_t* order, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t m,
                         Py_ssize_t ahead, Py_ssize_t lo, Py_ssize_t hi, const afloat* theta,
                         afloat* q) noexcept nogil:
-    """q[r] = x_i[lo:hi] . theta[lo:hi] for the rows i = order[start + r] of a batch;
-    requests [lo:hi) of the row ``ahead`` positions on (and its label and weight)."""
-    cdef Py_ssize_t pos, w = hi - lo
+    """q[r] = x_i[lo:hi] . theta[lo:hi] for the rows i = order[start + r] of a batch,
+    four rows at a time (float64); requests [lo:hi) of the rows ``ahead`` positions on
+    (and their labels and weights)."""
+    cdef Py_ssize_t pos, t, w = hi - lo
     cdef int64_t i
-    for pos in range(start, stop):
-        if pos + ahead < m:
-            i = order[pos + ahead]
-            fgd_prefetch_row(X + i * d + lo, w * sizeof(xfloat))
-            fgd_prefetch_row(y + i, sizeof(xfloat))
-            if sw != NULL:
-                fgd_prefetch_row(sw + i, sizeof(xfloat))
-        q[pos - start] = _dot(X + order[pos] * d + lo, theta + lo, w)
+    pos = start
+    while pos < stop:
+        for t in range(pos, pos + 4 if pos + 4 <= stop else stop):
+            if t + ahead < m:
+                i = order[t + ahead]
+                fgd_prefetch_row(X + i * d + lo, w * sizeof(xfloat))
+                fgd_prefetch_row(y + i, sizeof(xfloat))
+                if sw != NULL:
+                    fgd_prefetch_row(sw + i, sizeof(xfloat))
+        if xfloat is double and afloat is double and pos + 4 <= stop:
+            fgd_dot4_dd(X + order[pos] * d + lo, X + order[pos + 1] * d + lo,
+                        X + order[pos + 2] * d + lo, X + order[pos + 3] * d + lo, theta + lo, w,
+                        q + pos - start)
+            pos += 4
+        else:
+            q[pos - start] = _dot(X + order[pos] * d + lo, theta + lo, w)
+            pos += 1
 
 
 cdef double _split_coefs(const xfloat* y, const xfloat* sw, const int64_t* order,
