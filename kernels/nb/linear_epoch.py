@@ -49,7 +49,7 @@ from numba.extending import overload
 from ._util import (cast_like, compare_and_swap, cycle_count, is_finite, load_acquire,
                     prefetch_part, prefetch_row, spin_pause, store_release, zero_of)
 from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel
-from .losses import logistic_poly, point_loss, softmax_loss_dloss
+from .losses import logistic_poly, logistic_poly_rows, point_loss, softmax_loss_dloss
 from .updates import apply_update
 from ..ids import LOSS_LOGISTIC, LOSS_SOFTMAX, RULE_SGD
 
@@ -576,14 +576,39 @@ def _split_batches(X, y, sw, rows, k0, k1, batch_size, m, loss_id, loss_param, f
             a = 0 if part == 0 else h
             b = h if part == 0 else d
             th = theta[a:b]  # (loops from a nonzero start were not vectorised: 3x slower)
-            for r in range(nb):
-                if hi + r < m:
-                    prefetch_part(X, rows[hi + r], a, b)
-                xi = X[rows[lo + r], a:b]
-                acc = zero_of(theta)
-                for j in range(b - a):
-                    acc += xi[j] * th[j]
-                q[part, r] = acc
+            w = b - a
+            r = 0
+            while r < nb:
+                for t in range(r, min(r + 4, nb)):
+                    if hi + t < m:
+                        prefetch_part(X, rows[hi + t], a, b)
+                if r + 4 <= nb:  # four rows a pass: theta loaded once for the four
+                    x0 = X[rows[lo + r], a:b]
+                    x1 = X[rows[lo + r + 1], a:b]
+                    x2 = X[rows[lo + r + 2], a:b]
+                    x3 = X[rows[lo + r + 3], a:b]
+                    s0 = zero_of(theta)
+                    s1 = zero_of(theta)
+                    s2 = zero_of(theta)
+                    s3 = zero_of(theta)
+                    for j in range(w):
+                        tj = th[j]
+                        s0 += x0[j] * tj
+                        s1 += x1[j] * tj
+                        s2 += x2[j] * tj
+                        s3 += x3[j] * tj
+                    q[part, r] = s0
+                    q[part, r + 1] = s1
+                    q[part, r + 2] = s2
+                    q[part, r + 3] = s3
+                    r += 4
+                else:
+                    xi = X[rows[lo + r], a:b]
+                    acc = zero_of(theta)
+                    for j in range(w):
+                        acc += xi[j] * th[j]
+                    q[part, r] = acc
+                    r += 1
         b0 = theta[d] if fit_intercept else zero_of(theta)
         small = True
         for r in range(nb):
@@ -592,8 +617,7 @@ def _split_batches(X, y, sw, rows, k0, k1, batch_size, m, loss_id, loss_param, f
             lw[1, r] = float(y[rows[lo + r]])
             small &= abs(p) <= 700.0
         if loss_id == LOSS_LOGISTIC and small:
-            for r in range(nb):  # no branch, no call: the rows' polynomials overlap
-                lw[2, r], lw[3, r] = logistic_poly(lw[0, r], lw[1, r])
+            logistic_poly_rows(lw[0], lw[1], lw[2], lw[3], nb)  # vectorised over the rows
         else:
             for r in range(nb):
                 lw[2, r], lw[3, r] = point_loss(loss_id, loss_param, lw[0, r], lw[1, r])

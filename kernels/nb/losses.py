@@ -208,3 +208,17 @@ def logistic_poly(p, y):
                  + v8 * (1.0 / 33.0)))
     lin = (1.0 - y) * p if p >= 0.0 else 0.0 - y * p
     return lin + (2.0 * u) * s, dl
+
+
+# The same polynomial inlined (in Numba's IR) into a loop compiled without fast-math
+# flags, so the loop over rows is vectorised: 3 ns a row against 15 ns for calls to
+# logistic_poly (LLVM does not inline that across Numba's modules).  Same bits.
+_logistic_poly_inline = njit(inline="always", fastmath=False, error_model="numpy",
+                             cache=False)(logistic_poly.py_func)
+
+
+@njit(fastmath=False, error_model="numpy", cache=False)
+def logistic_poly_rows(p, y, loss, dl, n):
+    """loss[r], dl[r] = logistic_poly(p[r], y[r]) for r < n (all |p[r]| <= 700)."""
+    for r in range(n):
+        loss[r], dl[r] = _logistic_poly_inline(p[r], y[r])
