@@ -64,6 +64,10 @@ GATHER_BLOCK_BYTES = 512 << 10
 #: prefetched (shuffled rows defeat the hardware prefetcher).
 PREFETCH_AHEAD = 8
 
+#: Runs of at least this many rows of the logistic loss are done in blocks of this
+#: many (_scalar_rows): the block's losses in one vectorised loop.
+LOGISTIC_BLOCK = 16
+
 #: Batches of PAIR_MIN_ROWS to CHUNK_ROWS rows are summed as two fixed halves
 #: (_halves_batches); with two threads and at least PAIR_MIN_WORK multiply-adds
 #: per half, a second thread computes the second half (_pair_epoch_impl).  The same
@@ -126,6 +130,53 @@ def _scalar_rows(X, y, sw, rows, lo, hi, loss_id, loss_param, fit_intercept, the
     b0 = theta[d] if fit_intercept else zero_of(theta)
     lsum = 0.0
     r = lo
+    if loss_id == LOSS_LOGISTIC and hi - lo >= LOGISTIC_BLOCK:
+        # Blocks of LOGISTIC_BLOCK rows (still in L1 for their gradient pass): the
+        # margins, then the losses of the block in one vectorised loop, then the
+        # gradient four rows a pass (BGD W1: 2.5 -> 2.1 ms; the same bits as below).
+        lw = np.empty((4, LOGISTIC_BLOCK))
+        while r + LOGISTIC_BLOCK <= hi:
+            for t in range(LOGISTIC_BLOCK):
+                if r + t + PREFETCH_AHEAD < m:
+                    prefetch_row(X, rows[r + t + PREFETCH_AHEAD])
+                i = rows[r + t]
+                xi = X[i]
+                a = zero_of(theta)
+                for j in range(d):
+                    a += xi[j] * theta[j]
+                lw[0, t] = float(a + b0)
+                lw[1, t] = float(y[i])
+            logistic_poly_rows(lw[0], lw[1], lw[2], lw[3], LOGISTIC_BLOCK)
+            for t in range(0, LOGISTIC_BLOCK, 4):
+                if not (abs(lw[0, t]) <= 700.0 and abs(lw[0, t + 1]) <= 700.0
+                        and abs(lw[0, t + 2]) <= 700.0 and abs(lw[0, t + 3]) <= 700.0):
+                    for u in range(t, t + 4):
+                        lw[2, u], lw[3, u] = point_loss(loss_id, loss_param, lw[0, u], lw[1, u])
+                i0 = rows[r + t]
+                i1 = rows[r + t + 1]
+                i2 = rows[r + t + 2]
+                i3 = rows[r + t + 3]
+                c0 = scale * sw[i0] if has_sw else scale
+                c1 = scale * sw[i1] if has_sw else scale
+                c2 = scale * sw[i2] if has_sw else scale
+                c3 = scale * sw[i3] if has_sw else scale
+                lsum += c0 * lw[2, t]
+                lsum += c1 * lw[2, t + 1]
+                lsum += c2 * lw[2, t + 2]
+                lsum += c3 * lw[2, t + 3]
+                g0 = cast_like(theta, c0 * lw[3, t])
+                g1 = cast_like(theta, c1 * lw[3, t + 1])
+                g2 = cast_like(theta, c2 * lw[3, t + 2])
+                g3 = cast_like(theta, c3 * lw[3, t + 3])
+                x0 = X[i0]
+                x1 = X[i1]
+                x2 = X[i2]
+                x3 = X[i3]
+                for j in range(d):
+                    g[j] += (x0[j] * g0 + x1[j] * g1) + (x2[j] * g2 + x3[j] * g3)
+                if fit_intercept:
+                    g[d] += (g0 + g1) + (g2 + g3)
+            r += LOGISTIC_BLOCK
     while r + 4 <= hi:
         for q in range(r + PREFETCH_AHEAD, min(r + PREFETCH_AHEAD + 4, m)):
             prefetch_row(X, rows[q])
