@@ -44,6 +44,30 @@ Xr = rng.standard_normal((512, 5)); yr = (rng.random(512) < 0.5).astype(float)
 t = time.perf_counter(); epoch(Xr, yr, 1); out["b=1 epoch with reader (first use)"] = time.perf_counter() - t
 le.READER_MIN_BYTES = 8 << 20
 
+# mid-sized batches over a large X (_split_batches; forced here): one thread, then with
+# the reader
+le.SPLIT_MIN_BYTES = 0
+Xs = rng.standard_normal((512, 40)); ys = (rng.random(512) < 0.5).astype(float)
+
+def split_epoch():
+    n, d, b = 512, 40, 16
+    nb = n // b
+    return le.linear_epoch(Xs, ys, np.empty(0), rng.permutation(n), b, nb, ids.LOSS_LOGISTIC,
+                           0.0, 1, True, 0.0, 0.0, ids.RULE_SGD, np.zeros(4), np.full(nb, 0.1),
+                           0, np.zeros(d + 1), np.zeros(d + 1), np.zeros((1, d + 1)),
+                           np.zeros(nb))
+
+import numba
+numba.set_num_threads(1)
+t = time.perf_counter(); split_epoch(); out["b=16 split epoch (first use)"] = time.perf_counter() - t
+numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+if numba.config.NUMBA_NUM_THREADS >= 2:
+    le.READER_MIN_BYTES = 0
+    t = time.perf_counter(); split_epoch()
+    out["b=16 split + reader (first use)"] = time.perf_counter() - t
+    le.READER_MIN_BYTES = 8 << 20
+le.SPLIT_MIN_BYTES = 32 << 20
+
 from numba import njit
 @njit
 def poisson(p, y):

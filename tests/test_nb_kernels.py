@@ -775,7 +775,7 @@ def _epoch_gathered_or_not(gathered, block_batches, X, y, sw, order, b, nb, loss
     min_bytes, block_bytes = (0, block_batches * b * row_bytes) if gathered else (1 << 62, 1 << 20)
     k = nb_le._linear_epoch_builtin(X, y, sw, order, b, nb, loss_id, EPS, K, True, alpha, 0.3,
                                     rule_id, np.asarray(hyper, float), lrs, 3, theta,
-                                    np.zeros(P), state, bl, min_bytes, block_bytes, 1 << 62)
+                                    np.zeros(P), state, bl, min_bytes, block_bytes)
     return k, theta, state, bl
 
 

@@ -777,6 +777,19 @@ def _read_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
     return done[0]
 
 
+def _split_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
+                      fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
+                      state, batch_loss):
+    """An epoch of _split_batches on this thread.  A kernel of its own (as the two-thread
+    ones): _linear_epoch_impl does not carry it, so its first compilation (every process,
+    for a custom loss) does not pay for it."""
+    rows_b = min(batch_size, order.shape[0])
+    return _split_batches(X, y, sw, order, 0, n_batches, batch_size, order.shape[0], loss_id,
+                          loss_param, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0,
+                          theta, grad, state, batch_loss, np.zeros((3, rows_b), dtype=theta.dtype),
+                          np.zeros((4, rows_b)), np.zeros(0, dtype=np.int64))
+
+
 def _split_read_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param,
                            n_outputs, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0,
                            theta, grad, state, batch_loss):
@@ -906,11 +919,10 @@ def _epoch_blocks(X, y, sw, order, batch_size, n_batches, block_batches, loss_id
 
 def _linear_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
                        fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
-                       state, batch_loss, gather_min_bytes, gather_block_bytes,
-                       split_min_bytes):
-    # gather_*, split_min_bytes: GATHER_MIN_BYTES, GATHER_BLOCK_BYTES, SPLIT_MIN_BYTES,
-    # passed in so that tests can drive those paths on small data through this same
-    # compiled kernel.
+                       state, batch_loss, gather_min_bytes, gather_block_bytes):
+    # gather_*: GATHER_MIN_BYTES and GATHER_BLOCK_BYTES, passed in so that tests can
+    # drive the gathered path on small data through this same compiled kernel.  (Batches
+    # that _uses_split are run by _split_epoch_impl instead: linear_epoch picks.)
     m = order.shape[0]
     K = n_outputs
     d = X.shape[1]
@@ -920,12 +932,6 @@ def _linear_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_par
     parts, lparts, pks, dlks = _workspace(rows_b, theta, K)
     # mid-sized batches: two halves (the rule is on the shapes only, so the bits are
     # those of _pair_epoch_impl, which linear_epoch runs instead on two threads)
-    if _uses_split(rows_b, X.shape[0], d, K, X.itemsize, split_min_bytes):
-        q = np.zeros((3, rows_b), dtype=theta.dtype)
-        return _split_batches(X, y, sw, order, 0, n_batches, batch_size, m, loss_id, loss_param,
-                              fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta,
-                              grad, state, batch_loss, q, np.zeros((4, rows_b)),
-                              np.zeros(0, dtype=np.int64))
     halves = _uses_halves(rows_b, X.shape[0])
     n_hparts = 2 if halves else 0
     hparts = np.zeros((n_hparts, theta.shape[0]), dtype=theta.dtype)
@@ -963,6 +969,8 @@ _linear_epoch_custom = kernel(cache=False)(_linear_epoch_impl)
 # The two-thread epoch is a kernel of its own, compiled only when an epoch uses it.
 _pair_epoch_builtin = kernel(parallel=True)(_pair_epoch_impl)
 _pair_epoch_custom = kernel(parallel=True, cache=False)(_pair_epoch_impl)
+_split_epoch_builtin = kernel(_split_epoch_impl)
+_split_epoch_custom = kernel(cache=False)(_split_epoch_impl)
 # ... and so are the epochs with a reader thread.
 _read_epoch_builtin = kernel(parallel=True)(_read_epoch_impl)
 _read_epoch_custom = kernel(parallel=True, cache=False)(_read_epoch_impl)
@@ -992,11 +1000,15 @@ def _reads(X, order, batch_size, loss_id, n_outputs, rule_id, hyper):
             and _reader_helps(X, order))
 
 
+def _splits(X, order, batch_size, n_outputs):
+    """Whether linear_epoch runs the epoch as _split_batches."""
+    return _uses_split(min(batch_size, order.shape[0]), X.shape[0], X.shape[1], n_outputs,
+                       X.itemsize, SPLIT_MIN_BYTES)
+
+
 def _split_reads(X, order, batch_size, n_outputs):
     """Whether linear_epoch runs the epoch with _split_batches and a reader thread."""
-    return (_uses_split(min(batch_size, order.shape[0]), X.shape[0], X.shape[1], n_outputs,
-                        X.itemsize, SPLIT_MIN_BYTES)
-            and _reader_helps(X, order))
+    return _splits(X, order, batch_size, n_outputs) and _reader_helps(X, order)
 
 
 def _is_builtin_param(t):
@@ -1052,13 +1064,16 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
     if _pairs(X.shape[0], X.shape[1], int(n_outputs), int(batch_size), int(n_batches),
               order.shape[0], X.itemsize):
         target = _pair_epoch_custom if custom else _pair_epoch_builtin
-    elif _split_reads(X, order, int(batch_size), int(n_outputs)):
-        target = _split_read_epoch_custom if custom else _split_read_epoch_builtin
+    elif _splits(X, order, int(batch_size), int(n_outputs)):
+        if _reader_helps(X, order):
+            target = _split_read_epoch_custom if custom else _split_read_epoch_builtin
+        else:
+            target = _split_epoch_custom if custom else _split_epoch_builtin
     elif _reads(X, order, int(batch_size), int(loss_id), int(n_outputs), int(rule_id), hyper):
         target = _read_epoch_custom if custom else _read_epoch_builtin
     else:
         target = _linear_epoch_custom if custom else _linear_epoch_builtin
-        args_tail += (GATHER_MIN_BYTES, GATHER_BLOCK_BYTES, SPLIT_MIN_BYTES)
+        args_tail += (GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
     return guarded(target, X, y, sw, order, int(batch_size), int(n_batches), int(loss_id), param,
                    *args_tail)
 
@@ -1067,13 +1082,20 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
 def _ol_linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
                      fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
                      state, batch_loss):
-    target = _linear_epoch_builtin if _is_builtin_param(loss_param) else _linear_epoch_custom
+    builtin = _is_builtin_param(loss_param)
+    target = _linear_epoch_builtin if builtin else _linear_epoch_custom
+    split = _split_epoch_builtin if builtin else _split_epoch_custom
 
     def impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
              fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state,
              batch_loss):
+        if _uses_split(min(batch_size, order.shape[0]), X.shape[0], X.shape[1], n_outputs,
+                       X.itemsize, SPLIT_MIN_BYTES):
+            return split(X, y, sw, order, batch_size, n_batches, loss_id, loss_param,
+                         n_outputs, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0,
+                         theta, grad, state, batch_loss)
         return target(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
                       fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
-                      state, batch_loss, GATHER_MIN_BYTES, GATHER_BLOCK_BYTES, SPLIT_MIN_BYTES)
+                      state, batch_loss, GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
 
     return impl
