@@ -539,23 +539,26 @@ def pair_knobs():
 # (loss, rule, dtype, b, sample weights, d): d = 12 cuts each batch into row halves
 # (_pair_epoch); K = 1 with d >= 32 cuts the features (_split_epoch), d = 37 with an
 # odd part and tails
-PAIR_CASES = [(ids.LOSS_LOGISTIC, "sgd", np.float64, 32, False, 12),
-              (ids.LOSS_SQUARED, "adam-amsgrad-wd", np.float64, 17, True, 12),
-              (ids.LOSS_SOFTMAX, "sgd-momentum-dampening", np.float64, 24, False, 12),
-              (ids.LOSS_HINGE, "rmsprop-centered-momentum-wd", np.float32, 40, True, 12),
-              (ids.LOSS_HUBER, "adagrad-decay-wd-init", np.float64, 9, False, 12),
-              (ids.LOSS_LOGISTIC, "sgd", np.float64, 32, False, 40),
-              (ids.LOSS_LOGISTIC, "sgd-momentum-dampening", np.float64, 19, True, 37),
-              (ids.LOSS_SQUARED, "adam-amsgrad-wd", np.float32, 24, True, 40),
+PAIR_CASES = [(ids.LOSS_LOGISTIC, "sgd", np.float64, 32, False, 12, 0.01),
+              (ids.LOSS_SQUARED, "adam-amsgrad-wd", np.float64, 17, True, 12, 0.01),
+              (ids.LOSS_SOFTMAX, "sgd-momentum-dampening", np.float64, 24, False, 12, 0.01),
+              (ids.LOSS_HINGE, "rmsprop-centered-momentum-wd", np.float32, 40, True, 12, 0.01),
+              (ids.LOSS_HUBER, "adagrad-decay-wd-init", np.float64, 9, False, 12, 0.01),
+              (ids.LOSS_LOGISTIC, "sgd", np.float64, 32, False, 40, 0.0),
+              (ids.LOSS_LOGISTIC, "sgd-momentum-dampening", np.float64, 19, True, 37, 0.0),
+              (ids.LOSS_LOGISTIC, "sgd", np.float64, 32, False, 40, 0.01),
+              (ids.LOSS_SQUARED, "adam-amsgrad-wd", np.float32, 24, True, 40, 0.01),
+              (ids.LOSS_SQUARED, "adam-amsgrad-wd", np.float32, 24, True, 37, 0.0),
               (ids.LOSS_MODIFIED_HUBER, "rmsprop-centered-momentum-wd", np.float64, 10, False,
-               64),
-              (ids.LOSS_SOFTMAX, "adagrad-decay-wd-init", np.float64, 16, True, 40)]
+               64, 0.01),
+              (ids.LOSS_SOFTMAX, "adagrad-decay-wd-init", np.float64, 16, True, 40, 0.01)]
 
 
-@pytest.mark.parametrize("loss_id,rule,acc,b,sw,d", PAIR_CASES,
-                         ids=[f"{LOSS_NAMES[c[0]]}-{c[1]}-b{c[3]}-d{c[5]}" for c in PAIR_CASES])
+@pytest.mark.parametrize("loss_id,rule,acc,b,sw,d,alpha", PAIR_CASES,
+                         ids=[f"{LOSS_NAMES[c[0]]}-{c[1]}-b{c[3]}-d{c[5]}-a{c[6]}"
+                              for c in PAIR_CASES])
 def test_mid_sized_batches_same_bits_on_one_or_two_threads(pair_knobs, loss_id, rule, acc, b, sw,
-                                                           d):
+                                                           d, alpha):
     """The two halves (of the rows or of the features) of a batch on one thread, on two,
     and on two that go solo after their first barrier (contended) give the same bits,
     equal to the reference to its tolerance."""
@@ -566,7 +569,7 @@ def test_mid_sized_batches_same_bits_on_one_or_two_threads(pair_knobs, loss_id, 
     X, y, w = make_problem(loss_id, n=400, d=d, seed=3, sw=sw)
     X, y, w = X.astype(acc), y.astype(acc), w.astype(acc)
     order = np.random.default_rng(1).permutation(400)
-    kw = dict(alpha=0.01, l1_ratio=0.3, acc=acc)
+    kw = dict(alpha=alpha, l1_ratio=0.3, acc=acc)
     nb = -(-400 // b)
     assert cy_le.epoch_threads(400, d, K, True, b, nb) in (1, 2)
     runs = []
@@ -589,7 +592,7 @@ def test_mid_sized_batches_same_bits_on_one_or_two_threads(pair_knobs, loss_id, 
             np.testing.assert_array_equal(l1, l0)
     _, theta_ref, _, bl_ref = run_epoch(ref_le, X.astype(np.float64), y.astype(np.float64),
                                         w.astype(np.float64), order, b, loss_id, True, rule,
-                                        alpha=0.01, l1_ratio=0.3)
+                                        alpha=alpha, l1_ratio=0.3)
     rtol = RTOL64 if acc == np.float64 else RTOL32
     assert_close(runs[0][0][0], theta_ref, rtol)
     assert_close(runs[0][0][2], bl_ref, rtol)

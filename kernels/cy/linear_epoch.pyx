@@ -949,6 +949,21 @@ cdef Py_ssize_t _split_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
             n_done = k
             break
         pb = pens + ((k + 1) & 1) * 16
+        if fi:
+            gb = 0
+            for r in range(nb):
+                gb = gb + a[r]
+            grad[d] = gb
+        if T == 1 and alpha == 0:
+            # Both parts on this thread and no penalty values to keep apart: one pass for
+            # the gradient and one for the update, whose elementwise arithmetic is that of
+            # the per-part calls (the same bits).
+            _part_grad(X, d, order, start, stop, 0, d, a, grad)
+            c_update_penalized_range(rule_id, hyper, theta, grad, state, P, 0, P, lrs[k],
+                                     step0 + k + 1, 0, 0.0, 0.0)
+            pb[0] = 0.0
+            pb[8] = 0.0
+            continue
         for part in range(2):
             if part % T == tid:
                 lo = 0 if part == 0 else h
@@ -958,10 +973,6 @@ cdef Py_ssize_t _split_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
                                                         lo, hi - lo, lrs[k], step0 + k + 1,
                                                         hi - lo, alpha, l1_ratio)
         if fi:
-            gb = 0
-            for r in range(nb):
-                gb = gb + a[r]
-            grad[d] = gb
             c_update_penalized_range(rule_id, hyper, theta, grad, state, P, d, 1, lrs[k],
                                      step0 + k + 1, 0, 0.0, 0.0)
     if tid == 1:  # hand part 1 back to thread 0's parameters
