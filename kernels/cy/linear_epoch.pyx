@@ -96,6 +96,9 @@ cdef enum:
     PREFETCH_AHEAD = 8
     # rows whose logistic losses _rows_grad computes in one call
     LOGISTIC_BLOCK = 16
+    # batches cut by features over a large X run on one thread with the reader below
+    # this many rows, on two threads from it (see _split_reads)
+    SPLIT_READER_MAX_ROWS = 128
     # Batches of at least PAIR_MIN_ROWS rows that are not chunked (c_chunk_layout == 1)
     # and not streamed are summed as two fixed halves (see _pair_epoch) ...
     PAIR_MIN_ROWS = 8
@@ -574,7 +577,10 @@ def _set_reader_min_bytes(Py_ssize_t value):
 # past its own part of a row into the other's, so two threads that each read half
 # of every row move up to twice the bytes: with X in cache that costs nothing and
 # two threads win (W1-like 20,000 x 100: 0.79 against 1.03 ms), from memory one
-# thread and the reader win (100,000 x 100: 5.4 against 6.3 ms).
+# thread and the reader win (100,000 x 100, b = 32: 4.8 against 6.2 ms) for batches
+# of fewer than SPLIT_READER_MAX_ROWS rows.  (The reader follows the trainer's batch
+# starts, and reads at most 112 rows ahead: from b = 256 on, two threads win again,
+# 5.5-5.9 against 6.0-8.6 ms; b = 128 ties.)
 cdef Py_ssize_t _split_reader_min_bytes = 32 << 20
 
 
@@ -609,8 +615,10 @@ def _set_split_reader_min_bytes(Py_ssize_t value):
     return old
 
 
-cdef inline bint _split_reads(Py_ssize_t n, Py_ssize_t d, Py_ssize_t itemsize) noexcept nogil:
-    return n * d * itemsize >= _split_reader_min_bytes and n * d * itemsize >= _reader_min_bytes
+cdef inline bint _split_reads(Py_ssize_t n, Py_ssize_t d, Py_ssize_t itemsize,
+                              Py_ssize_t max_rows) noexcept nogil:
+    return (max_rows < SPLIT_READER_MAX_ROWS and n * d * itemsize >= _split_reader_min_bytes
+            and n * d * itemsize >= _reader_min_bytes)
 
 
 cdef inline bint _use_reader(Py_ssize_t n, Py_ssize_t d, Py_ssize_t itemsize,
@@ -1169,7 +1177,7 @@ cdef Py_ssize_t c_linear_epoch(const xfloat* X, const xfloat* y, const xfloat* s
         kind = EPOCH_SPLIT if _split_at(d, K) > 0 else EPOCH_HALVES
         if _pair_threads(max_rows, d, K, n_batches) == 2:
             if kind == EPOCH_SPLIT:
-                if not _split_reads(n, d, sizeof(xfloat)):
+                if not _split_reads(n, d, sizeof(xfloat), max_rows):
                     return _run_split_epoch(X, y, sw, d, order, m, batch_size, n_batches,
                                             loss_id, loss_param, fit_intercept, alpha,
                                             l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
@@ -1364,7 +1372,7 @@ def epoch_threads(Py_ssize_t n, Py_ssize_t d, Py_ssize_t n_outputs, bint fit_int
     if T < 2:
         return 1
     if _paired(rows, n, d, K, P):
-        if _split_at(d, K) > 0 and _split_reads(n, d, itemsize):
+        if _split_at(d, K) > 0 and _split_reads(n, d, itemsize, rows):
             return 1
         return _pair_threads(rows, d, K, n_batches)
     return T if c_chunk_layout(rows, d, K, P, &cr) > 1 else 1
