@@ -598,6 +598,27 @@ def test_mid_sized_batches_same_bits_on_one_or_two_threads(pair_knobs, loss_id, 
     assert_close(runs[0][0][2], bl_ref, rtol)
 
 
+@pytest.mark.parametrize("loss_id", [ids.LOSS_LOGISTIC, ids.LOSS_SQUARED],
+                         ids=lambda c: LOSS_NAMES[c])
+def test_feature_split_float32_data_float64_parameters(pair_knobs, loss_id):
+    """float32 X accumulated in float64 through the feature split: the same bits on one or
+    two threads, the reference's values to float64's tolerance."""
+    if cy_le.omp_max_threads() < 2:
+        pytest.skip("needs two OpenMP threads")
+    assert cy_le.batch_split(40) == 24
+    X, y, w = make_problem(loss_id, n=400, d=40, seed=4, sw=True)
+    order = np.random.default_rng(5).permutation(400)
+    runs = []
+    for min_work in (1 << 40, 0):
+        pair_knobs(min_work=min_work)
+        runs.append(both(X, y, w, order, 24, loss_id, True, "sgd-momentum-dampening",
+                         x_dtype=np.float32, acc=np.float64, alpha=0.01, l1_ratio=0.3))
+    (got1, want), (got2, _) = runs
+    for a, b in zip(got1[1:], got2[1:]):
+        np.testing.assert_array_equal(a, b)
+    check(got1, want, RTOL64, "float32 X, float64 parameters")
+
+
 @pytest.mark.parametrize("d", [12, 40])
 def test_mid_sized_batches_diverge_at_the_same_batch_on_two_threads(pair_knobs, d):
     if cy_le.omp_max_threads() < 2:
