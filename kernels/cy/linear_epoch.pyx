@@ -244,7 +244,8 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
     if afloat is double:
         # Blocks of LOGISTIC_BLOCK rows (still in L1 for their gradient pass): their
         # margins, the block's losses in one call, then the gradient four rows a pass;
-        # the same bits as the loop below.
+        # the gradient's bits of the loop below (the loss sum may round differently in
+        # its last bit: the compiler regroups that reduction under -fassociative-math).
         if K == 1 and loss_id == LOSS_LOGISTIC:
             while pos + LOGISTIC_BLOCK <= stop:
                 for r in range(LOGISTIC_BLOCK):

@@ -137,7 +137,9 @@ def _scalar_rows(X, y, sw, rows, lo, hi, loss_id, loss_param, fit_intercept, the
     if loss_id == LOSS_LOGISTIC and hi - lo >= LOGISTIC_BLOCK:
         # Blocks of LOGISTIC_BLOCK rows (still in L1 for their gradient pass): the
         # margins, then the losses of the block in one vectorised loop, then the
-        # gradient four rows a pass (BGD W1: 2.5 -> 2.1 ms; the same bits as below).
+        # gradient four rows a pass (BGD W1: 2.5 -> 2.1 ms).  The arithmetic of the loop
+        # below, equal to it up to rounding: with fast-math reassociation LLVM may group
+        # the products differently in the two loops (seen without sample weights).
         lw = np.empty((4, LOGISTIC_BLOCK))
         while r + LOGISTIC_BLOCK <= hi:
             for t in range(LOGISTIC_BLOCK):
