@@ -40,14 +40,55 @@ def epoch_order(rng, n, batch_size, shuffle=True, sampling="shuffle", drop_last=
         return out
     m = (n // batch_size) * batch_size if drop_last else n
     full = out if (out is not None and m == n) else np.empty(n, dtype=np.int64)
-    full[...] = np.arange(n, dtype=np.int64)
-    if shuffle:
-        rng.shuffle(full)
+    if not (shuffle and _compiled_permutation(rng, full)):
+        full[...] = np.arange(n, dtype=np.int64)
+        if shuffle:
+            rng.shuffle(full)
     if out is None:
         return full[:m]
     if full is not out:
         out[...] = full[:m]
     return out
+
+
+_permutation = None  # the compiled rng.permutation, once checked against NumPy's; False: none
+
+
+def _checked_permutation():
+    """``fastgd.kernels.cy.orders.permutation`` if it is built and draws exactly what this
+    NumPy's ``rng.permutation`` draws (checked once per process), else False."""
+    global _permutation
+    if _permutation is None:
+        _permutation = False
+        try:
+            from fastgd.kernels.cy import orders
+        except ImportError:
+            return False
+        if orders.AVAILABLE:
+            ok = True
+            for n, pending in ((1, False), (2, True), (1000, False), (70_001, True)):
+                ours, theirs = np.random.default_rng(n), np.random.default_rng(n)
+                if pending:  # start with half of a 64-bit draw kept back
+                    ours.integers(0, 10, dtype=np.uint32), theirs.integers(0, 10, dtype=np.uint32)
+                out = np.empty(n, dtype=np.int64)
+                orders.permutation(ours, out)
+                ok &= (np.array_equal(out, theirs.permutation(n))
+                       and ours.bit_generator.state == theirs.bit_generator.state)
+            if ok:
+                _permutation = orders.permutation
+    return _permutation
+
+
+def _compiled_permutation(rng, out):
+    """``out[...] = rng.permutation(len(out))`` in compiled code; False if it cannot."""
+    if type(rng.bit_generator) is not np.random.PCG64 or out.dtype != np.int64 \
+            or not out.flags.c_contiguous:
+        return False
+    fn = _checked_permutation()
+    if not fn:
+        return False
+    fn(rng, out)
+    return True
 
 
 def epoch_length(n, batch_size, sampling="shuffle", drop_last=False):
