@@ -210,14 +210,15 @@ orders = pytest.importorskip("fastgd.kernels.cy.orders")
 @pytest.mark.skipif(not orders.AVAILABLE, reason="built without a 128-bit integer type")
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 31, 32, 33, 1000, 65_536, 65_537, 100_003])
 @pytest.mark.parametrize("pending", [False, True])
-def test_compiled_permutation_is_numpys(n, pending):
+@pytest.mark.parametrize("fn", ["permutation", "_permutation_one_at_a_time"])
+def test_compiled_permutation_is_numpys(n, pending, fn):
     for seed in (0, 1, 12345):
         ours, theirs = np.random.default_rng(seed), np.random.default_rng(seed)
         if pending:  # half of a 64-bit draw kept back for the next 32-bit one
             ours.integers(0, 7, dtype=np.uint32), theirs.integers(0, 7, dtype=np.uint32)
             assert ours.bit_generator.state["has_uint32"] == 1
         out = np.full(n, -1, dtype=np.int64)
-        orders.permutation(ours, out)
+        getattr(orders, fn)(ours, out)
         np.testing.assert_array_equal(out, theirs.permutation(n))
         assert ours.bit_generator.state == theirs.bit_generator.state
         assert ours.random() == theirs.random()  # and the stream goes on alike

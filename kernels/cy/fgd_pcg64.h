@@ -84,14 +84,73 @@ static inline void fgd_pcg64_store(const fgd_pcg64 *g, uint64_t *s)
     s[2] = (uint64_t)(g->inc >> 64); s[3] = (uint64_t)g->inc;
 }
 
-/* x = a permutation of 0..n-1: np.arange(n) shuffled by Generator.shuffle. */
-static void fgd_pcg64_permutation(fgd_pcg64 *g, int64_t *x, int64_t n)
+/* The shuffle's draws for x[i], i = n-1 down to 1, when every draw is a 32-bit one
+ * (n - 1 <= 0xffffffff): the generator's 64-bit outputs are made FGD_PCG64_BLOCK at a
+ * time (the 128-bit multiply chain runs on without waiting for the swaps), then taken
+ * as 32-bit halves, low first, in runs of i with one mask, where a rejected draw costs
+ * a compare and not a mispredicted branch.  The same draws, in the same order, as the
+ * one-at-a-time loop; the state is then rewound to just after the last output used. */
+#define FGD_PCG64_BLOCK 256
+
+/* One draw at a time, as NumPy writes it (any n; the blocked loop below handles
+ * n - 1 <= 0xffffffff and is tested against this and NumPy). */
+static void fgd_pcg64_permutation_simple(fgd_pcg64 *g, int64_t *x, int64_t n)
 {
     int64_t i, j, t;
     for (i = 0; i < n; i++) x[i] = i;
     for (i = n - 1; i >= 1; i--) {
         j = (int64_t)fgd_pcg64_interval(g, (uint64_t)i);
         t = x[j]; x[j] = x[i]; x[i] = t;
+    }
+}
+
+static void fgd_pcg64_permutation(fgd_pcg64 *g, int64_t *x, int64_t n)
+{
+    uint64_t out[FGD_PCG64_BLOCK];
+    int64_t i, t, used;
+    fgd_u128 start;
+    if (n - 1 > 0xffffffffLL) {
+        fgd_pcg64_permutation_simple(g, x, n);
+        return;
+    }
+    for (i = 0; i < n; i++) x[i] = i;
+    i = n - 1;
+    if (i >= 1 && g->has_uint32) {          /* half of a draw kept back: it comes first */
+        uint64_t mask = i, v;
+        mask |= mask >> 1; mask |= mask >> 2; mask |= mask >> 4;
+        mask |= mask >> 8; mask |= mask >> 16;
+        g->has_uint32 = 0;
+        v = g->uinteger & mask;
+        if ((int64_t)v <= i) {
+            t = x[v]; x[v] = x[i]; x[i] = t;
+            i--;
+        }
+    }
+    while (i >= 1) {
+        int k, m = 2 * FGD_PCG64_BLOCK;
+        start = g->state;
+        for (k = 0; k < FGD_PCG64_BLOCK; k++) out[k] = fgd_pcg64_next64(g);
+        k = 0;
+        while (k < m && i >= 1) {
+            /* i in [lo, 2 lo): one mask, 2 lo - 1 */
+            uint64_t lo = (uint64_t)1 << (63 - __builtin_clzll((uint64_t)i));
+            uint64_t mask = 2 * lo - 1;
+            for (; k < m && (uint64_t)i >= lo; k++) {
+                uint64_t v = (uint32_t)(out[k >> 1] >> (32 * (k & 1))) & mask;
+                int64_t c = (int64_t)v <= i ? (int64_t)v : i;   /* rejected: swap x[i] with itself */
+                int64_t a = x[i], b = x[c];
+                x[c] = a;
+                x[i] = b;
+                i -= (int64_t)v <= i;
+            }
+        }
+        if (i < 1) {                           /* rewind to just after the last output used */
+            used = (k + 1) / 2;
+            g->state = start;
+            for (t = 0; t < used; t++) (void)fgd_pcg64_next64(g);
+            g->has_uint32 = k & 1;            /* NumPy keeps the last high half, used or not */
+            g->uinteger = (uint32_t)(out[used - 1] >> 32);
+        }
     }
 }
 #else
@@ -101,6 +160,7 @@ static inline void fgd_pcg64_load(fgd_pcg64 *g, const uint64_t *s, int has_uint3
 { (void)s; g->has_uint32 = has_uint32; g->uinteger = uinteger; }
 static inline void fgd_pcg64_store(const fgd_pcg64 *g, uint64_t *s) { (void)g; (void)s; }
 static void fgd_pcg64_permutation(fgd_pcg64 *g, int64_t *x, int64_t n) { (void)g; (void)x; (void)n; }
+static void fgd_pcg64_permutation_simple(fgd_pcg64 *g, int64_t *x, int64_t n) { (void)g; (void)x; (void)n; }
 #endif
 
 #endif

@@ -18,6 +18,7 @@ cdef extern from "fgd_pcg64.h" nogil:
     void fgd_pcg64_load(fgd_pcg64* g, const uint64_t* s, int has_uint32, uint32_t uinteger)
     void fgd_pcg64_store(const fgd_pcg64* g, uint64_t* s)
     void fgd_pcg64_permutation(fgd_pcg64* g, int64_t* x, int64_t n)
+    void fgd_pcg64_permutation_simple(fgd_pcg64* g, int64_t* x, int64_t n)
 
 #: Whether this build has the inlined generator (a C compiler with 128-bit integers).
 AVAILABLE = bool(FGD_HAVE_PCG64)
@@ -29,9 +30,20 @@ def permutation(rng, int64_t[::1] out):
     """Fill ``out`` (int64, length n) with ``rng.permutation(n)`` and advance ``rng``
     exactly as that call would.  ``rng``: a ``numpy.random.Generator`` on PCG64
     (anything else: TypeError; the caller falls back to NumPy)."""
+    _draw(rng, out, False)
+
+
+def _permutation_one_at_a_time(rng, int64_t[::1] out):
+    """``permutation`` by the loop that rows beyond 2**32 take (one draw at a time, as
+    NumPy writes it), for the tests."""
+    _draw(rng, out, True)
+
+
+cdef _draw(rng, int64_t[::1] out, bint simple):
     cdef fgd_pcg64 g
     cdef uint64_t s[4]
     cdef int64_t n = out.shape[0]
+    cdef int64_t* x = &out[0] if n > 0 else NULL
     if not FGD_HAVE_PCG64:
         raise TypeError("permutation: this build has no 128-bit integer type; use rng.permutation")
     bitgen = rng.bit_generator
@@ -43,7 +55,10 @@ def permutation(rng, int64_t[::1] out):
     s[0], s[1], s[2], s[3] = state >> 64, state & _M64, inc >> 64, inc & _M64
     fgd_pcg64_load(&g, s, st["has_uint32"], st["uinteger"])
     with nogil:
-        fgd_pcg64_permutation(&g, &out[0] if n > 0 else NULL, n)
+        if simple:
+            fgd_pcg64_permutation_simple(&g, x, n)
+        else:
+            fgd_pcg64_permutation(&g, x, n)
     fgd_pcg64_store(&g, s)
     bitgen.state = {"bit_generator": "PCG64",
                     "state": {"state": (<object>s[0] << 64) | s[1], "inc": (<object>s[2] << 64) | s[3]},
