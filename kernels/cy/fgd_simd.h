@@ -192,14 +192,9 @@ FGD_CLONES FGD_NOREASSOC static double fgd_dot_fd(const float *x, const double *
 #define FGD_HADD4D(u, v) ((fgd_v4d){u[0] + u[1], v[0] + v[1], u[2] + u[3], v[2] + v[3]})
 #define FGD_FOLD4D(u, v) ((fgd_v4d){u[0] + u[2], u[1] + u[3], v[0] + v[2], v[1] + v[3]})
 #endif
-/* x[0..3] from the 32-byte-aligned blocks a = x[-2..1] and b = x[2..5] (x = 16 mod 32) */
+/* 32-byte-aligned loads (fgd_axpy4_dd, after its peel) */
 typedef double fgd_v4da __attribute__((vector_size(32), aligned(32), may_alias));
 #define fgd_lda4d(p) (*(const fgd_v4da *)(p))
-#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
-#define FGD_SHIFT2(a, b) __builtin_shufflevector(a, b, 2, 3, 4, 5)
-#else
-#define FGD_SHIFT2(a, b) ((fgd_v4d){a[2], a[3], b[0], b[1]})
-#endif
 
 /* True when the four rows start 16 bytes past a 32-byte boundary, as every row of a
  * NumPy float64 array with d * 8 a multiple of 32 does (see fgd_ld4d_h). */
@@ -217,38 +212,6 @@ FGD_CLONES FGD_NOREASSOC static void fgd_dot4_dd(const double *x0, const double 
     fgd_v4d a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
     fgd_v4d w0, w1, s;
     ptrdiff_t j = 0;
-    if (n >= 10 && fgd_rows4_at16(x0, x1, x2, x3)) {
-        /* Rows at 16 mod 32 (NumPy's): every other unaligned 32-byte load straddles two
-         * cache lines, which cost 60 % even in L1 (4 rows x 100 in L1: 8.4 against
-         * 5.2 ns a row).  So x[j..j+3] is put together from the aligned blocks at x + j - 2
-         * and x + j + 2 (one aligned load per vector, and a lane shuffle): the same
-         * values in the same accumulators, the same bits.  The first vector of a row
-         * is loaded as it is (the block before it lies outside the row), and so are
-         * the last ones whose next block would (the loop below). */
-        fgd_v4d p0, p1, p2, p3, q0, q1, q2, q3, r0, r1, r2, r3;
-        w0 = fgd_ld4d(w);
-        w1 = fgd_ld4d(w + 4);
-        q0 = fgd_lda4d(x0 + 2); q1 = fgd_lda4d(x1 + 2); q2 = fgd_lda4d(x2 + 2); q3 = fgd_lda4d(x3 + 2);
-        r0 = fgd_lda4d(x0 + 6); r1 = fgd_lda4d(x1 + 6); r2 = fgd_lda4d(x2 + 6); r3 = fgd_lda4d(x3 + 6);
-        a0 += fgd_ld4d(x0) * w0; b0 += FGD_SHIFT2(q0, r0) * w1;
-        a1 += fgd_ld4d(x1) * w0; b1 += FGD_SHIFT2(q1, r1) * w1;
-        a2 += fgd_ld4d(x2) * w0; b2 += FGD_SHIFT2(q2, r2) * w1;
-        a3 += fgd_ld4d(x3) * w0; b3 += FGD_SHIFT2(q3, r3) * w1;
-        p0 = r0; p1 = r1; p2 = r2; p3 = r3;
-        for (j = 8; j + 10 <= n; j += 8) {
-            w0 = fgd_ld4d(w + j);
-            w1 = fgd_ld4d(w + j + 4);
-            q0 = fgd_lda4d(x0 + j + 2); r0 = fgd_lda4d(x0 + j + 6);
-            q1 = fgd_lda4d(x1 + j + 2); r1 = fgd_lda4d(x1 + j + 6);
-            q2 = fgd_lda4d(x2 + j + 2); r2 = fgd_lda4d(x2 + j + 6);
-            q3 = fgd_lda4d(x3 + j + 2); r3 = fgd_lda4d(x3 + j + 6);
-            a0 += FGD_SHIFT2(p0, q0) * w0; b0 += FGD_SHIFT2(q0, r0) * w1;
-            a1 += FGD_SHIFT2(p1, q1) * w0; b1 += FGD_SHIFT2(q1, r1) * w1;
-            a2 += FGD_SHIFT2(p2, q2) * w0; b2 += FGD_SHIFT2(q2, r2) * w1;
-            a3 += FGD_SHIFT2(p3, q3) * w0; b3 += FGD_SHIFT2(q3, r3) * w1;
-            p0 = r0; p1 = r1; p2 = r2; p3 = r3;
-        }
-    }
     for (; j + 8 <= n; j += 8) {
         w0 = fgd_ld4d(w + j);
         w1 = fgd_ld4d(w + j + 4);
@@ -372,38 +335,47 @@ FGD_CLONES static void fgd_axpy_fd(double a, const float *x, double *y, ptrdiff_
  * (y is loaded and stored once; the rows are read after their dots, from L1.
  * No dot4: interleaving the loads of four rows read from DRAM defeats the
  * hardware stream prefetcher and was 2-4x slower than four dots in a row.) */
-/* y[j] = (((y[j] + a[0] x0[j]) + a[1] x1[j]) + a[2] x2[j]) + a[3] x3[j]:
- * the order of four fgd_axpy calls in a row. */
+/* y[j] += (a[0] x0[j] + a[1] x1[j]) + (a[2] x2[j] + a[3] x3[j]), in that order (the
+ * functions are compiled without reassociation, so every element gets the same
+ * rounding wherever the vectors start).  A tree, not four axpys in a row: y is one add
+ * deep, so consecutive calls on the same y (a batch's rows, four at a time) do not
+ * wait on each other; the chain of four fused multiply-adds slowed the BGD epoch from
+ * DRAM by 10 % (fewer of the next rows' misses in flight). */
 #define FGD_AXPY4_BODY(LOADX, LOADY, STY, VT, NL, ST)                                  \
     VT c0, c1, c2, c3;                                                                 \
     ptrdiff_t j = 0; int q;                                                            \
     for (q = 0; q < NL; q++) { c0[q] = a[0]; c1[q] = a[1]; c2[q] = a[2]; c3[q] = a[3]; } \
     for (; j + NL <= n; j += NL) {                                                     \
-        VT t = LOADY(y + j);                                                           \
-        t += c0 * LOADX(x0 + j); t += c1 * LOADX(x1 + j);                              \
-        t += c2 * LOADX(x2 + j); t += c3 * LOADX(x3 + j);                              \
-        STY(y + j, t);                                                                 \
+        VT u = c0 * LOADX(x0 + j) + c1 * LOADX(x1 + j);                                \
+        VT v = c2 * LOADX(x2 + j) + c3 * LOADX(x3 + j);                                \
+        STY(y + j, LOADY(y + j) + (u + v));                                            \
     }                                                                                  \
     for (; j < n; j++) {                                                               \
-        ST t = y[j];                                                                   \
-        t += a[0] * (ST)x0[j]; t += a[1] * (ST)x1[j];                                  \
-        t += a[2] * (ST)x2[j]; t += a[3] * (ST)x3[j];                                  \
-        y[j] = t;                                                                      \
+        ST u = a[0] * (ST)x0[j] + a[1] * (ST)x1[j];                                    \
+        ST v = a[2] * (ST)x2[j] + a[3] * (ST)x3[j];                                    \
+        y[j] = y[j] + (u + v);                                                         \
     }
 
-/* Rows at 16 mod 32 (NumPy's, see fgd_dot4_dd): the first two elements alone, then
- * aligned loads of the rows (elementwise: the bits do not depend on where the vectors
- * start).  4 rows x 100 in L1: 8.1 -> 6.4 ns a row, 5.5 with y aligned too. */
 FGD_CLONES FGD_NOREASSOC static void fgd_axpy4_dd(const double *a, const double *x0, const double *x1,
                                     const double *x2, const double *x3, double *y, ptrdiff_t n)
+{ FGD_NOREASSOC_BODY FGD_AXPY4_BODY(fgd_ld4d, fgd_ld4d, fgd_st4d, fgd_v4d, 4, double) }
+
+/* fgd_axpy4_dd for rows already in L1 (the mid-sized batches' gradient pass, right
+ * after their margins), the same bits.  Rows at 16 mod 32 (NumPy's float64 rows with
+ * d * 8 a multiple of 32) make every other unaligned 32-byte load straddle two cache
+ * lines, which costs even in L1 (4 rows x 100: 8.1 against 6.4 ns a row); so the first
+ * two elements are done alone and the rest with aligned row loads.  Not used where the
+ * rows stream from memory: there the BGD epoch measured 4-11 % slower with it. */
+FGD_CLONES FGD_NOREASSOC static void fgd_axpy4_dd_l1(const double *a, const double *x0,
+                                                      const double *x1, const double *x2,
+                                                      const double *x3, double *y, ptrdiff_t n)
 {
     FGD_NOREASSOC_BODY
     if (n >= 6 && fgd_rows4_at16(x0, x1, x2, x3)) {
         ptrdiff_t q;
         for (q = 0; q < 2; q++) {
-            double t = y[q];
-            t += a[0] * x0[q]; t += a[1] * x1[q]; t += a[2] * x2[q]; t += a[3] * x3[q];
-            y[q] = t;
+            double u = a[0] * x0[q] + a[1] * x1[q], v = a[2] * x2[q] + a[3] * x3[q];
+            y[q] = y[q] + (u + v);
         }
         x0 += 2; x1 += 2; x2 += 2; x3 += 2; y += 2; n -= 2;
         { FGD_AXPY4_BODY(fgd_lda4d, fgd_ld4d, fgd_st4d, fgd_v4d, 4, double) }
@@ -598,6 +570,7 @@ static void fgd_axpy4_dd(const double *a, const double *x0, const double *x1, co
                          const double *x3, double *y, ptrdiff_t n)
 { fgd_axpy_dd(a[0], x0, y, n); fgd_axpy_dd(a[1], x1, y, n);
   fgd_axpy_dd(a[2], x2, y, n); fgd_axpy_dd(a[3], x3, y, n); }
+#define fgd_axpy4_dd_l1 fgd_axpy4_dd
 static void fgd_axpy4_ff(const float *a, const float *x0, const float *x1, const float *x2,
                          const float *x3, float *y, ptrdiff_t n)
 { fgd_axpy_ff(a[0], x0, y, n); fgd_axpy_ff(a[1], x1, y, n);

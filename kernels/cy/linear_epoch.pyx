@@ -59,6 +59,8 @@ cdef extern from "fgd_simd.h" nogil:
     float fgd_axpy_dot_df(float a, const double* xp, float* w, const double* x, Py_ssize_t n)
     void fgd_axpy4_dd(const double* a, const double* x0, const double* x1, const double* x2,
                       const double* x3, double* y, Py_ssize_t n)
+    void fgd_axpy4_dd_l1(const double* a, const double* x0, const double* x1, const double* x2,
+                         const double* x3, double* y, Py_ssize_t n)
     void fgd_axpy4_ff(const float* a, const float* x0, const float* x1, const float* x2,
                       const float* x3, float* y, Py_ssize_t n)
     void fgd_axpy4_fd(const double* a, const float* x0, const float* x1, const float* x2,
@@ -165,6 +167,15 @@ cdef inline void _axpy4(const afloat* a, const xfloat* x0, const xfloat* x1, con
             fgd_axpy4_fd(a, x0, x1, x2, x3, y, n)
         else:
             fgd_axpy4_ff(a, x0, x1, x2, x3, y, n)
+
+
+cdef inline void _axpy4_l1(const afloat* a, const xfloat* x0, const xfloat* x1, const xfloat* x2,
+                           const xfloat* x3, afloat* y, Py_ssize_t n) noexcept nogil:
+    """_axpy4 for rows just read into L1 (the same bits; see fgd_axpy4_dd_l1)."""
+    if xfloat is double and afloat is double:
+        fgd_axpy4_dd_l1(a, x0, x1, x2, x3, y, n)
+    else:
+        _axpy4(a, x0, x1, x2, x3, y, n)
 
 
 cdef Py_ssize_t c_chunk_layout(Py_ssize_t n_rows, Py_ssize_t d, Py_ssize_t K, Py_ssize_t P,
@@ -875,8 +886,8 @@ cdef void _part_grad(const xfloat* X, Py_ssize_t d, const int64_t* order, Py_ssi
     cdef Py_ssize_t nb = stop - start, r = 0, w = hi - lo
     memset(g + lo, 0, w * sizeof(afloat))
     while r + 4 <= nb:
-        _axpy4(a + r, X + order[start + r] * d + lo, X + order[start + r + 1] * d + lo,
-               X + order[start + r + 2] * d + lo, X + order[start + r + 3] * d + lo, g + lo, w)
+        _axpy4_l1(a + r, X + order[start + r] * d + lo, X + order[start + r + 1] * d + lo,
+                  X + order[start + r + 2] * d + lo, X + order[start + r + 3] * d + lo, g + lo, w)
         r += 4
     for r in range(r, nb):
         _axpy(a[r], X + order[start + r] * d + lo, g + lo, w)
