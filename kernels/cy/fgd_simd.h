@@ -471,8 +471,8 @@ FGD_CLONES FGD_NOREASSOC static void fgd_logistic4(const double *p_, const doubl
  * every step has four independent operations.  Then blocks of 4.  One call for a
  * batch's rows (one call per block of 4 cost 48 ns a block, 1.2 ms of a W1 epoch). */
 #define FGD_X4(stmt) do { int u_; for (u_ = 0; u_ < 4; u_++) { stmt; } } while (0)
-FGD_CLONES FGD_NOREASSOC static void fgd_logistic_rows(const double *p, const double *y,
-                                                        ptrdiff_t n, double *loss, double *dl)
+FGD_CLONES FGD_NOREASSOC static void fgd_logistic_rows_x4(const double *p, const double *y,
+                                                           ptrdiff_t n, double *loss, double *dl)
 {
     FGD_NOREASSOC_BODY
     ptrdiff_t r;
@@ -542,6 +542,27 @@ FGD_CLONES FGD_NOREASSOC static void fgd_logistic_rows(const double *p, const do
     }
 }
 
+/* The same in blocks of 4, one after the other: compact code, which the BGD epoch (rows
+ * streaming from DRAM, one block of 16 rows at a time) ran about 10 % faster than the
+ * lockstep form; the same bits. */
+FGD_CLONES FGD_NOREASSOC static void fgd_logistic_rows(const double *p, const double *y,
+                                                        ptrdiff_t n, double *loss, double *dl)
+{
+    FGD_NOREASSOC_BODY
+    ptrdiff_t r;
+    for (r = 0; r + 4 <= n; r += 4) {
+        const double *p_ = p + r, *y_ = y + r;
+        double *loss_ = loss + r, *dl_ = dl + r;
+        {
+#define loss loss_
+#define dl dl_
+            FGD_LOGISTIC_BODY(fgd_v4d, fgd_v4i, fgd_v4du)
+#undef loss
+#undef dl
+        }
+    }
+}
+
 #else /* plain C for other compilers: same results up to rounding order */
 
 static double fgd_dot_dd(const double *x, const double *w, ptrdiff_t n)
@@ -599,6 +620,7 @@ static void fgd_dot4_dd(const double *x0, const double *x1, const double *x2,
 static void fgd_logistic_rows(const double *p, const double *y, ptrdiff_t n, double *loss,
                               double *dl)
 { ptrdiff_t r; for (r = 0; r + 4 <= n; r += 4) fgd_logistic4(p + r, y + r, loss + r, dl + r); }
+#define fgd_logistic_rows_x4 fgd_logistic_rows
 #endif /* FGD_VEC */
 
 /* (double X, float theta): x is rounded to float first, as the reference's

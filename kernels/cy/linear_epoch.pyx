@@ -69,6 +69,8 @@ cdef extern from "fgd_simd.h" nogil:
     void fgd_logistic4(const double* p, const double* y, double* loss, double* dl)
     void fgd_logistic_rows(const double* p, const double* y, Py_ssize_t n, double* loss,
                            double* dl)
+    void fgd_logistic_rows_x4(const double* p, const double* y, Py_ssize_t n, double* loss,
+                              double* dl)
 
 from .team cimport (fgd_team_barrier, fgd_thread_state, fgd_barrier_init, fgd_thread_init,
                     fgd_batch_start, fgd_barrier_wait, fgd_contended, fgd_barrier_solo,
@@ -868,7 +870,7 @@ cdef double _split_coefs(const xfloat* y, const xfloat* sw, const int64_t* order
     if afloat is double:
         if loss_id == LOSS_LOGISTIC and small:
             nv = nb & ~(<Py_ssize_t>3)
-            fgd_logistic_rows(pb, yb, nv, lb, a)     # exp and log1p, 4 rows a step
+            fgd_logistic_rows_x4(pb, yb, nv, lb, a)  # exp and log1p, 16 rows a step
     for r in range(nv, nb):
         lb[r] = loss_dloss(loss_id, param, pb[r], yb[r], &a[r])
     for r in range(nb):
