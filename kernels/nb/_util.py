@@ -123,6 +123,29 @@ def _prefetch_elem(typingctx, arr, i, j):
     return sig, codegen
 
 
+@intrinsic
+def touch(typingctx, arr, i, j):
+    """A one-byte (relaxed atomic) load of arr[i, j] (2-D) or arr[i] (1-D, j ignored): brings its
+    line into this core's caches, and the compiler can neither delete it nor make
+    anything wait for its value (a reader's sum of the loaded values was a chain of
+    dependent additions that filled the scheduler while the misses were in flight)."""
+    if not (isinstance(arr, types.Array) and arr.ndim in (1, 2)):
+        return None
+    sig = types.void(arr, i, j)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        idx = [args[1], args[2]] if aryty.ndim == 2 else [args[1]]
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, idx, wraparound=False)
+        i8p = builder.bitcast(ptr, ir.IntType(8).as_pointer())
+        # a relaxed atomic load: not a simple load, so LLVM keeps it though it is unused
+        builder.load_atomic(i8p, ordering="monotonic", align=1)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 def prefetch_row(X, i):
     """Hint the CPU to load row ``i`` of the C-contiguous 2-D array ``X``."""
 

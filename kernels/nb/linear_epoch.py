@@ -47,7 +47,7 @@ from numba.core import types
 from numba.extending import overload
 
 from ._util import (cast_like, compare_and_swap, cycle_count, is_finite, load_acquire,
-                    prefetch_part, prefetch_row, spin_pause, store_release, zero_of)
+                    prefetch_part, prefetch_row, spin_pause, store_release, touch, zero_of)
 from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel
 from .losses import logistic_poly, logistic_poly_rows, point_loss, softmax_loss_dloss
 from .updates import apply_update
@@ -753,12 +753,12 @@ def _read_ahead(X, y, sw, rows, progress):
         if k + READER_PREFETCH < m:   # more misses in flight for this thread's loads
             prefetch_row(X, rows[k + READER_PREFETCH])
         i = rows[k]
-        xi = X[i]
         for j in range(0, d, step):
-            s += xi[j]
-        s += xi[d - 1] + y[i]
+            touch(X, i, j)
+        touch(X, i, d - 1)
+        touch(y, i, 0)
         if has_sw:
-            s += sw[i]
+            touch(sw, i, 0)
         k += 1
     return s
 
