@@ -722,13 +722,12 @@ def _read_ahead(X, y, sw, rows, progress):
     """The reader of _read_epoch_impl: loads one element per cache line of the rows
     READER_LEAD to READER_WINDOW positions ahead of the trainer's published position
     (and their labels and weights), until the trainer ends, the order does, or a pause
-    of READER_GAP_CYCLES shows contention.  Returns the sum of what it loaded (the
-    caller stores it, so the loads are not dead code)."""
+    of READER_GAP_CYCLES shows contention.  Returns how many rows it read."""
     m = rows.shape[0]
     d = X.shape[1]
     step = max(1, 64 // X.itemsize)
     has_sw = sw.shape[0] > 0
-    s = 0.0
+    n_read = 0
     k = 0
     steps = 0
     last_pos = -1
@@ -760,7 +759,8 @@ def _read_ahead(X, y, sw, rows, progress):
         if has_sw:
             touch(sw, i, 0)
         k += 1
-    return s
+        n_read += 1
+    return n_read
 
 
 def _read_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
