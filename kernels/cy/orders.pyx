@@ -47,19 +47,21 @@ cdef _draw(rng, int64_t[::1] out, bint simple):
     if not FGD_HAVE_PCG64:
         raise TypeError("permutation: this build has no 128-bit integer type; use rng.permutation")
     bitgen = rng.bit_generator
-    st = bitgen.state
-    if st.get("bit_generator") != "PCG64":
-        raise TypeError(f"permutation: rng must run on PCG64, not {st.get('bit_generator')!r}; "
-                        f"use rng.permutation")
-    state, inc = st["state"]["state"], st["state"]["inc"]
-    s[0], s[1], s[2], s[3] = state >> 64, state & _M64, inc >> 64, inc & _M64
-    fgd_pcg64_load(&g, s, st["has_uint32"], st["uinteger"])
-    with nogil:
-        if simple:
-            fgd_pcg64_permutation_simple(&g, x, n)
-        else:
-            fgd_pcg64_permutation(&g, x, n)
-    fgd_pcg64_store(&g, s)
-    bitgen.state = {"bit_generator": "PCG64",
-                    "state": {"state": (<object>s[0] << 64) | s[1], "inc": (<object>s[2] << 64) | s[3]},
-                    "has_uint32": g.has_uint32, "uinteger": g.uinteger}
+    with bitgen.lock:  # as NumPy's own draws: the state is read, advanced and written back whole
+        st = bitgen.state
+        if st.get("bit_generator") != "PCG64":
+            raise TypeError(f"permutation: rng must run on PCG64, not "
+                            f"{st.get('bit_generator')!r}; use rng.permutation")
+        state, inc = st["state"]["state"], st["state"]["inc"]
+        s[0], s[1], s[2], s[3] = state >> 64, state & _M64, inc >> 64, inc & _M64
+        fgd_pcg64_load(&g, s, st["has_uint32"], st["uinteger"])
+        with nogil:
+            if simple:
+                fgd_pcg64_permutation_simple(&g, x, n)
+            else:
+                fgd_pcg64_permutation(&g, x, n)
+        fgd_pcg64_store(&g, s)
+        bitgen.state = {"bit_generator": "PCG64",
+                        "state": {"state": (<object>s[0] << 64) | s[1],
+                                  "inc": (<object>s[2] << 64) | s[3]},
+                        "has_uint32": g.has_uint32, "uinteger": g.uinteger}
