@@ -425,7 +425,7 @@ static const double fgd_atanh_coef[17] = {
  * operations in the same order, whatever N. */
 #define FGD_LOGISTIC_BODY(VD, VI, VDU, p_, y_, loss, dl)                                   \
     const VD zero = {0}, one = zero + 1.0, two = zero + 2.0;                              \
-    VD p = *(const VDU *)(p_), y = *(const VDU *)(y_);                                        \
+    VD p = *(const VDU *)(p_), y = *(const VDU *)(y_);                                    \
     VI pos = (VI)(p >= zero);                                                             \
     VD a = (VD)((VI)p & 0x7fffffffffffffffLL);                                            \
     VD x = zero - a;                      /* -|p| */                                      \
@@ -445,14 +445,10 @@ static const double fgd_atanh_coef[17] = {
     VD l1p = (two * u) * s;                                                               \
     VD num = (VD)((pos & (VI)one) | (~pos & (VI)e));                                      \
     VD lin = (VD)((pos & (VI)((one - y) * p)) | (~pos & (VI)(zero - y * p)));             \
-    *(VDU *)(loss) = lin + l1p;                                                             \
+    *(VDU *)(loss) = lin + l1p;                                                           \
     *(VDU *)(dl) = num / (one + e) - y;
 
-/* The body is expanded inside each cloned function rather than called from an
- * inline helper: GCC lowers the generic vector operations of a function for that
- * function's own target, and a helper compiled for the baseline ISA turned the
- * 4-wide compares and selects into scalar compares, lane moves and cmovs, which
- * stayed scalar after inlining into the AVX2 clone. */
+/* One text for the body (a macro): the 4-sample function and the loop below expand it. */
 FGD_CLONES FGD_NOREASSOC static void fgd_logistic4(const double *p_, const double *y_,
                                                     double *loss, double *dl)
 {
