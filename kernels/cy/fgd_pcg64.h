@@ -55,12 +55,17 @@ static inline uint32_t fgd_pcg64_next32(fgd_pcg64 *g)
     return (uint32_t)next;
 }
 
+/* the smallest all-ones mask >= max (max >= 1) */
+static inline uint64_t fgd_pcg64_mask(uint64_t max)
+{
+    return ~(uint64_t)0 >> __builtin_clzll(max);
+}
+
 static inline uint64_t fgd_pcg64_interval(fgd_pcg64 *g, uint64_t max)
 {
-    uint64_t mask = max, value;
+    uint64_t mask, value;
     if (max == 0) return 0;
-    mask |= mask >> 1; mask |= mask >> 2; mask |= mask >> 4;
-    mask |= mask >> 8; mask |= mask >> 16; mask |= mask >> 32;
+    mask = fgd_pcg64_mask(max);
     if (max <= 0xffffffffULL) {
         while ((value = (fgd_pcg64_next32(g) & mask)) > max) {}
     } else {
@@ -84,14 +89,6 @@ static inline void fgd_pcg64_store(const fgd_pcg64 *g, uint64_t *s)
     s[2] = (uint64_t)(g->inc >> 64); s[3] = (uint64_t)g->inc;
 }
 
-/* The shuffle's draws for x[i], i = n-1 down to 1, when every draw is a 32-bit one
- * (n - 1 <= 0xffffffff): the generator's 64-bit outputs are made FGD_PCG64_BLOCK at a
- * time (the 128-bit multiply chain runs on without waiting for the swaps), then taken
- * as 32-bit halves, low first, in runs of i with one mask, where a rejected draw costs
- * a compare and not a mispredicted branch.  The same draws, in the same order, as the
- * one-at-a-time loop; the state is then rewound to just after the last output used. */
-#define FGD_PCG64_BLOCK 256
-
 /* One draw at a time, as NumPy writes it (any n; the blocked loop below handles
  * n - 1 <= 0xffffffff and is tested against this and NumPy). */
 static void fgd_pcg64_permutation_simple(fgd_pcg64 *g, int64_t *x, int64_t n)
@@ -103,6 +100,14 @@ static void fgd_pcg64_permutation_simple(fgd_pcg64 *g, int64_t *x, int64_t n)
         t = x[j]; x[j] = x[i]; x[i] = t;
     }
 }
+
+/* The shuffle's draws for x[i], i = n-1 down to 1, when every draw is a 32-bit one
+ * (n - 1 <= 0xffffffff): the generator's 64-bit outputs are made FGD_PCG64_BLOCK at a
+ * time (the 128-bit multiply chain runs on without waiting for the swaps), then taken
+ * as 32-bit halves, low first, in runs of i with one mask, where a rejected draw costs
+ * a compare and not a mispredicted branch.  The same draws, in the same order, as the
+ * one-at-a-time loop; the state is then rewound to just after the last output used. */
+#define FGD_PCG64_BLOCK 256
 
 static void fgd_pcg64_permutation(fgd_pcg64 *g, int64_t *x, int64_t n)
 {
@@ -116,11 +121,8 @@ static void fgd_pcg64_permutation(fgd_pcg64 *g, int64_t *x, int64_t n)
     for (i = 0; i < n; i++) x[i] = i;
     i = n - 1;
     if (i >= 1 && g->has_uint32) {          /* half of a draw kept back: it comes first */
-        uint64_t mask = i, v;
-        mask |= mask >> 1; mask |= mask >> 2; mask |= mask >> 4;
-        mask |= mask >> 8; mask |= mask >> 16;
+        uint64_t v = g->uinteger & fgd_pcg64_mask((uint64_t)i);
         g->has_uint32 = 0;
-        v = g->uinteger & mask;
         if ((int64_t)v <= i) {
             t = x[v]; x[v] = x[i]; x[i] = t;
             i--;
@@ -133,8 +135,7 @@ static void fgd_pcg64_permutation(fgd_pcg64 *g, int64_t *x, int64_t n)
         k = 0;
         while (k < m && i >= 1) {
             /* i in [lo, 2 lo): one mask, 2 lo - 1 */
-            uint64_t lo = (uint64_t)1 << (63 - __builtin_clzll((uint64_t)i));
-            uint64_t mask = 2 * lo - 1;
+            uint64_t mask = fgd_pcg64_mask((uint64_t)i), lo = (mask >> 1) + 1;
             for (; k < m && (uint64_t)i >= lo; k++) {
                 uint64_t v = (uint32_t)(out[k >> 1] >> (32 * (k & 1))) & mask;
                 int64_t c = (int64_t)v <= i ? (int64_t)v : i;   /* rejected: swap x[i] with itself */

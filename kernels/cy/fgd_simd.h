@@ -192,7 +192,7 @@ FGD_CLONES FGD_NOREASSOC static double fgd_dot_fd(const float *x, const double *
 #define FGD_HADD4D(u, v) ((fgd_v4d){u[0] + u[1], v[0] + v[1], u[2] + u[3], v[2] + v[3]})
 #define FGD_FOLD4D(u, v) ((fgd_v4d){u[0] + u[2], u[1] + u[3], v[0] + v[2], v[1] + v[3]})
 #endif
-/* 32-byte-aligned loads (fgd_axpy4_dd, after its peel) */
+/* 32-byte-aligned loads (fgd_axpy4_dd_l1, after its peel) */
 typedef double fgd_v4da __attribute__((vector_size(32), aligned(32), may_alias));
 #define fgd_lda4d(p) (*(const fgd_v4da *)(p))
 
