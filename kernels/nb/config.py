@@ -76,7 +76,8 @@ JIT_PAR_NOCACHE = dict(JIT_NOCACHE, parallel=True)
 #: Modules of this folder that other kernels import (their changes must
 #: invalidate every cached kernel).  A module nothing imports (mlp_epoch,
 #: custom_epoch) need not be here: Numba already watches a kernel's own file.
-SHARED_MODULES = ("config.py", "_util.py", "losses.py", "updates.py", "linear_epoch.py")
+SHARED_MODULES = ("config.py", "_util.py", "losses.py", "simd.py", "updates.py",
+                  "linear_epoch.py")
 
 
 def _sources_hash():

@@ -50,6 +50,7 @@ from ._util import (cast_like, compare_and_swap, cycle_count, is_finite, load_ac
                     prefetch_part, prefetch_row, spin_pause, store_release, touch, zero_of)
 from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel
 from .losses import logistic_poly, logistic_poly_rows, point_loss, softmax_loss_dloss
+from .simd import axpy4_rows, dot4_rows
 from .updates import apply_update
 from ..ids import LOSS_LOGISTIC, LOSS_SOFTMAX, RULE_SGD
 
@@ -640,20 +641,8 @@ def _split_batches(X, y, sw, rows, k0, k1, batch_size, m, loss_id, loss_param, f
                     if hi + t < m:
                         prefetch_part(X, rows[hi + t], a, b)
                 if r + 4 <= nb:  # four rows a pass: theta loaded once for the four
-                    x0 = X[rows[lo + r], a:b]
-                    x1 = X[rows[lo + r + 1], a:b]
-                    x2 = X[rows[lo + r + 2], a:b]
-                    x3 = X[rows[lo + r + 3], a:b]
-                    s0 = zero_of(theta)
-                    s1 = zero_of(theta)
-                    s2 = zero_of(theta)
-                    s3 = zero_of(theta)
-                    for j in range(w):
-                        tj = th[j]
-                        s0 += x0[j] * tj
-                        s1 += x1[j] * tj
-                        s2 += x2[j] * tj
-                        s3 += x3[j] * tj
+                    s0, s1, s2, s3 = dot4_rows(X, rows[lo + r], rows[lo + r + 1],
+                                               rows[lo + r + 2], rows[lo + r + 3], a, b, theta)
                     q[part, r] = s0
                     q[part, r + 1] = s1
                     q[part, r + 2] = s2
@@ -687,19 +676,12 @@ def _split_batches(X, y, sw, rows, k0, k1, batch_size, m, loss_id, loss_param, f
         for t in range(grad.shape[0]):
             grad[t] = 0
         r = 0
+        qc = q[2]
         while r + 4 <= nb:
-            x0 = X[rows[lo + r]]
-            x1 = X[rows[lo + r + 1]]
-            x2 = X[rows[lo + r + 2]]
-            x3 = X[rows[lo + r + 3]]
-            g0 = q[2, r]
-            g1 = q[2, r + 1]
-            g2 = q[2, r + 2]
-            g3 = q[2, r + 3]
-            for j in range(d):
-                grad[j] += (x0[j] * g0 + x1[j] * g1) + (x2[j] * g2 + x3[j] * g3)
+            axpy4_rows(qc, r, X, rows[lo + r], rows[lo + r + 1], rows[lo + r + 2],
+                       rows[lo + r + 3], 0, d, grad)
             if fit_intercept:
-                grad[d] += (g0 + g1) + (g2 + g3)
+                grad[d] += (qc[r] + qc[r + 1]) + (qc[r + 2] + qc[r + 3])
             r += 4
         while r < nb:
             xi = X[rows[lo + r]]
