@@ -101,16 +101,17 @@ from numba.core import cgutils  # noqa: E402
 
 @intrinsic
 def _prefetch_elem(typingctx, arr, i, j):
-    """Prefetch the cache line holding arr[i, j] (no effect on results)."""
-    if not (isinstance(arr, types.Array) and arr.ndim == 2):
+    """Prefetch the cache line holding arr[i, j] (2-D) or arr[i] (1-D, j ignored); no
+    effect on results."""
+    if not (isinstance(arr, types.Array) and arr.ndim in (1, 2)):
         return None
     sig = types.void(arr, i, j)
 
     def codegen(context, builder, signature, args):
         aryty = signature.args[0]
         ary = context.make_array(aryty)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1], args[2]],
-                                       wraparound=False)
+        idx = [args[1], args[2]] if aryty.ndim == 2 else [args[1]]
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, idx, wraparound=False)
         i8p = builder.bitcast(ptr, ir.IntType(8).as_pointer())
         i32 = ir.IntType(32)
         fnty = ir.FunctionType(ir.VoidType(), [i8p.type, i32, i32, i32])
@@ -121,6 +122,18 @@ def _prefetch_elem(typingctx, arr, i, j):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+def prefetch_item(a, i):
+    """Hint the CPU to load a[i] of the 1-D array ``a``."""
+
+
+@overload(prefetch_item, inline="always")
+def _ol_prefetch_item(a, i):
+    def impl(a, i):
+        _prefetch_elem(a, i, 0)
+
+    return impl
 
 
 @intrinsic

@@ -47,7 +47,8 @@ from numba.core import types
 from numba.extending import overload
 
 from ._util import (cast_like, compare_and_swap, cycle_count, is_finite, load_acquire,
-                    prefetch_part, prefetch_row, spin_pause, store_release, touch, zero_of)
+                    prefetch_item, prefetch_part, prefetch_row, spin_pause, store_release, touch,
+                    zero_of)
 from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel
 from .losses import logistic_poly, logistic_poly_rows, point_loss, softmax_loss_dloss
 from .simd import axpy4_rows, dot4_rows
@@ -640,6 +641,10 @@ def _split_batches(X, y, sw, rows, k0, k1, batch_size, m, loss_id, loss_param, f
                 for t in range(r, min(r + 4, nb)):
                     if hi + t < m:
                         prefetch_part(X, rows[hi + t], a, b)
+                        if part == 0:  # and the row's label and weight
+                            prefetch_item(y, rows[hi + t])
+                            if has_sw:
+                                prefetch_item(sw, rows[hi + t])
                 if r + 4 <= nb:  # four rows a pass: theta loaded once for the four
                     s0, s1, s2, s3 = dot4_rows(X, rows[lo + r], rows[lo + r + 1],
                                                rows[lo + r + 2], rows[lo + r + 3], a, b, theta)
