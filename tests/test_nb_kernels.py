@@ -389,6 +389,18 @@ def test_split_batches_with_or_without_reader_same_bits(monkeypatch, loss_id, ru
     assert_close(runs[0][3], ref[3], rtol)
 
 
+@pytest.mark.parametrize("order, expected", [
+    (np.arange(1000), True), (np.arange(0), True), (np.arange(1), True),
+    (np.random.default_rng(0).permutation(1000), False),
+    (np.r_[np.arange(500), np.arange(600, 1000), np.arange(500, 600)], False),  # late descent
+    (np.r_[np.arange(10), 9, np.arange(10, 20)], False),  # a repeat is no storage order
+])
+def test_reader_is_used_only_off_storage_order(order, expected):
+    """_ascending (a look at the first positions, then the whole order) tells the
+    rows in storage order, which need no reader, from any other order."""
+    assert nb_le._ascending(order.astype(np.int64)) is expected
+
+
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
 def test_split_batches_diverge_at_the_same_batch_with_or_without_reader(monkeypatch):
     X, y, _ = make_problem(ids.LOSS_SQUARED, n=500, d=40, seed=5)

@@ -980,10 +980,21 @@ def _pairs(n, d, n_outputs, batch_size, n_batches, m, itemsize):
             and ((rows + 1) // 2) * d * n_outputs >= PAIR_MIN_WORK)
 
 
+def _ascending(order):
+    """True when ``order`` is strictly increasing (the rows in storage order).  A shuffled
+    order shows a descent within its first positions, so those are looked at first: the
+    whole comparison took 110-150 us after an epoch had pushed the order out of the
+    caches (about 3 % of a W1 b = 32 epoch)."""
+    head = order[:8].tolist()
+    if any(a >= b for a, b in zip(head, head[1:])):
+        return False
+    return bool(np.all(order[1:] > order[:-1]))
+
+
 def _reader_helps(X, order):
     """A shuffled epoch over a large X with a second thread free for a reader."""
     return (X.nbytes >= READER_MIN_BYTES and order.shape[0] >= 2 * READER_WINDOW
-            and numba.get_num_threads() >= 2 and not bool(np.all(order[1:] > order[:-1])))
+            and numba.get_num_threads() >= 2 and not _ascending(order))
 
 
 def _reads(X, order, batch_size, loss_id, n_outputs, rule_id, hyper):
