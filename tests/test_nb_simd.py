@@ -36,7 +36,8 @@ def _dot4(X, rows, lo, hi, w):
 
 @njit
 def _axpy4(c, k, X, rows, lo, hi, g):
-    axpy4_rows(c, k, X, rows[0], rows[1], rows[2], rows[3], lo, hi, g)
+    axpy4_rows(c[k], c[k + 1], c[k + 2], c[k + 3], X, rows[0], rows[1], rows[2], rows[3], lo,
+               hi, g)
 
 
 @pytest.mark.parametrize("offset", [0, 8, 16, 24])

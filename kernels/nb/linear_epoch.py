@@ -176,12 +176,7 @@ def _scalar_rows(X, y, sw, rows, lo, hi, loss_id, loss_param, fit_intercept, the
                 g1 = cast_like(theta, c1 * lw[3, t + 1])
                 g2 = cast_like(theta, c2 * lw[3, t + 2])
                 g3 = cast_like(theta, c3 * lw[3, t + 3])
-                x0 = X[i0]
-                x1 = X[i1]
-                x2 = X[i2]
-                x3 = X[i3]
-                for j in range(d):
-                    g[j] += (x0[j] * g0 + x1[j] * g1) + (x2[j] * g2 + x3[j] * g3)
+                axpy4_rows(g0, g1, g2, g3, X, i0, i1, i2, i3, 0, d, g)
                 if fit_intercept:
                     g[d] += (g0 + g1) + (g2 + g3)
             r += LOGISTIC_BLOCK
@@ -236,8 +231,7 @@ def _scalar_rows(X, y, sw, rows, lo, hi, loss_id, loss_param, fit_intercept, the
         g1 = cast_like(theta, c1 * e1)
         g2 = cast_like(theta, c2 * e2)
         g3 = cast_like(theta, c3 * e3)
-        for j in range(d):
-            g[j] += (x0[j] * g0 + x1[j] * g1) + (x2[j] * g2 + x3[j] * g3)
+        axpy4_rows(g0, g1, g2, g3, X, i0, i1, i2, i3, 0, d, g)
         if fit_intercept:
             g[d] += (g0 + g1) + (g2 + g3)
         r += 4
@@ -683,8 +677,8 @@ def _split_batches(X, y, sw, rows, k0, k1, batch_size, m, loss_id, loss_param, f
         r = 0
         qc = q[2]
         while r + 4 <= nb:
-            axpy4_rows(qc, r, X, rows[lo + r], rows[lo + r + 1], rows[lo + r + 2],
-                       rows[lo + r + 3], 0, d, grad)
+            axpy4_rows(qc[r], qc[r + 1], qc[r + 2], qc[r + 3], X, rows[lo + r],
+                       rows[lo + r + 1], rows[lo + r + 2], rows[lo + r + 3], 0, d, grad)
             if fit_intercept:
                 grad[d] += (qc[r] + qc[r + 1]) + (qc[r + 2] + qc[r + 3])
             r += 4

@@ -198,10 +198,10 @@ def _rows_at16(b, rows):
 
 
 def _axpy4_function(module):
-    fn, new = _new_function(module, "fastgd_simd_axpy4_f64", [_PF] * 6 + [_I64])
+    fn, new = _new_function(module, "fastgd_simd_axpy4_f64", [_F64] * 4 + [_PF] * 5 + [_I64])
     if not new:
         return fn
-    cp, x, y, n = fn.args[0], list(fn.args[1:5]), fn.args[5], fn.args[6]
+    cs, x, y, n = list(fn.args[0:4]), list(fn.args[4:8]), fn.args[8], fn.args[9]
     entry = fn.append_basic_block("entry")
     peel = fn.append_basic_block("peel")
     head = fn.append_basic_block("head")
@@ -213,7 +213,6 @@ def _axpy4_function(module):
     body1 = fn.append_basic_block("body1")
     done = fn.append_basic_block("done")
     b = ir.IRBuilder(entry)
-    cs = [b.load(b.gep(cp, [_const_i64(r)])) for r in range(4)]
     cv = [_splat(b, s) for s in cs]
     # rows 16 bytes past a 32-byte boundary: two elements alone, then aligned loads
     aligned = b.and_(_rows_at16(b, x), b.icmp_signed(">=", n, _const_i64(6)))
@@ -307,21 +306,22 @@ def _dot4_ir(typingctx, X, i0, i1, i2, i3, lo, hi, w):
 
 
 @intrinsic
-def _axpy4_ir(typingctx, c, k, X, i0, i1, i2, i3, lo, hi, g):
-    if not (_is_f64_c(c, 1) and _is_f64_c(X, 2) and _is_f64_c(g, 1)):
+def _axpy4_ir(typingctx, c0, c1, c2, c3, X, i0, i1, i2, i3, lo, hi, g):
+    if not (_is_f64_c(X, 2) and _is_f64_c(g, 1)
+            and all(isinstance(c, types.Float) for c in (c0, c1, c2, c3))):
         return None
-    sig = types.void(c, k, X, i0, i1, i2, i3, lo, hi, g)
+    sig = types.void(c0, c1, c2, c3, X, i0, i1, i2, i3, lo, hi, g)
 
     def codegen(context, builder, signature, args):
-        cty, Xty, gty = signature.args[0], signature.args[2], signature.args[9]
-        lo_t = signature.args[7]
-        cp = _pointer(context, builder, cty, args[0], [(args[1], signature.args[1])])
-        rows = [_pointer(context, builder, Xty, args[2], [(args[3 + r], signature.args[3 + r]),
-                                                         (args[7], lo_t)]) for r in range(4)]
-        gp = _pointer(context, builder, gty, args[9], [(args[7], lo_t)])
-        n = builder.sub(context.cast(builder, args[8], signature.args[8], types.int64),
-                        context.cast(builder, args[7], lo_t, types.int64))
-        builder.call(_axpy4_function(builder.module), [cp] + rows + [gp, n])
+        Xty, gty = signature.args[4], signature.args[11]
+        lo_t = signature.args[9]
+        cs = [context.cast(builder, args[r], signature.args[r], types.float64) for r in range(4)]
+        rows = [_pointer(context, builder, Xty, args[4], [(args[5 + r], signature.args[5 + r]),
+                                                         (args[9], lo_t)]) for r in range(4)]
+        gp = _pointer(context, builder, gty, args[11], [(args[9], lo_t)])
+        n = builder.sub(context.cast(builder, args[10], signature.args[10], types.int64),
+                        context.cast(builder, args[9], lo_t, types.int64))
+        builder.call(_axpy4_function(builder.module), cs + rows + [gp, n])
         return context.get_dummy_value()
 
     return sig, codegen
@@ -359,25 +359,20 @@ def _ol_dot4_rows(X, i0, i1, i2, i3, lo, hi, w):
     return impl
 
 
-def axpy4_rows(c, k, X, i0, i1, i2, i3, lo, hi, g):
-    """g[lo:hi] += (c[k] x_i0 + c[k+1] x_i1) + (c[k+2] x_i2 + c[k+3] x_i3) over [lo, hi)."""
+def axpy4_rows(c0, c1, c2, c3, X, i0, i1, i2, i3, lo, hi, g):
+    """g[lo:hi] += (c0 x_i0 + c1 x_i1) + (c2 x_i2 + c3 x_i3) over the features [lo, hi)."""
     for j in range(lo, hi):
-        g[j] += (c[k] * X[i0, j] + c[k + 1] * X[i1, j]) + (c[k + 2] * X[i2, j]
-                                                          + c[k + 3] * X[i3, j])
+        g[j] += (c0 * X[i0, j] + c1 * X[i1, j]) + (c2 * X[i2, j] + c3 * X[i3, j])
 
 
 @overload(axpy4_rows, inline="always")
-def _ol_axpy4_rows(c, k, X, i0, i1, i2, i3, lo, hi, g):
-    if _is_f64_c(c, 1) and _is_f64_c(X, 2) and _is_f64_c(g, 1):
-        def impl(c, k, X, i0, i1, i2, i3, lo, hi, g):
-            _axpy4_ir(c, k, X, i0, i1, i2, i3, lo, hi, g)
+def _ol_axpy4_rows(c0, c1, c2, c3, X, i0, i1, i2, i3, lo, hi, g):
+    if _is_f64_c(X, 2) and _is_f64_c(g, 1):
+        def impl(c0, c1, c2, c3, X, i0, i1, i2, i3, lo, hi, g):
+            _axpy4_ir(c0, c1, c2, c3, X, i0, i1, i2, i3, lo, hi, g)
         return impl
 
-    def impl(c, k, X, i0, i1, i2, i3, lo, hi, g):
-        c0 = c[k]
-        c1 = c[k + 1]
-        c2 = c[k + 2]
-        c3 = c[k + 3]
+    def impl(c0, c1, c2, c3, X, i0, i1, i2, i3, lo, hi, g):
         x0 = X[i0, lo:hi]
         x1 = X[i1, lo:hi]
         x2 = X[i2, lo:hi]
