@@ -34,6 +34,12 @@ docs/kernels.md; codes in :mod:`fastgd.kernels.ids`.
     hyper, lrs, step0, theta, grad, state, batch_loss, gbuf) -> int``
     ``custom_model_predict(predict, theta, X, out)``
     -- ``fn(params, x, y, grad_out) -> loss`` is a user's ``@njit`` per-sample model.
+``simd`` (internal)
+    ``dot4_rows(X, i0, i1, i2, i3, lo, hi, w)`` and
+    ``axpy4_rows(c0, c1, c2, c3, X, i0, i1, i2, i3, lo, hi, g)``: the margins of
+    four rows over features [lo, hi) and the gradient pass that adds four scaled
+    rows, as explicit 4-lane LLVM IR for float64 (the Cython backend's C loops,
+    operation for operation).
 ``config``
     the compile options in one place: ``fastmath={"reassoc", "contract", "nsz"}``,
     ``nogil=True``, ``error_model="numpy"``, ``cache=True`` only where a cache

@@ -29,7 +29,9 @@ How the work is done:
   storage order (sequential reads); the sum is over the same set of rows.  ``theta`` fixes the
   accumulation dtype (float32 X with float64 theta accumulates in float64).
 - per row, a vectorised dot product ``p = x.w + b``; per block of 4 rows, one
-  pass adds ``c_0 dloss_0 x_0 + ... + c_3 dloss_3 x_3`` into the gradient.
+  pass adds ``c_0 dloss_0 x_0 + ... + c_3 dloss_3 x_3`` into the gradient
+  (``simd.axpy4_rows``: explicit 4-lane vectors for float64, as are the 4-row
+  margins of the mid-sized batches, ``simd.dot4_rows``).
 - a batch of more than ``CHUNK_ROWS`` rows is cut into fixed chunks of
   ``CHUNK_ROWS`` rows; each chunk's partial gradient is computed (in
   parallel, with ``prange``, when the batch is large) and the partials are
