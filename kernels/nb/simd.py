@@ -209,13 +209,10 @@ def _axpy4_function(module):
     j = b.phi(_I64)
     j.add_incoming(_const_i64(0), entry)
     j.add_incoming(_const_i64(2), peel)
-    al = b.phi(ir.IntType(1))
-    al.add_incoming(ir.Constant(ir.IntType(1), 0), entry)
-    al.add_incoming(ir.Constant(ir.IntType(1), 1), peel)
     b.cbranch(b.icmp_signed("<=", b.add(j, _const_i64(4)), n), pick, head1)
 
     b.position_at_end(pick)
-    b.cbranch(al, body_a, body_u)
+    b.cbranch(aligned, body_a, body_u)  # (the peel ran exactly when aligned)
 
     for blk, align in ((body_a, 32), (body_u, 8)):
         b.position_at_end(blk)
@@ -225,7 +222,6 @@ def _axpy4_function(module):
 
     b.position_at_end(latch)
     j.add_incoming(b.add(j, _const_i64(4)), latch)
-    al.add_incoming(al, latch)
     b.branch(head)
 
     b.position_at_end(head1)
