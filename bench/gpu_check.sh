@@ -3,6 +3,7 @@
 #
 #   bash bench/gpu_check.sh            # install, gpu tests, figures
 #   bash bench/gpu_check.sh --smoke    # the same steps on Numba's CUDA simulator, tiny sizes
+#   bash bench/gpu_check.sh --full     # also every test of tests/test_cuda.py on the device
 #
 # 1. installs what it needs (fastgd with the cuda extra and the CUDA wheels that match the
 #    driver, pytest; torch if it is missing, for the PyTorch comparison -- optional);
@@ -21,7 +22,15 @@ T0=$(date +%s)
 log() { echo "[gpu_check.sh +$(( $(date +%s) - T0 ))s] $*"; }
 
 SMOKE=0
-for a in "$@"; do [ "$a" = "--smoke" ] && SMOKE=1; done
+FULL=0
+ARGS=()
+for a in "$@"; do
+    case "$a" in
+        --smoke) SMOKE=1; ARGS+=("$a") ;;
+        --full) FULL=1 ;;
+        *) ARGS+=("$a") ;;
+    esac
+done
 if [ "$SMOKE" = 1 ]; then
     export NUMBA_ENABLE_CUDASIM=1
     log "smoke mode: Numba's CUDA simulator, tiny sizes (checks the script, not a GPU)"
@@ -33,23 +42,33 @@ else
     fi
 fi
 
+have() { $PY -c "import $1" >/dev/null 2>&1; }
 if [ "${GPU_CHECK_NO_INSTALL:-0}" != 1 ]; then
     CU=12
     if command -v nvidia-smi >/dev/null 2>&1; then
         V=$(nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9]*\).*/\1/p' | head -1)
         if [ -n "$V" ] && [ "$V" -ge 13 ]; then CU=13; fi
     fi
-    if $PY -c "import fastgd.kernels.cuda" >/dev/null 2>&1; then
-        log "fastgd is installed; adding numba-cuda[cu$CU] and pytest"
-        timeout 240 $PY -m pip install -q "numba-cuda[cu$CU]" pytest \
-            || log "pip failed; going on with what is installed"
-    else
-        log "installing fastgd[cuda] (editable), numba-cuda[cu$CU], pytest"
-        timeout 240 $PY -m pip install -q -e ".[cuda]" "numba-cuda[cu$CU]" pytest \
-            || log "pip failed; going on with what is installed"
+    # GPU images often hold numba-cuda, pytest, Cython and torch already and reach no
+    # package index: ask pip only for what is missing, and build fastgd against what is there.
+    NEED=()
+    have numba_cuda || NEED+=("numba-cuda[cu$CU]")
+    have pytest || NEED+=(pytest)
+    if ! have fastgd.kernels.cuda; then
+        if have Cython && have setuptools && have numpy && have scipy; then
+            log "building fastgd (editable) against the installed Cython, NumPy and SciPy"
+            timeout 300 $PY -m pip install -q --no-build-isolation --no-deps -e . \
+                || log "building fastgd failed"
+            have numba || NEED+=(numba)
+        else
+            NEED+=(-e ".[cuda]")
+        fi
     fi
-    if [ "$SMOKE" = 0 ] && [ "${GPU_CHECK_NO_TORCH_INSTALL:-0}" != 1 ] \
-        && ! $PY -c "import torch" >/dev/null 2>&1; then
+    if [ ${#NEED[@]} -gt 0 ]; then
+        log "installing ${NEED[*]}"
+        timeout 240 $PY -m pip install -q "${NEED[@]}" || log "pip failed; going on with what is installed"
+    fi
+    if [ "$SMOKE" = 0 ] && [ "${GPU_CHECK_NO_TORCH_INSTALL:-0}" != 1 ] && ! have torch; then
         log "installing torch (optional: the PyTorch comparison)"
         timeout 150 $PY -m pip install -q torch || log "no torch: the PyTorch comparison is skipped"
     fi
@@ -75,8 +94,16 @@ else
     [ "$RC_TESTS" = 3 ] && RC_TESTS=0  # no CUDA toolkit here: nothing to compile against
 fi
 
-log "figures (bench/gpu_check.py $*)"
-timeout 300 $PY bench/gpu_check.py "$@"
+log "figures (bench/gpu_check.py ${ARGS[*]})"
+timeout 300 $PY bench/gpu_check.py "${ARGS[@]}"
 RC_BENCH=$?
+if [ "$FULL" = 1 ] && [ "$SMOKE" = 0 ]; then
+    # The parity tests that CI runs on the simulator, here on the device (its launch
+    # geometry, warp-synchronous code and float rounding are what the simulator cannot show).
+    log "--full: every test of tests/test_cuda.py on the device"
+    timeout 420 $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py
+    RC=$?
+    [ "$RC_TESTS" = 0 ] && RC_TESTS=$RC
+fi
 log "done: tests rc=$RC_TESTS, figures rc=$RC_BENCH"
 [ "$RC_TESTS" = 0 ] && [ "$RC_BENCH" = 0 ]
