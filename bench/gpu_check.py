@@ -168,6 +168,38 @@ def torch_epochs(X, y, order, b, epochs, lr, device):
     return {"epoch_s": min(times), "all_s": times, "last_loss": last, "device": device}
 
 
+def sweep_bgd(dX, dy, orders, epochs, bandwidth, sms, simulated):
+    """The BGD epoch over launch geometries (threads per block x tile rows x resident
+    blocks per SM): the kernels take these as arguments, so nothing recompiles."""
+    from fastgd.kernels.cuda import config
+
+    names = ("THREADS_PER_BLOCK", "TILE_ROWS", "MAX_BLOCKS")
+    saved = {k: getattr(config, k) for k in names}
+    grid = ([(32, 8, 1)] if simulated else
+            [(t, r, b) for t in (128, 256, 512) for r in (16, 32, 64) for b in (1, 2, 4, 8)])
+    rows = []
+    try:
+        for t, r, b in grid:
+            config.THREADS_PER_BLOCK, config.TILE_ROWS, config.MAX_BLOCKS = t, r, b * sms
+            try:
+                res = bandwidth(fastgd_epochs(dX, dy, dX.shape[0], orders, epochs, lr=0.5))
+            except Exception as exc:  # a geometry the device refuses: say so, go on
+                log(f"sweep threads={t} tile_rows={r} blocks/SM={b}: {exc!r}")
+                continue
+            rows.append({"threads": t, "tile_rows": r, "blocks_per_sm": b,
+                         "epoch_ms": res["epoch_s"] * 1e3,
+                         "fraction_of_copy": res["fraction_of_copy"]})
+    finally:
+        for k, v in saved.items():
+            setattr(config, k, v)
+    rows.sort(key=lambda x: x["epoch_ms"])
+    for x in rows[:12]:
+        log(f"sweep threads={x['threads']:4d} tile_rows={x['tile_rows']:3d} "
+            f"blocks/SM={x['blocks_per_sm']}: {x['epoch_ms']:8.2f} ms = "
+            f"{100 * x['fraction_of_copy']:.0f}% of copy")
+    return rows
+
+
 # ----------------------------------------------------------------- main
 def main(argv=None):
     ap = argparse.ArgumentParser(description="fastgd CUDA backend: bandwidth and speed check")
@@ -179,6 +211,10 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=3, help="timed epochs (best is reported)")
     ap.add_argument("--copy-bytes", type=int, default=2**30, help="copy kernel buffer size")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--sweep", action="store_true",
+                    help="also time the BGD epoch over launch geometries (config values)")
+    ap.add_argument("--bgd-shuffled", action="store_true",
+                    help="also time one BGD epoch reading the rows through a permutation")
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args(argv)
 
@@ -212,17 +248,32 @@ def main(argv=None):
     dX, dy = make_data(n, d)
     log(f"data: {n} x {d} float32 on the device ({n * d * 4 / 2**30:.2f} GiB) in "
         f"{time.perf_counter() - t0:.1f} s")
-    rng = np.random.default_rng(1)
-    orders = rng.permutation(n)[None, :]
-    bgd = fastgd_epochs(dX, dy, n, orders, args.epochs, lr=0.5)
+    # A fit hands a full batch its rows in storage order (fastgd.batching.OrderStream: the
+    # same set of rows whatever the permutation), so this is the order a BGD epoch reads.
+    orders = np.arange(n, dtype=np.int64)[None, :]
     read = n * d * 4 + n * 4 + n * 8
-    bgd["bytes_read"] = read
-    bgd["effective_gbps"] = read / bgd["epoch_s"] / 1e9
-    bgd["fraction_of_copy"] = bgd["effective_gbps"] / bw["gbps"]
+
+    def bandwidth(res):
+        res["bytes_read"] = read
+        res["effective_gbps"] = read / res["epoch_s"] / 1e9
+        res["fraction_of_copy"] = res["effective_gbps"] / bw["gbps"]
+        return res
+
+    bgd = bandwidth(fastgd_epochs(dX, dy, n, orders, args.epochs, lr=0.5))
     out["bgd"] = bgd
     log(f"BGD epoch ({n} x {d}, {bgd['blocks']} blocks): {bgd['epoch_s'] * 1e3:.2f} ms, "
         f"{bgd['effective_gbps']:.1f} GB/s = {100 * bgd['fraction_of_copy']:.0f}% of copy "
         f"(goal >= 70%)")
+    if args.sweep:
+        out["bgd_sweep"] = sweep_bgd(dX, dy, orders, args.epochs, bandwidth,
+                                     out["device"]["sms"], simulated)
+    if args.bgd_shuffled:
+        perm = np.random.default_rng(1).permutation(n)[None, :]
+        shuf = bandwidth(fastgd_epochs(dX, dy, n, perm, 1, lr=0.5))
+        out["bgd_shuffled"] = shuf
+        log(f"BGD epoch through a shuffled order (rows gathered at random, not what a fit "
+            f"does): {shuf['epoch_s'] * 1e3:.1f} ms = {100 * shuf['fraction_of_copy']:.1f}% "
+            "of copy")
 
     # 3. MBGD epochs vs PyTorch
     m = min(args.mbgd_rows, n)

@@ -458,6 +458,23 @@ def test_availability_never_raises_without_simulator_or_gpu():
     assert out.stdout.strip() in ("True", "False")
 
 
+def test_a_compiler_that_cannot_start_makes_the_backend_unavailable_with_the_fix():
+    """numba-cuda 0.30.4 beside NumPy 2.5 fails at the first launch (np.row_stack, seen on an
+    H200); the probe reports it up front, naming the versions and the fix."""
+    def broken(name):
+        raise AttributeError("module 'numpy' has no attribute 'row_stack'")
+
+    def other_layout(name):
+        raise ModuleNotFoundError(name)
+
+    msg = cuda_pkg._compiler_problem(broken)
+    assert "numba-cuda" in msg and f"NumPy {np.__version__}" in msg
+    assert 'pip install "numpy<2.5"' in msg and "row_stack" in msg
+    assert cuda_pkg._compiler_problem(other_layout) == ""
+    if not SIM:  # (the simulator replaces numba.cuda; the probe never asks it)
+        assert cuda_pkg._compiler_problem() == ""  # this environment's pairing works
+
+
 @pytest.mark.slow
 def test_kernels_compile_for_a_real_gpu():
     """The simulator never runs Numba's CUDA compiler: compile every kernel to PTX

@@ -46,7 +46,41 @@ def _probe():
         cuda.get_current_device()
     except Exception as exc:
         return False, f"the CUDA driver or device failed to initialise ({exc!r}); {_INSTALL_HINT}", False
+    problem = _compiler_problem()
+    if problem:
+        return False, problem, False
     return True, "", False
+
+
+def _compiler_problem(import_module=None):
+    """Why numba-cuda's kernel compiler cannot start here ('' when it can).
+
+    The compiler loads its typing registries at the first kernel launch, so a
+    broken pairing of numba-cuda and NumPy would otherwise surface as an
+    AttributeError from deep inside the first fit.  Importing the module that
+    loads them costs what the first launch would pay anyway.
+    """
+    import importlib
+
+    import numpy as np
+
+    try:
+        (import_module or importlib.import_module)("numba.cuda.cudaimpl")
+    except ModuleNotFoundError:
+        return ""  # another numba-cuda layout: nothing to check ahead of the first launch
+    except Exception as exc:
+        try:
+            from importlib.metadata import version
+            ncu = "numba-cuda " + version("numba-cuda")
+        except Exception:
+            ncu = "numba-cuda"
+        msg = f"{ncu} cannot compile kernels beside NumPy {np.__version__} ({exc!r})"
+        if "row_stack" in str(exc):
+            msg += ('; numba-cuda registers np.row_stack, which NumPy 2.5 removed '
+                    '(NVIDIA/numba-cuda#907): pip install "numpy<2.5" (the cuda extra '
+                    'asks for it)')
+        return msg
+    return ""
 
 
 def _get_status():
