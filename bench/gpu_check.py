@@ -168,35 +168,41 @@ def torch_epochs(X, y, order, b, epochs, lr, device):
     return {"epoch_s": min(times), "all_s": times, "last_loss": last, "device": device}
 
 
-def sweep_bgd(dX, dy, orders, epochs, bandwidth, sms, simulated):
-    """The BGD epoch over launch geometries (threads per block x tile rows x resident
-    blocks per SM): the kernels take these as arguments, so nothing recompiles."""
+def sweep_bgd(dX, dy, epochs, bandwidth, sms, simulated, budget_s=60.0):
+    """The BGD epoch over launch geometries: total blocks (1 block, 8, one and four per
+    SM), tile rows and threads per block.  The kernels take these as arguments, so nothing
+    recompiles; stops after ``budget_s``.  If one block takes as long as one per SM, the
+    blocks are not running side by side."""
     from fastgd.kernels.cuda import config
 
     names = ("THREADS_PER_BLOCK", "TILE_ROWS", "MAX_BLOCKS")
     saved = {k: getattr(config, k) for k in names}
+    n = dX.shape[0]
+    orders = np.arange(n, dtype=np.int64)[None, :]
     grid = ([(32, 8, 1)] if simulated else
-            [(t, r, b) for t in (128, 256, 512) for r in (16, 32, 64) for b in (1, 2, 4, 8)])
+            [(t, r, g) for g in (1, 8, sms, 4 * sms) for r in (64, 32) for t in (256, 128)])
     rows = []
+    t_end = time.perf_counter() + budget_s
     try:
-        for t, r, b in grid:
-            config.THREADS_PER_BLOCK, config.TILE_ROWS, config.MAX_BLOCKS = t, r, b * sms
+        for t, r, g in grid:
+            if time.perf_counter() > t_end:
+                log(f"sweep: stopped after {budget_s:.0f} s ({len(rows)} geometries)")
+                break
+            config.THREADS_PER_BLOCK, config.TILE_ROWS, config.MAX_BLOCKS = t, r, g
             try:
-                res = bandwidth(fastgd_epochs(dX, dy, dX.shape[0], orders, epochs, lr=0.5))
+                res = bandwidth(fastgd_epochs(dX, dy, n, orders, epochs, lr=0.5), n)
             except Exception as exc:  # a geometry the device refuses: say so, go on
-                log(f"sweep threads={t} tile_rows={r} blocks/SM={b}: {exc!r}")
+                log(f"sweep threads={t} tile_rows={r} blocks={g}: {exc!r}")
                 continue
-            rows.append({"threads": t, "tile_rows": r, "blocks_per_sm": b,
+            rows.append({"threads": t, "tile_rows": r, "blocks": res["blocks"],
                          "epoch_ms": res["epoch_s"] * 1e3,
                          "fraction_of_copy": res["fraction_of_copy"]})
+            log(f"sweep {n} rows: threads={t:4d} tile_rows={r:3d} blocks={res['blocks']:4d}: "
+                f"{rows[-1]['epoch_ms']:9.2f} ms = {100 * rows[-1]['fraction_of_copy']:.1f}% "
+                "of copy")
     finally:
         for k, v in saved.items():
             setattr(config, k, v)
-    rows.sort(key=lambda x: x["epoch_ms"])
-    for x in rows[:12]:
-        log(f"sweep threads={x['threads']:4d} tile_rows={x['tile_rows']:3d} "
-            f"blocks/SM={x['blocks_per_sm']}: {x['epoch_ms']:8.2f} ms = "
-            f"{100 * x['fraction_of_copy']:.0f}% of copy")
     return rows
 
 
@@ -213,6 +219,7 @@ def main(argv=None):
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--sweep", action="store_true",
                     help="also time the BGD epoch over launch geometries (config values)")
+    ap.add_argument("--sweep-rows", type=int, default=1_000_000, help="rows of the sweep")
     ap.add_argument("--bgd-shuffled", action="store_true",
                     help="also time one BGD epoch reading the rows through a permutation")
     ap.add_argument("--json", help="also write the figures to this file")
@@ -251,9 +258,8 @@ def main(argv=None):
     # A fit hands a full batch its rows in storage order (fastgd.batching.OrderStream: the
     # same set of rows whatever the permutation), so this is the order a BGD epoch reads.
     orders = np.arange(n, dtype=np.int64)[None, :]
-    read = n * d * 4 + n * 4 + n * 8
-
-    def bandwidth(res):
+    def bandwidth(res, rows=n):
+        read = rows * d * 4 + rows * 4 + rows * 8
         res["bytes_read"] = read
         res["effective_gbps"] = read / res["epoch_s"] / 1e9
         res["fraction_of_copy"] = res["effective_gbps"] / bw["gbps"]
@@ -265,8 +271,9 @@ def main(argv=None):
         f"{bgd['effective_gbps']:.1f} GB/s = {100 * bgd['fraction_of_copy']:.0f}% of copy "
         f"(goal >= 70%)")
     if args.sweep:
-        out["bgd_sweep"] = sweep_bgd(dX, dy, orders, args.epochs, bandwidth,
-                                     out["device"]["sms"], simulated)
+        k = min(n, args.sweep_rows)
+        out["bgd_sweep"] = sweep_bgd(dX[:k], dy[:k], 2, bandwidth, out["device"]["sms"],
+                                     simulated)
     if args.bgd_shuffled:
         perm = np.random.default_rng(1).permutation(n)[None, :]
         shuf = bandwidth(fastgd_epochs(dX, dy, n, perm, 1, lr=0.5))
