@@ -121,7 +121,10 @@ def fastgd_epochs(dX, dy, b, orders, epochs, lr, path=None, warm_batches=2):
     eng.prepare(orders)
     lrs = np.full(nb, lr)
     bl = np.zeros(nb)
+    t0 = time.perf_counter()
     eng.run_epoch(0, min(nb, warm_batches), lrs, 0, bl)  # compiles the kernels
+    if nb <= warm_batches and time.perf_counter() - t0 > 5.0:
+        epochs = 1  # a slow full epoch: one timed run says enough, and saves device time
     eng.set_theta_state(theta, state)
     times, losses = [], []
     for e in range(epochs):
@@ -166,6 +169,46 @@ def torch_epochs(X, y, order, b, epochs, lr, device):
         last = run(nb)
         times.append(time.perf_counter() - t0)
     return {"epoch_s": min(times), "all_s": times, "last_loss": last, "device": device}
+
+
+def block_scaling(dX, dy, sms, rows_per_block=4096, repeats=3):
+    """``batch_partials`` alone, the same work per block (rows_per_block rows) on 1, 8,
+    sms / 4 and sms blocks: if the blocks run side by side the time stays flat; if it
+    grows with the blocks, they do not.  Each block's partial loss is read back too
+    (equal shares: every block did its own rows)."""
+    from fastgd.kernels.cuda.engine import LinearEngine
+
+    d = dX.shape[1]
+    theta = np.zeros(d + 1, dtype=np.float32)
+    state = np.zeros((1, d + 1), dtype=np.float32)
+    rows = []
+    for G in sorted({1, 8, max(1, sms // 4), sms}):
+        nb = G * rows_per_block
+        if nb > dX.shape[0]:
+            break
+        eng = LinearEngine(dX[:nb], dy[:nb], None, Spec(nb), theta, state, path="batched")
+        eng.prepare(np.arange(nb, dtype=np.int64)[None, :])
+        eng.part = cuda.device_array((G, eng.S), dtype=eng.dtype)
+        args = eng._partials_args(eng.orders[0], 0, nb, rows_per_block)
+        launch = eng._launcher("batch_partials", args)[G, eng.threads, 0, eng.shared_bytes]
+        launch(*args)
+        cuda.synchronize()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            launch(*args)
+            cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        shares = eng.part.copy_to_host()[:G, eng.P]
+        rows.append({"blocks": G, "rows": nb, "ms": min(times) * 1e3,
+                     "share_min": float(shares.min()), "share_max": float(shares.max()),
+                     "zero_shares": int(np.sum(shares == 0))})
+        x = rows[-1]
+        log(f"scaling: {G:4d} blocks x {rows_per_block} rows: {x['ms']:8.2f} ms "
+            f"({x['ms'] * 1e3 / (rows_per_block / eng.rows):.1f} us a tile a block); "
+            f"block losses {x['share_min']:.4g}..{x['share_max']:.4g}, "
+            f"{x['zero_shares']} zero")
+    return rows
 
 
 def sweep_bgd(dX, dy, epochs, bandwidth, sms, simulated, budget_s=60.0):
@@ -219,6 +262,9 @@ def main(argv=None):
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--sweep", action="store_true",
                     help="also time the BGD epoch over launch geometries (config values)")
+    ap.add_argument("--scaling", action="store_true",
+                    help="also time the gradient kernel alone on 1, 8, SMs/4 and SMs blocks "
+                         "with the same rows per block (do the blocks run side by side?)")
     ap.add_argument("--sweep-rows", type=int, default=1_000_000, help="rows of the sweep")
     ap.add_argument("--bgd-shuffled", action="store_true",
                     help="also time one BGD epoch reading the rows through a permutation")
@@ -270,6 +316,9 @@ def main(argv=None):
     log(f"BGD epoch ({n} x {d}, {bgd['blocks']} blocks): {bgd['epoch_s'] * 1e3:.2f} ms, "
         f"{bgd['effective_gbps']:.1f} GB/s = {100 * bgd['fraction_of_copy']:.0f}% of copy "
         f"(goal >= 70%)")
+    if args.scaling:
+        out["block_scaling"] = block_scaling(dX, dy, out["device"]["sms"],
+                                             rows_per_block=16 if simulated else 4096)
     if args.sweep:
         k = min(n, args.sweep_rows)
         out["bgd_sweep"] = sweep_bgd(dX[:k], dy[:k], 2, bandwidth, out["device"]["sms"],
