@@ -171,6 +171,35 @@ def torch_epochs(X, y, order, b, epochs, lr, device):
     return {"epoch_s": min(times), "all_s": times, "last_loss": last, "device": device}
 
 
+def _row_sum_kernel():
+    """A plain reader with the gradient kernel's geometry: block g sums the entries of its
+    rows_per_block rows (warps over rows, lanes over features, as ``load_tile`` reads), one
+    fixed-order reduction, one store.  What the blocks' reads alone cost."""
+    @cuda.jit
+    def row_sums(X, rows_per_block, out):
+        sm = cuda.shared.array(1024, np.float32)
+        t = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        g = cuda.blockIdx.x
+        d = X.shape[1]
+        lane = t % 32
+        r = g * rows_per_block + t // 32
+        r1 = (g + 1) * rows_per_block
+        s = np.float32(0.0)
+        while r < r1:
+            for j in range(lane, d, 32):
+                s += X[r, j]
+            r += nt // 32
+        sm[t] = s
+        cuda.syncthreads()
+        if t == 0:
+            tot = np.float32(0.0)
+            for i in range(nt):
+                tot += sm[i]
+            out[g] = tot
+    return row_sums
+
+
 def block_scaling(dX, dy, sms, rows_per_block=4096, repeats=3):
     """``batch_partials`` alone, the same work per block (rows_per_block rows) on 1, 8,
     sms / 4 and sms blocks: if the blocks run side by side the time stays flat; if it
@@ -200,12 +229,24 @@ def block_scaling(dX, dy, sms, rows_per_block=4096, repeats=3):
             cuda.synchronize()
             times.append(time.perf_counter() - t0)
         shares = eng.part.copy_to_host()[:G, eng.P]
+        reader = _row_sum_kernel()[G, eng.threads]
+        sums = cuda.device_array(G, dtype=np.float32)
+        reader(dX, rows_per_block, sums)
+        cuda.synchronize()
+        read_times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            reader(dX, rows_per_block, sums)
+            cuda.synchronize()
+            read_times.append(time.perf_counter() - t0)
         rows.append({"blocks": G, "rows": nb, "ms": min(times) * 1e3,
+                     "read_ms": min(read_times) * 1e3,
                      "share_min": float(shares.min()), "share_max": float(shares.max()),
                      "zero_shares": int(np.sum(shares == 0))})
         x = rows[-1]
         log(f"scaling: {G:4d} blocks x {rows_per_block} rows: {x['ms']:8.2f} ms "
-            f"({x['ms'] * 1e3 / (rows_per_block / eng.rows):.1f} us a tile a block); "
+            f"({x['ms'] * 1e3 / (rows_per_block / eng.rows):.1f} us a tile a block; the same "
+            f"rows only read: {x['read_ms']:.2f} ms); "
             f"block losses {x['share_min']:.4g}..{x['share_max']:.4g}, "
             f"{x['zero_shares']} zero")
     return rows
