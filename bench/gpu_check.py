@@ -252,38 +252,44 @@ def block_scaling(dX, dy, sms, rows_per_block=4096, repeats=3):
     return rows
 
 
-def sweep_bgd(dX, dy, epochs, bandwidth, sms, simulated, budget_s=60.0):
+def sweep_bgd(dX, dy, epochs, bandwidth, sms, simulated, budget_s=90.0):
     """The BGD epoch over launch geometries: total blocks (1 block, 8, one and four per
-    SM), tile rows and threads per block.  The kernels take these as arguments, so nothing
+    SM) with and without config.SPLIT_DOTS first, then threads per block, tile rows and
+    slices at one block per SM.  The kernels take these as arguments, so nothing
     recompiles; stops after ``budget_s``.  If one block takes as long as one per SM, the
     blocks are not running side by side."""
     from fastgd.kernels.cuda import config
 
-    names = ("THREADS_PER_BLOCK", "TILE_ROWS", "MAX_BLOCKS")
+    names = ("THREADS_PER_BLOCK", "TILE_ROWS", "MAX_BLOCKS", "SPLIT_DOTS")
     saved = {k: getattr(config, k) for k in names}
     n = dX.shape[0]
     orders = np.arange(n, dtype=np.int64)[None, :]
-    grid = ([(32, 8, 1)] if simulated else
-            [(t, r, g) for g in (1, 8, sms, 4 * sms) for r in (64, 32) for t in (256, 128)])
+    if simulated:
+        grid = [(32, 8, 1, 1), (32, 8, 1, 4)]
+    else:
+        grid = [(256, 64, g, sp) for g in (1, 8, sms, 4 * sms) for sp in (1, 4)]
+        grid += [(t, r, sms, sp) for sp in (1, 4, 8) for t in (128, 512, 256) for r in (32, 64)
+                 if (t, r, sp) not in ((256, 64, 1), (256, 64, 4))]
     rows = []
     t_end = time.perf_counter() + budget_s
     try:
-        for t, r, g in grid:
+        for t, r, g, sp in grid:
             if time.perf_counter() > t_end:
                 log(f"sweep: stopped after {budget_s:.0f} s ({len(rows)} geometries)")
                 break
-            config.THREADS_PER_BLOCK, config.TILE_ROWS, config.MAX_BLOCKS = t, r, g
+            config.THREADS_PER_BLOCK, config.TILE_ROWS = t, r
+            config.MAX_BLOCKS, config.SPLIT_DOTS = g, sp
             try:
                 res = bandwidth(fastgd_epochs(dX, dy, n, orders, epochs, lr=0.5), n)
             except Exception as exc:  # a geometry the device refuses: say so, go on
-                log(f"sweep threads={t} tile_rows={r} blocks={g}: {exc!r}")
+                log(f"sweep threads={t} tile_rows={r} blocks={g} split={sp}: {exc!r}")
                 continue
-            rows.append({"threads": t, "tile_rows": r, "blocks": res["blocks"],
+            rows.append({"threads": t, "tile_rows": r, "blocks": res["blocks"], "split": sp,
                          "epoch_ms": res["epoch_s"] * 1e3,
                          "fraction_of_copy": res["fraction_of_copy"]})
-            log(f"sweep {n} rows: threads={t:4d} tile_rows={r:3d} blocks={res['blocks']:4d}: "
-                f"{rows[-1]['epoch_ms']:9.2f} ms = {100 * rows[-1]['fraction_of_copy']:.1f}% "
-                "of copy")
+            log(f"sweep {n} rows: threads={t:4d} tile_rows={r:3d} blocks={res['blocks']:4d} "
+                f"split={sp}: {rows[-1]['epoch_ms']:9.2f} ms = "
+                f"{100 * rows[-1]['fraction_of_copy']:.1f}% of copy")
     finally:
         for k, v in saved.items():
             setattr(config, k, v)

@@ -296,6 +296,23 @@ def test_two_warps_per_block(monkeypatch, path):
     assert eng.threads == 64
 
 
+@pytest.mark.parametrize("split", [2, 4, 7])
+@pytest.mark.parametrize("path", ["fused", "batched"])
+@pytest.mark.parametrize("loss,d,dtype", [("logistic", 5, np.float64), ("softmax", 9, np.float64),
+                                          ("huber", 11, np.float32)])
+def test_split_dot_products(monkeypatch, path, split, loss, d, dtype):
+    """config.SPLIT_DOTS: predictions cut into column slices and gradient sums into row
+    slices (7: more slices than a tile's columns or a block's idle threads allow, so it
+    is capped), several column chunks, the last tile shorter; the same results, and the
+    same bits run to run."""
+    monkeypatch.setattr(config, "SPLIT_DOTS", split)
+    prob = Problem(loss, b=13, d=d, alpha=0.01, l1_ratio=0.3, sample_weight=True)
+    eng = check_parity(prob, dtype=dtype, path=path)
+    assert eng.split == split
+    again = prob.run(prob.engine(dtype, None, path))
+    assert np.array_equal(again[0], prob.run(prob.engine(dtype, None, path))[0])
+
+
 def test_last_batch_shorter_and_single_row_batches_batched_path():
     check_parity(Problem("squared_hinge", b=6, n=20, epochs=1), path="batched")
     check_parity(Problem("huber", b=1, n=6, epochs=2), path="batched")

@@ -40,6 +40,13 @@ REDUCE_FANOUT       fan-out of the block-level tree reductions (levels =
                     log_FANOUT(THREADS_PER_BLOCK); each level is one barrier).
 COLUMN_WIDTH        batched path: parameters reduced per block of the second
                     kernel (one column per lane).
+SPLIT_DOTS          1: one thread computes each row's prediction (a dot product over
+                    the tile's columns) and each feature's gradient sum (over the
+                    tile's rows), the code measured on the H200 (docs/benchmarks.md).
+                    k > 1: each is cut into up to k slices on threads that are
+                    otherwise idle (64 of 256 threads work in the predictions of a
+                    64-row tile), the slices added in a fixed order.  Not yet measured
+                    on a GPU: ``bench/gpu_check.py --sweep`` times both.
 """
 import os
 
@@ -62,6 +69,7 @@ if not SIMULATOR:
     FUSED_MAX_BATCH = 512
     REDUCE_FANOUT = 16
     COLUMN_WIDTH = 32
+    SPLIT_DOTS = 1
 else:
     # Tiny, but still exercising every code path: several tiles per batch,
     # several column chunks for d > 4, several blocks per batch on the
@@ -77,10 +85,11 @@ else:
     FUSED_MAX_BATCH = 16
     REDUCE_FANOUT = 4
     COLUMN_WIDTH = 32
+    SPLIT_DOTS = 1
 
 _NAMES = ("THREADS_PER_BLOCK", "TILE_ROWS", "TILE_COLS", "SHARED_BYTES", "ROWS_PER_BLOCK",
           "MAX_BLOCKS", "BLOCKS_PER_SM", "MAX_PARTIAL_ELEMS", "FUSED_MAX_BATCH", "REDUCE_FANOUT",
-          "COLUMN_WIDTH")
+          "COLUMN_WIDTH", "SPLIT_DOTS")
 
 for _name in _NAMES:
     _env = os.environ.get("FASTGD_CUDA_" + _name)

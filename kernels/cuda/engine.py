@@ -143,6 +143,7 @@ class LinearEngine:
         self.shared_bytes = elems * self.dtype.itemsize
         self.reduce_shared_bytes = (3 * nt + 1) * self.dtype.itemsize
         self.fanout = max(2, cfg["REDUCE_FANOUT"])
+        self.split = max(1, cfg["SPLIT_DOTS"])
         if path is None:
             path = "fused" if self.batch_size <= cfg["FUSED_MAX_BATCH"] else "batched"
         if path not in ("fused", "batched"):
@@ -192,13 +193,14 @@ class LinearEngine:
         return (self.X, self.y, self.sw, order, self.batch_size, n_batches, self.loss_id,
                 self.eps, self.K, self.fit_intercept, self.alpha, self.l1_ratio, self.rule_id,
                 self.hyper, d_lrs, step0, self.theta, self.state, self.part, d_loss,
-                self.rows, self.tc, self.ld, self.coef_off, self.red_off, self.fanout)
+                self.rows, self.tc, self.ld, self.coef_off, self.red_off, self.fanout,
+                self.split)
 
     def _partials_args(self, order, start, nb, rows_per_block):
         return (self.X, self.y, self.sw, order, start, nb, rows_per_block, 1.0 / nb,
                 self.loss_id, self.eps, self.K, self.fit_intercept, self.alpha, self.l1_ratio,
                 self.theta, self.part, self.flag, self.rows, self.tc, self.ld, self.coef_off,
-                self.red_off, self.fanout)
+                self.red_off, self.fanout, self.split)
 
     def _reduce_args(self, G, kb, lr, step, d_loss):
         return (self.part, G, kb, float(lr), step, self.K, self.d, self.fit_intercept,

@@ -100,11 +100,17 @@ def linear_kernels(dtype):
 
     @cuda.jit(device=True)
     def block_rows(X, y, sw, order, base, r0, r1, scale, loss_id, eps, K, fit_intercept,
-                   theta, acc, arow, sm, rows_cap, tc, ld, coef_off, t, nt):
+                   theta, acc, arow, sm, rows_cap, tc, ld, coef_off, red_off, split, t, nt):
         """acc[arow, :P] += sum over rows order[base+r0 : base+r1] of c_i dl_i/dtheta.
 
         Returns this thread's share of sum_i c_i l_i (c_i = scale * sw_i).
         Every thread of the block must call it with the same arguments.
+
+        ``split`` > 1 (``config.SPLIT_DOTS``) cuts each prediction's dot product into
+        up to ``split`` strided column slices and each gradient sum into row slices, on
+        otherwise idle threads; the slices' partial sums meet in the reduction scratch
+        and are added in slice order (fixed: the result depends on ``split``, never on
+        timing).  ``split`` = 1 is one thread a dot product, as before.
         """
         d = X.shape[1]
         dK = d * K
@@ -128,13 +134,31 @@ def linear_kernels(dtype):
                     cuda.syncthreads()  # previous chunk's readers are done
                 load_tile(X, order, rowbase, nr, j0, nc, sm, ld, lane, grp, ngrp)
                 cuda.syncthreads()
-                for rk in range(t, nr * K, nt):
-                    r = rk // K
-                    k = rk - r * K
-                    p = sm[coef_off + rk]
-                    for j in range(nc):
-                        p += sm[r * ld + j] * theta[(j0 + j) * K + k]
-                    sm[coef_off + rk] = p
+                sa = max(1, min(split, nt // (nr * K), nc))
+                if sa == 1:
+                    for rk in range(t, nr * K, nt):
+                        r = rk // K
+                        k = rk - r * K
+                        p = sm[coef_off + rk]
+                        for j in range(nc):
+                            p += sm[r * ld + j] * theta[(j0 + j) * K + k]
+                        sm[coef_off + rk] = p
+                else:
+                    if t < nr * K * sa:
+                        rk = t // sa
+                        q = t - rk * sa
+                        r = rk // K
+                        k = rk - r * K
+                        p = zero
+                        for j in range(q, nc, sa):
+                            p += sm[r * ld + j] * theta[(j0 + j) * K + k]
+                        sm[red_off + t] = p
+                    cuda.syncthreads()
+                    for rk in range(t, nr * K, nt):
+                        p = sm[coef_off + rk]
+                        for q in range(sa):
+                            p += sm[red_off + rk * sa + q]
+                        sm[coef_off + rk] = p
             if K > 1:
                 cuda.syncthreads()  # a row's K predictions come from K threads
             # the loss of each row; coef <- c_i * dloss_i
@@ -167,13 +191,31 @@ def linear_kernels(dtype):
                     cuda.syncthreads()
                     load_tile(X, order, rowbase, nr, j0, nc, sm, ld, lane, grp, ngrp)
                     cuda.syncthreads()
-                for jk in range(t, nc * K, nt):
-                    j = jk // K
-                    k = jk - j * K
-                    s = zero
-                    for r in range(nr):
-                        s += sm[coef_off + r * K + k] * sm[r * ld + j]
-                    acc[arow, j0 * K + jk] += s
+                sb = max(1, min(split, nt // (nc * K), nr))
+                if sb == 1:
+                    for jk in range(t, nc * K, nt):
+                        j = jk // K
+                        k = jk - j * K
+                        s = zero
+                        for r in range(nr):
+                            s += sm[coef_off + r * K + k] * sm[r * ld + j]
+                        acc[arow, j0 * K + jk] += s
+                else:
+                    if t < nc * K * sb:
+                        jk = t // sb
+                        q = t - jk * sb
+                        j = jk // K
+                        k = jk - j * K
+                        s = zero
+                        for r in range(q, nr, sb):
+                            s += sm[coef_off + r * K + k] * sm[r * ld + j]
+                        sm[red_off + t] = s
+                    cuda.syncthreads()
+                    for jk in range(t, nc * K, nt):
+                        s = zero
+                        for q in range(sb):
+                            s += sm[red_off + jk * sb + q]
+                        acc[arow, j0 * K + jk] += s
             if fit_intercept:
                 for k in range(t, K, nt):
                     s = zero
@@ -183,6 +225,8 @@ def linear_kernels(dtype):
             tr0 += rows_cap
             if tr0 < r1:
                 cuda.syncthreads()  # before the next tile overwrites tile and coef
+        if split > 1:
+            cuda.syncthreads()  # the slices' scratch is the callers' reduction scratch
         return myloss
 
     @cuda.jit(device=True)
@@ -245,7 +289,7 @@ def linear_kernels(dtype):
     @cuda.jit
     def fused_epoch(X, y, sw, order, batch_size, n_batches, loss_id, eps, K, fit_intercept,
                     alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, state, part,
-                    batch_loss, rows_cap, tc, ld, coef_off, red_off, fanout):
+                    batch_loss, rows_cap, tc, ld, coef_off, red_off, fanout, split):
         """A whole epoch in one block (``part`` row 0 is the gradient workspace)."""
         sm = cuda.shared.array(0, T)
         t = cuda.threadIdx.x
@@ -266,7 +310,7 @@ def linear_kernels(dtype):
             nb = min(batch_size, m - start)
             myloss = block_rows(X, y, sw, order, start, 0, nb, T(1.0 / nb), loss_id, t_eps, K,
                                 fit_intercept, theta, part, 0, sm, rows_cap, tc, ld, coef_off,
-                                t, nt)
+                                red_off, split, t, nt)
             mypen = zero
             if alpha != 0.0:
                 mypen = penalty_part(theta, 0, dK, t, nt, h2, l1)
@@ -289,7 +333,7 @@ def linear_kernels(dtype):
     @cuda.jit
     def batch_partials(X, y, sw, order, start, nb, rows_per_block, scale, loss_id, eps, K,
                        fit_intercept, alpha, l1_ratio, theta, part, flag, rows_cap, tc, ld,
-                       coef_off, red_off, fanout):
+                       coef_off, red_off, fanout, split):
         """Block g: part[g, :P] = its rows' gradient, part[g, P] = their loss,
         part[g, P+1] = its share of the penalty sum (before alpha)."""
         if flag[0] != 0:
@@ -307,7 +351,8 @@ def linear_kernels(dtype):
         r0 = min(g * rows_per_block, nb)
         r1 = min(r0 + rows_per_block, nb)
         myloss = block_rows(X, y, sw, order, start, r0, r1, T(scale), loss_id, T(eps), K,
-                            fit_intercept, theta, part, g, sm, rows_cap, tc, ld, coef_off, t, nt)
+                            fit_intercept, theta, part, g, sm, rows_cap, tc, ld, coef_off,
+                            red_off, split, t, nt)
         mypen = zero
         if alpha != 0.0:
             chunk = (dK + G - 1) // G
