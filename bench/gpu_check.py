@@ -405,6 +405,19 @@ def main(argv=None):
         msg = (f"MBGD b={b} ({m} rows): fastgd {row['fastgd']['epoch_s'] * 1e3:.1f} ms/epoch "
                f"[{row['fastgd']['path']}; {other}: "
                f"{row['fastgd_other_path']['epoch_s'] * 1e3:.1f} ms]")
+        if args.sweep:
+            from fastgd.kernels.cuda import config
+
+            row["split"] = {}
+            for sp in (4, 8):
+                saved, config.SPLIT_DOTS = config.SPLIT_DOTS, sp
+                try:
+                    row["split"][sp] = fastgd_epochs(dXm, dym, b, order_m[None, :], args.epochs,
+                                                     lr=0.05)
+                finally:
+                    config.SPLIT_DOTS = saved
+            msg += " [SPLIT_DOTS " + ", ".join(
+                f"{sp}: {r['epoch_s'] * 1e3:.1f} ms" for sp, r in row["split"].items()) + "]"
         if torch_dev is not None:
             if torch_dev == "cuda":
                 Xh, yh = dXm, dym  # zero-copy through __cuda_array_interface__

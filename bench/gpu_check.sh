@@ -4,6 +4,8 @@
 #   bash bench/gpu_check.sh            # install, gpu tests, figures
 #   bash bench/gpu_check.sh --smoke    # the same steps on Numba's CUDA simulator, tiny sizes
 #   bash bench/gpu_check.sh --full     # also every test of tests/test_cuda.py on the device
+#   bash bench/gpu_check.sh --scaling --sweep   # also the diagnostics of docs/cuda.md
+#                                               # (do the blocks overlap? which geometry?)
 #
 # 1. installs what it needs (fastgd with the cuda extra and the CUDA wheels that match the
 #    driver, pytest; torch if it is missing, for the PyTorch comparison -- optional);
