@@ -76,12 +76,21 @@ if [ "${GPU_CHECK_NO_INSTALL:-0}" != 1 ]; then
     fi
 fi
 
-$PY - <<'EOF'
+probe() {
+    $PY - <<'EOF'
 import fastgd.kernels.cuda as c
 print("[gpu_check.sh] fastgd cuda backend available:", c.is_available(), "simulated:", c.is_simulated())
 if not c.is_available():
     print("[gpu_check.sh]", c.unavailable_reason())
 EOF
+}
+PROBE=$(probe 2>&1); echo "$PROBE"
+if [ "${GPU_CHECK_NO_INSTALL:-0}" != 1 ] && echo "$PROBE" | grep -q 'numpy<2.5'; then
+    # numba-cuda cannot compile beside NumPy 2.5 (docs/cuda.md); offline, carry a wheel
+    log "installing numpy<2.5 for numba-cuda"
+    timeout 120 $PY -m pip install -q "numpy<2.5" || log "pip failed: install numpy<2.5 by hand"
+    probe
+fi
 
 RC_TESTS=0
 if [ "$SMOKE" = 0 ]; then
