@@ -13,8 +13,9 @@ from .batching import OrderStream, StreamState, iterations_per_epoch
 from .engines import LinearSpec, MLPSpec
 from .models import MLP, Linear
 from .results import DivergenceError, FitResult
-from .validation import (check_batch_options, check_labels, check_penalty, check_sample_weight,
-                         check_targets, check_X, resolve_dtype)
+from .validation import (check_batch_options, check_device_X, check_labels, check_penalty,
+                         check_sample_weight, check_targets, check_X, device_meta, on_device,
+                         resolve_dtype, to_host)
 
 
 def fit(X, y, *, loss="squared", model=None, batch_size=None, epochs=1, optimizer=None, lr=0.01,
@@ -80,6 +81,17 @@ class Run:
             raise ValueError(f"Invalid loss for an MLP: {getattr(loss_obj, 'name', loss_obj)!r}; an MLP "
                              f"head supports {list(MLP.HEAD_LOSSES)}")
 
+        # X on a GPU stays there for the cuda backend (checked in place); an explicitly
+        # chosen host backend gets one host copy.  y and sample_weight (1/d of X) are
+        # always checked and encoded on the host; the cuda engine sends them back once.
+        x_on_device = on_device(X)
+        if x_on_device and backends.resolve(backend, kind, custom_loss, X) != "cuda":
+            X, x_on_device = to_host("X", X), False
+        if on_device(y):
+            y = to_host("y", y)
+        if on_device(sample_weight):
+            sample_weight = to_host("sample_weight", sample_weight)
+
         if prev is not None and dtype is None:
             dtype = prev._config["dtype"]
         dtype = resolve_dtype(dtype, X)
@@ -88,8 +100,8 @@ class Run:
             raise ValueError(f"Invalid init: the previous fit accumulated in {prev._theta.dtype}, this one "
                              f"would use {acc}; pass the same dtype/accumulate to continue it")
 
-        Xc = check_X(X, dtype)
-        n, d = Xc.shape
+        Xc = check_device_X(X, dtype) if x_on_device else check_X(X, dtype)
+        n, d = device_meta(Xc)[0] if x_on_device else Xc.shape
         y_int, encoding = check_labels(check_targets(y, n), getattr(loss_obj, "kind", "regression"),
                                        getattr(loss_obj, "name", "custom"))
         n_outputs = 1

@@ -16,6 +16,7 @@ available first.  An explicit backend is always honoured or raises.
 import importlib
 
 from .engines import CPUEngine
+from .validation import on_device
 
 BACKENDS = ("numpy", "cython", "numba", "cuda")
 
@@ -69,8 +70,6 @@ def supports(backend, kind):
     return True
 
 
-def _on_device(X):
-    return hasattr(X, "__cuda_array_interface__")
 
 
 def resolve(backend, kind, custom_loss, X):
@@ -79,7 +78,7 @@ def resolve(backend, kind, custom_loss, X):
         raise ValueError(f"Invalid backend: {backend!r}; it must be 'auto' or one of {list(BACKENDS)}")
     needs_numba = custom_loss or kind == "custom"
     if backend == "auto":
-        if _on_device(X) and not needs_numba and supports("cuda", kind):
+        if on_device(X) and not needs_numba and supports("cuda", kind):
             return "cuda"
         prefs = ("numba", "numpy") if needs_numba else ("cython", "numba", "numpy")
         for name in prefs:

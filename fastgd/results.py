@@ -41,8 +41,10 @@ class FitResult:
 
     # -- prediction -----------------------------------------------------------------
     def _check_X(self, X):
-        from .validation import check_X
+        from .validation import check_X, on_device, to_host
 
+        if on_device(X):  # predictions are computed on the host (NumPy)
+            X = to_host("X", X)
         X = check_X(X, self._theta.dtype)
         if X.shape[1] != self.model.n_features:
             raise ValueError(f"Invalid X: it has {X.shape[1]} features but the model was fitted "

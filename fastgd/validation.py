@@ -18,10 +18,40 @@ def _show(value, limit=60):
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def on_device(a):
+    """True for GPU arrays: Numba device arrays (the CUDA simulator's too) and anything
+    with ``__cuda_array_interface__`` (CuPy, PyTorch CUDA tensors, ...)."""
+    return bool(getattr(a, "__cuda_ndarray__", False)) or hasattr(a, "__cuda_array_interface__")
+
+
+def device_meta(a):
+    """(shape, dtype) of a device array, read from its interface (the data stays put)."""
+    cai = getattr(a, "__cuda_array_interface__", None)
+    if cai is not None:
+        return tuple(int(v) for v in cai["shape"]), np.dtype(cai["typestr"])
+    return tuple(int(v) for v in a.shape), np.dtype(a.dtype)
+
+
+def to_host(name, a):
+    """A host copy of a device array (for the host-side backends and the label checks)."""
+    copy = getattr(a, "copy_to_host", None)
+    if copy is not None:
+        return copy()
+    try:
+        from numba import cuda
+
+        return cuda.as_cuda_array(a).copy_to_host()
+    except Exception as exc:
+        raise TypeError(f"Invalid {name}: it is a GPU array that could not be copied to the host "
+                        f"({exc!r}); move it yourself (CuPy: {name}.get(), PyTorch: "
+                        f"{name}.cpu().numpy()) or keep it there with backend='cuda'") from None
+
+
 def resolve_dtype(dtype, X):
     """float32 stays float32, everything else becomes float64 unless ``dtype`` says otherwise."""
     if dtype is None:
-        return np.dtype(np.float32) if getattr(X, "dtype", None) == np.float32 else np.dtype(np.float64)
+        x_dtype = device_meta(X)[1] if on_device(X) else getattr(X, "dtype", None)
+        return np.dtype(np.float32) if x_dtype == np.float32 else np.dtype(np.float64)
     try:
         dt = np.dtype(dtype)
     except TypeError:
@@ -87,6 +117,35 @@ def check_X(X, dtype):
     out = np.ascontiguousarray(arr, dtype=dtype)
     check_finite("X", out)
     return out
+
+
+def check_device_X(X, dtype):
+    """Check X where it is, on the GPU (no host copy): 2-D, not empty, float32/float64 equal
+    to ``dtype`` (a converted copy would be a second X on the device), finite values (one
+    pass of a device kernel).  Returns X itself."""
+    shape, dt = device_meta(X)
+    if len(shape) != 2:
+        fix = " Use X.reshape(-1, 1) for a single feature." if len(shape) == 1 else ""
+        raise ValueError(f"Invalid X: it must be 2-D (n_samples, n_features), got shape {shape}.{fix}")
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(f"Invalid X: it must hold at least one sample and one feature, got shape "
+                         f"{shape}. Check that the data loaded correctly")
+    if dt not in _FLOAT_DTYPES:
+        raise TypeError(f"Invalid X: a GPU array must be float32 or float64, got {dt}; convert it "
+                        f"on the device (e.g. X.astype('float32')) or pass a host array")
+    if dt != dtype:
+        raise ValueError(f"Invalid dtype: X is a {dt} GPU array but dtype={dtype}; converting it "
+                         f"would make a second X on the device. Pass dtype=None (or {dt}), or "
+                         f"convert X on the device first")
+    from .kernels.cuda.checks import first_nonfinite, value_at
+
+    pos = first_nonfinite(X)
+    if pos is not None:
+        r, c = divmod(pos, shape[1])
+        raise ValueError(f"Invalid X: it must contain only finite values, but holds "
+                         f"{value_at(X, r, c)} at row {r}, column {c}. Remove or impute the "
+                         f"missing/infinite entries first")
+    return X
 
 
 def check_targets(y, n):

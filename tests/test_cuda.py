@@ -24,6 +24,7 @@ if not cuda_pkg.is_available():
     pytest.skip(f"CUDA backend unavailable: {cuda_pkg.unavailable_reason()}",
                 allow_module_level=True)
 
+from numba import cuda  # noqa: E402  (after the availability check: the simulator swaps it)
 from fastgd import optim  # noqa: E402
 from fastgd.engines import LinearSpec  # noqa: E402
 from fastgd.kernels import ids  # noqa: E402
@@ -421,6 +422,90 @@ def test_caller_arrays_untouched_and_device_inputs_used_in_place():
     np.testing.assert_array_equal(d_theta.copy_to_host(), theta0)
     np.testing.assert_array_equal(prob.theta, theta0)
     np.testing.assert_array_equal(prob.state, state0)
+
+
+def _no_host_copy(host):
+    """A device array (the simulator's) that counts its copies to the host and refuses
+    to become a NumPy array."""
+    base = type(cuda.to_device(host[:1]))
+
+    class NoHostCopy(base):
+        def copy_to_host(self, *a, **k):
+            self.copies += 1
+            return super().copy_to_host(*a, **k)
+
+        def __array__(self, *a, **k):
+            raise AssertionError("X was converted to a host array")
+
+    dev = NoHostCopy(np.ascontiguousarray(host))
+    dev.copies = 0
+    return dev
+
+
+def _fit_data(n=60, d=4, dtype=np.float32, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)).astype(dtype)
+    return X, (X[:, 0] + 0.3 * rng.standard_normal(n) > 0).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fit_keeps_a_device_X_on_the_device(dtype):
+    """fastgd.fit with X (and y, sample weights) on the GPU: backend='auto' picks cuda, X is
+    checked in place and never copied to the host, and the result is the host fit's."""
+    import fastgd
+
+    X, y = _fit_data(dtype=dtype)
+    sw = np.linspace(0.5, 1.5, X.shape[0]).astype(dtype)
+    dX = _no_host_copy(X)
+    kw = dict(loss="logistic", batch_size=8, epochs=2, seed=3, optimizer="adam", lr=0.05)
+    got = fastgd.fit(dX, cuda.to_device(y), sample_weight=cuda.to_device(sw), **kw)
+    assert got.backend == "cuda" and dX.copies == 0
+    want = fastgd.fit(X, y, sample_weight=sw, backend="numpy", **kw)
+    close(got.coef, want.coef, np.float64 if dtype == np.float64 else np.float32)
+    close(got.intercept, want.intercept, np.float64 if dtype == np.float64 else np.float32)
+    assert got.coef.dtype == dtype
+    assert np.array_equal(got.predict(cuda.to_device(X)), got.predict(X))
+    if dtype == np.float32:  # an MLP takes the same road
+        dX = _no_host_copy(X)
+        kw = dict(model=fastgd.MLP(hidden=(5,)), loss="logistic", batch_size=10, epochs=1, seed=1)
+        got = fastgd.fit(dX, y, **kw)
+        want = fastgd.fit(X, y, backend="numpy", **kw)
+        assert got.backend == "cuda" and dX.copies == 0
+        for (gw, gb), (ww, wb) in zip(got.params, want.params):
+            close(gw, ww, np.float32)
+            close(gb, wb, np.float32)
+
+
+def test_fit_with_a_device_X_on_a_host_backend_copies_it_once():
+    import fastgd
+
+    X, y = _fit_data()
+    dX = _no_host_copy(X)
+    got = fastgd.fit(dX, y, loss="logistic", batch_size=8, epochs=2, seed=3, backend="numpy")
+    want = fastgd.fit(X, y, loss="logistic", batch_size=8, epochs=2, seed=3, backend="numpy")
+    assert got.backend == "numpy" and dX.copies == 1
+    assert np.array_equal(got.coef, want.coef)
+
+
+def test_fit_checks_a_device_X_where_it_is():
+    import fastgd
+
+    X, y = _fit_data(n=40, d=5)
+    bad = X.copy()
+    bad[17, 3] = np.nan
+    with pytest.raises(ValueError, match=r"Invalid X: .* nan at row 17, column 3"):
+        fastgd.fit(_no_host_copy(bad), y, loss="logistic", batch_size=8)
+    with pytest.raises(TypeError, match=r"Invalid X: a GPU array must be float32 or float64, "
+                                        r"got int64"):
+        fastgd.fit(cuda.to_device(np.ones((40, 5), dtype=np.int64)), y, loss="logistic")
+    with pytest.raises(ValueError, match=r"Invalid dtype: X is a float32 GPU array but "
+                                         r"dtype=float64"):
+        fastgd.fit(_no_host_copy(X), y, loss="logistic", dtype=np.float64)
+    with pytest.raises(ValueError, match=r"Invalid X: it must be 2-D"):
+        fastgd.fit(cuda.to_device(X[:, 0].copy()), y, loss="logistic")
+    # float32 data accumulated in float64 keeps the float32 X on the device
+    r = fastgd.fit(_no_host_copy(X), y, loss="logistic", batch_size=8, accumulate="float64")
+    assert r.backend == "cuda" and r.coef.dtype == np.float64
 
 
 def test_set_theta_state_then_resume():

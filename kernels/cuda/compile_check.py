@@ -145,7 +145,11 @@ def check(cc=(8, 0), verbose=True):
         compile_one(f"mlp_fused_epoch  [{np.dtype(D).name} data, {np.dtype(A).name}]",
                     eng.kernels.mlp_fused_epoch,
                     eng._fused_args(eng.orders[0], 7, np.zeros(7), 0, np.zeros(8)))
+    from .checks import _first_nonfinite_kernel
+
     for A in (np.float32, np.float64):
+        compile_one(f"first_nonfinite  [{np.dtype(A).name}]", _first_nonfinite_kernel,
+                    (np.zeros((4, 3), dtype=A), np.zeros(1, dtype=np.int64)))
         p = np.zeros((4, 1), dtype=A)
         compile_one(f"losses.evaluate  [{np.dtype(A).name}]", _evaluate_kernel(np.dtype(A)),
                     (1, 0.5, p, np.zeros(4, dtype=A), np.zeros(4, dtype=A), p))
