@@ -99,6 +99,22 @@ def linear_kernels(dtype):
                     sm[r3 * ld + j] = T(v3)
 
     @cuda.jit(device=True)
+    def strided_dot(a, a0, da, b, b0, db, start, stop, step):
+        """sum of a[a0 + i da] * b[b0 + i db] over i in range(start, stop, step), in order."""
+        s = zero
+        for i in range(start, stop, step):
+            s += a[a0 + i * da] * b[b0 + i * db]
+        return s
+
+    @cuda.jit(device=True)
+    def slices_sum(sm, off, count):
+        """sm[off] + ... + sm[off + count - 1], in that order (the slices' partial sums)."""
+        s = zero
+        for q in range(count):
+            s += sm[off + q]
+        return s
+
+    @cuda.jit(device=True)
     def block_rows(X, y, sw, order, base, r0, r1, scale, loss_id, eps, K, fit_intercept,
                    theta, acc, arow, sm, rows_cap, tc, ld, coef_off, red_off, split, t, nt):
         """acc[arow, :P] += sum over rows order[base+r0 : base+r1] of c_i dl_i/dtheta.
@@ -144,21 +160,15 @@ def linear_kernels(dtype):
                             p += sm[r * ld + j] * theta[(j0 + j) * K + k]
                         sm[coef_off + rk] = p
                 else:
-                    if t < nr * K * sa:
+                    if t < nr * K * sa:  # slice q of (row, output) rk's columns
                         rk = t // sa
-                        q = t - rk * sa
                         r = rk // K
                         k = rk - r * K
-                        p = zero
-                        for j in range(q, nc, sa):
-                            p += sm[r * ld + j] * theta[(j0 + j) * K + k]
-                        sm[red_off + t] = p
+                        sm[red_off + t] = strided_dot(sm, r * ld, 1, theta, j0 * K + k, K,
+                                                      t - rk * sa, nc, sa)
                     cuda.syncthreads()
                     for rk in range(t, nr * K, nt):
-                        p = sm[coef_off + rk]
-                        for q in range(sa):
-                            p += sm[red_off + rk * sa + q]
-                        sm[coef_off + rk] = p
+                        sm[coef_off + rk] += slices_sum(sm, red_off + rk * sa, sa)
             if K > 1:
                 cuda.syncthreads()  # a row's K predictions come from K threads
             # the loss of each row; coef <- c_i * dloss_i
@@ -201,21 +211,15 @@ def linear_kernels(dtype):
                             s += sm[coef_off + r * K + k] * sm[r * ld + j]
                         acc[arow, j0 * K + jk] += s
                 else:
-                    if t < nc * K * sb:
+                    if t < nc * K * sb:  # slice q of (feature, output) jk's rows
                         jk = t // sb
-                        q = t - jk * sb
                         j = jk // K
                         k = jk - j * K
-                        s = zero
-                        for r in range(q, nr, sb):
-                            s += sm[coef_off + r * K + k] * sm[r * ld + j]
-                        sm[red_off + t] = s
+                        sm[red_off + t] = strided_dot(sm, coef_off + k, K, sm, j, ld,
+                                                      t - jk * sb, nr, sb)
                     cuda.syncthreads()
                     for jk in range(t, nc * K, nt):
-                        s = zero
-                        for q in range(sb):
-                            s += sm[red_off + jk * sb + q]
-                        acc[arow, j0 * K + jk] += s
+                        acc[arow, j0 * K + jk] += slices_sum(sm, red_off + jk * sb, sb)
             if fit_intercept:
                 for k in range(t, K, nt):
                     s = zero
