@@ -42,6 +42,19 @@ def device_info(simulated):
             "sms": int(dev.MULTIPROCESSOR_COUNT), "memory_gib": mem}
 
 
+def best_seconds(launch, repeats):
+    """Best wall time of ``launch()`` followed by a device synchronise, after one warm-up."""
+    launch()
+    cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        launch()
+        cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
 # ----------------------------------------------------------------- bandwidth
 def copy_bandwidth(n_bytes, repeats):
     @cuda.jit
@@ -57,15 +70,7 @@ def copy_bandwidth(n_bytes, repeats):
     dst = cuda.device_array(n, dtype=np.float32)
     tpb = 256
     blocks = min(-(-n // tpb), 65535 * 4)
-    copy[blocks, tpb](src, dst)  # compile + warm up
-    cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        copy[blocks, tpb](src, dst)
-        cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    best = min(times)
+    best = best_seconds(lambda: copy[blocks, tpb](src, dst), repeats)
     return {"bytes": 2 * n * 4, "best_s": best, "gbps": 2 * n * 4 / best / 1e9}
 
 
@@ -220,27 +225,12 @@ def block_scaling(dX, dy, sms, rows_per_block=4096, repeats=3):
         eng.part = cuda.device_array((G, eng.S), dtype=eng.dtype)
         args = eng._partials_args(eng.orders[0], 0, nb, rows_per_block)
         launch = eng._launcher("batch_partials", args)[G, eng.threads, 0, eng.shared_bytes]
-        launch(*args)
-        cuda.synchronize()
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            launch(*args)
-            cuda.synchronize()
-            times.append(time.perf_counter() - t0)
+        kernel_s = best_seconds(lambda: launch(*args), repeats)
         shares = eng.part.copy_to_host()[:G, eng.P]
         reader = _row_sum_kernel()[G, eng.threads]
         sums = cuda.device_array(G, dtype=np.float32)
-        reader(dX, rows_per_block, sums)
-        cuda.synchronize()
-        read_times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            reader(dX, rows_per_block, sums)
-            cuda.synchronize()
-            read_times.append(time.perf_counter() - t0)
-        rows.append({"blocks": G, "rows": nb, "ms": min(times) * 1e3,
-                     "read_ms": min(read_times) * 1e3,
+        read_s = best_seconds(lambda: reader(dX, rows_per_block, sums), repeats)
+        rows.append({"blocks": G, "rows": nb, "ms": kernel_s * 1e3, "read_ms": read_s * 1e3,
                      "share_min": float(shares.min()), "share_max": float(shares.max()),
                      "zero_shares": int(np.sum(shares == 0))})
         x = rows[-1]
@@ -351,6 +341,7 @@ def main(argv=None):
     # A fit hands a full batch its rows in storage order (fastgd.batching.OrderStream: the
     # same set of rows whatever the permutation), so this is the order a BGD epoch reads.
     orders = np.arange(n, dtype=np.int64)[None, :]
+
     def bandwidth(res, rows=n):
         read = rows * d * 4 + rows * 4 + rows * 8
         res["bytes_read"] = read

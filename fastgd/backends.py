@@ -70,8 +70,6 @@ def supports(backend, kind):
     return True
 
 
-
-
 def resolve(backend, kind, custom_loss, X):
     """Pick the backend for this fit; raise a clear error if an explicit one cannot run."""
     if not isinstance(backend, str) or (backend != "auto" and backend not in BACKENDS):

@@ -86,10 +86,22 @@ def check_finite(name, A):
     if pos is None:
         return  # finite values whose sum overflowed
     where = f"at index {pos}" if A.ndim == 1 else f"at row {pos // A.shape[1]}, column {pos % A.shape[1]}"
-    value = A.reshape(-1)[pos]
-    raise ValueError(f"Invalid {name}: it must contain only finite values, but holds {value} {where}. "
-                     f"Remove or impute the missing/infinite entries first "
-                     f"(e.g. with numpy.nan_to_num or sklearn.impute.SimpleImputer)")
+    raise _nonfinite_error(name, A.reshape(-1)[pos], where)
+
+
+def _nonfinite_error(name, value, where):
+    return ValueError(f"Invalid {name}: it must contain only finite values, but holds {value} "
+                      f"{where}. Remove or impute the missing/infinite entries first "
+                      f"(e.g. with numpy.nan_to_num or sklearn.impute.SimpleImputer)")
+
+
+def _check_X_shape(shape):
+    if len(shape) != 2:
+        fix = " Use X.reshape(-1, 1) for a single feature." if len(shape) == 1 else ""
+        raise ValueError(f"Invalid X: it must be 2-D (n_samples, n_features), got shape {shape}.{fix}")
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(f"Invalid X: it must hold at least one sample and one feature, got shape "
+                         f"{shape}. Check that the data loaded correctly")
 
 
 def _numeric_array(name, a):
@@ -108,12 +120,7 @@ def check_X(X, dtype):
     if X is None:
         raise TypeError("Invalid X: got None; pass a 2-D array of shape (n_samples, n_features)")
     arr = _numeric_array("X", X)
-    if arr.ndim != 2:
-        fix = " Use X.reshape(-1, 1) for a single feature." if arr.ndim == 1 else ""
-        raise ValueError(f"Invalid X: it must be 2-D (n_samples, n_features), got shape {arr.shape}.{fix}")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"Invalid X: it must hold at least one sample and one feature, got shape "
-                         f"{arr.shape}. Check that the data loaded correctly")
+    _check_X_shape(arr.shape)
     out = np.ascontiguousarray(arr, dtype=dtype)
     check_finite("X", out)
     return out
@@ -124,12 +131,7 @@ def check_device_X(X, dtype):
     to ``dtype`` (a converted copy would be a second X on the device), finite values (one
     pass of a device kernel).  Returns X itself."""
     shape, dt = device_meta(X)
-    if len(shape) != 2:
-        fix = " Use X.reshape(-1, 1) for a single feature." if len(shape) == 1 else ""
-        raise ValueError(f"Invalid X: it must be 2-D (n_samples, n_features), got shape {shape}.{fix}")
-    if shape[0] == 0 or shape[1] == 0:
-        raise ValueError(f"Invalid X: it must hold at least one sample and one feature, got shape "
-                         f"{shape}. Check that the data loaded correctly")
+    _check_X_shape(shape)
     if dt not in _FLOAT_DTYPES:
         raise TypeError(f"Invalid X: a GPU array must be float32 or float64, got {dt}; convert it "
                         f"on the device (e.g. X.astype('float32')) or pass a host array")
@@ -142,9 +144,7 @@ def check_device_X(X, dtype):
     pos = first_nonfinite(X)
     if pos is not None:
         r, c = divmod(pos, shape[1])
-        raise ValueError(f"Invalid X: it must contain only finite values, but holds "
-                         f"{value_at(X, r, c)} at row {r}, column {c}. Remove or impute the "
-                         f"missing/infinite entries first")
+        raise _nonfinite_error("X", value_at(X, r, c), f"at row {r}, column {c}")
     return X
 
 
