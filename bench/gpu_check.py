@@ -139,7 +139,8 @@ def fastgd_epochs(dX, dy, b, orders, epochs, lr, path=None, warm_batches=2):
         if done != nb:
             raise RuntimeError(f"diverged at batch {done} of epoch {e}")
         losses.append(float(bl[-1]))
-    return {"path": eng.path, "epoch_s": min(times), "all_s": times, "last_loss": losses[-1],
+    return {"path": eng.path, "kernel": eng.partials if eng.path == "batched" else "fused_epoch",
+            "epoch_s": min(times), "all_s": times, "last_loss": losses[-1],
             "blocks": eng._grid(b) if eng.path == "batched" else 1}
 
 
@@ -224,19 +225,27 @@ def block_scaling(dX, dy, sms, rows_per_block=4096, repeats=3):
         eng.prepare(np.arange(nb, dtype=np.int64)[None, :])
         eng.part = cuda.device_array((G, eng.S), dtype=eng.dtype)
         args = eng._partials_args(eng.orders[0], 0, nb, rows_per_block)
-        launch = eng._launcher("batch_partials", args)[G, eng.threads, 0, eng.shared_bytes]
+        launch = eng._launcher(eng.partials, args)[G, eng.threads, 0, eng.partials_shared_bytes]
         kernel_s = best_seconds(lambda: launch(*args), repeats)
+        # the launch call alone, the device idle before it: a long one is host-side work
+        # (argument handling, a hidden transfer), not the kernel
+        cuda.synchronize()
+        t0 = time.perf_counter()
+        launch(*args)
+        host_s = time.perf_counter() - t0
+        cuda.synchronize()
         shares = eng.part.copy_to_host()[:G, eng.P]
         reader = _row_sum_kernel()[G, eng.threads]
         sums = cuda.device_array(G, dtype=np.float32)
         read_s = best_seconds(lambda: reader(dX, rows_per_block, sums), repeats)
         rows.append({"blocks": G, "rows": nb, "ms": kernel_s * 1e3, "read_ms": read_s * 1e3,
+                     "launch_call_ms": host_s * 1e3,
                      "share_min": float(shares.min()), "share_max": float(shares.max()),
                      "zero_shares": int(np.sum(shares == 0))})
         x = rows[-1]
         log(f"scaling: {G:4d} blocks x {rows_per_block} rows: {x['ms']:8.2f} ms "
             f"({x['ms'] * 1e3 / (rows_per_block / eng.rows):.1f} us a tile a block; the same "
-            f"rows only read: {x['read_ms']:.2f} ms); "
+            f"rows only read: {x['read_ms']:.2f} ms; the launch call {x['launch_call_ms']:.3f} ms); "
             f"block losses {x['share_min']:.4g}..{x['share_max']:.4g}, "
             f"{x['zero_shares']} zero")
     return rows
@@ -250,34 +259,37 @@ def sweep_bgd(dX, dy, epochs, bandwidth, sms, simulated, budget_s=90.0):
     blocks are not running side by side."""
     from fastgd.kernels.cuda import config
 
-    names = ("THREADS_PER_BLOCK", "TILE_ROWS", "MAX_BLOCKS", "SPLIT_DOTS")
+    names = ("THREADS_PER_BLOCK", "TILE_ROWS", "MAX_BLOCKS", "SPLIT_DOTS", "ROW_KERNEL")
     saved = {k: getattr(config, k) for k in names}
     n = dX.shape[0]
     orders = np.arange(n, dtype=np.int64)[None, :]
+    # (row kernel, threads, tile rows, blocks (0: one wave by occupancy), split)
     if simulated:
-        grid = [(32, 8, 1, 1), (32, 8, 1, 4)]
+        grid = [(1, 32, 8, 1, 1), (0, 32, 8, 1, 4)]
     else:
-        grid = [(256, 64, g, sp) for g in (1, 8, sms, 4 * sms) for sp in (1, 4)]
-        grid += [(t, r, sms, sp) for sp in (1, 4, 8) for t in (128, 512, 256) for r in (32, 64)
-                 if (t, r, sp) not in ((256, 64, 1), (256, 64, 4))]
+        grid = [(1, t, 64, g, 1) for t in (256, 128, 512) for g in (0, sms, 2 * sms, 8 * sms)]
+        grid += [(0, 256, 64, g, sp) for g in (0, 4 * sms) for sp in (1, 4)]
     rows = []
     t_end = time.perf_counter() + budget_s
     try:
-        for t, r, g, sp in grid:
+        for rk, t, r, g, sp in grid:
             if time.perf_counter() > t_end:
                 log(f"sweep: stopped after {budget_s:.0f} s ({len(rows)} geometries)")
                 break
-            config.THREADS_PER_BLOCK, config.TILE_ROWS = t, r
+            config.THREADS_PER_BLOCK, config.TILE_ROWS, config.ROW_KERNEL = t, r, rk
             config.MAX_BLOCKS, config.SPLIT_DOTS = g, sp
             try:
                 res = bandwidth(fastgd_epochs(dX, dy, n, orders, epochs, lr=0.5), n)
             except Exception as exc:  # a geometry the device refuses: say so, go on
-                log(f"sweep threads={t} tile_rows={r} blocks={g} split={sp}: {exc!r}")
+                log(f"sweep row_kernel={rk} threads={t} tile_rows={r} blocks={g} split={sp}: "
+                    f"{exc!r}")
                 continue
-            rows.append({"threads": t, "tile_rows": r, "blocks": res["blocks"], "split": sp,
+            rows.append({"row_kernel": rk, "threads": t, "tile_rows": r,
+                         "blocks": res["blocks"], "split": sp,
                          "epoch_ms": res["epoch_s"] * 1e3,
                          "fraction_of_copy": res["fraction_of_copy"]})
-            log(f"sweep {n} rows: threads={t:4d} tile_rows={r:3d} blocks={res['blocks']:4d} "
+            log(f"sweep {n} rows: {'rows ' if rk else 'tiles'} threads={t:4d} tile_rows={r:3d} "
+                f"blocks={res['blocks']:4d} "
                 f"split={sp}: {rows[-1]['epoch_ms']:9.2f} ms = "
                 f"{100 * rows[-1]['fraction_of_copy']:.1f}% of copy")
     finally:
@@ -351,9 +363,18 @@ def main(argv=None):
 
     bgd = bandwidth(fastgd_epochs(dX, dy, n, orders, args.epochs, lr=0.5))
     out["bgd"] = bgd
-    log(f"BGD epoch ({n} x {d}, {bgd['blocks']} blocks): {bgd['epoch_s'] * 1e3:.2f} ms, "
+    log(f"BGD epoch ({n} x {d}, {bgd['blocks']} blocks, {bgd['kernel']}): "
+        f"{bgd['epoch_s'] * 1e3:.2f} ms, "
         f"{bgd['effective_gbps']:.1f} GB/s = {100 * bgd['fraction_of_copy']:.0f}% of copy "
         f"(goal >= 70%)")
+    saved, config.ROW_KERNEL = config.ROW_KERNEL, 0
+    try:  # the same epoch on the tile kernel (what the softmax and d > 256 take)
+        tiles = bandwidth(fastgd_epochs(dX, dy, n, orders, args.epochs, lr=0.5))
+    finally:
+        config.ROW_KERNEL = saved
+    out["bgd_tiles"] = tiles
+    log(f"BGD epoch on the tile kernel ({tiles['blocks']} blocks): "
+        f"{tiles['epoch_s'] * 1e3:.2f} ms = {100 * tiles['fraction_of_copy']:.0f}% of copy")
     if args.scaling:
         out["block_scaling"] = block_scaling(dX, dy, out["device"]["sms"],
                                              rows_per_block=16 if simulated else 4096)

@@ -15,6 +15,7 @@ floor of rtol x max(1, max|reference|).
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -307,11 +308,49 @@ def test_split_dot_products(monkeypatch, path, split, loss, d, dtype):
     is capped), several column chunks, the last tile shorter; the same results, and the
     same bits run to run."""
     monkeypatch.setattr(config, "SPLIT_DOTS", split)
+    monkeypatch.setattr(config, "ROW_KERNEL", 0)  # the tiles, also for K = 1
     prob = Problem(loss, b=13, d=d, alpha=0.01, l1_ratio=0.3, sample_weight=True)
     eng = check_parity(prob, dtype=dtype, path=path)
     assert eng.split == split
     again = prob.run(prob.engine(dtype, None, path))
     assert np.array_equal(again[0], prob.run(prob.engine(dtype, None, path))[0])
+
+
+ROW_LOSSES = [loss for loss in LOSS_IDS if loss != "softmax"]
+
+
+@pytest.mark.parametrize("row_kernel", [1, 0], ids=["rows", "tiles"])
+@pytest.mark.parametrize("loss", ROW_LOSSES)
+def test_row_kernel_every_loss(monkeypatch, loss, row_kernel):
+    """The batched path's two partial-gradient kernels, one warp a row and the tiles,
+    both equal to the reference (float64 and float32, weights, penalty, no intercept)."""
+    monkeypatch.setattr(config, "ROW_KERNEL", row_kernel)
+    eng = check_parity(Problem(loss, b=N, alpha=0.01, l1_ratio=0.3, sample_weight=True),
+                       path="batched")
+    assert eng.partials == ("batch_partials_rows" if row_kernel else "batch_partials")
+    check_parity(Problem(loss, b=7, fit_intercept=False), dtype=np.float32, path="batched")
+
+
+@pytest.mark.parametrize("d,chunks,threads", [(5, 1, 64), (40, 2, 32), (100, 4, 64), (256, 8, 32)])
+def test_row_kernel_widths_and_warps(monkeypatch, d, chunks, threads):
+    """1, 2, 4 and 8 chunks a row (256 features: every lane of every chunk), one and two
+    warps a block (the simulator's warp sums are block barriers: both warps take the same
+    steps even where the block's share runs out), blocks with an odd share, blocks with
+    none (17 rows on 4 blocks of 5); the same bits run to run."""
+    monkeypatch.setattr(config, "THREADS_PER_BLOCK", threads)
+    monkeypatch.setattr(config, "ROWS_PER_BLOCK", 5)
+    prob = Problem("logistic", b=17, n=17, d=d, sample_weight=True, alpha=0.01, epochs=2)
+    eng = check_parity(prob, path="batched")
+    assert (eng.partials, eng.row_chunks, eng.threads) == ("batch_partials_rows", chunks, threads)
+    again = prob.run(prob.engine(np.float64, None, "batched"))
+    assert np.array_equal(again[0], prob.run(prob.engine(np.float64, None, "batched"))[0])
+
+
+def test_row_kernel_float32_data_float64_accumulation():
+    prob = Problem("huber", b=N, d=37)
+    prob.X = prob.X.astype(np.float32).astype(np.float64)
+    eng = check_parity(prob, dtype=np.float32, theta_dtype=np.float64, path="batched")
+    assert eng.partials == "batch_partials_rows" and eng.X.dtype == np.float32
 
 
 def test_last_batch_shorter_and_single_row_batches_batched_path():
@@ -716,7 +755,42 @@ def test_mlp_convention_entry_point():
     close(bl, losses[0], np.float64)
 
 
+def test_uploads_get_numpys_standard_strides(monkeypatch):
+    # The fit hands an epoch's order as order[None, :]: stride 0 on the size-1 axis, which
+    # NumPy calls C-contiguous and numba-cuda takes for broadcasting (indexing such a device
+    # array walked every element in Python: 9 s an epoch at 10,000,000 rows on an H200).
+    from fastgd.kernels.cuda import _device
+
+    seen = []
+    real = _device.cuda.to_device
+    monkeypatch.setattr(_device.cuda, "to_device", lambda h, *a, **k: seen.append(h) or real(h))
+    prob = Problem("logistic", b=7)
+    eng = prob.engine(np.float64)
+    seen.clear()
+    order = np.arange(N, dtype=np.int64)[None, :]
+    assert order.strides == (0, 8)  # what NumPy makes of [None, :]
+    eng.prepare(order)
+    assert [h.strides for h in seen] == [(8 * N, 8)]
+    assert np.array_equal(seen[0], order)
+    one = np.zeros((1, 1, 3))[:, None, 0]
+    assert _device.c_layout(one).strides == (24, 24, 8) and _device.c_layout(one).shape == (1, 1, 3)
+
+
 # --------------------------------------------------------------------------- real GPU only
+@pytest.mark.gpu
+@needs_gpu
+def test_gpu_epoch_order_rows_are_views_not_walks():
+    prob = Problem("logistic", b=64, n=2000, d=20)
+    eng = prob.engine(np.float32)
+    eng.prepare(np.arange(200_000, dtype=np.int64)[None, :])
+    assert eng.orders.is_c_contiguous()
+    t0 = time.perf_counter()
+    row = eng.orders[0]
+    # numba-cuda walks a non-contiguous array element by element (~0.2 s here): the
+    # bound is generous, the failure it catches is not subtle
+    assert time.perf_counter() - t0 < 0.05 and row.shape == (200_000,)
+
+
 @pytest.mark.gpu
 @needs_gpu
 @pytest.mark.parametrize("b", [32, 1024, None], ids=["b32", "b1024", "bgd"])

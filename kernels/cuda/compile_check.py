@@ -97,6 +97,7 @@ def check(cc=(8, 0), verbose=True):
 
     from .. import ids
     from . import engine as engine_mod
+    from .linear_epoch import row_partials_kernel
     from .losses import _evaluate_kernel
     from .updates import update_functions
 
@@ -131,6 +132,10 @@ def check(cc=(8, 0), verbose=True):
             else:
                 compile_one(f"batch_partials   [{label}]", eng.kernels.batch_partials,
                             eng._partials_args(order, 0, 8, 8))
+                if eng.partials == "batch_partials_rows":
+                    compile_one(f"batch_partials_rows [{label}]",
+                                row_partials_kernel(eng.dtype, eng.row_chunks),
+                                eng._partials_args(order, 0, 8, 8))
                 compile_one(f"reduce_update    [{label}]", eng.kernels.reduce_update,
                             eng._reduce_args(1, 0, 0.1, 1, d_loss))
     for D, A in ((np.float32, np.float32), (np.float64, np.float64), (np.float32, np.float64)):

@@ -40,6 +40,10 @@ REDUCE_FANOUT       fan-out of the block-level tree reductions (levels =
                     log_FANOUT(THREADS_PER_BLOCK); each level is one barrier).
 COLUMN_WIDTH        batched path: parameters reduced per block of the second
                     kernel (one column per lane).
+ROW_KERNEL          1: the batched path takes a batch's partial gradients one warp a
+                    row (``batch_partials_rows``: the row, theta and the gradient
+                    sums in registers, no tiles) when K = 1 and d <= 256;
+                    0: always the tiles (``batch_partials``).
 SPLIT_DOTS          1: one thread computes each row's prediction (a dot product over
                     the tile's columns) and each feature's gradient sum (over the
                     tile's rows), the code measured on the H200 (docs/benchmarks.md).
@@ -69,6 +73,7 @@ if not SIMULATOR:
     FUSED_MAX_BATCH = 512
     REDUCE_FANOUT = 16
     COLUMN_WIDTH = 32
+    ROW_KERNEL = 1
     SPLIT_DOTS = 1
 else:
     # Tiny, but still exercising every code path: several tiles per batch,
@@ -85,11 +90,12 @@ else:
     FUSED_MAX_BATCH = 16
     REDUCE_FANOUT = 4
     COLUMN_WIDTH = 32
+    ROW_KERNEL = 1
     SPLIT_DOTS = 1
 
 _NAMES = ("THREADS_PER_BLOCK", "TILE_ROWS", "TILE_COLS", "SHARED_BYTES", "ROWS_PER_BLOCK",
           "MAX_BLOCKS", "BLOCKS_PER_SM", "MAX_PARTIAL_ELEMS", "FUSED_MAX_BATCH", "REDUCE_FANOUT",
-          "COLUMN_WIDTH", "SPLIT_DOTS")
+          "COLUMN_WIDTH", "ROW_KERNEL", "SPLIT_DOTS")
 
 for _name in _NAMES:
     _env = os.environ.get("FASTGD_CUDA_" + _name)

@@ -31,7 +31,7 @@ import numpy as np
 
 from .. import ids
 from . import config
-from .linear_epoch import linear_kernels
+from .linear_epoch import ROW_MAX_FEATURES, linear_kernels, row_chunks, row_partials_kernel
 from .losses import SUPPORTED_LOSSES
 from .updates import SUPPORTED_RULES
 from . import _device
@@ -150,6 +150,18 @@ class LinearEngine:
             raise ValueError(f"path must be 'fused' or 'batched', got {path!r}")
         self.path = path
         self.S = P + 2
+        # the batched path's partial gradients: one warp a row where a row fits a warp's
+        # registers (a stream over X), else the tiles
+        nw = nt // 32
+        row_bytes = (nw * (P + 1) + 2 * nt + 32 * nw) * self.dtype.itemsize
+        if (cfg["ROW_KERNEL"] and K == 1 and d <= ROW_MAX_FEATURES
+                and row_bytes <= cfg["SHARED_BYTES"]):
+            self.partials = "batch_partials_rows"
+            self.partials_shared_bytes = row_bytes
+            self.row_chunks = row_chunks(d)
+        else:
+            self.partials = "batch_partials"
+            self.partials_shared_bytes = self.shared_bytes
         # the batched path's grid cap: config, else one full wave of resident blocks
         # (refined from the compiled kernel's occupancy at the first batched epoch)
         self._block_cap = cfg["MAX_BLOCKS"] or max(1, cfg["BLOCKS_PER_SM"]) * _device.sm_count()
@@ -211,7 +223,10 @@ class LinearEngine:
         """The kernel specialised to these argument types (skips per-launch typing)."""
         k = self._specialised.get(name)
         if k is None:
-            k = getattr(self.kernels, name)
+            if name == "batch_partials_rows":
+                k = row_partials_kernel(self.dtype, self.row_chunks)
+            else:
+                k = getattr(self.kernels, name)
             try:
                 k = k.specialize(*args)
             except Exception:  # pragma: no cover - fall back to the dispatcher
@@ -224,9 +239,9 @@ class LinearEngine:
         self._cap_final = True
         try:
             nb = min(self.batch_size, order.shape[0])
-            k1 = self._launcher("batch_partials", self._partials_args(order, 0, nb, nb))
+            k1 = self._launcher(self.partials, self._partials_args(order, 0, nb, nb))
             kernel = next(iter(k1.overloads.values()))
-            cap = int(kernel.max_cooperative_grid_blocks(self.threads, self.shared_bytes))
+            cap = int(kernel.max_cooperative_grid_blocks(self.threads, self.partials_shared_bytes))
         except Exception:  # the simulator, or an older numba-cuda: keep the estimate
             return
         if cap >= 1 and cap != self._block_cap:
@@ -264,9 +279,9 @@ class LinearEngine:
                 a1 = self._partials_args(order, start, nb, -(-nb // G))
                 a2 = self._reduce_args(G, kb, lrs[kb], step0 + kb + 1, d_loss)
                 if k1 is None:
-                    k1 = self._launcher("batch_partials", a1)
+                    k1 = self._launcher(self.partials, a1)
                     k2 = self._launcher("reduce_update", a2)
-                k1[G, nt, 0, self.shared_bytes](*a1)
+                k1[G, nt, 0, self.partials_shared_bytes](*a1)
                 k2[g2, nt, 0, self.reduce_shared_bytes](*a2)
         # the epoch's one read-back (it also waits for the epoch to finish)
         losses = d_loss.copy_to_host()[:n_batches]

@@ -21,6 +21,9 @@ batched path (large batches, BGD)
     penalty and applies the update).  A device-side flag stops every later
     batch of the epoch once a batch loss is not finite, so theta and the
     state stay as they were before that batch (the reference's contract).
+    With one output and at most ROW_MAX_FEATURES features the partial
+    gradients come from :func:`batch_partials_rows` instead (one warp a row,
+    no tiles, no barriers between rows): the work is a stream over X's rows.
 
 Shared layout of one block (dtype ``T``, dynamic shared memory):
 ``[tile: rows x ld][pred/coef: rows x K][reduction scratch: 2 x threads]``.
@@ -49,6 +52,20 @@ from .losses import loss_functions
 from .updates import update_functions
 
 LOSS_SOFTMAX = ids.LOSS_SOFTMAX
+
+#: The row kernel keeps a row's features in registers, 32 a chunk (one per lane):
+#: compiled for 1, 2, 4 or 8 chunks, it takes X with at most 256 columns.
+ROW_MAX_FEATURES = 256
+
+
+def row_chunks(n_features):
+    """Chunks of the row kernel for ``n_features`` columns: a power of two, so a few
+    kernels serve every width (registers grow with the chunks: 72 for 4 at float32,
+    111 for 8)."""
+    c = 1
+    while 32 * c < n_features:
+        c *= 2
+    return c
 
 
 class LinearKernels:
@@ -425,6 +442,169 @@ def linear_kernels(dtype):
                          penalty_grad=penalty_grad, block_sum2=block_sum2,
                          fused_epoch=fused_epoch, batch_partials=batch_partials,
                          reduce_update=reduce_update)
+
+
+@functools.lru_cache(maxsize=None)
+def row_partials_kernel(dtype, chunks):
+    """``batch_partials_rows`` computing in ``dtype``, for rows of at most 32 x ``chunks``
+    features."""
+    from numba import config as numba_config
+    from numba.np.numpy_support import from_dtype
+
+    simulated = bool(getattr(numba_config, "ENABLE_CUDASIM", 0))
+    T = from_dtype(np.dtype(dtype))
+    zero = T(0.0)
+    tiles = linear_kernels(dtype)
+    penalty_part, block_sum2 = tiles.penalty_part, tiles.block_sum2
+    scalar_loss = loss_functions(np.dtype(dtype)).scalar_loss
+
+    if simulated:
+        @cuda.jit(device=True)
+        def warp_sum(v, lane, sm, off):
+            """The sum of v over the warp's lanes, every lane gets it: a butterfly (lane i
+            adds lane i ^ m for m = 16, 8, 4, 2, 1), here through shared memory (the
+            simulator has no shuffles; every warp of the block calls it in step)."""
+            m = 16
+            while m > 0:
+                sm[off + lane] = v
+                cuda.syncthreads()
+                v = v + sm[off + (lane ^ m)]
+                cuda.syncthreads()
+                m //= 2
+            return v
+    else:
+        @cuda.jit(device=True)
+        def warp_sum(v, lane, sm, off):
+            """The sum of v over the warp's lanes, every lane gets it: a butterfly (lane i
+            adds lane i ^ m for m = 16, 8, 4, 2, 1); a + b == b + a, so every lane ends
+            with the same bits."""
+            v = v + cuda.shfl_xor_sync(0xFFFFFFFF, v, 16)
+            v = v + cuda.shfl_xor_sync(0xFFFFFFFF, v, 8)
+            v = v + cuda.shfl_xor_sync(0xFFFFFFFF, v, 4)
+            v = v + cuda.shfl_xor_sync(0xFFFFFFFF, v, 2)
+            v = v + cuda.shfl_xor_sync(0xFFFFFFFF, v, 1)
+            return v
+
+    @cuda.jit(device=True)
+    def load_row(X, i, lane, d, x):
+        for c in range(chunks):
+            j = lane + 32 * c
+            x[c] = T(X[i, j]) if j < d else zero
+
+    @cuda.jit(device=True)
+    def row_dot(x, th):
+        p = zero
+        for c in range(chunks):
+            p += x[c] * th[c]
+        return p
+
+    @cuda.jit
+    def batch_partials_rows(X, y, sw, order, start, nb, rows_per_block, scale, loss_id, eps, K,
+                            fit_intercept, alpha, l1_ratio, theta, part, flag, rows_cap, tc, ld,
+                            coef_off, red_off, fanout, split):
+        """``batch_partials`` (same arguments, same ``part`` row) for K = 1 and
+        d <= 32 x chunks, one warp a row: lane l holds features l, l + 32, ...
+        of the row, of theta and of the warp's gradient sum in registers.  Warp w
+        takes rows w and w + nw of every 2 nw rows of the block's share (two rows'
+        loads in flight, neighbouring warps on neighbouring rows); the dot product
+        is a butterfly over the lanes; the warps' sums meet in shared memory and
+        are added in warp order.  A fixed order throughout: the bits depend on the
+        launch geometry, never on timing.  Shared memory: nw x (P + 1) partials,
+        2 nt reduction scratch, 32 nw for the simulator's warp sums."""
+        if flag[0] != 0:
+            return
+        sm = cuda.shared.array(0, T)
+        t = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        g = cuda.blockIdx.x
+        G = cuda.gridDim.x
+        lane = t % 32
+        w = t // 32
+        nw = nt // 32
+        d = X.shape[1]
+        P = d + (1 if fit_intercept else 0)
+        red = nw * (P + 1)
+        wsum = red + 2 * nt + 32 * w
+        has_sw = sw.shape[0] > 0
+        t_eps = T(eps)
+        t_scale = T(scale)
+        th = cuda.local.array(chunks, T)
+        acc = cuda.local.array(chunks, T)
+        xa = cuda.local.array(chunks, T)
+        xb = cuda.local.array(chunks, T)
+        for c in range(chunks):
+            j = lane + 32 * c
+            th[c] = theta[j] if j < d else zero
+            acc[c] = zero
+            xa[c] = zero
+            xb[c] = zero
+        b0 = theta[d] if fit_intercept else zero
+        isum = zero
+        lsum = zero
+        r0 = min(g * rows_per_block, nb)
+        r1 = min(r0 + rows_per_block, nb)
+        for base in range(r0, r1, 2 * nw):
+            ra = base + w
+            rb = ra + nw
+            ia = order[start + ra] if ra < r1 else 0
+            ib = order[start + rb] if rb < r1 else 0
+            if ra < r1:
+                load_row(X, ia, lane, d, xa)
+            if rb < r1:
+                load_row(X, ib, lane, d, xb)
+            # every warp of the block takes the same number of steps (the simulator's
+            # warp sums are block barriers); a row past the share adds nothing
+            pa = warp_sum(row_dot(xa, th), lane, sm, wsum)
+            pb = warp_sum(row_dot(xb, th), lane, sm, wsum)
+            ca = zero
+            cb = zero
+            if ra < r1:
+                c = t_scale * T(sw[ia]) if has_sw else t_scale
+                la, dla = scalar_loss(loss_id, t_eps, pa + b0, T(y[ia]))
+                ca = c * dla
+                lsum += c * la
+            if rb < r1:
+                c = t_scale * T(sw[ib]) if has_sw else t_scale
+                lb, dlb = scalar_loss(loss_id, t_eps, pb + b0, T(y[ib]))
+                cb = c * dlb
+                lsum += c * lb
+            for c in range(chunks):
+                acc[c] += ca * xa[c]
+            for c in range(chunks):
+                acc[c] += cb * xb[c]
+            isum += ca
+            isum += cb
+        for c in range(chunks):
+            j = lane + 32 * c
+            if j < d:
+                sm[w * (P + 1) + j] = acc[c]
+        if lane == 0:
+            if fit_intercept:
+                sm[w * (P + 1) + d] = isum
+            sm[w * (P + 1) + P] = lsum
+        cuda.syncthreads()
+        for j in range(t, P, nt):
+            s = sm[j]
+            for q in range(1, nw):
+                s += sm[q * (P + 1) + j]
+            part[g, j] = s
+        myloss = zero
+        if t == 0:
+            myloss = sm[P]
+            for q in range(1, nw):
+                myloss += sm[q * (P + 1) + P]
+        mypen = zero
+        if alpha != 0.0:
+            chunk = (d + G - 1) // G
+            j0 = min(g * chunk, d)
+            j1 = min(j0 + chunk, d)
+            mypen = penalty_part(theta, j0, j1, t, nt, T(0.5 * (1.0 - l1_ratio)), T(l1_ratio))
+        ltot, ptot = block_sum2(sm, red, t, nt, myloss, mypen, fanout)
+        if t == 0:
+            part[g, P] = ltot
+            part[g, P + 1] = ptot
+
+    return batch_partials_rows
 
 
 def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
