@@ -113,13 +113,19 @@ if CACHE:
         _CACHE_CLASS = None
 
 
-def kernel(fn=None, *, parallel=False, cache=True):
+def kernel(fn=None, *, parallel=False, cache=True, inline=False):
     """``njit`` with this package's options; ``cache`` only where it can work.
 
-    ``cache=False`` is for kernels specialised on a user's function.
+    ``cache=False`` is for kernels specialised on a user's function.  ``inline=True``:
+    Numba inlines the function's IR into every ``@njit`` caller (a call between
+    Numba functions is never inlined by LLVM, which sees one function at a time, and
+    passes every array as seven values: tens of nanoseconds, paid per batch); called
+    from Python it is an ordinary kernel.
     """
     def wrap(f):
         opts = JIT_PAR_NOCACHE if parallel else JIT_NOCACHE
+        if inline:
+            opts = dict(opts, inline="always")
         disp = njit(**opts)(f)
         if cache and CACHE and hasattr(disp, "enable_caching"):  # not under NUMBA_DISABLE_JIT
             if _CACHE_CLASS is not None:

@@ -54,7 +54,7 @@ from ._util import (cast_like, compare_and_swap, cycle_count, is_finite, load_ac
 from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel
 from .losses import logistic_poly, logistic_poly_rows, point_loss, softmax_loss_dloss
 from .simd import axpy4_rows, dot4_rows
-from .updates import apply_update
+from .updates import apply_update, plain_sgd_update
 from ..ids import LOSS_LOGISTIC, LOSS_SOFTMAX, RULE_SGD
 
 
@@ -621,6 +621,7 @@ def _split_batches(X, y, sw, rows, k0, k1, batch_size, m, loss_id, loss_param, f
     has_sw = sw.shape[0] > 0
     publish = progress.shape[0] > 0
     n_penalized = d
+    plain = rule_id == RULE_SGD and hyper[0] == 0.0 and hyper[3] == 0.0
     for k in range(k0, k1):
         lo = k * batch_size
         hi = min(lo + batch_size, m)
@@ -692,11 +693,17 @@ def _split_batches(X, y, sw, rows, k0, k1, batch_size, m, loss_id, loss_param, f
             if fit_intercept:
                 grad[d] += gi
             r += 1
-        loss = lsum + add_penalty(theta, grad, n_penalized, alpha, l1_ratio)
-        batch_loss[k] = loss
-        if not is_finite(loss):
+        # one update a batch: plain SGD and the penalty's zero test inline, not as calls
+        # (a call between Numba functions passes each array as seven values)
+        if alpha != 0.0:
+            lsum += add_penalty(theta, grad, n_penalized, alpha, l1_ratio)
+        batch_loss[k] = lsum
+        if not is_finite(lsum):
             return k
-        apply_update(rule_id, hyper, theta, grad, state, lrs[k], step0 + k + 1)
+        if plain:
+            plain_sgd_update(theta, grad, lrs[k])
+        else:
+            apply_update(rule_id, hyper, theta, grad, state, lrs[k], step0 + k + 1)
     return k1
 
 

@@ -15,14 +15,22 @@ from .config import kernel
 from ..ids import RULE_SGD, RULE_ADAM, RULE_ADAMW, RULE_ADAGRAD, RULE_RMSPROP
 
 
+@kernel(inline=True)
+def plain_sgd_update(theta, grad, lr):
+    """``theta -= lr * grad``: SGD without momentum or weight decay.  Inlined into its
+    ``@njit`` callers: the mid-sized batches' loop calls it directly (at W1's b = 32 the
+    calls through apply_update and sgd_update had cost 2.5 ns a row, 6 % of the epoch)."""
+    for i in range(theta.shape[0]):
+        theta[i] -= lr * grad[i]
+
+
 @kernel
 def sgd_update(theta, grad, buf, lr, momentum, dampening, nesterov, weight_decay, step):
     """torch.optim.SGD: the momentum buffer starts as the first gradient (step 1)."""
     n = theta.shape[0]
     if momentum == 0.0:
         if weight_decay == 0.0:
-            for i in range(n):
-                theta[i] -= lr * grad[i]
+            plain_sgd_update(theta, grad, lr)
         else:
             for i in range(n):
                 theta[i] -= lr * (grad[i] + weight_decay * theta[i])
