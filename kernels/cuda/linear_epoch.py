@@ -296,6 +296,23 @@ def linear_kernels(dtype):
         return sm[off], sm[off + nt]
 
     @cuda.jit(device=True)
+    def store_loss_penalty(part, g, G, P, dK, theta, alpha, l1_ratio, myloss, sm, red_off, t, nt,
+                           fanout):
+        """The end of a partial-gradient block: part[g, P] = the block's data loss (the
+        sum of the threads' ``myloss``), part[g, P + 1] = its share of the penalty sum
+        (block g of G takes a contiguous 1/G of the dK penalised weights)."""
+        mypen = zero
+        if alpha != 0.0:
+            chunk = (dK + G - 1) // G
+            j0 = min(g * chunk, dK)
+            j1 = min(j0 + chunk, dK)
+            mypen = penalty_part(theta, j0, j1, t, nt, T(0.5 * (1.0 - l1_ratio)), T(l1_ratio))
+        lsum, psum = block_sum2(sm, red_off, t, nt, myloss, mypen, fanout)
+        if t == 0:
+            part[g, P] = lsum
+            part[g, P + 1] = psum
+
+    @cuda.jit(device=True)
     def batch_total(lsum, psum, alpha):
         # data loss + penalty value, summed in float64 as the reference does
         total = float64(lsum)
@@ -374,16 +391,8 @@ def linear_kernels(dtype):
         myloss = block_rows(X, y, sw, order, start, r0, r1, T(scale), loss_id, T(eps), K,
                             fit_intercept, theta, part, g, sm, rows_cap, tc, ld, coef_off,
                             red_off, split, t, nt)
-        mypen = zero
-        if alpha != 0.0:
-            chunk = (dK + G - 1) // G
-            j0 = min(g * chunk, dK)
-            j1 = min(j0 + chunk, dK)
-            mypen = penalty_part(theta, j0, j1, t, nt, T(0.5 * (1.0 - l1_ratio)), T(l1_ratio))
-        lsum, psum = block_sum2(sm, red_off, t, nt, myloss, mypen, fanout)
-        if t == 0:
-            part[g, P] = lsum
-            part[g, P + 1] = psum
+        store_loss_penalty(part, g, G, P, dK, theta, alpha, l1_ratio, myloss, sm, red_off, t,
+                           nt, fanout)
 
     @cuda.jit
     def reduce_update(part, G, kb, lr, step, K, d, fit_intercept, alpha, l1_ratio, rule_id,
@@ -440,6 +449,7 @@ def linear_kernels(dtype):
 
     return LinearKernels(load_tile=load_tile, block_rows=block_rows, penalty_part=penalty_part,
                          penalty_grad=penalty_grad, block_sum2=block_sum2,
+                         store_loss_penalty=store_loss_penalty,
                          fused_epoch=fused_epoch, batch_partials=batch_partials,
                          reduce_update=reduce_update)
 
@@ -455,7 +465,7 @@ def row_partials_kernel(dtype, chunks):
     T = from_dtype(np.dtype(dtype))
     zero = T(0.0)
     tiles = linear_kernels(dtype)
-    penalty_part, block_sum2 = tiles.penalty_part, tiles.block_sum2
+    store_loss_penalty = tiles.store_loss_penalty
     scalar_loss = loss_functions(np.dtype(dtype)).scalar_loss
 
     if simulated:
@@ -593,16 +603,8 @@ def row_partials_kernel(dtype, chunks):
             myloss = sm[P]
             for q in range(1, nw):
                 myloss += sm[q * (P + 1) + P]
-        mypen = zero
-        if alpha != 0.0:
-            chunk = (d + G - 1) // G
-            j0 = min(g * chunk, d)
-            j1 = min(j0 + chunk, d)
-            mypen = penalty_part(theta, j0, j1, t, nt, T(0.5 * (1.0 - l1_ratio)), T(l1_ratio))
-        ltot, ptot = block_sum2(sm, red, t, nt, myloss, mypen, fanout)
-        if t == 0:
-            part[g, P] = ltot
-            part[g, P + 1] = ptot
+        store_loss_penalty(part, g, G, P, d, theta, alpha, l1_ratio, myloss, sm, red, t, nt,
+                           fanout)
 
     return batch_partials_rows
 
