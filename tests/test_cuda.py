@@ -319,10 +319,14 @@ def test_split_dot_products(monkeypatch, path, split, loss, d, dtype):
 ROW_LOSSES = [loss for loss in LOSS_IDS if loss != "softmax"]
 
 
-@pytest.mark.parametrize("row_kernel", [1, 0], ids=["rows", "tiles"])
-@pytest.mark.parametrize("loss", ROW_LOSSES)
+@pytest.mark.parametrize("loss,row_kernel",
+                         [(loss, 1) for loss in ROW_LOSSES]
+                         + [(loss, 0) for loss in ("logistic", "huber", "squared_hinge")],
+                         ids=[f"{loss}-rows" for loss in ROW_LOSSES]
+                         + [f"{loss}-tiles" for loss in ("logistic", "huber", "squared_hinge")])
 def test_row_kernel_every_loss(monkeypatch, loss, row_kernel):
-    """The batched path's two partial-gradient kernels, one warp a row and the tiles,
+    """The batched path's two partial-gradient kernels, one warp a row (every loss) and
+    the tiles (which take the losses through the same device function as the fused path),
     both equal to the reference (float64 and float32, weights, penalty, no intercept)."""
     monkeypatch.setattr(config, "ROW_KERNEL", row_kernel)
     eng = check_parity(Problem(loss, b=N, alpha=0.01, l1_ratio=0.3, sample_weight=True),
@@ -339,7 +343,7 @@ def test_row_kernel_widths_and_warps(monkeypatch, d, chunks, threads):
     none (17 rows on 4 blocks of 5); the same bits run to run."""
     monkeypatch.setattr(config, "THREADS_PER_BLOCK", threads)
     monkeypatch.setattr(config, "ROWS_PER_BLOCK", 5)
-    prob = Problem("logistic", b=17, n=17, d=d, sample_weight=True, alpha=0.01, epochs=2)
+    prob = Problem("logistic", b=17, n=17, d=d, sample_weight=True, alpha=0.01, epochs=1)
     eng = check_parity(prob, path="batched")
     assert (eng.partials, eng.row_chunks, eng.threads) == ("batch_partials_rows", chunks, threads)
     again = prob.run(prob.engine(np.float64, None, "batched"))
