@@ -485,8 +485,14 @@ def add_penalty(theta, grad, n_penalized, alpha, l1_ratio):
 
 
 @kernel(cache=False, inline=True)
-def _end_batch(k, loss, theta, grad, state, n_penalized, alpha, l1_ratio, plain, rule_id, hyper,
-               lrs, step0, batch_loss):
+def _is_plain_sgd(rule_id, hyper):
+    """SGD without momentum or weight decay: the update is theta -= lr * grad."""
+    return rule_id == RULE_SGD and hyper[0] == 0.0 and hyper[3] == 0.0
+
+
+@kernel(cache=False, inline=True)
+def _end_batch(k, loss, theta, grad, state, n_penalized, alpha, l1_ratio, rule_id, hyper, lrs,
+               step0, batch_loss):
     """The end of batch k: the penalty (called only when alpha != 0), the batch loss, and
     the update unless the loss is not finite (returns False then).  Inlined into the
     batch loops with plain SGD's step: a call between Numba functions passes every
@@ -497,17 +503,11 @@ def _end_batch(k, loss, theta, grad, state, n_penalized, alpha, l1_ratio, plain,
     batch_loss[k] = loss
     if not is_finite(loss):
         return False
-    if plain:
+    if _is_plain_sgd(rule_id, hyper):
         plain_sgd_update(theta, grad, lrs[k])
     else:
         apply_update(rule_id, hyper, theta, grad, state, lrs[k], step0 + k + 1)
     return True
-
-
-@kernel(cache=False, inline=True)
-def _is_plain_sgd(rule_id, hyper):
-    """SGD without momentum or weight decay: the update is theta -= lr * grad."""
-    return rule_id == RULE_SGD and hyper[0] == 0.0 and hyper[3] == 0.0
 
 
 def _linear_batch_gradient_impl(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept,
@@ -535,7 +535,6 @@ def _halves_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_p
     first batch whose loss is not finite (not applied)."""
     n_penalized = X.shape[1] * K
     P = grad.shape[0]
-    plain = _is_plain_sgd(rule_id, hyper)
     for k in range(k0, k1):
         lo = k * batch_size
         hi = min(lo + batch_size, m)
@@ -564,7 +563,7 @@ def _halves_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_p
         for t in range(P):
             grad[t] += part[t]
         loss += l1
-        if not _end_batch(k, loss, theta, grad, state, n_penalized, alpha, l1_ratio, plain,
+        if not _end_batch(k, loss, theta, grad, state, n_penalized, alpha, l1_ratio,
                           rule_id, hyper, lrs, step0, batch_loss):
             store_release(sync, _PUB, _STOP)
             return k
@@ -646,7 +645,6 @@ def _split_batches(X, y, sw, rows, k0, k1, batch_size, m, loss_id, loss_param, f
     has_sw = sw.shape[0] > 0
     publish = progress.shape[0] > 0
     n_penalized = d
-    plain = _is_plain_sgd(rule_id, hyper)
     for k in range(k0, k1):
         lo = k * batch_size
         hi = min(lo + batch_size, m)
@@ -718,7 +716,7 @@ def _split_batches(X, y, sw, rows, k0, k1, batch_size, m, loss_id, loss_param, f
             if fit_intercept:
                 grad[d] += gi
             r += 1
-        if not _end_batch(k, lsum, theta, grad, state, n_penalized, alpha, l1_ratio, plain,
+        if not _end_batch(k, lsum, theta, grad, state, n_penalized, alpha, l1_ratio,
                           rule_id, hyper, lrs, step0, batch_loss):
             return k
     return k1
@@ -854,14 +852,13 @@ def _run_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_para
                                K, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0,
                                theta, grad, state, batch_loss, hparts, hl, sync, hp, hd, 0)
     n_penalized = X.shape[1] * K
-    plain = _is_plain_sgd(rule_id, hyper)
     for k in range(k0, k1):
         lo = k * batch_size
         hi = min(lo + batch_size, m)
         loss = _batch_gradient(X, y, sw, rows, lo - base, hi - base, loss_id, loss_param, K,
                                fit_intercept, theta, grad, 1.0 / (hi - lo), parts, lparts, pks,
                                dlks, par)
-        if not _end_batch(k, loss, theta, grad, state, n_penalized, alpha, l1_ratio, plain,
+        if not _end_batch(k, loss, theta, grad, state, n_penalized, alpha, l1_ratio,
                           rule_id, hyper, lrs, step0, batch_loss):
             return k
     return k1

@@ -18,8 +18,8 @@ from ..ids import RULE_SGD, RULE_ADAM, RULE_ADAMW, RULE_ADAGRAD, RULE_RMSPROP
 @kernel(inline=True)
 def plain_sgd_update(theta, grad, lr):
     """``theta -= lr * grad``: SGD without momentum or weight decay.  Inlined into its
-    ``@njit`` callers: the mid-sized batches' loop calls it directly (at W1's b = 32 the
-    calls through apply_update and sgd_update had cost 2.5 ns a row, 6 % of the epoch)."""
+    ``@njit`` callers: the epoch's batch loops call it directly (at W1's b = 32 the calls
+    through apply_update and sgd_update had cost 2.5 ns a row, 6 % of the epoch)."""
     for i in range(theta.shape[0]):
         theta[i] -= lr * grad[i]
 
