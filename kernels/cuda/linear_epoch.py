@@ -508,6 +508,13 @@ def row_partials_kernel(dtype, chunks):
             p += x[c] * th[c]
         return p
 
+    @cuda.jit(device=True)
+    def row_terms(loss_id, eps, scale, y, sw, has_sw, i, p):
+        """(c_i dl_i, c_i l_i) of row i with prediction p (c_i = scale x its weight)."""
+        c = scale * T(sw[i]) if has_sw else scale
+        l, dl = scalar_loss(loss_id, eps, p, T(y[i]))
+        return c * dl, c * l
+
     @cuda.jit
     def batch_partials_rows(X, y, sw, order, start, nb, rows_per_block, scale, loss_id, eps, K,
                             fit_intercept, alpha, l1_ratio, theta, part, flag, rows_cap, tc, ld,
@@ -569,15 +576,11 @@ def row_partials_kernel(dtype, chunks):
             ca = zero
             cb = zero
             if ra < r1:
-                c = t_scale * T(sw[ia]) if has_sw else t_scale
-                la, dla = scalar_loss(loss_id, t_eps, pa + b0, T(y[ia]))
-                ca = c * dla
-                lsum += c * la
+                ca, la = row_terms(loss_id, t_eps, t_scale, y, sw, has_sw, ia, pa + b0)
+                lsum += la
             if rb < r1:
-                c = t_scale * T(sw[ib]) if has_sw else t_scale
-                lb, dlb = scalar_loss(loss_id, t_eps, pb + b0, T(y[ib]))
-                cb = c * dlb
-                lsum += c * lb
+                cb, lb = row_terms(loss_id, t_eps, t_scale, y, sw, has_sw, ib, pb + b0)
+                lsum += lb
             for c in range(chunks):
                 acc[c] += ca * xa[c]
             for c in range(chunks):
