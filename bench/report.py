@@ -56,6 +56,15 @@ def main(path):
             if k is not None:
                 ratio = f", {k / floor:.2f}x X.sum()" if floor and case == "bgd" else ""
                 print(f"  {backend:<7}W1 {case:<5} {k * 1e3:8.2f} ms{ratio}")
+    floor2 = stats.get("test_w1_shuffled_read_floor[2]", {}).get("min")
+    if floor2 and floor:
+        # context for the b = 32 goal: the least any epoch that reads X in a shuffled order
+        # can take here (docs/cython.md), against the sequential read the BGD epoch makes
+        print(f"\nshuffled-read floor on two cores: {floor2 * 1e3:.2f} ms = {floor2 / floor:.2f}x X.sum()")
+        for backend in ("cython", "numba"):
+            b32 = stats.get(f"test_w1_mbgd_fastgd[{backend}]", {}).get("min")
+            if b32:
+                print(f"  {backend:<7}W1 b=32 epoch / that floor {b32 / floor2:.2f}")
     for name in ("test_import_and_first_fit",):
         if name in stats:
             print(f"  import fastgd + first small fit: {stats[name]['min'] * 1e3:.0f} ms (goal < 500 ms; "

@@ -100,6 +100,20 @@ def test_w1_mbgd_torch_loop(benchmark, w1, torch_threads):
     benchmark.pedantic(epoch, **SLOW_ROUNDS)
 
 
+@pytest.mark.benchmark(group="W1 b=32")
+@pytest.mark.parametrize("threads", [1, 2])
+def test_w1_shuffled_read_floor(benchmark, w1, threads):
+    """Context, not a peer: every line of every row brought in through a shuffled order
+    and nothing else, on one core and on two (each takes half of the order).  No epoch
+    that reads X in a shuffled order is faster than the two-core figure here."""
+    cy = pytest.importorskip("fastgd.kernels.cy.linear_epoch")
+    _, X, _ = w1
+    order = np.random.default_rng(0).permutation(len(X))
+    if threads > min(2, cy.omp_max_threads()):
+        pytest.skip("needs two OpenMP threads")
+    benchmark(cy._read_rows, X, order, threads)
+
+
 @pytest.mark.benchmark(group="W1 BGD")
 @pytest.mark.parametrize("backend", compiled_backends())
 def test_w1_bgd_fastgd(benchmark, w1, backend):

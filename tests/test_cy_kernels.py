@@ -761,6 +761,19 @@ def test_bit_identical_for_1_and_2_threads():
     assert outs[0] == outs[1]
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("n, d", [(0, 5), (1, 9), (37, 8), (300, 100), (301, 13)])
+def test_shuffled_read_floor_reads_every_line(threads, n, d):
+    # the benchmarks' floor (bench/test_bench_linear.py) must bring in every cache line
+    # of every row, in the order given: one element a line and each row's last
+    X = np.random.default_rng(n + d).standard_normal((n, d))
+    order = np.random.default_rng(1).permutation(n)
+    expected = X[order][:, ::8].sum() + X[order, -1].sum() if n else 0.0
+    assert cy_le._read_rows(X, order, threads) == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    with pytest.raises(ValueError, match="threads must be 1 or 2"):
+        cy_le._read_rows(X, order, 3)
+
+
 # --------------------------------------------------------------------------- cimport
 
 def test_cimport_from_third_party_cython(tmp_path):

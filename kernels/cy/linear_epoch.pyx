@@ -80,7 +80,7 @@ cdef extern from "fgd_team.h" nogil:
     double fgd_contended_wait
 
 cdef extern from "fgd_reader.h" nogil:
-    enum: FGD_READER_WINDOW
+    enum: FGD_READER_WINDOW, FGD_READER_PREFETCH
     ctypedef struct fgd_reader:
         pass
     void fgd_reader_init(fgd_reader* r)
@@ -1397,19 +1397,43 @@ def omp_max_threads():
     return openmp.omp_get_max_threads()
 
 
-def _read_rows(X, order):
-    """Benchmark helper: read every row of X (float64) through ``order`` with the
-    kernels' prefetching, and nothing else; returns the sum of the entries read.
-    Its time is the memory floor of an epoch that visits the rows in that order."""
+cdef double _read_span(const double* X, Py_ssize_t d, const int64_t* order,
+                       Py_ssize_t m) noexcept nogil:
+    """Brings every cache line of the rows order[0:m] in, as the reader thread does
+    (the row FGD_READER_PREFETCH ahead requested, then one load a line); returns the
+    sum of one element a line (a checksum)."""
+    cdef Py_ssize_t pos, j
+    cdef const double* row
+    cdef double s = 0.0
+    for pos in range(m):
+        if pos + FGD_READER_PREFETCH < m:
+            fgd_prefetch_row(X + order[pos + FGD_READER_PREFETCH] * d, d * sizeof(double))
+        row = X + order[pos] * d
+        for j in range(0, d, 8):  # 8 doubles: one cache line
+            s += row[j]
+        s += row[d - 1]
+    return s
+
+
+def _read_rows(X, order, int threads=1):
+    """Benchmark helper: the memory floor of an epoch that visits the rows of X
+    (float64) in ``order``: every cache line of every row is brought in, with the
+    reader thread's prefetching and nothing else (no arithmetic to overlap); returns
+    a checksum of the lines read.  ``threads`` (1 or 2) threads take the first and the
+    second half of the order.  With ``threads=2`` its time is the least any epoch that
+    reads every row in that order can take on this machine, whatever it computes
+    (docs/cython.md)."""
     cdef const double[:, ::1] Xv = np.ascontiguousarray(X, dtype=np.float64)
     cdef const int64_t[::1] ov = np.ascontiguousarray(order, dtype=np.int64)
-    cdef Py_ssize_t pos, m = ov.shape[0], d = Xv.shape[1]
-    cdef double s = 0.0
-    cdef double[::1] ones = np.ones(d)
+    cdef Py_ssize_t m = ov.shape[0], d = Xv.shape[1], half
+    cdef double part[2]
+    cdef int t
+    if threads not in (1, 2):
+        raise ValueError(f"_read_rows: threads must be 1 or 2, got {threads}")
     if m == 0 or d == 0:
         return 0.0
-    with nogil:
-        for pos in range(m):
-            _prefetch(&Xv[0, 0], d, &ov[0], pos + PREFETCH_AHEAD, m)
-            s += fgd_dot_dd(&Xv[ov[pos], 0], &ones[0], d)
-    return s
+    half = (m + 1) // 2 if threads == 2 else m
+    part[1] = 0.0
+    for t in prange(threads, nogil=True, num_threads=threads, schedule="static"):
+        part[t] = _read_span(&Xv[0, 0], d, &ov[0] + t * half, half if t == 0 else m - half)
+    return part[0] + part[1]
