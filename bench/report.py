@@ -58,8 +58,8 @@ def main(path):
                 print(f"  {backend:<7}W1 {case:<5} {k * 1e3:8.2f} ms{ratio}")
     floor2 = stats.get("test_w1_shuffled_read_floor[2]", {}).get("min")
     if floor2 and floor:
-        # context for the b = 32 goal: the least any epoch that reads X in a shuffled order
-        # can take here (docs/cython.md), against the sequential read the BGD epoch makes
+        # context for the b = 32 goal: a floor for an epoch that fetches X's rows in a shuffled
+        # order (docs/cython.md), against the sequential read the BGD epoch makes
         print(f"\nshuffled-read floor on two cores: {floor2 * 1e3:.2f} ms = {floor2 / floor:.2f}x X.sum()")
         for backend in ("cython", "numba"):
             b32 = stats.get(f"test_w1_mbgd_fastgd[{backend}]", {}).get("min")

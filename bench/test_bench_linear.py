@@ -104,8 +104,9 @@ def test_w1_mbgd_torch_loop(benchmark, w1, torch_threads):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_w1_shuffled_read_floor(benchmark, w1, threads):
     """Context, not a peer: every line of every row brought in through a shuffled order
-    and nothing else, on one core and on two (each takes half of the order).  No epoch
-    that reads X in a shuffled order is faster than the two-core figure here."""
+    and nothing else, on one core and on two (each takes half of the order), the way the
+    kernels fetch rows: a shuffled epoch that fetches them so is no faster than the
+    two-core figure, whatever it computes."""
     cy = pytest.importorskip("fastgd.kernels.cy.linear_epoch")
     _, X, _ = w1
     order = np.random.default_rng(0).permutation(len(X))

@@ -1420,8 +1420,8 @@ def _read_rows(X, order, int threads=1):
     (float64) in ``order``: every cache line of every row is brought in, with the
     reader thread's prefetching and nothing else (no arithmetic to overlap); returns
     a checksum of the lines read.  ``threads`` (1 or 2) threads take the first and the
-    second half of the order.  With ``threads=2`` its time is the least any epoch that
-    reads every row in that order can take on this machine, whatever it computes
+    second half of the order.  With ``threads=2`` its time is a floor for any epoch that
+    fetches every row in that order the way these kernels do, whatever it computes
     (docs/cython.md)."""
     cdef const double[:, ::1] Xv = np.ascontiguousarray(X, dtype=np.float64)
     cdef const int64_t[::1] ov = np.ascontiguousarray(order, dtype=np.int64)
