@@ -32,10 +32,13 @@ def epoch(X, y, b, loss_param=0.0, loss_id=ids.LOSS_LOGISTIC, theta_dtype=np.flo
                            np.full(nb, 0.1), 0, np.zeros(P, theta_dtype), np.zeros(P, theta_dtype),
                            np.zeros((1, P), theta_dtype), np.zeros(nb))
 
-for name, f in [("float64 epoch (first)", lambda: epoch(X, y, 8)),
-                ("float64 epoch (second call)", lambda: epoch(X, y, 1)),
-                ("float32 epoch", lambda: epoch(X.astype(np.float32), y.astype(np.float32), 8,
-                                                theta_dtype=np.float32))]:
+# each path of a small X has a kernel of its own (linear_epoch._epoch_path)
+for name, f in [("float64 BGD epoch (whole kernel)", lambda: epoch(X, y, 64)),
+                ("float64 b = 8 epoch (halves)", lambda: epoch(X, y, 8)),
+                ("float64 b = 1 epoch (plain SGD)", lambda: epoch(X, y, 1)),
+                ("float64 b = 3 epoch (serial)", lambda: epoch(X, y, 3)),
+                ("float32 b = 8 epoch", lambda: epoch(X.astype(np.float32), y.astype(np.float32),
+                                                      8, theta_dtype=np.float32))]:
     t = time.perf_counter(); f(); out[name] = time.perf_counter() - t
 
 # the b = 1 epoch with a reader thread (large shuffled X in real use; forced here)
@@ -73,9 +76,10 @@ from numba import njit
 def poisson(p, y):
     mu = math.exp(p)
     return mu - y * p, mu - y
-t = time.perf_counter()
-epoch(X, np.round(np.abs(y)), 8, loss_param=poisson, loss_id=ids.LOSS_CUSTOM)
-out["custom loss epoch (never cached)"] = time.perf_counter() - t
+for b, path in ((1, "plain SGD"), (8, "halves"), (64, "BGD, whole kernel")):
+    t = time.perf_counter()
+    epoch(X, np.round(np.abs(y)), b, loss_param=poisson, loss_id=ids.LOSS_CUSTOM)
+    out[f"custom loss, b = {b} ({path}; never cached)"] = time.perf_counter() - t
 print("RESULT" + json.dumps(out))
 """
 
@@ -92,9 +96,9 @@ def main():
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         cold = run(env)
         warm = run(env)
-    print(f"{'first call':36s} {'cold (s)':>9s} {'warm (s)':>9s}")
+    print(f"{'first call':56s} {'cold (s)':>9s} {'warm (s)':>9s}")
     for k in cold:
-        print(f"{k:36s} {cold[k]:9.2f} {warm[k]:9.2f}")
+        print(f"{k:56s} {cold[k]:9.2f} {warm[k]:9.2f}")
 
 
 if __name__ == "__main__":

@@ -639,6 +639,7 @@ def test_kernels_callable_from_user_njit_code():
 def test_compile_options_in_one_place():
     assert nb_config.FASTMATH == {"reassoc", "contract", "nsz"}
     for disp in (nb_le._linear_epoch_builtin, nb_le._linear_epoch_custom, nb_le._rows_gradient,
+                 nb_le._sgd1_epoch_custom, nb_le._halves_epoch_custom, nb_le._serial_epoch_custom,
                  nb_le._plain_sgd_b1, nb_le._chunks_parallel, nb_le.add_penalty,
                  nb_updates.apply_update, nb_updates.adam_update, nb_losses.loss_dloss):
         opts = disp.targetoptions
@@ -648,7 +649,9 @@ def test_compile_options_in_one_place():
     assert nb_le._chunks_parallel.targetoptions["parallel"] is True
     # Built-in kernels cache (where possible); kernels specialised on user functions never do.
     assert (nb_le._linear_epoch_builtin._cache.__class__.__name__ != "NullCache") == nb_config.CACHE
-    assert nb_le._linear_epoch_custom._cache.__class__.__name__ == "NullCache"
+    for builtin, custom in nb_le._EPOCHS.values():
+        assert (builtin._cache.__class__.__name__ != "NullCache") == nb_config.CACHE, builtin
+        assert custom._cache.__class__.__name__ == "NullCache", custom
 
 
 _RO_SCRIPT = textwrap.dedent("""
@@ -829,6 +832,71 @@ def test_gathered_epoch_stops_at_the_same_batch(b):
     np.testing.assert_array_equal(out[1][1], out[0][1])
     k = out[0][0]
     np.testing.assert_array_equal(out[1][3][:k + 1], out[0][3][:k + 1])
+
+
+# --------------------------------------------------------------------------------------
+# An X too small to gather: linear_epoch runs the path _linear_epoch_impl would take in a
+# kernel of its own (so that a fit compiles only that path); the same bits.
+
+
+@pytest.mark.parametrize("case", [
+    dict(path="sgd1", loss_id=ids.LOSS_LOGISTIC, b=1, rule="sgd"),
+    dict(path="sgd1", loss_id=ids.LOSS_HINGE, b=1, rule="sgd", alpha=0.01, sw=True),
+    dict(path="serial", loss_id=ids.LOSS_HUBER, b=1, rule="momentum", sw=True),
+    dict(path="serial", loss_id=ids.LOSS_SQUARED, b=7, rule="adam-wd-amsgrad", alpha=0.01,
+         sw=True),
+    dict(path="serial", loss_id=ids.LOSS_SOFTMAX, b=5, rule="rmsprop-momentum-centered-wd",
+         sw=True),
+    dict(path="serial", loss_id=ids.LOSS_LOGISTIC, b=60, rule="nesterov"),  # 2b > n: no halves
+    dict(path="halves", loss_id=ids.LOSS_LOGISTIC, b=12, rule="momentum", alpha=0.01, sw=True),
+    dict(path="halves", loss_id=ids.LOSS_SOFTMAX, b=9, rule="adagrad-decay-wd-init"),
+    dict(path="any", loss_id=ids.LOSS_SQUARED, b=101, rule="sgd"),  # the whole order
+], ids=lambda c: f"{c['path']}-{LOSS_NAMES[c['loss_id']]}-b{c['b']}-{c['rule']}")
+def test_small_x_paths_match_the_whole_kernel_bit_for_bit(case):
+    n, b = 101, case["b"]
+    X, y, sw = make_problem(case["loss_id"], n=n, sw=case.get("sw", False))
+    nb = -(-n // b)
+    order = np.random.default_rng(4).permutation(n).astype(np.int64)
+    lrs = np.full(nb, 0.05)
+    K = K3 if case["loss_id"] == ids.LOSS_SOFTMAX else 1
+    rule_id, hyper = RULES[case["rule"]]
+    hyper = np.asarray(hyper, float)
+    assert nb_le._epoch_path(X, order, b, nb, case["loss_id"], K, rule_id, hyper) == case["path"]
+    whole = _epoch_gathered_or_not(False, 0, X, y, sw, order, b, nb, case["loss_id"],
+                                   case["rule"], lrs, case.get("alpha", 0.0))
+    P = D * K + K
+    theta = np.random.default_rng(1).uniform(-0.1, 0.1, P)
+    state = np.zeros((ids.STATE_SLOTS[rule_id], P))
+    bl = np.zeros(nb)
+    k = nb_le.linear_epoch(X, y, sw, order, b, nb, case["loss_id"], EPS, K, True,
+                           case.get("alpha", 0.0), 0.3, rule_id, hyper, lrs, 3, theta,
+                           np.zeros(P), state, bl)
+    assert k == whole[0] == nb
+    for got, want in zip((theta, state, bl), whole[1:]):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("b, rule", [(1, "sgd"), (1, "momentum"), (12, "sgd")])
+def test_small_x_paths_stop_at_the_same_batch(b, rule):
+    n = 101
+    X, y, _ = make_problem(ids.LOSS_SQUARED, n=n)
+    X = X * 1e30
+    nb = -(-n // b)
+    order = np.random.default_rng(4).permutation(n).astype(np.int64)
+    lrs = np.full(nb, 1e3)
+    rule_id, hyper = RULES[rule]
+    theta = np.random.default_rng(1).uniform(-0.1, 0.1, D + 1)
+    state = np.zeros((1, D + 1))
+    bl = np.zeros(nb)
+    with np.errstate(all="ignore"):
+        whole = _epoch_gathered_or_not(False, 0, X, y, np.empty(0), order, b, nb,
+                                       ids.LOSS_SQUARED, rule, lrs)
+        k = nb_le.linear_epoch(X, y, np.empty(0), order, b, nb, ids.LOSS_SQUARED, EPS, 1, True,
+                               0.0, 0.3, rule_id, np.asarray(hyper, float), lrs, 3, theta,
+                               np.zeros(D + 1), state, bl)
+    assert k == whole[0] < nb
+    np.testing.assert_array_equal(theta, whole[1])
+    np.testing.assert_array_equal(bl[:k + 1], whole[3][:k + 1])
 
 
 def test_batch_form_loss_and_dloss_matches_reference():
