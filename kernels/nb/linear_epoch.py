@@ -1031,17 +1031,18 @@ _pair_epoch_builtin = kernel(parallel=True)(_pair_epoch_impl)
 _pair_epoch_custom = kernel(parallel=True, cache=False)(_pair_epoch_impl)
 _split_epoch_builtin = kernel(_split_epoch_impl)
 _split_epoch_custom = kernel(cache=False)(_split_epoch_impl)
-# ... and so are the epochs with a reader thread.
+# ... and so are the epochs with a reader thread
+_read_epoch_builtin = kernel(parallel=True)(_read_epoch_impl)
+_read_epoch_custom = kernel(parallel=True, cache=False)(_read_epoch_impl)
+_split_read_epoch_builtin = kernel(parallel=True)(_split_read_epoch_impl)
+_split_read_epoch_custom = kernel(parallel=True, cache=False)(_split_read_epoch_impl)
+# ... and the paths of _linear_epoch_impl that an X too small to gather takes.
 _sgd1_epoch_builtin = kernel(_sgd1_epoch_impl)
 _sgd1_epoch_custom = kernel(cache=False)(_sgd1_epoch_impl)
 _halves_epoch_builtin = kernel(_halves_epoch_impl)
 _halves_epoch_custom = kernel(cache=False)(_halves_epoch_impl)
 _serial_epoch_builtin = kernel(_serial_epoch_impl)
 _serial_epoch_custom = kernel(cache=False)(_serial_epoch_impl)
-_read_epoch_builtin = kernel(parallel=True)(_read_epoch_impl)
-_read_epoch_custom = kernel(parallel=True, cache=False)(_read_epoch_impl)
-_split_read_epoch_builtin = kernel(parallel=True)(_split_read_epoch_impl)
-_split_read_epoch_custom = kernel(parallel=True, cache=False)(_split_read_epoch_impl)
 
 
 def _pairs(n, d, n_outputs, batch_size, n_batches, m, itemsize):
