@@ -110,7 +110,7 @@ def test_w1_shuffled_read_floor(benchmark, w1, threads):
     cy = pytest.importorskip("fastgd.kernels.cy.linear_epoch")
     _, X, _ = w1
     order = np.random.default_rng(0).permutation(len(X))
-    if threads > min(2, cy.omp_max_threads()):
+    if threads > cy.omp_max_threads():
         pytest.skip("needs two OpenMP threads")
     benchmark(cy._read_rows, X, order, threads)
 

@@ -200,12 +200,6 @@ cdef Py_ssize_t c_chunk_layout(Py_ssize_t n_rows, Py_ssize_t d, Py_ssize_t K, Py
     return (n_rows + cr - 1) // cr
 
 
-cdef inline void _prefetch(const xfloat* X, Py_ssize_t d, const int64_t* order, Py_ssize_t pos,
-                           Py_ssize_t m) noexcept nogil:
-    if pos < m:
-        fgd_prefetch_row(X + order[pos] * d, d * sizeof(xfloat))
-
-
 cdef inline void _prefetch_all(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ssize_t d,
                                const int64_t* order, Py_ssize_t pos, Py_ssize_t m) noexcept nogil:
     """Prefetch row order[pos] of X and its label and weight (random reads of y
