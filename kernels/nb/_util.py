@@ -183,9 +183,9 @@ def _ol_prefetch_part(X, i, lo, hi):
 @overload(prefetch_row, inline="always")
 def _ol_prefetch_row(X, i):
     def impl(X, i):
-        # through the last element: a row that starts past a line boundary (W1's odd
-        # rows) ends in a line element d - 8 does not reach; a reader that skipped it
-        # took a demand miss on half the rows and ran 25-30 % slower
+        # through the last element: one element a line from the first stops a line
+        # short of the end of a row that starts late in a line (every other W1 row); a
+        # reader that skipped that line took a demand miss there and ran 25-30 % slower
         prefetch_part(X, i, 0, X.shape[1])
 
     return impl
