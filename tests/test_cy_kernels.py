@@ -699,6 +699,47 @@ def test_reader_thread_changes_no_bit(reader_knob, pair_knobs, loss_id, rule, xd
     assert_close(runs[1][0][2], want[3], rtol)
 
 
+READERS_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    sys.path.insert(0, {here!r})
+    import test_cy_kernels as t
+    from fastgd.kernels import ids
+    from fastgd.kernels.cy import linear_epoch as cy_le
+    assert cy_le.omp_max_threads() == 4, cy_le.omp_max_threads()
+    cy_le._set_max_readers(3)
+    for loss_id, rule, xd, acc, b, sw in t.READER_CASES:
+        X, y, w = t.make_problem(loss_id, n=600, d=12, seed=7, sw=sw)
+        X, y, w = X.astype(xd), y.astype(xd), w.astype(xd)
+        order = np.random.default_rng(4).permutation(600)
+        cy_le._set_pair_min_work(1 << 40)
+        runs = []
+        for min_bytes in (1 << 60, 0):
+            cy_le._set_reader_min_bytes(min_bytes)
+            runs.append(t.run_epoch(cy_le, X, y, w, order, b, loss_id, True, rule, acc=acc,
+                                    alpha=0.0 if b == 1 else 0.01, lr=0.01))
+        for a, c in zip(*runs):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(c))
+    print("ok")
+""")
+
+
+def test_three_reader_threads_change_no_bit():
+    """With the cores for them, a shuffled one-thread epoch gets up to _set_max_readers
+    readers, each loading every third row: still the bits of no reader."""
+    here = str(Path(__file__).resolve().parent)
+    env = dict(os.environ, OMP_NUM_THREADS="4", OMP_DYNAMIC="false")
+    r = subprocess.run([sys.executable, "-c", READERS_SCRIPT.format(here=here)], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ok"
+
+
+def test_max_readers_knob_rejects_zero():
+    with pytest.raises(ValueError, match="Invalid reader count: 0"):
+        cy_le._set_max_readers(0)
+
+
 @pytest.mark.parametrize("b", [1, 3])
 def test_reader_thread_divergence_at_the_same_row(reader_knob, b):
     if cy_le.omp_max_threads() < 2:

@@ -389,6 +389,47 @@ def test_split_batches_with_or_without_reader_same_bits(monkeypatch, loss_id, ru
     assert_close(runs[0][3], ref[3], rtol)
 
 
+READERS_SCRIPT = textwrap.dedent("""
+    import sys
+    import numba
+    import numpy as np
+    sys.path.insert(0, {here!r})
+    import test_nb_kernels as t
+    from fastgd.kernels import ids
+    from fastgd.kernels.nb import linear_epoch as nb_le
+    assert numba.config.NUMBA_NUM_THREADS == 3
+    assert nb_le._reader_count() == 2 == nb_le.MAX_READERS
+    import warnings
+    warnings.simplefilter("error", numba.NumbaWarning)  # e.g. "Cannot cache ..."
+    nb_le.SPLIT_MIN_BYTES = 0
+    nb_le.READER_MIN_BYTES = 0
+    for loss_id, b, d, sw in [(ids.LOSS_LOGISTIC, 1, 12, True), (ids.LOSS_HINGE, 24, 40, False)]:
+        X, y, w = t.make_problem(loss_id, n=600, d=d, seed=8, sw=sw)
+        order = np.random.default_rng(0).permutation(600)
+        rule_id, hyper = t.RULES["sgd"]
+        assert nb_le._epoch_path(X, order, b, -(-600 // b), loss_id, 1, rule_id,
+                                 np.asarray(hyper, float)) == ("read" if b == 1 else "split_read")
+        runs = [t._with_threads(k, lambda: t.run_epochs(nb_le, X, y, w, loss_id, b, epochs=2,
+                                                        lr=0.01))
+                for k in (1, 3)]
+        for a, c in zip(*runs):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(c))
+    print("ok")
+""")
+
+
+def test_two_reader_threads_change_no_bit(tmp_path):
+    """With the threads for them, a shuffled epoch gets MAX_READERS readers, each loading
+    every other row: still the bits of one thread.  (A process of its own: numba's
+    thread count is fixed when it is imported.)  And the read kernels stay cacheable."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, NUMBA_NUM_THREADS="3", NUMBA_CACHE_DIR=str(tmp_path))
+    r = subprocess.run([sys.executable, "-c", READERS_SCRIPT.format(here=here)], env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().endswith("ok")
+
+
 @pytest.mark.parametrize("order, expected", [
     (np.arange(1000), True), (np.arange(0), True), (np.arange(1), True),
     (np.random.default_rng(0).permutation(1000), False),

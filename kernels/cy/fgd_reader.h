@@ -86,15 +86,17 @@ static inline void fgd_reader_at(fgd_reader *r, ptrdiff_t k)
 
 static inline void fgd_reader_done(fgd_reader *r) { FGD_RD_STORE(&r->done, 1LL); }
 
-/* reader: loads the rows order[k] of X (row_bytes each, rows `stride` bytes apart),
- * and their entries of y and sw (item bytes each; sw may be NULL), ahead of the
- * trainer until it is done or the order is exhausted. */
+/* reader `part` of `parts`: loads the rows order[k] of X, k = part (mod parts), (row_bytes
+ * each, rows `stride` bytes apart), and their entries of y and sw (item bytes each; sw may
+ * be NULL), ahead of the trainer until it is done or the order is exhausted.  Several
+ * readers, where the machine has the cores, each keep their own misses in flight: one
+ * core's reads are what limits a shuffled epoch on two (docs/w1-b32.md). */
 static void fgd_read_ahead(fgd_reader *r, const char *X, size_t stride, size_t row_bytes,
                            const char *y, const char *sw, size_t item,
-                           const int64_t *order, ptrdiff_t m)
+                           const int64_t *order, ptrdiff_t m, int part, int parts)
 {
     long long pos, last_pos = -1;
-    ptrdiff_t k = 0;
+    ptrdiff_t k = part, ahead = (ptrdiff_t)FGD_READER_PREFETCH * parts;
     size_t off, i;
     unsigned steps = 0;
     double t_seen = omp_get_wtime(), now;
@@ -110,16 +112,18 @@ static void fgd_read_ahead(fgd_reader *r, const char *X, size_t stride, size_t r
                 t_seen = now;
             }
         }
-        if (k < pos + FGD_READER_LEAD) k = pos + FGD_READER_LEAD;
+        if (k < pos + FGD_READER_LEAD)  /* the first of this reader's positions from there */
+            k = pos + FGD_READER_LEAD + ((part - (pos + FGD_READER_LEAD)) % parts + parts) % parts;
         if (k >= m) break;
         if (k >= pos + FGD_READER_WINDOW) {
             FGD_RD_PAUSE();
             continue;
         }
-        /* the row FGD_READER_PREFETCH further on is requested now, so that this
-           thread's own loads find more misses in flight (into L2: prefetcht1) */
-        if (k + FGD_READER_PREFETCH < m)
-            fgd_prefetch_row(X + (size_t)order[k + FGD_READER_PREFETCH] * stride, row_bytes);
+        /* the row FGD_READER_PREFETCH of this reader's rows further on is requested
+           now, so that this thread's own loads find more misses in flight (into L2:
+           prefetcht1) */
+        if (k + ahead < m)
+            fgd_prefetch_row(X + (size_t)order[k + ahead] * stride, row_bytes);
         i = (size_t)order[k];
         {
             /* volatile: loads whose values are unused are otherwise dead code */
@@ -129,7 +133,7 @@ static void fgd_read_ahead(fgd_reader *r, const char *X, size_t stride, size_t r
             (void)((const volatile char *)y)[i * item];
             if (sw != NULL) (void)((const volatile char *)sw)[i * item];
         }
-        k++;
+        k += parts;
     }
 }
 

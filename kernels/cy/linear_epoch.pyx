@@ -88,7 +88,7 @@ cdef extern from "fgd_reader.h" nogil:
     void fgd_reader_done(fgd_reader* r)
     void fgd_read_ahead(fgd_reader* r, const char* X, size_t stride, size_t row_bytes,
                         const char* y, const char* sw, size_t item, const int64_t* order,
-                        Py_ssize_t m)
+                        Py_ssize_t m, int part, int parts)
 
 cdef enum:
     LOSS_LOGISTIC = 1
@@ -577,6 +577,31 @@ def _set_reader_min_bytes(Py_ssize_t value):
     old = _reader_min_bytes
     _reader_min_bytes = value
     return old
+
+
+# Reader threads of a shuffled one-thread epoch, where OpenMP's thread count leaves the
+# cores for them: one core's reads are what limits it on two (docs/w1-b32.md), and each
+# reader keeps its own misses in flight.  Measured on 8 cores of a Xeon with X of
+# 1,000,000 x 100 float64 in DRAM (bench/readers.py, docs/benchmarks.md): b = 32 90 ms
+# with one reader, 77 with two, 76 with three; so two.  The trainer's results do not
+# depend on it.
+cdef int _max_readers = 2
+
+
+def _set_max_readers(int value):
+    """Test/benchmark knob: at most this many reader threads (at least 1); returns the
+    previous value."""
+    global _max_readers
+    if value < 1:
+        raise ValueError(f"Invalid reader count: {value} (at least 1)")
+    old = _max_readers
+    _max_readers = value
+    return old
+
+
+cdef inline int _reader_threads() noexcept nogil:
+    cdef int free_threads = openmp.omp_get_max_threads() - 1
+    return free_threads if free_threads < _max_readers else _max_readers
 
 
 # Batches cut by features run on one thread with the reader, rather than on two
@@ -1203,7 +1228,7 @@ cdef Py_ssize_t c_linear_epoch(const xfloat* X, const xfloat* y, const xfloat* s
             and _use_reader(n, d, sizeof(xfloat), order, m)):
         # one thread trains, the other reads its rows ahead (fgd_reader.h)
         fgd_reader_init(&rd)
-        with parallel(num_threads=2):
+        with parallel(num_threads=1 + _reader_threads()):
             tid = openmp.omp_get_thread_num()
             if tid == 0:
                 done[0] = _one_thread_epoch(kind, X, y, sw, n, d, order, m, batch_size,
@@ -1213,7 +1238,8 @@ cdef Py_ssize_t c_linear_epoch(const xfloat* X, const xfloat* y, const xfloat* s
                 fgd_reader_done(&rd)
             else:
                 fgd_read_ahead(&rd, <const char*>X, d * sizeof(xfloat), d * sizeof(xfloat),
-                               <const char*>y, <const char*>sw, sizeof(xfloat), order, m)
+                               <const char*>y, <const char*>sw, sizeof(xfloat), order, m,
+                               tid - 1, openmp.omp_get_num_threads() - 1)
         return done[0]
     return _one_thread_epoch(kind, X, y, sw, n, d, order, m, batch_size, n_batches, loss_id,
                              loss_param, K, fit_intercept, alpha, l1_ratio, rule_id, hyper,

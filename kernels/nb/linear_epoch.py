@@ -113,7 +113,12 @@ READER_MIN_BYTES = 8 << 20
 READER_PUBLISH = 16
 READER_LEAD = 16
 READER_WINDOW = 112
-READER_PREFETCH = 16        # the reader's own prefetch distance (rows)
+READER_PREFETCH = 16        # the reader's own prefetch distance (its rows)
+#: At most this many reader threads, where numba's thread count leaves the cores for
+#: them: each keeps its own misses in flight (reader r of R loads the positions r mod R).
+#: On 8 Xeon cores, X of 1,000,000 x 100 float64 in DRAM, b = 32: 100 ms with one
+#: reader, 87 with two, 86 with three (bench/readers.py, docs/benchmarks.md).
+MAX_READERS = 2
 # The reader leaves when it sees that it, or the trainer, did not run for this many
 # cycles (about 2 ms at 2.6 GHz): another process has a core, and a third thread on
 # two cores only takes time from the trainer (fgd_reader.h; shorter gaps were also
@@ -730,17 +735,19 @@ def _split_batches(X, y, sw, rows, k0, k1, batch_size, m, loss_id, loss_param, f
 
 
 @kernel(cache=False)
-def _read_ahead(X, y, sw, rows, progress):
-    """The reader of _read_epoch_impl: loads one element per cache line of the rows
-    READER_LEAD to READER_WINDOW positions ahead of the trainer's published position
-    (and their labels and weights), until the trainer ends, the order does, or a pause
-    of READER_GAP_CYCLES shows contention.  Returns how many rows it read."""
+def _read_ahead(X, y, sw, rows, progress, part, parts):
+    """Reader ``part`` of ``parts`` of _read_epoch_impl: loads one element per cache line
+    of the rows at positions part (mod parts), READER_LEAD to READER_WINDOW positions
+    ahead of the trainer's published position (and their labels and weights), until the
+    trainer ends, the order does, or a pause of READER_GAP_CYCLES shows contention.
+    Returns how many rows it read."""
     m = rows.shape[0]
     d = X.shape[1]
     step = max(1, 64 // X.itemsize)
+    ahead = READER_PREFETCH * parts
     has_sw = sw.shape[0] > 0
     n_read = 0
-    k = 0
+    k = part
     steps = 0
     last_pos = -1
     t_seen = cycle_count()
@@ -754,15 +761,15 @@ def _read_ahead(X, y, sw, rows, progress):
             if pos != last_pos:
                 last_pos = pos
                 t_seen = now
-        if k < pos + READER_LEAD:
-            k = pos + READER_LEAD
+        if k < pos + READER_LEAD:   # the first of this reader's positions from there
+            k = pos + READER_LEAD + (part - (pos + READER_LEAD)) % parts
         if k >= m:
             break
         if k >= pos + READER_WINDOW:
             spin_pause()
             continue
-        if k + READER_PREFETCH < m:   # more misses in flight for this thread's loads
-            prefetch_row(X, rows[k + READER_PREFETCH])
+        if k + ahead < m:   # more misses in flight for this thread's loads
+            prefetch_row(X, rows[k + ahead])
         i = rows[k]
         for j in range(0, d, step):
             touch(X, i, j)
@@ -770,28 +777,29 @@ def _read_ahead(X, y, sw, rows, progress):
         touch(y, i, 0)
         if has_sw:
             touch(sw, i, 0)
-        k += 1
+        k += parts
         n_read += 1
     return n_read
 
 
 def _read_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
                      fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
-                     state, batch_loss):
+                     state, batch_loss, readers):
     """A shuffled plain-SGD epoch at batch size 1 on one thread (_plain_sgd_b1, rows
-    read straight from X) with a reader thread loading its rows ahead (_read_ahead).
-    The reader changes nothing the trainer computes: the same bits as one thread."""
+    read straight from X) with ``readers`` reader threads loading its rows ahead
+    (_read_ahead; _reader_count).  They change nothing the trainer computes: the same
+    bits as one thread."""
     progress = np.zeros(16, dtype=np.int64)
-    sink = np.zeros(2)
+    sink = np.zeros(1 + readers)
     done = np.zeros(2, dtype=np.int64)
-    for t in prange(2):
+    for t in prange(1 + readers):
         if t == 0:
             done[0] = _plain_sgd_b1(X, y, sw, order, 0, 0, n_batches, loss_id, loss_param,
                                     fit_intercept, alpha, l1_ratio, lrs, theta, batch_loss,
                                     progress)
             store_release(progress, _END, 1)
         else:
-            sink[1] = _read_ahead(X, y, sw, order, progress)
+            sink[t] = _read_ahead(X, y, sw, order, progress, t - 1, readers)
     return done[0]
 
 
@@ -810,14 +818,14 @@ def _split_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_para
 
 def _split_read_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param,
                            n_outputs, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0,
-                           theta, grad, state, batch_loss):
-    """A shuffled epoch of _split_batches on one thread, with a reader thread loading
-    its rows ahead (_read_ahead).  The same bits as one thread."""
+                           theta, grad, state, batch_loss, readers):
+    """A shuffled epoch of _split_batches on one thread, with ``readers`` reader threads
+    loading its rows ahead (_read_ahead; _reader_count).  The same bits as one thread."""
     progress = np.zeros(16, dtype=np.int64)
     q = np.zeros((3, min(batch_size, order.shape[0])), dtype=theta.dtype)
-    sink = np.zeros(2)
+    sink = np.zeros(1 + readers)
     done = np.zeros(2, dtype=np.int64)
-    for t in prange(2):
+    for t in prange(1 + readers):
         if t == 0:
             done[0] = _split_batches(X, y, sw, order, 0, n_batches, batch_size, order.shape[0],
                                      loss_id, loss_param, fit_intercept, alpha, l1_ratio,
@@ -825,7 +833,7 @@ def _split_read_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss
                                      q, np.zeros((4, q.shape[1])), progress)
             store_release(progress, _END, 1)
         else:
-            sink[1] = _read_ahead(X, y, sw, order, progress)
+            sink[t] = _read_ahead(X, y, sw, order, progress, t - 1, readers)
     return done[0]
 
 
@@ -1071,6 +1079,14 @@ def _reader_helps(X, order):
             and numba.get_num_threads() >= 2 and not _ascending(order))
 
 
+def _reader_count():
+    """Reader threads beside the trainer (``readers``, the read epochs' last argument):
+    MAX_READERS at most, one for each thread that numba's thread count leaves, at least
+    one.  Decided here, not in the kernels: ``numba.get_num_threads()`` inside a kernel
+    would keep it out of the cache."""
+    return max(1, min(MAX_READERS, numba.get_num_threads() - 1))
+
+
 def _plain_b1(batch_size, loss_id, n_outputs, rule_id, hyper):
     """Plain SGD at batch size 1 (no momentum, no weight decay; one output)."""
     return (batch_size == 1 and n_outputs == 1 and loss_id != LOSS_SOFTMAX
@@ -1126,17 +1142,17 @@ def _ol_linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fi
 
 def epoch_threads(n, d, n_outputs, fit_intercept, batch_size, n_batches, itemsize=8):
     """How many threads ``linear_epoch`` would run an epoch's batches on (1: serial; the
-    b = 1 epoch's reader thread is not counted, the split epoch's is).  ``itemsize``: X's
+    b = 1 epoch's reader threads are not counted, the split epoch's are).  ``itemsize``: X's
     (4 or 8)."""
     rows = min(batch_size, n)
     if _pairs(n, d, n_outputs, batch_size, n_batches, n, itemsize):
         return 2
     if (_uses_split(rows, n, d, n_outputs, itemsize, SPLIT_MIN_BYTES)
             and n * d * itemsize >= READER_MIN_BYTES and numba.get_num_threads() >= 2):
-        # the split epoch's reader is counted: with the driver's background shuffle on a
+        # the split epoch's readers are counted: with the driver's background shuffle on a
         # third thread its compiled epoch took 7.1 ms against 5.8-5.9 (W1 b = 32), and the
         # driver epoch was no faster (median 9.1-10.3 against 7.6-9.5 ms)
-        return 2
+        return 1 + _reader_count()
     if rows > CHUNK_ROWS and rows * d * n_outputs >= PARALLEL_MIN_WORK:
         return numba.get_num_threads()
     return 1
@@ -1192,6 +1208,8 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
     target = _EPOCHS[path][custom]
     if path == "any":
         args_tail += (GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
+    elif path in ("read", "split_read"):
+        args_tail += (_reader_count(),)
     return guarded(target, X, y, sw, order, int(batch_size), int(n_batches), int(loss_id), param,
                    *args_tail)
 
