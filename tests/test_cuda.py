@@ -468,20 +468,26 @@ def test_caller_arrays_untouched_and_device_inputs_used_in_place():
 
 
 def _no_host_copy(host):
-    """A device array (the simulator's) that counts its copies to the host and refuses
-    to become a NumPy array."""
-    base = type(cuda.to_device(host[:1]))
+    """A device array (a real GPU's or the simulator's) that counts its copies to the host
+    and refuses to become a NumPy array.  (Made by cuda.to_device and given a subclass:
+    the two kinds of device array have constructors of their own.)"""
+    dev = cuda.to_device(np.ascontiguousarray(host))
 
-    class NoHostCopy(base):
+    class NoHostCopy(type(dev)):
+        # copies of the whole of X to the host, through it or a view of it (a real GPU's
+        # device array makes its views of its own class: an element read for an error
+        # message is one)
+        copies = 0
+
         def copy_to_host(self, *a, **k):
-            self.copies += 1
+            if self.size == host.size:
+                NoHostCopy.copies += 1
             return super().copy_to_host(*a, **k)
 
         def __array__(self, *a, **k):
             raise AssertionError("X was converted to a host array")
 
-    dev = NoHostCopy(np.ascontiguousarray(host))
-    dev.copies = 0
+    dev.__class__ = NoHostCopy
     return dev
 
 
