@@ -11,11 +11,11 @@ the shuffled-read floor.  The process pins itself to one logical CPU per physica
 
 (--numba: also the Numba backend, its MAX_READERS raised to --max-readers.)
 
-The figures behind docs/benchmarks.md ("Reader threads").
+The figures behind docs/benchmarks.md (W1, "Twelfth session": reader threads).  Needs
+threadpoolctl (scikit-learn's, in the dev extra).
 """
 import argparse
 import os
-import platform
 import time
 
 import numpy as np
@@ -23,6 +23,8 @@ from threadpoolctl import threadpool_limits
 
 from fastgd.kernels.cy import linear_epoch as cy
 from fastgd.testing import W1, make_data, prepared_run
+
+from machine import cpu_name
 
 
 def one_cpu_per_core(limit):
@@ -38,17 +40,6 @@ def one_cpu_per_core(limit):
             seen.add(core)
             cpus.append(cpu)
     return cpus[:limit]
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 class Runner:

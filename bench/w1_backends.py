@@ -12,7 +12,6 @@ script behind the figures in docs/numba.md.
 """
 import argparse
 import os
-import platform
 import time
 import warnings
 
@@ -21,6 +20,7 @@ from numba import njit
 
 from fastgd.kernels import ids
 from fastgd.kernels.nb import linear_epoch as nb
+from machine import cpu_name
 from peers import numpy_logistic_epoch, numpy_two_pass_gradient, torch_epoch_fn
 
 
@@ -41,17 +41,6 @@ def best(f, r):
         f()
         ts.append(time.perf_counter() - t)
     return min(ts)
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main():
