@@ -1,5 +1,6 @@
-/* fgd_reader.h: a second thread that reads an epoch's rows ahead of the thread
- * that trains on them (Cython backend).
+/* fgd_reader.h: a second thread (or, where the cores are there, more: reader r of R
+ * takes the positions r mod R) that reads an epoch's rows ahead of the thread that
+ * trains on them (Cython backend).
  *
  * Why: a shuffled epoch of small batches reads one random row of X after another
  * on one serial chain (margin, loss, update).  Each row misses the caches and the
