@@ -708,11 +708,11 @@ READERS_SCRIPT = textwrap.dedent("""
     from fastgd.kernels.cy import linear_epoch as cy_le
     assert cy_le.omp_max_threads() == 4, cy_le.omp_max_threads()
     cy_le._set_max_readers(3)
+    cy_le._set_pair_min_work(1 << 40)  # mid-sized batches: both halves on the trainer
     for loss_id, rule, xd, acc, b, sw in t.READER_CASES:
         X, y, w = t.make_problem(loss_id, n=600, d=12, seed=7, sw=sw)
         X, y, w = X.astype(xd), y.astype(xd), w.astype(xd)
         order = np.random.default_rng(4).permutation(600)
-        cy_le._set_pair_min_work(1 << 40)
         runs = []
         for min_bytes in (1 << 60, 0):
             cy_le._set_reader_min_bytes(min_bytes)
