@@ -307,6 +307,24 @@ def test_update_wrappers_check_lengths():
         cy_updates.apply_update(9, np.zeros(5), np.zeros(5), np.zeros(5), np.zeros((3, 5)), 0.1, 1)
 
 
+def test_update_wrappers_reject_mixed_dtypes():
+    f32, f64 = np.zeros(5, np.float32), np.zeros(5)
+    with pytest.raises(TypeError, match="grad has dtype float32 but theta has float64"):
+        cy_updates.sgd_update(f64, f32, f64, 0.1, 0.0, 0.0, False, 0.0, 1)
+    with pytest.raises(TypeError, match="vmax has dtype float64 but theta has float32"):
+        cy_updates.adam_update(f32, f32, f32, f32, f64, 0.1, 0.9, 0.999, 1e-8, 0.0, False,
+                               True, 1)
+    with pytest.raises(TypeError, match="acc has dtype float32"):
+        cy_updates.adagrad_update(f64, f64, f32, 0.1, 0.0, 0.0, 1e-10, 1)
+    with pytest.raises(TypeError, match="grad_avg has dtype float64"):
+        cy_updates.rmsprop_update(f32, f32, f32, f32, f64, 0.01, 0.99, 1e-8, 0.0, 0.0, True)
+    with pytest.raises(TypeError, match="state has dtype float32 but theta has float64"):
+        cy_updates.apply_update(ids.RULE_SGD, np.zeros(4), f64, f64, np.zeros((1, 5), np.float32),
+                                0.1, 1)
+    with pytest.raises(TypeError, match="theta must be a float32 or float64 NumPy array"):
+        cy_updates.sgd_update(np.zeros(5, np.int64), f64, f64, 0.1, 0.0, 0.0, False, 0.0, 1)
+
+
 # --------------------------------------------------------------------------- batch gradient
 
 @pytest.mark.parametrize("fi", [True, False], ids=["intercept", "no-intercept"])

@@ -326,10 +326,28 @@ cdef _need(str name, Py_ssize_t got, Py_ssize_t want):
                          f"pass an array of the same length as theta")
 
 
-def sgd_update(floating[::1] theta, const floating[::1] grad, floating[::1] buf, double lr,
-               double momentum, double dampening, bint nesterov, double weight_decay,
-               long long step):
+def _one_dtype(theta, **arrays):
+    # Checked before the fused-type dispatch, whose own error names no argument.
+    dt = getattr(theta, "dtype", None)
+    if dt is None or dt not in (np.float32, np.float64):
+        raise TypeError(f"theta must be a float32 or float64 NumPy array; got "
+                        f"{type(theta).__name__} of dtype {dt}")
+    for name, a in arrays.items():
+        if getattr(a, "dtype", None) != dt:
+            raise TypeError(f"{name} has dtype {getattr(a, 'dtype', type(a).__name__)} but theta "
+                            f"has {dt}: pass every array of an update in theta's dtype")
+
+
+def sgd_update(theta, grad, buf, lr, momentum, dampening, nesterov, weight_decay, step):
     """torch.optim.SGD step in place (buf: momentum buffer, used when momentum != 0)."""
+    _one_dtype(theta, grad=grad, buf=buf)
+    _sgd_update(theta, grad, buf, lr, momentum, dampening, nesterov, weight_decay, step)
+
+
+def _sgd_update(floating[::1] theta, const floating[::1] grad, floating[::1] buf, double lr,
+                double momentum, double dampening, bint nesterov, double weight_decay,
+                long long step):
+    """sgd_update on arrays of one dtype (``_one_dtype`` checked)."""
     cdef Py_ssize_t n = theta.shape[0]
     _need("grad", grad.shape[0], n)
     if momentum != 0:
@@ -341,10 +359,18 @@ def sgd_update(floating[::1] theta, const floating[::1] grad, floating[::1] buf,
                      lr, momentum, dampening, nesterov, weight_decay, step)
 
 
-def adam_update(floating[::1] theta, const floating[::1] grad, floating[::1] m,
-                floating[::1] v, floating[::1] vmax, double lr, double beta1, double beta2,
-                double eps, double weight_decay, bint decoupled, bint amsgrad, long long step):
+def adam_update(theta, grad, m, v, vmax, lr, beta1, beta2, eps, weight_decay, decoupled,
+                amsgrad, step):
     """torch.optim.Adam (decoupled=False) / AdamW (decoupled=True) step in place."""
+    _one_dtype(theta, grad=grad, m=m, v=v, vmax=vmax)
+    _adam_update(theta, grad, m, v, vmax, lr, beta1, beta2, eps, weight_decay, decoupled,
+                 amsgrad, step)
+
+
+def _adam_update(floating[::1] theta, const floating[::1] grad, floating[::1] m,
+                 floating[::1] v, floating[::1] vmax, double lr, double beta1, double beta2,
+                 double eps, double weight_decay, bint decoupled, bint amsgrad, long long step):
+    """adam_update on arrays of one dtype (``_one_dtype`` checked)."""
     cdef Py_ssize_t n = theta.shape[0]
     _need("grad", grad.shape[0], n)
     _need("m", m.shape[0], n)
@@ -359,10 +385,16 @@ def adam_update(floating[::1] theta, const floating[::1] grad, floating[::1] m,
                       eps, weight_decay, decoupled, amsgrad, step)
 
 
-def adagrad_update(floating[::1] theta, const floating[::1] grad, floating[::1] acc,
-                   double lr, double lr_decay, double weight_decay, double eps,
-                   long long step):
+def adagrad_update(theta, grad, acc, lr, lr_decay, weight_decay, eps, step):
     """torch.optim.Adagrad step in place (acc: the running sum of squares)."""
+    _one_dtype(theta, grad=grad, acc=acc)
+    _adagrad_update(theta, grad, acc, lr, lr_decay, weight_decay, eps, step)
+
+
+def _adagrad_update(floating[::1] theta, const floating[::1] grad, floating[::1] acc,
+                    double lr, double lr_decay, double weight_decay, double eps,
+                    long long step):
+    """adagrad_update on arrays of one dtype (``_one_dtype`` checked)."""
     cdef Py_ssize_t n = theta.shape[0]
     _need("grad", grad.shape[0], n)
     _need("acc", acc.shape[0], n)
@@ -373,10 +405,18 @@ def adagrad_update(floating[::1] theta, const floating[::1] grad, floating[::1] 
                          step)
 
 
-def rmsprop_update(floating[::1] theta, const floating[::1] grad, floating[::1] square_avg,
-                   floating[::1] buf, floating[::1] grad_avg, double lr, double alpha,
-                   double eps, double weight_decay, double momentum, bint centered):
+def rmsprop_update(theta, grad, square_avg, buf, grad_avg, lr, alpha, eps, weight_decay,
+                   momentum, centered):
     """torch.optim.RMSprop step in place."""
+    _one_dtype(theta, grad=grad, square_avg=square_avg, buf=buf, grad_avg=grad_avg)
+    _rmsprop_update(theta, grad, square_avg, buf, grad_avg, lr, alpha, eps, weight_decay,
+                    momentum, centered)
+
+
+def _rmsprop_update(floating[::1] theta, const floating[::1] grad, floating[::1] square_avg,
+                    floating[::1] buf, floating[::1] grad_avg, double lr, double alpha,
+                    double eps, double weight_decay, double momentum, bint centered):
+    """rmsprop_update on arrays of one dtype (``_one_dtype`` checked)."""
     cdef Py_ssize_t n = theta.shape[0]
     _need("grad", grad.shape[0], n)
     _need("square_avg", square_avg.shape[0], n)
@@ -416,5 +456,6 @@ def _apply(int rule_id, const double[::1] hyper, floating[::1] theta,
 
 def apply_update(rule_id, hyper, theta, grad, state, lr, step):
     """Dispatch on the rule code; ``state`` is (STATE_SLOTS[rule_id], P), in place."""
+    _one_dtype(theta, grad=grad, state=state)
     _apply(int(rule_id), np.ascontiguousarray(hyper, dtype=np.float64), theta, grad, state,
            float(lr), int(step))
