@@ -9,12 +9,12 @@ import time
 import numpy as np
 
 from . import backends, losses, optim, schedules
-from .batching import OrderStream, StreamState, iterations_per_epoch
+from .batching import OrderStream, StreamState, _iterations_per_epoch
 from .engines import LinearSpec, MLPSpec
 from .models import MLP, Linear
 from .results import DivergenceError, FitResult
-from .validation import (check_batch_options, check_device_X, check_labels, check_penalty,
-                         check_sample_weight, check_targets, check_X, device_meta, on_device,
+from .validation import (_is_int, check_batch_options, check_device_X, check_labels, check_penalty,
+                         check_sample_weight, check_seed, check_targets, check_X, device_meta, on_device,
                          resolve_dtype, to_host)
 
 
@@ -80,6 +80,7 @@ class Run:
         if kind == "mlp" and (custom_loss or loss_obj.name not in MLP.HEAD_LOSSES):
             raise ValueError(f"Invalid loss for an MLP: {getattr(loss_obj, 'name', loss_obj)!r}; an MLP "
                              f"head supports {list(MLP.HEAD_LOSSES)}")
+        _check_model_options(kind, loss_obj, penalty, fit_intercept)
 
         # X on a GPU stays there for the cuda backend (checked in place); an explicitly
         # chosen host backend gets one host copy.  y and sample_weight (1/d of X) are
@@ -120,14 +121,14 @@ class Run:
         opt = prev.optimizer if (prev is not None and optimizer is None) else optim.get(optimizer, lr)
         mdl = _bind_model(model, kind, d, n_outputs, fit_intercept)
         name = backends.resolve(backend, kind, custom_loss, X)
-        ipe = iterations_per_epoch(n, bs, drop_last, sampling)
+        ipe = _iterations_per_epoch(n, bs, drop_last, sampling)
         if prev is not None and schedule is None:
             sched = prev._config["schedule"]
         else:
             sched = schedules.get(schedule, opt.lr, ipe * epochs, alpha_eff,
                                   getattr(loss_obj, "py_dloss", None))
 
-        ss = np.random.SeedSequence(seed) if not isinstance(seed, np.random.SeedSequence) else seed
+        ss = check_seed(seed)
         if prev is not None:
             _check_continuation(prev, mdl, loss_obj, opt)
             theta = prev._theta.copy()
@@ -287,7 +288,7 @@ def bgd(X, y, **kw):
 
 def sgd(X, y, **kw):
     """Stochastic gradient descent: one update per sample (batch size 1)."""
-    if kw.get("batch_size", 1) != 1:
+    if "batch_size" in kw and not (_is_int(kw["batch_size"]) and kw["batch_size"] == 1):
         raise ValueError(f"Invalid batch_size for sgd: {kw['batch_size']!r}; sgd always uses "
                          f"batch_size=1 (call mbgd for mini-batches)")
     kw["batch_size"] = 1
@@ -310,6 +311,23 @@ def _model_kind(model):
         return "custom"
     raise TypeError(f"Invalid model: {model!r}; pass None (linear), fastgd.MLP(...) or "
                     f"fastgd.CustomModel(fn, init)")
+
+
+def _check_model_options(kind, loss_obj, penalty, fit_intercept):
+    """Options that a model kind has no use for are refused, not ignored."""
+    if kind == "linear":
+        return
+    if fit_intercept is not True:
+        what = "every layer of an MLP has its bias" if kind == "mlp" else "a CustomModel's fn owns every parameter"
+        raise ValueError(f"Invalid fit_intercept: {fit_intercept!r}; {what}, so leave "
+                         f"fit_intercept at its default (True)")
+    if kind == "custom":
+        if penalty not in (None, "none"):
+            raise ValueError(f"Invalid penalty for a CustomModel: {penalty!r}; its fn returns each "
+                             f"sample's whole loss, so add the penalty there (or leave penalty=None)")
+        if not (isinstance(loss_obj, losses.LinearLoss) and loss_obj.name == "squared"):
+            raise ValueError(f"Invalid loss for a CustomModel: {getattr(loss_obj, 'name', loss_obj)!r}; "
+                             f"its fn returns each sample's loss, so leave loss at its default")
 
 
 def _bind_model(model, kind, d, n_outputs, fit_intercept):

@@ -18,7 +18,17 @@ SAMPLINGS = ("shuffle", "replacement")
 
 
 def iterations_per_epoch(n, batch_size, drop_last=False, sampling="shuffle"):
-    """Updates per epoch: ceil(n/b), or floor(n/b) with drop_last (shuffle sampling)."""
+    """Updates per epoch: ceil(n/b), or floor(n/b) with drop_last (shuffle sampling);
+    ``batch_size=None`` is the full batch."""
+    from .validation import check_batch_options, check_n_samples
+
+    check_n_samples(n)
+    batch_size = n if batch_size is None else batch_size
+    check_batch_options(n, batch_size, 1, sampling, drop_last)
+    return _iterations_per_epoch(n, batch_size, drop_last, sampling)
+
+
+def _iterations_per_epoch(n, batch_size, drop_last=False, sampling="shuffle"):
     if sampling == "shuffle" and drop_last:
         return n // batch_size
     return math.ceil(n / batch_size)
@@ -32,7 +42,7 @@ def epoch_order(rng, n, batch_size, shuffle=True, sampling="shuffle", drop_last=
     the extra copies.
     """
     if sampling == "replacement":
-        k = iterations_per_epoch(n, batch_size, sampling=sampling)
+        k = _iterations_per_epoch(n, batch_size, sampling=sampling)
         order = np.concatenate([rng.integers(0, n, size=batch_size) for _ in range(k)]).astype(np.int64)
         if out is None:
             return order
@@ -94,7 +104,7 @@ def _compiled_permutation(rng, out):
 def epoch_length(n, batch_size, sampling="shuffle", drop_last=False):
     """Entries in one epoch's order: n, floor(n/b)*b with drop_last, ceil(n/b)*b with replacement."""
     if sampling == "replacement":
-        return iterations_per_epoch(n, batch_size, sampling=sampling) * batch_size
+        return _iterations_per_epoch(n, batch_size, sampling=sampling) * batch_size
     return (n // batch_size) * batch_size if drop_last else n
 
 
@@ -105,14 +115,17 @@ def batch_order(n, batch_size, epochs, seed, shuffle=True, sampling="shuffle", d
     >>> len(batches), batches[0].shape
     (50, (10,))
     """
-    from .validation import check_batch_options
+    from .validation import check_batch_options, check_n_samples, check_seed
 
+    check_n_samples(n)
     batch_size = n if batch_size is None else batch_size
     check_batch_options(n, batch_size, epochs, sampling, drop_last)
-    rng = np.random.default_rng(seed)
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"Invalid shuffle: {shuffle!r}; it must be True or False")
+    rng = np.random.default_rng(check_seed(seed))
     for _ in range(epochs):
         order = epoch_order(rng, n, batch_size, shuffle, sampling, drop_last)
-        for k in range(iterations_per_epoch(n, batch_size, drop_last, sampling)):
+        for k in range(_iterations_per_epoch(n, batch_size, drop_last, sampling)):
             yield order[k * batch_size:(k + 1) * batch_size]
 
 

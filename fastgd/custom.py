@@ -30,6 +30,8 @@ import numbers
 
 import numpy as np
 
+from .models import init_array
+
 _KINDS = ("regression", "binary01", "binary_pm1")
 
 
@@ -178,7 +180,7 @@ class CustomModel:
         return self.init.astype(dtype, copy=True)
 
     def theta_from_init(self, init, dtype):
-        theta = np.asarray(init, dtype=np.float64).reshape(-1)
+        theta = init_array(init, f"the parameters of {self.name!r}").reshape(-1)
         if theta.size != self.n_params:
             raise ValueError(f"Invalid init: {self.name!r} has {self.n_params} parameters, got "
                              f"{theta.size}")
@@ -198,7 +200,7 @@ class CustomModel:
                                  f"predict=@njit (params, x) -> float to CustomModel")
         from .kernels.nb.custom_epoch import custom_model_predict
 
-        out = np.empty(X.shape[0], dtype=np.float64)
+        out = np.empty(X.shape[0], dtype=theta.dtype)  # float32 parameters predict in float32
         custom_model_predict(self.predict, theta, X, out)
         return out
 

@@ -12,6 +12,20 @@ from .kernels import ids
 ACTIVATIONS = {"relu": ids.ACT_RELU, "tanh": ids.ACT_TANH, "sigmoid": ids.ACT_SIGMOID}
 
 
+def init_array(value, what):
+    """``value`` as a float64 array for ``fit(init=...)``, or a ValueError that says which part
+    of init (``what``) could not be read."""
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # ragged nesting
+        raise ValueError(f"Invalid init: {what} cannot be read as an array of numbers "
+                         f"({exc})") from None
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"Invalid init: {what} must hold real numbers, got {value!r:.60} "
+                         f"(dtype {arr.dtype})")
+    return arr.astype(np.float64)
+
+
 class Linear:
     """f(x) = x·W + b with W of shape (d, K) (K = 1 except for softmax)."""
 
@@ -34,7 +48,7 @@ class Linear:
         if isinstance(init, (list, tuple)) and len(init) == 1 and isinstance(init[0], (list, tuple)):
             init = init[0]
         coef, intercept = (init if isinstance(init, tuple) and len(init) == 2 else (init, None))
-        coef = np.asarray(coef, dtype=np.float64)
+        coef = init_array(coef, "coef (init, or init[0] of a (coef, intercept) pair)")
         shape = (self.n_features,) if self.n_outputs == 1 else (self.n_features, self.n_outputs)
         if coef.shape != shape and coef.shape != (self.n_features, self.n_outputs):
             raise ValueError(f"Invalid init: coef must have shape {shape}, got {coef.shape}")
@@ -43,7 +57,11 @@ class Linear:
         if intercept is not None:
             if not self.fit_intercept:
                 raise ValueError("Invalid init: an intercept was given but fit_intercept=False")
-            b = np.broadcast_to(np.asarray(intercept, dtype=np.float64), (self.n_outputs,))
+            b = init_array(intercept, "the intercept (init[1])")
+            if b.size not in (1, self.n_outputs) or b.ndim > 1:
+                raise ValueError(f"Invalid init: the intercept (init[1]) must be a number or "
+                                 f"{self.n_outputs} numbers, got shape {b.shape}")
+            b = np.broadcast_to(b.reshape(-1), (self.n_outputs,))
             theta[self.n_features * self.n_outputs:] = b
         if not np.all(np.isfinite(theta)):
             raise ValueError("Invalid init: the initial parameters must be finite")
@@ -88,7 +106,7 @@ class MLP:
                                  for h in hidden):
             raise ValueError(f"Invalid hidden: {hidden!r}; it must be a non-empty tuple of layer "
                              f"widths >= 1, e.g. hidden=(64,)")
-        if activation not in ACTIVATIONS:
+        if not isinstance(activation, str) or activation not in ACTIVATIONS:
             raise ValueError(f"Invalid activation: {activation!r}; it must be one of {sorted(ACTIVATIONS)}")
         self.hidden = tuple(int(h) for h in hidden)
         self.activation = activation
@@ -126,7 +144,10 @@ class MLP:
                              f"{len(sizes) - 1} (W, b) pairs")
         parts = []
         for i, pair in enumerate(init):
-            W, b = (np.asarray(a, dtype=np.float64) for a in pair)
+            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+                raise ValueError(f"Invalid init: layer {i} must be a pair (W, b), got "
+                                 f"{pair!r:.60}")
+            W, b = init_array(pair[0], f"W of layer {i}"), init_array(pair[1], f"b of layer {i}")
             if W.shape != (sizes[i], sizes[i + 1]) or b.shape != (sizes[i + 1],):
                 raise ValueError(f"Invalid init: layer {i} needs W of shape {(int(sizes[i]), int(sizes[i + 1]))} "
                                  f"and b of shape {(int(sizes[i + 1]),)}, got {W.shape} and {b.shape}")

@@ -16,6 +16,8 @@ so every backend applies exactly these formulas:
 - RMSprop: ``a = alpha*a + (1-alpha)*g²``; centered subtracts the mean gradient
   squared; ``w -= lr*g/(sqrt(a)+eps)`` or through a momentum buffer.
 """
+import numbers
+
 import numpy as np
 
 from .kernels import ids
@@ -32,6 +34,8 @@ def _check_lr(lr):
 
 
 def _check_range(name, value, lo, hi=None, lo_open=False, hi_open=True):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"Invalid {name}: {value!r}; it must be a number")
     value = float(value)
     ok = np.isfinite(value) and (value > lo if lo_open else value >= lo)
     if hi is not None:
@@ -42,6 +46,13 @@ def _check_range(name, value, lo, hi=None, lo_open=False, hi_open=True):
         label = name if name.startswith("beta") else f"{name} value"
         raise ValueError(f"Invalid {label}: {value}; it must lie in {interval}")
     return value
+
+
+def _check_flag(name, value):
+    # bool("no") is True: a string or a number must not switch an option on
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"Invalid {name}: {value!r}; it must be True or False")
+    return bool(value)
 
 
 class Optimizer:
@@ -83,7 +94,7 @@ class SGD(Optimizer):
         self.momentum = _check_range("momentum", momentum, 0.0)
         self.dampening = _check_range("dampening", dampening, 0.0, 1.0, hi_open=False)
         self.weight_decay = _check_range("weight_decay", weight_decay, 0.0)
-        self.nesterov = bool(nesterov)
+        self.nesterov = _check_flag("nesterov", nesterov)
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError(
                 f"Nesterov momentum requires a momentum > 0 and zero dampening; got "
@@ -100,6 +111,8 @@ class Adam(Optimizer):
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=None, amsgrad=False):
         self.lr = _check_lr(lr)
+        if not isinstance(betas, (tuple, list)):
+            raise TypeError(f"Invalid betas: {betas!r}; it must be a pair (beta1, beta2), e.g. (0.9, 0.999)")
         if len(betas) != 2:
             raise ValueError(f"Invalid betas: {betas!r}; it must be a pair (beta1, beta2), e.g. (0.9, 0.999)")
         self.betas = (_check_range("beta parameter at index 0", betas[0], 0.0, 1.0),
@@ -107,7 +120,7 @@ class Adam(Optimizer):
         self.eps = _check_range("epsilon", eps, 0.0)
         self.weight_decay = _check_range(
             "weight_decay", self._default_wd if weight_decay is None else weight_decay, 0.0)
-        self.amsgrad = bool(amsgrad)
+        self.amsgrad = _check_flag("amsgrad", amsgrad)
 
     @property
     def hyper(self):
@@ -150,7 +163,7 @@ class RMSprop(Optimizer):
         self.eps = _check_range("epsilon", eps, 0.0)
         self.weight_decay = _check_range("weight_decay", weight_decay, 0.0)
         self.momentum = _check_range("momentum", momentum, 0.0)
-        self.centered = bool(centered)
+        self.centered = _check_flag("centered", centered)
 
     @property
     def hyper(self):

@@ -83,10 +83,11 @@ class FitResult:
 
     def score(self, X, y):
         """Accuracy for classification losses, R² for regression losses."""
+        from .validation import check_targets
+
         pred = self.predict(X)
-        y = np.asarray(y)
+        y = check_targets(y, pred.shape[0])
         if getattr(self.loss, "kind", "regression") == "regression":
-            y = y.astype(np.float64)
             ss_res = float(np.sum((y - pred) ** 2))
             ss_tot = float(np.sum((y - y.mean()) ** 2))
             return 1.0 - ss_res / ss_tot if ss_tot > 0 else (1.0 if ss_res == 0 else 0.0)

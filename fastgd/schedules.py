@@ -12,8 +12,36 @@ for other settings.  ``t`` counts updates (iterations), not epochs:
 :func:`fastgd.iterations_per_epoch`.
 """
 import math
+import numbers
 
 import numpy as np
+
+
+def _real(name, value, lo=None, lo_open=False, hi=None):
+    """A finite float within the bounds, or a TypeError/ValueError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"Invalid {name}: {value!r}; it must be a number")
+    value = float(value)
+    ok = math.isfinite(value) and (lo is None or (value > lo if lo_open else value >= lo))
+    ok = ok and (hi is None or value <= hi)
+    if not ok:
+        bound = "" if lo is None else f" {'>' if lo_open else '>='} {lo}"
+        bound += "" if hi is None else f"{' and' if bound else ''} <= {hi}"
+        raise ValueError(f"Invalid {name}: {value}; it must be finite{' and' if bound else ''}{bound}")
+    return value
+
+
+def _count(name, value, lo=1):
+    """An integer >= ``lo`` (no silent truncation of 2.5), or an error naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"Invalid {name}: {value!r}; it must be an integer >= {lo}")
+    if value < lo:
+        raise ValueError(f"Invalid {name}: {value}; it must be an integer >= {lo}")
+    return int(value)
+
+
+def _lr(value):
+    return _real("lr", value, lo=0.0, lo_open=True)
 
 
 class Schedule:
@@ -34,7 +62,7 @@ class Schedule:
 
 class Constant(Schedule):
     def __init__(self, lr):
-        self.lr = float(lr)
+        self.lr = _lr(lr)
 
     def __call__(self, t):
         return np.full(np.shape(t), self.lr)
@@ -50,9 +78,8 @@ class StepDecay(Schedule):
     """
 
     def __init__(self, lr, step_size, gamma=0.1):
-        self.lr, self.step_size, self.gamma = float(lr), int(step_size), float(gamma)
-        if self.step_size < 1:
-            raise ValueError(f"Invalid step_size: {step_size!r}; it must be an integer >= 1")
+        self.lr, self.step_size = _lr(lr), _count("step_size", step_size)
+        self.gamma = _real("gamma", gamma, lo=0.0, lo_open=True)
 
     def __call__(self, t):
         return self.lr * self.gamma ** (np.asarray(t) // self.step_size)
@@ -65,10 +92,9 @@ class Exponential(Schedule):
     """
 
     def __init__(self, lr, decay_rate, transition_steps=1):
-        self.lr, self.decay_rate = float(lr), float(decay_rate)
-        self.transition_steps = float(transition_steps)
-        if not (self.decay_rate > 0):
-            raise ValueError(f"Invalid decay_rate: {decay_rate!r}; it must be > 0")
+        self.lr = _lr(lr)
+        self.decay_rate = _real("decay_rate", decay_rate, lo=0.0, lo_open=True)
+        self.transition_steps = _real("transition_steps", transition_steps, lo=0.0, lo_open=True)
 
     def __call__(self, t):
         return self.lr * self.decay_rate ** (np.asarray(t) / self.transition_steps)
@@ -78,7 +104,7 @@ class InverseScaling(Schedule):
     """``lr / (t + 1) ** power_t`` (scikit-learn's ``invscaling``; its t starts at 1)."""
 
     def __init__(self, lr, power_t=0.25):
-        self.lr, self.power_t = float(lr), float(power_t)
+        self.lr, self.power_t = _lr(lr), _real("power_t", power_t)
 
     def __call__(self, t):
         return self.lr / (np.asarray(t) + 1.0) ** self.power_t
@@ -92,9 +118,8 @@ class Cosine(Schedule):
     """
 
     def __init__(self, lr, decay_steps, alpha=0.0):
-        self.lr, self.decay_steps, self.alpha = float(lr), int(decay_steps), float(alpha)
-        if self.decay_steps < 1:
-            raise ValueError(f"Invalid decay_steps: {decay_steps!r}; it must be an integer >= 1")
+        self.lr, self.decay_steps = _lr(lr), _count("decay_steps", decay_steps)
+        self.alpha = _real("alpha", alpha, lo=0.0)
 
     def __call__(self, t):
         frac = np.minimum(np.asarray(t), self.decay_steps) / self.decay_steps
@@ -109,9 +134,10 @@ class Warmup(Schedule):
     """
 
     def __init__(self, lr, warmup_steps, after=None):
-        self.lr, self.warmup_steps = float(lr), int(warmup_steps)
-        if self.warmup_steps < 1:
-            raise ValueError(f"Invalid warmup_steps: {warmup_steps!r}; it must be an integer >= 1")
+        self.lr, self.warmup_steps = _lr(lr), _count("warmup_steps", warmup_steps)
+        if after is not None and not callable(after):
+            raise TypeError(f"Invalid after: {after!r}; it must be None (constant lr after the "
+                            f"warm-up), a fastgd.schedules object or a callable t -> lr")
         self.after = after
 
     def __call__(self, t):
@@ -130,7 +156,7 @@ class Optimal(Schedule):
     """
 
     def __init__(self, alpha, dloss=None):
-        self.alpha = float(alpha)
+        self.alpha = _real("alpha", alpha)
         if not (self.alpha > 0):
             raise ValueError(
                 f"Invalid alpha for schedule 'optimal': {alpha!r}; it sets eta = 1/(alpha (t0 + t)), "
@@ -156,7 +182,8 @@ class Adaptive(Schedule):
     needs_history = True
 
     def __init__(self, lr, n_iter_no_change=5, tol=1e-3):
-        self.lr, self.n_iter_no_change, self.tol = float(lr), int(n_iter_no_change), float(tol)
+        self.lr, self.n_iter_no_change = _lr(lr), _count("n_iter_no_change", n_iter_no_change)
+        self.tol = _real("tol", tol, lo=0.0)
 
     def factor(self, history):
         best, bad, factor = np.inf, 0, 1.0
@@ -178,6 +205,8 @@ class FromCallable(Schedule):
     """Wraps a plain ``t -> lr`` callable (vectorised when it accepts arrays)."""
 
     def __init__(self, fn):
+        if not callable(fn):
+            raise TypeError(f"Invalid schedule: {fn!r} is not callable; pass a callable t -> lr")
         self.fn = fn
 
     def __call__(self, t):
@@ -192,7 +221,14 @@ def _evaluate(fn, t):
             return out
     except Exception:  # a scalar-only callable: fall back to one call per iteration
         pass
-    return np.array([float(fn(int(i))) for i in t.ravel()]).reshape(t.shape)
+    out = np.empty(t.size)
+    for k, i in enumerate(t.ravel()):
+        lr = fn(int(i))
+        if np.asarray(lr).ndim != 0 or np.asarray(lr).dtype.kind not in "iuf":
+            raise TypeError(f"Invalid schedule: at iteration {int(i)} it gave {lr!r}; a schedule "
+                            f"must return a real number (the step size)")
+        out[k] = lr
+    return out.reshape(t.shape)
 
 
 NAMES = ("constant", "step", "exponential", "inverse_scaling", "cosine", "warmup", "optimal", "adaptive")

@@ -47,16 +47,25 @@ def to_host(name, a):
                         f"{name}.cpu().numpy()) or keep it there with backend='cuda'") from None
 
 
+def _native_float(dtype):
+    """float32 or float64 in native byte order for a float dtype of 4 or 8 bytes (any byte
+    order), else None."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        return None
+    return np.dtype(f"f{dt.itemsize}") if dt.kind == "f" and dt.itemsize in (4, 8) else None
+
+
 def resolve_dtype(dtype, X):
     """float32 stays float32, everything else becomes float64 unless ``dtype`` says otherwise."""
     if dtype is None:
         x_dtype = device_meta(X)[1] if on_device(X) else getattr(X, "dtype", None)
-        return np.dtype(np.float32) if x_dtype == np.float32 else np.dtype(np.float64)
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt not in _FLOAT_DTYPES:
+        keep = _native_float(x_dtype) if x_dtype is not None else None
+        return keep if keep == np.float32 else np.dtype(np.float64)
+    # (np.dtype(None) is float64: None must not reach it as if it were a choice)
+    dt = _native_float(dtype) if isinstance(dtype, (str, type, np.dtype)) else None
+    if dt is None:
         raise TypeError(f"Invalid dtype: {_show(dtype)}; it must be float32 or float64 "
                         f"(or None to keep float32 input and use float64 otherwise)")
     return dt
@@ -105,8 +114,13 @@ def _check_X_shape(shape):
 
 
 def _numeric_array(name, a):
-    arr = np.asarray(a)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+    try:
+        arr = np.asarray(a)
+    except ValueError as exc:  # ragged nested lists
+        raise ValueError(f"Invalid {name}: it cannot be read as an array ({exc}). Pass a "
+                         f"NumPy array, or lists of equal length") from None
+    if (arr.dtype == object or arr.dtype.kind in "mM"
+            or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_)):
         raise TypeError(f"Invalid {name}: it must be a numeric array, got dtype {arr.dtype}. "
                         f"Convert it with np.asarray({name}, dtype=float)")
     if np.issubdtype(arr.dtype, np.complexfloating):
@@ -192,7 +206,13 @@ def check_labels(y, kind, loss_name):
             raise ValueError(
                 f"Invalid y for loss={loss_name!r}: labels must be integers 0..K-1, got values "
                 f"{_show(np.unique(y).tolist())}. Encode them, e.g. classes, y = np.unique(y, return_inverse=True)")
-        return y, int(y.max()) + 1
+        K = int(y.max()) + 1
+        if K > max(y.shape[0], 2):
+            raise ValueError(
+                f"Invalid y for loss={loss_name!r}: the largest label, {int(y.max())}, asks for "
+                f"{K} classes, more than the {y.shape[0]} samples; labels must be 0..K-1. Encode "
+                f"them, e.g. classes, y = np.unique(y, return_inverse=True)")
+        return y, K
     raise AssertionError(kind)
 
 
@@ -213,11 +233,33 @@ def check_sample_weight(sample_weight, n, dtype):
         i = int(np.argmax(out < 0))
         raise ValueError(f"Invalid sample_weight: weights must be >= 0, got {out[i]} at index {i}. "
                          f"Drop the sample or use a zero weight")
+    if not out.any():
+        raise ValueError("Invalid sample_weight: every weight is 0, so there is nothing to fit. "
+                         "Give at least one sample a positive weight")
     return out
 
 
 def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def check_n_samples(n):
+    if not _is_int(n):
+        raise TypeError(f"Invalid n: {_show(n)}; it must be an integer >= 1 (the number of samples)")
+    if n < 1:
+        raise ValueError(f"Invalid n: {n}; it must be >= 1 (the number of samples)")
+
+
+def check_seed(seed):
+    """The fit's numpy.random.SeedSequence from ``seed`` (None, an integer >= 0, a sequence
+    of them, or a SeedSequence)."""
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
+    try:
+        return np.random.SeedSequence(seed)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"Invalid seed: {_show(seed)}; it must be None, an integer >= 0, a "
+                        f"sequence of them or a numpy.random.SeedSequence ({exc})") from None
 
 
 def check_batch_options(n, batch_size, epochs, sampling, drop_last):
