@@ -12,36 +12,21 @@ for other settings.  ``t`` counts updates (iterations), not epochs:
 :func:`fastgd.iterations_per_epoch`.
 """
 import math
-import numbers
 
 import numpy as np
 
-
-def _real(name, value, lo=None, lo_open=False, hi=None):
-    """A finite float within the bounds, or a TypeError/ValueError naming ``name``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"Invalid {name}: {value!r}; it must be a number")
-    value = float(value)
-    ok = math.isfinite(value) and (lo is None or (value > lo if lo_open else value >= lo))
-    ok = ok and (hi is None or value <= hi)
-    if not ok:
-        bound = "" if lo is None else f" {'>' if lo_open else '>='} {lo}"
-        bound += "" if hi is None else f"{' and' if bound else ''} <= {hi}"
-        raise ValueError(f"Invalid {name}: {value}; it must be finite{' and' if bound else ''}{bound}")
-    return value
+from .optim import _check_lr as _lr
+from .optim import _check_range
+from .validation import _is_int
 
 
 def _count(name, value, lo=1):
     """An integer >= ``lo`` (no silent truncation of 2.5), or an error naming ``name``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+    if not _is_int(value):
         raise TypeError(f"Invalid {name}: {value!r}; it must be an integer >= {lo}")
     if value < lo:
         raise ValueError(f"Invalid {name}: {value}; it must be an integer >= {lo}")
     return int(value)
-
-
-def _lr(value):
-    return _real("lr", value, lo=0.0, lo_open=True)
 
 
 class Schedule:
@@ -79,7 +64,7 @@ class StepDecay(Schedule):
 
     def __init__(self, lr, step_size, gamma=0.1):
         self.lr, self.step_size = _lr(lr), _count("step_size", step_size)
-        self.gamma = _real("gamma", gamma, lo=0.0, lo_open=True)
+        self.gamma = _check_range("gamma", gamma, 0.0, lo_open=True)
 
     def __call__(self, t):
         return self.lr * self.gamma ** (np.asarray(t) // self.step_size)
@@ -93,8 +78,8 @@ class Exponential(Schedule):
 
     def __init__(self, lr, decay_rate, transition_steps=1):
         self.lr = _lr(lr)
-        self.decay_rate = _real("decay_rate", decay_rate, lo=0.0, lo_open=True)
-        self.transition_steps = _real("transition_steps", transition_steps, lo=0.0, lo_open=True)
+        self.decay_rate = _check_range("decay_rate", decay_rate, 0.0, lo_open=True)
+        self.transition_steps = _check_range("transition_steps", transition_steps, 0.0, lo_open=True)
 
     def __call__(self, t):
         return self.lr * self.decay_rate ** (np.asarray(t) / self.transition_steps)
@@ -104,7 +89,7 @@ class InverseScaling(Schedule):
     """``lr / (t + 1) ** power_t`` (scikit-learn's ``invscaling``; its t starts at 1)."""
 
     def __init__(self, lr, power_t=0.25):
-        self.lr, self.power_t = _lr(lr), _real("power_t", power_t)
+        self.lr, self.power_t = _lr(lr), _check_range("power_t", power_t, -math.inf)
 
     def __call__(self, t):
         return self.lr / (np.asarray(t) + 1.0) ** self.power_t
@@ -119,7 +104,7 @@ class Cosine(Schedule):
 
     def __init__(self, lr, decay_steps, alpha=0.0):
         self.lr, self.decay_steps = _lr(lr), _count("decay_steps", decay_steps)
-        self.alpha = _real("alpha", alpha, lo=0.0)
+        self.alpha = _check_range("alpha", alpha, 0.0)
 
     def __call__(self, t):
         frac = np.minimum(np.asarray(t), self.decay_steps) / self.decay_steps
@@ -156,7 +141,7 @@ class Optimal(Schedule):
     """
 
     def __init__(self, alpha, dloss=None):
-        self.alpha = _real("alpha", alpha)
+        self.alpha = _check_range("alpha", alpha, -math.inf)
         if not (self.alpha > 0):
             raise ValueError(
                 f"Invalid alpha for schedule 'optimal': {alpha!r}; it sets eta = 1/(alpha (t0 + t)), "
@@ -183,7 +168,7 @@ class Adaptive(Schedule):
 
     def __init__(self, lr, n_iter_no_change=5, tol=1e-3):
         self.lr, self.n_iter_no_change = _lr(lr), _count("n_iter_no_change", n_iter_no_change)
-        self.tol = _real("tol", tol, lo=0.0)
+        self.tol = _check_range("tol", tol, 0.0)
 
     def factor(self, history):
         best, bad, factor = np.inf, 0, 1.0
