@@ -223,3 +223,63 @@ def test_helpers_still_count_as_before():
     assert fastgd.iterations_per_epoch(500, 10) == 50
     assert fastgd.iterations_per_epoch(500, None) == 1
     assert fastgd.iterations_per_epoch(10, 3, drop_last=True) == 3
+
+
+# -- the kernels' Python entries: a row outside X is an error, not a read outside it --------
+
+def _kernel_modules(kind):
+    import importlib
+
+    names = {"numpy": f"fastgd.reference.{kind}", "cython": f"fastgd.kernels.cy.{kind}",
+             "numba": f"fastgd.kernels.nb.{kind}"}
+    out = []
+    for backend, name in names.items():
+        try:
+            out.append(pytest.param(importlib.import_module(name), id=backend))
+        except ImportError:
+            out.append(pytest.param(None, id=backend, marks=pytest.mark.skip(f"{name} not built")))
+    return out
+
+
+BAD_ORDERS = [  # (order, n_batches, words)
+    (np.r_[np.arange(19), 10**9], 4, ["order", "1000000000", "position 19", "20 rows"]),
+    (np.r_[-3, np.arange(1, 20)], 4, ["order", "-3", "position 0"]),
+    (np.arange(20), 5, ["n_batches", "5", "0..4 batches of 5"]),
+]
+
+
+@pytest.mark.parametrize("order,n_batches,words", BAD_ORDERS)
+@pytest.mark.parametrize("mod", _kernel_modules("linear_epoch"))
+def test_linear_kernels_check_their_rows(mod, order, n_batches, words):
+    from fastgd.kernels import ids
+
+    theta, grad, state = np.zeros(4), np.zeros(4), np.zeros((1, 4))
+    with pytest.raises(ValueError) as info:
+        mod.linear_epoch(X0, Y_REG, np.empty(0), order, 5, n_batches, ids.LOSS_SQUARED, 0.0, 1,
+                         True, 0.0, 0.0, ids.RULE_SGD, np.zeros(4), np.full(5, 0.1), 0, theta,
+                         grad, state, np.zeros(5))
+    for word in words:
+        assert word in str(info.value), f"{word!r} missing from: {info.value}"
+    assert not theta.any()  # refused before any update
+    if "order" in words:
+        with pytest.raises(ValueError, match="Invalid rows"):
+            mod.linear_batch_gradient(X0, Y_REG, np.empty(0), order, ids.LOSS_SQUARED, 0.0, 1,
+                                      True, theta, grad, 0.05)
+
+
+@pytest.mark.parametrize("order,n_batches,words", BAD_ORDERS)
+@pytest.mark.parametrize("mod", _kernel_modules("mlp_epoch"))
+def test_mlp_kernels_check_their_rows(mod, order, n_batches, words):
+    from fastgd.kernels import ids
+
+    sizes = np.array([3, 4, 1], dtype=np.int64)
+    P = 3 * 4 + 4 + 4 + 1
+    theta = np.full(P, 0.1)
+    work = np.zeros(mod.mlp_workspace_size(sizes, 20))
+    with pytest.raises(ValueError) as info:
+        mod.mlp_epoch(X0, Y_REG, np.empty(0), order, 5, n_batches, ids.LOSS_SQUARED, sizes,
+                      ids.ACT_RELU, 0.0, 0.0, ids.RULE_SGD, np.zeros(4), np.full(5, 0.1), 0,
+                      theta, np.zeros(P), np.zeros((1, P)), np.zeros(5), work)
+    for word in words:
+        assert word in str(info.value), f"{word!r} missing from: {info.value}"
+    assert (theta == 0.1).all()

@@ -9,11 +9,17 @@ taken as inf, so the epoch stops at that batch exactly as the Numba kernel does.
 """
 import math
 
+from ..kernels import checks
 from .updates import apply_update
 
 
 def custom_model_batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf):
     """grad = scale * sum_{i in rows} s_i grad_i; returns scale * sum s_i loss_i."""
+    checks.rows_in_range("rows", rows, X.shape[0])
+    return _batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf)
+
+
+def _batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf):
     grad[:] = 0
     loss = 0.0
     for i in rows:
@@ -30,10 +36,11 @@ def custom_model_batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf):
 
 def custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyper, lrs, step0,
                        theta, grad, state, batch_loss, gbuf):
+    checks.epoch_order(order, X.shape[0], batch_size, n_batches)
     m = len(order)
     for k in range(n_batches):
         rows = order[k * batch_size:min((k + 1) * batch_size, m)]
-        loss = custom_model_batch_gradient(fn, X, y, sw, rows, theta, grad, 1.0 / len(rows), gbuf)
+        loss = _batch_gradient(fn, X, y, sw, rows, theta, grad, 1.0 / len(rows), gbuf)
         batch_loss[k] = loss
         if not math.isfinite(loss):
             return k

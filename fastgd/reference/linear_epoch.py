@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from ..kernels import checks
 from .losses import loss_and_dloss
 from .updates import apply_update
 
@@ -36,6 +37,13 @@ def linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_in
     The penalty is not included (see ``add_penalty``), so partial sums over
     disjoint row sets add up exactly to the batch gradient (data-parallel use).
     """
+    checks.rows_in_range("rows", rows, X.shape[0])
+    return _batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept,
+                           theta, grad, scale)
+
+
+def _batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept, theta, grad,
+                    scale):
     acc = theta.dtype
     d = X.shape[1]
     W, b = split_theta(theta, d, n_outputs, fit_intercept)
@@ -68,6 +76,7 @@ def add_penalty(theta, grad, n_penalized, alpha, l1_ratio):
 def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
                  fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
                  state, batch_loss):
+    checks.epoch_order(order, X.shape[0], batch_size, n_batches)
     m = len(order)
     n_penalized = X.shape[1] * n_outputs
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned about
@@ -81,8 +90,8 @@ def _epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_output
            n_penalized):
     for k in range(n_batches):
         rows = order[k * batch_size:min((k + 1) * batch_size, m)]
-        loss = linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs,
-                                     fit_intercept, theta, grad, 1.0 / len(rows))
+        loss = _batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept,
+                               theta, grad, 1.0 / len(rows))
         loss += add_penalty(theta, grad, n_penalized, alpha, l1_ratio)
         batch_loss[k] = loss
         if not math.isfinite(loss):

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from ..kernels import ids
+from ..kernels import checks, ids
 from .losses import loss_and_dloss
 from .updates import apply_update
 
@@ -140,6 +140,12 @@ def mlp_batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, thet
     partial sums over disjoint row sets add up to the batch's (data-parallel use).
     ``work`` is ignored here (compiled backends need it, sized for len(rows) rows).
     """
+    checks.rows_in_range("rows", rows, X.shape[0])
+    return _batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad,
+                           scale)
+
+
+def _batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad, scale):
     acc = theta.dtype
     params = mlp_unflatten(theta, layer_sizes)
     gparams = mlp_unflatten(grad, layer_sizes)
@@ -181,11 +187,12 @@ def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, acti
     penalty) at theta before its update.  A non-finite batch loss stops the epoch at
     that batch, which is then not applied (theta and state stay as before it).
     """
+    checks.epoch_order(order, X.shape[0], batch_size, n_batches)
     m = len(order)
     for k in range(n_batches):
         rows = order[k * batch_size:min((k + 1) * batch_size, m)]
-        loss = mlp_batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta,
-                                  grad, 1.0 / len(rows), work)
+        loss = _batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad,
+                               1.0 / len(rows))
         loss += mlp_add_penalty(theta, grad, layer_sizes, alpha, l1_ratio)
         batch_loss[k] = loss
         if not math.isfinite(loss):

@@ -32,6 +32,8 @@ How an epoch runs (all inside one ``nogil`` call):
 """
 import numpy as np
 
+from .. import checks
+
 cimport openmp
 from cython.parallel cimport parallel, prange
 from libc.math cimport isfinite, fabs, NAN
@@ -1303,6 +1305,7 @@ def linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_in
     y = np.ascontiguousarray(y, dtype=X.dtype)
     sw = np.empty(0, X.dtype) if sw is None else np.ascontiguousarray(sw, dtype=X.dtype)
     rows = np.ascontiguousarray(rows, dtype=np.int64)
+    checks.rows_in_range("rows", rows, X.shape[0])
     return _batch_gradient_impl(X, y, sw, rows, int(loss_id),
                                 0.0 if loss_param is None else float(loss_param),
                                 int(n_outputs), bool(fit_intercept), theta, grad, float(scale))
@@ -1366,6 +1369,7 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
     y = np.ascontiguousarray(y, dtype=X.dtype)
     sw = np.empty(0, X.dtype) if sw is None else np.ascontiguousarray(sw, dtype=X.dtype)
     order = np.ascontiguousarray(order, dtype=np.int64)
+    checks.epoch_order(order, X.shape[0], int(batch_size), int(n_batches))
     if state.ndim == 1:
         state = state.reshape(1, -1)
     return _epoch_impl(X, y, sw, order, int(batch_size), int(n_batches), int(loss_id),

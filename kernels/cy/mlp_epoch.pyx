@@ -39,6 +39,8 @@ GEMMs go through ``scipy.linalg.cython_blas`` (column-major): a row-major (r, c)
 the column-major (c, r) transpose, so row-major ``C = op(A) op(B)`` is the column-major
 call ``C^T = op(B)^T op(A)^T`` with the operands swapped and the same transpose flags.
 """
+import numpy as np
+
 cimport openmp
 from cython.parallel cimport parallel
 from libc.math cimport exp, expf, tanh, tanhf, fabs, isfinite
@@ -46,6 +48,7 @@ from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
+from .. import checks
 from .losses cimport loss_dloss, softmax_loss_dloss
 from .updates cimport c_apply_update
 
@@ -537,6 +540,7 @@ def mlp_batch_gradient(const xfloat[:, ::1] X, const xfloat[::1] y, const xfloat
     Runs on the calling thread."""
     cdef const xfloat* swp = &sw[0] if sw.shape[0] > 0 else NULL
     cdef double loss
+    checks.rows_in_range("rows", np.asarray(rows), X.shape[0])
     with nogil:
         loss = c_mlp_batch_gradient(&X[0, 0], &y[0], swp, &rows[0], rows.shape[0], loss_id,
                                     &layer_sizes[0], layer_sizes.shape[0] - 1, activation_id,
@@ -563,6 +567,7 @@ def mlp_epoch(const xfloat[:, ::1] X, const xfloat[::1] y, const xfloat[::1] sw,
     """See ``fastgd.reference.mlp_epoch.mlp_epoch``; returns the number of batches applied."""
     cdef const xfloat* swp = &sw[0] if sw.shape[0] > 0 else NULL
     cdef Py_ssize_t done
+    checks.epoch_order(np.asarray(order), X.shape[0], batch_size, n_batches)
     if n_batches == 0:
         return 0
     with nogil:

@@ -34,6 +34,7 @@ from numba.extending import overload
 from ._util import cast_like, is_finite
 from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel
 from .updates import apply_update
+from .. import checks
 
 
 @kernel(cache=False)
@@ -130,6 +131,7 @@ def _custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyp
 
 def custom_model_batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf):
     """grad = scale * sum_{i in rows} s_i grad_i; returns scale * sum s_i loss_i."""
+    checks.rows_in_range("rows", rows, X.shape[0])
     return guarded(_custom_model_batch_gradient, fn, X, y, sw, rows, theta, grad, float(scale),
                    gbuf)
 
@@ -144,6 +146,7 @@ def _ol_custom_model_batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf
 def custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyper, lrs, step0,
                        theta, grad, state, batch_loss, gbuf):
     """A whole epoch of a custom model; returns the number of batches applied."""
+    checks.epoch_order(order, X.shape[0], int(batch_size), int(n_batches))
     return guarded(_custom_model_epoch, fn, X, y, sw, order, int(batch_size), int(n_batches),
                    int(rule_id), hyper, lrs, int(step0), theta, grad, state, batch_loss, gbuf)
 

@@ -55,6 +55,7 @@ from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel
 from .losses import logistic_poly, logistic_poly_rows, point_loss, softmax_loss_dloss
 from .simd import axpy4_rows, dot4_rows
 from .updates import apply_update, plain_sgd_update
+from .. import checks
 from ..ids import LOSS_LOGISTIC, LOSS_SOFTMAX, RULE_SGD
 
 
@@ -1116,6 +1117,7 @@ def _is_builtin_param(t):
 def linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept, theta,
                           grad, scale):
     """grad = scale * sum_{i in rows} s_i dl_i/dtheta; returns scale * sum s_i l_i."""
+    checks.rows_in_range("rows", rows, X.shape[0])
     if callable(loss_param):
         return guarded(_linear_batch_gradient_custom, X, y, sw, rows, int(loss_id), loss_param,
                        int(n_outputs), bool(fit_intercept), theta, grad, float(scale))
@@ -1199,6 +1201,7 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
                  fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state,
                  batch_loss):
     """A whole epoch (docs/kernels.md); returns n_done."""
+    checks.epoch_order(order, X.shape[0], int(batch_size), int(n_batches))
     args_tail = (int(n_outputs), bool(fit_intercept), float(alpha), float(l1_ratio),
                  int(rule_id), hyper, lrs, int(step0), theta, grad, state, batch_loss)
     custom = callable(loss_param)

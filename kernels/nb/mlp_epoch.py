@@ -41,6 +41,7 @@ from numba.extending import intrinsic
 from .config import kernel
 from .losses import loss_dloss, softmax_loss_dloss
 from .updates import apply_update
+from .. import checks
 from ..ids import ACT_RELU, ACT_TANH, LOSS_SOFTMAX, RULE_SGD
 
 #: OpenBLAS runs a GEMM on the calling thread when m*n*k <= 65536 * 4.
@@ -585,6 +586,7 @@ def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, acti
 
     Runs on ``team_size(...)`` threads: this one plus T - 1 Python threads, each in the
     same ``nogil`` kernel (see the module docstring)."""
+    checks.epoch_order(order, X.shape[0], int(batch_size), int(n_batches))
     T = team_size(layer_sizes, batch_size, len(order))
     args = (X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, activation_id,
             alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state, batch_loss, work)
