@@ -157,6 +157,13 @@ def _linear_cases():
     for penalty in ("l2", "l1", "elasticnet"):
         for loss in ("squared", "hinge", "softmax"):
             cases.append(Case(loss=loss, options={"penalty": penalty, "alpha": 0.01}, tags=("cuda",)))
+        # batch size 1: the Cython and numba plain-SGD row loops carry the penalty themselves
+        for loss, dtype in (("logistic", "float64"), ("hinge", "float32")):
+            cases.append(Case(loss=loss, batch_size=1, dtype=dtype,
+                              options={"penalty": penalty, "alpha": 0.01}))
+    cases.append(Case(loss="squared", batch_size=1, options={"penalty": "elasticnet", "alpha": 0.02,
+                                                             "sample_weight": True,
+                                                             "fit_intercept": False}))
     extras = [
         Case(loss="logistic", options={"sample_weight": True}, tags=("cuda",)),
         Case(loss="softmax", options={"sample_weight": True}, batch_size=None),
