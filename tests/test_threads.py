@@ -57,3 +57,42 @@ def test_concurrent_fits_with_reader_threads_equal_sequential_fits(backend, read
         results = [f.result() for f in futures]
     for got, want in zip(results, sequential * 2):
         np.testing.assert_array_equal(got, want)
+
+
+FORK_SCRIPT = r"""
+import os, signal, sys
+import numpy as np
+import fastgd
+
+rng = np.random.default_rng(0)
+X = rng.standard_normal((4000, 40)); y = (X[:, 0] > 0).astype(int)
+kw = dict(loss="logistic", backend="cython", epochs=2, seed=3)
+cases = [dict(batch_size=None), dict(batch_size=32), dict(batch_size=1)]
+parent = [fastgd.fit(X, y, **kw, **c).params[0][0] for c in cases]   # OpenMP teams made here
+fastgd.kernels.cy.linear_epoch._set_pair_min_work(0)                 # b = 32 on two threads
+parent.append(fastgd.fit(X, y, **kw, batch_size=32).params[0][0])
+pid = os.fork()
+if pid == 0:
+    signal.alarm(60)
+    child = [fastgd.fit(X, y, **kw, **c).params[0][0] for c in cases]
+    child.append(fastgd.fit(X, y, **kw, batch_size=32).params[0][0])
+    same = all(np.array_equal(a, b) for a, b in zip(parent, child))
+    os._exit(0 if same else 3)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_trains_after_the_parent_used_openmp_threads():
+    """libgomp's threads do not survive fork(): the child trains on one thread, to the
+    same bits, instead of waiting for ever in its first parallel region."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("fastgd.kernels.cy.linear_epoch")
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"}
+    proc = subprocess.run([sys.executable, "-c", FORK_SCRIPT], env=env, timeout=120,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

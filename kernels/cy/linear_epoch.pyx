@@ -30,6 +30,8 @@ How an epoch runs (all inside one ``nogil`` call):
   never materialises grad: dot, dloss, axpy straight into theta;
 - a non-finite batch loss stops the epoch before that batch's update.
 """
+import os
+
 import numpy as np
 
 from .. import checks
@@ -1437,6 +1439,18 @@ def epoch_threads(Py_ssize_t n, Py_ssize_t d, Py_ssize_t n_outputs, bint fit_int
             return 1
         return _pair_threads(rows, d, K, n_batches)
     return T if c_chunk_layout(rows, d, K, P, &cr) > 1 else 1
+
+
+def _one_thread_after_fork():
+    # libgomp's thread pool does not survive fork(): a forked child that opens a parallel
+    # region waits for ever for threads that are not there.  The child trains on one thread
+    # instead (no result depends on the thread count).  numba's OpenMP layer has no such
+    # way out: it stops the child (docs/decisions.md).
+    openmp.omp_set_num_threads(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_one_thread_after_fork)
 
 
 def omp_max_threads():
