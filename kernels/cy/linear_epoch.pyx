@@ -252,36 +252,36 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
     cdef double abb[LOGISTIC_BLOCK]
     memset(g, 0, P * sizeof(afloat))
     pos = start
-    if afloat is double:
-        # Blocks of LOGISTIC_BLOCK rows (still in L1 for their gradient pass): their
-        # margins, the block's losses in one call, then the gradient four rows a pass;
-        # the gradient's bits of the loop below (the loss sum may round differently in
-        # its last bit: the compiler regroups that reduction under -fassociative-math).
-        if K == 1 and loss_id == LOSS_LOGISTIC:
-            while pos + LOGISTIC_BLOCK <= stop:
-                for r in range(LOGISTIC_BLOCK):
-                    _prefetch_all(X, y, sw, d, order, pos + ahead + r, m)
-                    i = order[pos + r]
-                    xb[r] = X + i * d
-                    p = _dot(xb[r], theta, d)
-                    if fi:
-                        p = p + theta[d]
-                    pbb[r] = p
-                    ybb[r] = y[i]
-                fgd_logistic_rows(pbb, ybb, LOGISTIC_BLOCK, lbb, abb)
-                for k in range(0, LOGISTIC_BLOCK, 4):
-                    if not (fabs(pbb[k]) <= 700 and fabs(pbb[k + 1]) <= 700
-                            and fabs(pbb[k + 2]) <= 700 and fabs(pbb[k + 3]) <= 700):
-                        for r in range(k, k + 4):
-                            lbb[r] = loss_dloss(loss_id, param, pbb[r], ybb[r], &abb[r])
+    # Blocks of LOGISTIC_BLOCK rows (still in L1 for their gradient pass): their margins,
+    # the block's losses in one call (in double: float32 data too, whose scalar losses
+    # made its epochs 1.2-1.6x float64's), then the gradient four rows a pass; for float64
+    # the gradient's bits of the loop below (the loss sum may round differently in its
+    # last bit: the compiler regroups that reduction under -fassociative-math).
+    if K == 1 and loss_id == LOSS_LOGISTIC:
+        while pos + LOGISTIC_BLOCK <= stop:
+            for r in range(LOGISTIC_BLOCK):
+                _prefetch_all(X, y, sw, d, order, pos + ahead + r, m)
+                i = order[pos + r]
+                xb[r] = X + i * d
+                p = _dot(xb[r], theta, d)
+                if fi:
+                    p = p + theta[d]
+                pbb[r] = p
+                ybb[r] = y[i]
+            fgd_logistic_rows(pbb, ybb, LOGISTIC_BLOCK, lbb, abb)
+            for k in range(0, LOGISTIC_BLOCK, 4):
+                if not (fabs(pbb[k]) <= 700 and fabs(pbb[k + 1]) <= 700
+                        and fabs(pbb[k + 2]) <= 700 and fabs(pbb[k + 3]) <= 700):
                     for r in range(k, k + 4):
-                        c = scale if sw == NULL else scale * <afloat>sw[order[pos + r]]
-                        loss += <double>(c * lbb[r])
-                        abb[r] = abb[r] * c
-                    _axpy4(abb + k, xb[k], xb[k + 1], xb[k + 2], xb[k + 3], g, d)
-                    if fi:
-                        g[d] = (((g[d] + abb[k]) + abb[k + 1]) + abb[k + 2]) + abb[k + 3]
-                pos += LOGISTIC_BLOCK
+                        lbb[r] = loss_dloss(loss_id, param, pbb[r], ybb[r], &abb[r])
+                for r in range(k, k + 4):
+                    c = scale if sw == NULL else scale * <afloat>sw[order[pos + r]]
+                    loss += <double>(c * <afloat>lbb[r])
+                    a4[r - k] = <afloat>abb[r] * c
+                _axpy4(a4, xb[k], xb[k + 1], xb[k + 2], xb[k + 3], g, d)
+                if fi:
+                    g[d] = (((g[d] + a4[0]) + a4[1]) + a4[2]) + a4[3]
+            pos += LOGISTIC_BLOCK
     if K == 1:
         while pos + 4 <= stop:
             for r in range(4):
@@ -909,14 +909,29 @@ cdef double _split_coefs(const xfloat* y, const xfloat* sw, const int64_t* order
     cdef afloat* lb = work + 2 * nb
     cdef double loss = 0.0
     cdef bint small = True
+    cdef Py_ssize_t s0, cnt
+    cdef double pd[64]
+    cdef double yd[64]
+    cdef double ld[64]
+    cdef double ad[64]
     for r in range(nb):
         pb[r] = (q0[r] + q1[r]) + b
         yb[r] = <afloat>y[order[start + r]]
         small &= fabs(pb[r]) <= 700
-    if afloat is double:
-        if loss_id == LOSS_LOGISTIC and small:
-            nv = nb & ~(<Py_ssize_t>3)
+    if loss_id == LOSS_LOGISTIC and small:
+        nv = nb & ~(<Py_ssize_t>3)
+        if afloat is double:
             fgd_logistic_rows_x4(pb, yb, nv, lb, a)  # exp and log1p, 16 rows a step
+        else:  # the same call in double, 64 rows at a time (scalar float losses were slower)
+            for s0 in range(0, nv, 64):
+                cnt = nv - s0 if nv - s0 < 64 else 64
+                for r in range(cnt):
+                    pd[r] = pb[s0 + r]
+                    yd[r] = yb[s0 + r]
+                fgd_logistic_rows_x4(pd, yd, cnt, ld, ad)
+                for r in range(cnt):
+                    lb[s0 + r] = <afloat>ld[r]
+                    a[s0 + r] = <afloat>ad[r]
     for r in range(nv, nb):
         lb[r] = loss_dloss(loss_id, param, pb[r], yb[r], &a[r])
     for r in range(nb):
