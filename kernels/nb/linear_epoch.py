@@ -72,6 +72,8 @@ PREFETCH_AHEAD = 8
 #: Runs of at least this many rows of the logistic loss are done in blocks of this
 #: many (_scalar_rows): the block's losses in one vectorised loop.
 LOGISTIC_BLOCK = 16
+#: Rows from which a softmax call works on W transposed (fewer do not repay the copies).
+SOFTMAX_T_MIN_ROWS = 8
 
 #: Batches of PAIR_MIN_ROWS to CHUNK_ROWS rows are summed as two fixed halves
 #: (_halves_batches); with two threads and at least PAIR_MIN_WORK multiply-adds
@@ -265,10 +267,45 @@ def _scalar_rows(X, y, sw, rows, lo, hi, loss_id, loss_param, fit_intercept, the
 
 @kernel(cache=False)
 def _softmax_rows(X, y, sw, rows, lo, hi, K, fit_intercept, theta, g, scale, pk, dlk):
+    """Adds the softmax rows' c_i dl_i/dtheta to g; returns sum c_i l_i.  From
+    SOFTMAX_T_MIN_ROWS rows on, W is copied transposed so that a row's K scores and
+    K gradient rows are vectorised loops of length d (as Cython's _rows_grad does; the
+    K-wide inner loops over row-major W below ran about one multiply-add a cycle)."""
     d = X.shape[1]
     dk = d * K
     has_sw = sw.shape[0] > 0
     lsum = 0.0
+    if hi - lo >= SOFTMAX_T_MIN_ROWS:
+        wt = np.empty((K, d), theta.dtype)
+        gt = np.zeros((K, d), theta.dtype)
+        for j in range(d):
+            for k in range(K):
+                wt[k, j] = theta[j * K + k]
+        for r in range(lo, hi):
+            i = rows[r]
+            if r + PREFETCH_AHEAD < rows.shape[0]:
+                prefetch_row(X, rows[r + PREFETCH_AHEAD])
+            xi = X[i]
+            for k in range(K):
+                wk = wt[k]
+                s = zero_of(theta)
+                for j in range(d):
+                    s += xi[j] * wk[j]
+                pk[k] = s + theta[dk + k] if fit_intercept else s
+            l = softmax_loss_dloss(pk, y[i], dlk)
+            c = scale * sw[i] if has_sw else scale
+            lsum += c * l
+            for k in range(K):
+                ck = cast_like(pk, c * dlk[k])
+                gk = gt[k]
+                for j in range(d):
+                    gk[j] += xi[j] * ck
+                if fit_intercept:
+                    g[dk + k] += ck
+        for j in range(d):
+            for k in range(K):
+                g[j * K + k] += gt[k, j]
+        return lsum
     for r in range(lo, hi):
         i = rows[r]
         if r + PREFETCH_AHEAD < rows.shape[0]:
