@@ -606,14 +606,21 @@ cdef Py_ssize_t _sgd1_epoch(const xfloat* X, const xfloat* y, const xfloat* sw, 
 
 
 # ... and the halves run on two threads when each has at least this many multiply-adds
-# (rows x d x K) per batch; below it one barrier per batch costs more than it saves.
-# Module-level so tests can change it; results are the same bits either way.
-cdef Py_ssize_t _pair_min_work = 512
+# (rows x d x K) per batch, and the epoch PAIR_EPOCH_FACTOR times as many in all: below
+# either, one barrier per batch or the team's start costs more than it saves (thirteenth
+# session, b = 32 and 128 over 2,000-20,000 rows of 50-200 features, one thread against
+# two: 20,000 x 50 at b = 32 0.48 against 0.64 ms, 20,000 x 100 0.78 against 0.67,
+# 2,000 x 100 0.08 against 0.11; the old 512 paired them all).  Module-level so tests can
+# change it (0: always pair); results are the same bits either way.
+cdef Py_ssize_t _pair_min_work = 1200
+cdef enum:
+    PAIR_EPOCH_FACTOR = 800
 
 
 def _set_pair_min_work(Py_ssize_t value):
     """Test/benchmark knob: the per-half work from which the halves of a mini-batch run
-    on two threads (0: always, when two are available); returns the previous value."""
+    on two threads, the epoch's 800 times as much (0: always, when two are available);
+    returns the previous value."""
     global _pair_min_work
     old = _pair_min_work
     _pair_min_work = value
@@ -741,7 +748,8 @@ cdef inline int _pair_threads(Py_ssize_t max_rows, Py_ssize_t d, Py_ssize_t K,
                               Py_ssize_t n_batches) noexcept nogil:
     """Threads (1 or 2) that run a paired epoch's halves now."""
     if (n_batches >= 2 and openmp.omp_get_max_threads() >= 2
-            and ((max_rows + 1) // 2) * d * K >= _pair_min_work):
+            and ((max_rows + 1) // 2) * d * K >= _pair_min_work
+            and n_batches * max_rows * d * K >= PAIR_EPOCH_FACTOR * _pair_min_work):
         return 2
     return 1
 
