@@ -76,11 +76,14 @@ LOGISTIC_BLOCK = 16
 SOFTMAX_T_MIN_ROWS = 8
 
 #: Batches of PAIR_MIN_ROWS to CHUNK_ROWS rows are summed as two fixed halves
-#: (_halves_batches); with two threads and at least PAIR_MIN_WORK multiply-adds
-#: per half, a second thread computes the second half (_pair_epoch_impl).  The same
-#: bits either way.
+#: (_halves_batches); with two threads, at least PAIR_MIN_WORK multiply-adds per half
+#: and PAIR_EPOCH_FACTOR times that in the epoch, a second thread computes the second
+#: half (_pair_epoch_impl).  The same bits either way.  (Thirteenth session, one thread
+#: against two: 2,000 x 50 and 2,000 x 100 at b = 32 and 128 0.06-0.10 against 0.11-0.14
+#: ms, so small epochs stay on one; 20,000 x 20 at b = 128 0.28 against 0.34 pairs.)
 PAIR_MIN_ROWS = 8
 PAIR_MIN_WORK = 512
+PAIR_EPOCH_FACTOR = 500
 # Spin-wait bounds (pause instructions) of the pair: the first thread computes the
 # second half itself when the helper's does not come (a descheduled helper); the
 # helper leaves when no new batch comes (the epoch ended or its partner stalls).
@@ -1097,7 +1100,8 @@ def _pairs(n, d, n_outputs, batch_size, n_batches, m, itemsize):
     return (n_batches >= 2 and _uses_halves(rows, n)
             and not _uses_split(rows, n, d, n_outputs, itemsize, SPLIT_MIN_BYTES)
             and numba.get_num_threads() >= 2
-            and ((rows + 1) // 2) * d * n_outputs >= PAIR_MIN_WORK)
+            and ((rows + 1) // 2) * d * n_outputs >= PAIR_MIN_WORK
+            and n_batches * rows * d * n_outputs >= PAIR_EPOCH_FACTOR * PAIR_MIN_WORK)
 
 
 def _ascending(order):
