@@ -164,6 +164,13 @@ def _linear_cases():
     cases.append(Case(loss="squared", batch_size=1, options={"penalty": "elasticnet", "alpha": 0.02,
                                                              "sample_weight": True,
                                                              "fit_intercept": False}))
+    # batch size 1 with every other rule: the row loops of both compiled backends for them
+    for opt in OPTIMIZERS[1:]:
+        cases.append(Case(loss="logistic", optimizer=opt, batch_size=1, lr=0.01))
+    for opt in (OPTIMIZERS[2], OPTIMIZERS[5], OPTIMIZERS[9]):
+        cases.append(Case(loss="squared", optimizer=opt, batch_size=1, dtype="float32", lr=0.01,
+                          options={"penalty": "elasticnet", "alpha": 0.01,
+                                   "sample_weight": True}))
     extras = [
         Case(loss="logistic", options={"sample_weight": True}, tags=("cuda",)),
         Case(loss="softmax", options={"sample_weight": True}, batch_size=None),

@@ -605,6 +605,51 @@ cdef Py_ssize_t _sgd1_epoch(const xfloat* X, const xfloat* y, const xfloat* sw, 
     return n_batches
 
 
+cdef Py_ssize_t _rule1_epoch(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ssize_t d,
+                             const int64_t* order, Py_ssize_t m, Py_ssize_t n_batches,
+                             int loss_id, double param, bint fi, double alpha,
+                             double l1_ratio, int rule_id, const double* hyper,
+                             const double* lrs, long long step0, afloat* theta, afloat* grad,
+                             afloat* state, double* batch_loss, fgd_reader* rd) noexcept nogil:
+    """Batch size 1, K = 1, any update rule (momentum, weight decay, Adam, ...): per
+    row its margin, loss, g = sw dl x written straight into grad, and the rule's fused
+    pass (with the penalty, whose value for the next row's loss comes out of it).  The
+    bits of _serial_epoch at b = 1 (there g is zeroed and g += dl x), without its
+    per-batch machinery: chunk layout, the 4-row blocks' bookkeeping, the zeroing
+    (momentum at b = 1 took 128 ns a row there against ... here, X in the L3).
+    ``rd``: the reader to tell where the epoch is (fgd_reader.h), or NULL."""
+    cdef Py_ssize_t P = d + (1 if fi else 0)
+    cdef Py_ssize_t k, j
+    cdef int64_t i
+    cdef const xfloat* xi
+    cdef afloat p, dl, c, l
+    cdef double loss
+    cdef double pen = c_penalty_value(theta, d, alpha, l1_ratio)
+    for k in range(n_batches):
+        if rd != NULL:
+            fgd_reader_at(rd, k)
+        _prefetch_all(X, y, sw, d, order, k + PREFETCH_AHEAD, m)
+        i = order[k]
+        xi = X + i * d
+        c = 1 if sw == NULL else <afloat>sw[i]
+        p = _dot(xi, theta, d)
+        if fi:
+            p = p + theta[d]
+        l = loss_dloss(loss_id, param, p, <afloat>y[i], &dl)
+        loss = <double>(c * l) + pen
+        batch_loss[k] = loss
+        if not isfinite(loss):
+            return k
+        dl = dl * c
+        for j in range(d):
+            grad[j] = dl * <afloat>xi[j]
+        if fi:
+            grad[d] = dl
+        pen = c_update_penalized(rule_id, hyper, theta, grad, state, P, lrs[k], step0 + k + 1,
+                                 d, alpha, l1_ratio)
+    return n_batches
+
+
 # ... and the halves run on two threads when each has at least this many multiply-adds
 # (rows x d x K) per batch, and the epoch PAIR_EPOCH_FACTOR times as many in all: below
 # either, one barrier per batch or the team's start costs more than it saves (thirteenth
@@ -1250,6 +1295,7 @@ cdef enum:
     EPOCH_HALVES = 1    # _paired_epoch on one thread
     EPOCH_SERIAL = 2    # _serial_epoch
     EPOCH_SPLIT = 3     # _run_split_epoch on one thread
+    EPOCH_RULE1 = 4     # _rule1_epoch
 
 
 cdef Py_ssize_t _one_thread_epoch(int kind, const xfloat* X, const xfloat* y,
@@ -1264,6 +1310,10 @@ cdef Py_ssize_t _one_thread_epoch(int kind, const xfloat* X, const xfloat* y,
     if kind == EPOCH_SGD1:
         return _sgd1_epoch(X, y, sw, d, order, m, n_batches, loss_id, loss_param,
                            fit_intercept, alpha, l1_ratio, lrs, theta, batch_loss, rd)
+    if kind == EPOCH_RULE1:
+        return _rule1_epoch(X, y, sw, d, order, m, n_batches, loss_id, loss_param,
+                            fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta,
+                            grad, state, batch_loss, rd)
     if kind == EPOCH_HALVES:
         return _paired_epoch(X, y, sw, n, d, order, m, batch_size, n_batches, loss_id,
                              loss_param, K, fit_intercept, alpha, l1_ratio, rule_id, hyper,
@@ -1294,6 +1344,8 @@ cdef Py_ssize_t c_linear_epoch(const xfloat* X, const xfloat* y, const xfloat* s
     if (K == 1 and batch_size == 1 and rule_id == RULE_SGD and hyper[0] == 0
             and hyper[3] == 0):
         kind = EPOCH_SGD1
+    elif K == 1 and batch_size == 1:
+        kind = EPOCH_RULE1
     elif _paired(max_rows, n, d, K, P):
         kind = EPOCH_SPLIT if _split_at(d, K) > 0 else EPOCH_HALVES
         if _pair_threads(max_rows, d, K, n_batches) == 2:

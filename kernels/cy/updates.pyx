@@ -42,13 +42,78 @@ cdef inline floating _sqrt(floating x) noexcept nogil:
 
 cdef inline floating _pen_grad(floating w, floating alpha, floating r1, floating r) noexcept nogil:
     # alpha * ((1 - r) * w + r * sign(w)), sign(0) = 0, as the reference's add_penalty.
-    return alpha * (r1 * w + r * <floating>((w > 0) - (w < 0)))
+    # The sign as a select of floating values: an int made of two comparisons gave the
+    # vectoriser a byte-wide type and kept the loop scalar.
+    cdef floating sign = 1 if w > 0 else (-1 if w < 0 else 0)
+    return alpha * (r1 * w + r * sign)
 
 
 # ---------------------------------------------------------------------------
 # One rule over a range of n parameters.  ``pa`` (penalty alpha) != 0 adds the
 # penalty's gradient computed from the old w and accumulates ||w_new||^2 and
 # ||w_new||_1 into s2, s1.
+#
+# Each rule works through the range in chunks of GRAD_CHUNK: the gradient it steps
+# on (the loss's, plus the penalty's from the old w, plus PyTorch's coupled weight
+# decay, added in that order) is the caller's grad itself when there is neither, or
+# is first formed in a stack buffer (_step_grad); then the rule's formula runs over
+# the chunk in a loop of its own (the *_core functions), with no flag tested inside
+# it but for a select, and every store unconditional: GCC vectorises each of them.
+# With the flags inside one loop, the stores under a flag kept the momentum and Adam
+# loops scalar, and the if-converted penalty's selects tripled Adam's instructions
+# (b = 1 over 100 features, X in the L3: momentum 164 -> 120 ns a row, Adam 662 ->
+# ..., Adagrad 479 -> ...).
+
+cdef enum:
+    GRAD_CHUNK = 256    # parameters per chunk: a 2 KiB (float64) stack buffer, in L1
+
+
+cdef inline const floating* _step_grad(const floating* grad, const floating* theta,
+                                       floating* buf, Py_ssize_t n, bint pen, floating pa,
+                                       floating r1, floating r, bint has_wd,
+                                       floating wd) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef floating g
+    if pen:
+        for j in range(n):
+            g = grad[j] + _pen_grad(theta[j], pa, r1, r)
+            if has_wd:
+                g = g + wd * theta[j]
+            buf[j] = g
+    elif has_wd:  # (a loop of its own: the penalty's selects cost SSE2 code 2x here)
+        for j in range(n):
+            buf[j] = grad[j] + wd * theta[j]
+    else:
+        return grad
+    return buf
+
+
+cdef inline void _penalty_sums(const floating* theta, Py_ssize_t n, double* s2,
+                               double* s1) noexcept nogil:
+    cdef double q2 = 0, q1 = 0
+    cdef Py_ssize_t j
+    for j in range(n):
+        q2 += <double>theta[j] * theta[j]
+        q1 += fabs(theta[j])
+    s2[0] += q2
+    s1[0] += q1
+
+
+cdef inline void _sgd_core(floating* theta, const floating* g, floating* buf, Py_ssize_t n,
+                           floating lr, floating mom, floating damp1, bint nesterov,
+                           bint first) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef floating b
+    if mom == 0:
+        for j in range(n):
+            theta[j] = theta[j] - lr * g[j]
+        return
+    for j in range(n):
+        # torch: the buffer starts as the first gradient
+        b = g[j] if first else mom * buf[j] + damp1 * g[j]
+        buf[j] = b
+        theta[j] = theta[j] - lr * (g[j] + mom * b if nesterov else b)
+
 
 cdef void _sgd(floating* theta, const floating* grad, floating* buf, Py_ssize_t n,
                double lr_, double momentum_, double dampening_, bint nesterov,
@@ -57,38 +122,46 @@ cdef void _sgd(floating* theta, const floating* grad, floating* buf, Py_ssize_t 
     cdef floating lr = <floating>lr_, mom = <floating>momentum_
     cdef floating damp1 = <floating>(1.0 - dampening_), wd = <floating>wd_
     cdef floating pa = <floating>pa_, r = <floating>l1_, r1 = <floating>(1.0 - l1_)
-    cdef bint pen = pa_ != 0, has_mom = momentum_ != 0, has_wd = wd_ != 0, first = step == 1
-    cdef floating w, g, b
-    cdef double q2 = 0, q1 = 0
+    cdef bint pen = pa_ != 0, has_wd = wd_ != 0, first = step == 1
+    cdef floating gb[GRAD_CHUNK]
+    cdef const floating* g
+    cdef Py_ssize_t c0, cn
+    c0 = 0
+    while c0 < n:
+        cn = min(<Py_ssize_t>GRAD_CHUNK, n - c0)
+        g = _step_grad(grad + c0, theta + c0, gb, cn, pen, pa, r1, r, has_wd, wd)
+        _sgd_core(theta + c0, g, buf + c0 if mom != 0 else buf, cn, lr, mom, damp1, nesterov,
+                  first)
+        if pen:
+            _penalty_sums(theta + c0, cn, s2, s1)
+        c0 += cn
+
+
+cdef inline void _adam_core(floating* theta, const floating* g, floating* m, floating* v,
+                            floating* vmax, Py_ssize_t n, floating step_size, floating b1,
+                            floating c1, floating b2, floating c2, floating bias2_sqrt,
+                            floating eps, floating decay, bint amsgrad) noexcept nogil:
+    # decay: AdamW's 1 - lr wd, or exactly 1 (w * 1 == w)
     cdef Py_ssize_t j
-    if not pen and not has_mom and not has_wd:
+    cdef floating mm, vv, vm
+    if amsgrad:
         for j in range(n):
-            theta[j] = theta[j] - lr * grad[j]
-        return
-    for j in range(n):
-        w = theta[j]
-        g = grad[j]
-        if pen:
-            g = g + _pen_grad(w, pa, r1, r)
-        if has_wd:
-            g = g + wd * w
-        if has_mom:
-            if first:
-                b = g  # torch: the buffer starts as the first gradient
-            else:
-                b = mom * buf[j] + damp1 * g
-            buf[j] = b
-            if nesterov:
-                g = g + mom * b
-            else:
-                g = b
-        w = w - lr * g
-        theta[j] = w
-        if pen:
-            q2 += <double>w * w
-            q1 += fabs(w)
-    s2[0] += q2
-    s1[0] += q1
+            mm = b1 * m[j] + c1 * g[j]
+            vv = b2 * v[j] + c2 * g[j] * g[j]
+            m[j] = mm
+            v[j] = vv
+            vm = vmax[j]
+            if (vv > vm) | (vv != vv):  # torch.maximum: a NaN in either wins
+                vm = vv
+            vmax[j] = vm
+            theta[j] = theta[j] * decay - step_size * (mm / (_sqrt(vm) / bias2_sqrt + eps))
+    else:
+        for j in range(n):
+            mm = b1 * m[j] + c1 * g[j]
+            vv = b2 * v[j] + c2 * g[j] * g[j]
+            m[j] = mm
+            v[j] = vv
+            theta[j] = theta[j] * decay - step_size * (mm / (_sqrt(vv) / bias2_sqrt + eps))
 
 
 cdef void _adam(floating* theta, const floating* grad, floating* m, floating* v,
@@ -101,41 +174,21 @@ cdef void _adam(floating* theta, const floating* grad, floating* m, floating* v,
     cdef floating b1 = <floating>beta1_, c1 = <floating>(1.0 - beta1_)
     cdef floating b2 = <floating>beta2_, c2 = <floating>(1.0 - beta2_)
     cdef floating eps = <floating>eps_, wd = <floating>wd_
-    cdef floating decay = <floating>(1.0 - lr_ * wd_)
+    cdef floating decay = <floating>(1.0 - lr_ * wd_) if decoupled else 1
     cdef floating pa = <floating>pa_, r = <floating>l1_, r1 = <floating>(1.0 - l1_)
     cdef bint pen = pa_ != 0, coupled_wd = wd_ != 0 and not decoupled
-    cdef bint decoupled_wd = wd_ != 0 and decoupled
-    cdef floating w, g, mm, vv, vm, denom
-    cdef double q2 = 0, q1 = 0
-    cdef Py_ssize_t j
-    for j in range(n):
-        w = theta[j]
-        g = grad[j]
+    cdef floating gb[GRAD_CHUNK]
+    cdef const floating* g
+    cdef Py_ssize_t c0, cn
+    c0 = 0
+    while c0 < n:
+        cn = min(<Py_ssize_t>GRAD_CHUNK, n - c0)
+        g = _step_grad(grad + c0, theta + c0, gb, cn, pen, pa, r1, r, coupled_wd, wd)
+        _adam_core(theta + c0, g, m + c0, v + c0, vmax + c0 if amsgrad else vmax, cn,
+                   step_size, b1, c1, b2, c2, bias2_sqrt, eps, decay, amsgrad)
         if pen:
-            g = g + _pen_grad(w, pa, r1, r)
-        if decoupled_wd:
-            w = w * decay
-        elif coupled_wd:
-            g = g + wd * w
-        mm = b1 * m[j] + c1 * g
-        vv = b2 * v[j] + c2 * g * g
-        m[j] = mm
-        v[j] = vv
-        if amsgrad:
-            vm = vmax[j]
-            if vv > vm or vv != vv:
-                vm = vv
-            vmax[j] = vm
-            denom = _sqrt(vm) / bias2_sqrt + eps
-        else:
-            denom = _sqrt(vv) / bias2_sqrt + eps
-        w = w - step_size * (mm / denom)
-        theta[j] = w
-        if pen:
-            q2 += <double>w * w
-            q1 += fabs(w)
-    s2[0] += q2
-    s1[0] += q1
+            _penalty_sums(theta + c0, cn, s2, s1)
+        c0 += cn
 
 
 cdef void _adagrad(floating* theta, const floating* grad, floating* acc, Py_ssize_t n,
@@ -145,25 +198,61 @@ cdef void _adagrad(floating* theta, const floating* grad, floating* acc, Py_ssiz
     cdef floating wd = <floating>wd_, eps = <floating>eps_
     cdef floating pa = <floating>pa_, r = <floating>l1_, r1 = <floating>(1.0 - l1_)
     cdef bint pen = pa_ != 0, has_wd = wd_ != 0
-    cdef floating w, g, a
-    cdef double q2 = 0, q1 = 0
+    cdef floating a
+    cdef floating gb[GRAD_CHUNK]
+    cdef const floating* g
+    cdef floating* th
+    cdef floating* ac
+    cdef Py_ssize_t c0, cn, j
+    c0 = 0
+    while c0 < n:
+        cn = min(<Py_ssize_t>GRAD_CHUNK, n - c0)
+        g = _step_grad(grad + c0, theta + c0, gb, cn, pen, pa, r1, r, has_wd, wd)
+        th = theta + c0
+        ac = acc + c0
+        for j in range(cn):
+            a = ac[j] + g[j] * g[j]
+            ac[j] = a
+            th[j] = th[j] - clr * (g[j] / (_sqrt(a) + eps))
+        if pen:
+            _penalty_sums(th, cn, s2, s1)
+        c0 += cn
+
+
+cdef inline void _rmsprop_core(floating* theta, const floating* g, floating* square_avg,
+                               floating* buf, floating* grad_avg, Py_ssize_t n, floating lr,
+                               floating al, floating c, floating eps, floating mom,
+                               bint has_mom, bint centered) noexcept nogil:
     cdef Py_ssize_t j
-    for j in range(n):
-        w = theta[j]
-        g = grad[j]
-        if pen:
-            g = g + _pen_grad(w, pa, r1, r)
-        if has_wd:
-            g = g + wd * w
-        a = acc[j] + g * g
-        acc[j] = a
-        w = w - clr * (g / (_sqrt(a) + eps))
-        theta[j] = w
-        if pen:
-            q2 += <double>w * w
-            q1 += fabs(w)
-    s2[0] += q2
-    s1[0] += q1
+    cdef floating sa, ga, b
+    if centered and has_mom:
+        for j in range(n):
+            sa = al * square_avg[j] + c * g[j] * g[j]
+            square_avg[j] = sa
+            ga = al * grad_avg[j] + c * g[j]
+            grad_avg[j] = ga
+            b = mom * buf[j] + g[j] / (_sqrt(sa - ga * ga) + eps)
+            buf[j] = b
+            theta[j] = theta[j] - lr * b
+    elif centered:
+        for j in range(n):
+            sa = al * square_avg[j] + c * g[j] * g[j]
+            square_avg[j] = sa
+            ga = al * grad_avg[j] + c * g[j]
+            grad_avg[j] = ga
+            theta[j] = theta[j] - lr * (g[j] / (_sqrt(sa - ga * ga) + eps))
+    elif has_mom:
+        for j in range(n):
+            sa = al * square_avg[j] + c * g[j] * g[j]
+            square_avg[j] = sa
+            b = mom * buf[j] + g[j] / (_sqrt(sa) + eps)
+            buf[j] = b
+            theta[j] = theta[j] - lr * b
+    else:
+        for j in range(n):
+            sa = al * square_avg[j] + c * g[j] * g[j]
+            square_avg[j] = sa
+            theta[j] = theta[j] - lr * (g[j] / (_sqrt(sa) + eps))
 
 
 cdef void _rmsprop(floating* theta, const floating* grad, floating* square_avg, floating* buf,
@@ -174,36 +263,19 @@ cdef void _rmsprop(floating* theta, const floating* grad, floating* square_avg, 
     cdef floating eps = <floating>eps_, wd = <floating>wd_, mom = <floating>momentum_
     cdef floating pa = <floating>pa_, r = <floating>l1_, r1 = <floating>(1.0 - l1_)
     cdef bint pen = pa_ != 0, has_wd = wd_ != 0, has_mom = momentum_ > 0
-    cdef floating w, g, sa, ga, avg, b
-    cdef double q2 = 0, q1 = 0
-    cdef Py_ssize_t j
-    for j in range(n):
-        w = theta[j]
-        g = grad[j]
+    cdef floating gb[GRAD_CHUNK]
+    cdef const floating* g
+    cdef Py_ssize_t c0, cn
+    c0 = 0
+    while c0 < n:
+        cn = min(<Py_ssize_t>GRAD_CHUNK, n - c0)
+        g = _step_grad(grad + c0, theta + c0, gb, cn, pen, pa, r1, r, has_wd, wd)
+        _rmsprop_core(theta + c0, g, square_avg + c0, buf + c0 if has_mom else buf,
+                      grad_avg + c0 if centered else grad_avg, cn, lr, al, c, eps, mom,
+                      has_mom, centered)
         if pen:
-            g = g + _pen_grad(w, pa, r1, r)
-        if has_wd:
-            g = g + wd * w
-        sa = al * square_avg[j] + c * g * g
-        square_avg[j] = sa
-        if centered:
-            ga = al * grad_avg[j] + c * g
-            grad_avg[j] = ga
-            avg = _sqrt(sa - ga * ga) + eps
-        else:
-            avg = _sqrt(sa) + eps
-        if has_mom:
-            b = mom * buf[j] + g / avg
-            buf[j] = b
-            w = w - lr * b
-        else:
-            w = w - lr * (g / avg)
-        theta[j] = w
-        if pen:
-            q2 += <double>w * w
-            q1 += fabs(w)
-    s2[0] += q2
-    s1[0] += q1
+            _penalty_sums(theta + c0, cn, s2, s1)
+        c0 += cn
 
 
 cdef int _rule_range(int rule_id, const double* h, floating* theta, const floating* grad,
