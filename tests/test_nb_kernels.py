@@ -403,14 +403,17 @@ READERS_SCRIPT = textwrap.dedent("""
     warnings.simplefilter("error", numba.NumbaWarning)  # e.g. "Cannot cache ..."
     nb_le.SPLIT_MIN_BYTES = 0
     nb_le.READER_MIN_BYTES = 0
-    for loss_id, b, d, sw in [(ids.LOSS_LOGISTIC, 1, 12, True), (ids.LOSS_HINGE, 24, 40, False)]:
+    for loss_id, b, d, sw, rule, path in [
+            (ids.LOSS_LOGISTIC, 1, 12, True, "sgd", "read"),
+            (ids.LOSS_SQUARED, 1, 12, True, "momentum", "rule1_read"),
+            (ids.LOSS_HINGE, 24, 40, False, "sgd", "split_read")]:
         X, y, w = t.make_problem(loss_id, n=600, d=d, seed=8, sw=sw)
         order = np.random.default_rng(0).permutation(600)
-        rule_id, hyper = t.RULES["sgd"]
+        rule_id, hyper = t.RULES[rule]
         assert nb_le._epoch_path(X, order, b, -(-600 // b), loss_id, 1, rule_id,
-                                 np.asarray(hyper, float)) == ("read" if b == 1 else "split_read")
-        runs = [t._with_threads(k, lambda: t.run_epochs(nb_le, X, y, w, loss_id, b, epochs=2,
-                                                        lr=0.01))
+                                 np.asarray(hyper, float)) == path
+        runs = [t._with_threads(k, lambda: t.run_epochs(nb_le, X, y, w, loss_id, b, rule=rule,
+                                                        epochs=2, lr=0.01))
                 for k in (1, 3)]
         for a, c in zip(*runs):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(c))
@@ -883,7 +886,9 @@ def test_gathered_epoch_stops_at_the_same_batch(b):
 @pytest.mark.parametrize("case", [
     dict(path="sgd1", loss_id=ids.LOSS_LOGISTIC, b=1, rule="sgd"),
     dict(path="sgd1", loss_id=ids.LOSS_HINGE, b=1, rule="sgd", alpha=0.01, sw=True),
-    dict(path="serial", loss_id=ids.LOSS_HUBER, b=1, rule="momentum", sw=True),
+    dict(path="rule1", loss_id=ids.LOSS_HUBER, b=1, rule="momentum", sw=True),
+    dict(path="rule1", loss_id=ids.LOSS_SQUARED, b=1, rule="adam-wd-amsgrad", alpha=0.01,
+         sw=True),
     dict(path="serial", loss_id=ids.LOSS_SQUARED, b=7, rule="adam-wd-amsgrad", alpha=0.01,
          sw=True),
     dict(path="serial", loss_id=ids.LOSS_SOFTMAX, b=5, rule="rmsprop-momentum-centered-wd",

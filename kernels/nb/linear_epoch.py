@@ -510,6 +510,44 @@ def _plain_sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_interce
     return k1
 
 
+@kernel(cache=False)
+def _rule_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept, alpha, l1_ratio,
+             rule_id, hyper, lrs, step0, theta, grad, state, batch_loss, progress):
+    """Batch size 1 (scalar losses) with any update rule, samples k0..k1-1 (sample k is
+    row rows[k - base] of X): per row its margin, its loss, grad = sw dl x written in
+    place (the bits of _scalar_rows on one row, whose caller zeroes grad first) and
+    _end_batch (penalty, update).  Without _run_batches' per-batch machinery (workspace
+    slices, the zeroing, the 4-row block logic) momentum at b = 1 took ... ns a row
+    against ... (100 features, X in the L3).  Returns k1, or the first k whose loss is
+    not finite (not applied).  ``progress``: as _plain_sgd_b1's."""
+    d = X.shape[1]
+    m = rows.shape[0]
+    has_sw = sw.shape[0] > 0
+    publish = progress.shape[0] > 0
+    for k in range(k0, k1):
+        if publish and k % READER_PUBLISH == 0:
+            store_release(progress, _POS, k - base)
+        if k - base + PREFETCH_AHEAD < m:
+            prefetch_row(X, rows[k - base + PREFETCH_AHEAD])
+        i = rows[k - base]
+        xi = X[i]
+        acc = zero_of(theta)
+        for j in range(d):
+            acc += xi[j] * theta[j]
+        b0 = theta[d] if fit_intercept else zero_of(theta)
+        l, dl = point_loss(loss_id, loss_param, float(acc + b0), float(y[i]))
+        c = 1.0 * sw[i] if has_sw else 1.0
+        gi = cast_like(theta, c * dl)
+        for j in range(d):
+            grad[j] = xi[j] * gi
+        if fit_intercept:
+            grad[d] = gi
+        if not _end_batch(k, c * l, theta, grad, state, d, alpha, l1_ratio, rule_id, hyper,
+                          lrs, step0, batch_loss):
+            return k
+    return k1
+
+
 # --------------------------------------------------------------------------
 # The public kernels.
 
@@ -844,6 +882,24 @@ def _read_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
     return done[0]
 
 
+def _rule1_read_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param,
+                           n_outputs, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0,
+                           theta, grad, state, batch_loss, readers):
+    """_read_epoch_impl for any other rule at batch size 1 (_rule_b1)."""
+    progress = np.zeros(16, dtype=np.int64)
+    sink = np.zeros(1 + readers)
+    done = np.zeros(2, dtype=np.int64)
+    for t in prange(1 + readers):
+        if t == 0:
+            done[0] = _rule_b1(X, y, sw, order, 0, 0, n_batches, loss_id, loss_param,
+                               fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta,
+                               grad, state, batch_loss, progress)
+            store_release(progress, _END, 1)
+        else:
+            sink[t] = _read_ahead(X, y, sw, order, progress, t - 1, readers)
+    return done[0]
+
+
 def _split_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
                       fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
                       state, batch_loss):
@@ -903,6 +959,10 @@ def _run_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_para
     if plain_b1:
         return _plain_sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept,
                              alpha, l1_ratio, lrs, theta, batch_loss, sync[:0])
+    if batch_size == 1 and K == 1:
+        return _rule_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept, alpha,
+                        l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state, batch_loss,
+                        sync[:0])
     if halves:
         return _halves_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_param,
                                K, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0,
@@ -1034,6 +1094,16 @@ def _sgd1_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
                          alpha, l1_ratio, lrs, theta, batch_loss, np.zeros(0, dtype=np.int64))
 
 
+def _rule1_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
+                      fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
+                      state, batch_loss):
+    """_sgd1_epoch_impl for any other rule at batch size 1 (_rule_b1): what
+    _linear_epoch_impl runs for it when X is too small to gather (the same bits)."""
+    return _rule_b1(X, y, sw, order, 0, 0, n_batches, loss_id, loss_param, fit_intercept, alpha,
+                    l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state, batch_loss,
+                    np.zeros(0, dtype=np.int64))
+
+
 def _halves_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
                        fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
                        state, batch_loss):
@@ -1083,11 +1153,15 @@ _split_epoch_custom = kernel(cache=False)(_split_epoch_impl)
 # ... and so are the epochs with a reader thread
 _read_epoch_builtin = kernel(parallel=True)(_read_epoch_impl)
 _read_epoch_custom = kernel(parallel=True, cache=False)(_read_epoch_impl)
+_rule1_read_epoch_builtin = kernel(parallel=True)(_rule1_read_epoch_impl)
+_rule1_read_epoch_custom = kernel(parallel=True, cache=False)(_rule1_read_epoch_impl)
 _split_read_epoch_builtin = kernel(parallel=True)(_split_read_epoch_impl)
 _split_read_epoch_custom = kernel(parallel=True, cache=False)(_split_read_epoch_impl)
 # ... and the paths of _linear_epoch_impl that an X too small to gather takes.
 _sgd1_epoch_builtin = kernel(_sgd1_epoch_impl)
 _sgd1_epoch_custom = kernel(cache=False)(_sgd1_epoch_impl)
+_rule1_epoch_builtin = kernel(_rule1_epoch_impl)
+_rule1_epoch_custom = kernel(cache=False)(_rule1_epoch_impl)
 _halves_epoch_builtin = kernel(_halves_epoch_impl)
 _halves_epoch_custom = kernel(cache=False)(_halves_epoch_impl)
 _serial_epoch_builtin = kernel(_serial_epoch_impl)
@@ -1135,9 +1209,15 @@ def _plain_b1(batch_size, loss_id, n_outputs, rule_id, hyper):
             and rule_id == RULE_SGD and hyper[0] == 0.0 and hyper[3] == 0.0)
 
 
-def _reads(X, order, batch_size, loss_id, n_outputs, rule_id, hyper):
-    """Whether linear_epoch runs the epoch with a reader thread (_read_epoch_impl)."""
-    return _plain_b1(batch_size, loss_id, n_outputs, rule_id, hyper) and _reader_helps(X, order)
+def _b1(batch_size, loss_id, n_outputs):
+    """Batch size 1 with a scalar loss (one output): _plain_sgd_b1 or _rule_b1."""
+    return batch_size == 1 and n_outputs == 1 and loss_id != LOSS_SOFTMAX
+
+
+def _reads(X, order, batch_size, loss_id, n_outputs):
+    """Whether linear_epoch runs a b = 1 epoch with reader threads (_read_epoch_impl,
+    _rule1_read_epoch_impl)."""
+    return _b1(batch_size, loss_id, n_outputs) and _reader_helps(X, order)
 
 
 def _splits(X, order, batch_size, n_outputs):
@@ -1207,7 +1287,9 @@ _EPOCHS = {
     "split_read": (_split_read_epoch_builtin, _split_read_epoch_custom),
     "split": (_split_epoch_builtin, _split_epoch_custom),
     "read": (_read_epoch_builtin, _read_epoch_custom),
+    "rule1_read": (_rule1_read_epoch_builtin, _rule1_read_epoch_custom),
     "sgd1": (_sgd1_epoch_builtin, _sgd1_epoch_custom),
+    "rule1": (_rule1_epoch_builtin, _rule1_epoch_custom),
     "halves": (_halves_epoch_builtin, _halves_epoch_custom),
     "serial": (_serial_epoch_builtin, _serial_epoch_custom),
     "any": (_linear_epoch_builtin, _linear_epoch_custom),
@@ -1225,12 +1307,13 @@ def _epoch_path(X, order, batch_size, n_batches, loss_id, n_outputs, rule_id, hy
         return "pair"
     if _splits(X, order, batch_size, n_outputs):
         return "split_read" if _reader_helps(X, order) else "split"
-    if _reads(X, order, batch_size, loss_id, n_outputs, rule_id, hyper):
-        return "read"
+    plain = _plain_b1(batch_size, loss_id, n_outputs, rule_id, hyper)
+    if _reads(X, order, batch_size, loss_id, n_outputs):
+        return "read" if plain else "rule1_read"
     if X.nbytes >= GATHER_MIN_BYTES:
         return "any"
-    if _plain_b1(batch_size, loss_id, n_outputs, rule_id, hyper):
-        return "sgd1"
+    if _b1(batch_size, loss_id, n_outputs):
+        return "sgd1" if plain else "rule1"
     if _uses_halves(rows, X.shape[0]):
         return "halves"
     if batch_size < order.shape[0] and batch_size <= CHUNK_ROWS:
@@ -1252,7 +1335,7 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
     target = _EPOCHS[path][custom]
     if path == "any":
         args_tail += (GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
-    elif path in ("read", "split_read"):
+    elif path in ("read", "rule1_read", "split_read"):
         args_tail += (_reader_count(),)
     return guarded(target, X, y, sw, order, int(batch_size), int(n_batches), int(loss_id), param,
                    *args_tail)
