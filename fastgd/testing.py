@@ -167,6 +167,12 @@ def _linear_cases():
     # batch size 1 with every other rule: the row loops of both compiled backends for them
     for opt in OPTIMIZERS[1:]:
         cases.append(Case(loss="logistic", optimizer=opt, batch_size=1, lr=0.01))
+    cases += [Case(loss="hinge", optimizer=OPTIMIZERS[2], batch_size=1, dtype="float32", lr=0.01,
+                   options={"sample_weight": True}),
+              Case(loss="logistic", optimizer=OPTIMIZERS[3], batch_size=1, dtype="float32",
+                   lr=0.01, options={"accumulate": "float64"}),
+              Case(loss="squared", optimizer=("sgd", {"weight_decay": 0.01}), batch_size=1,
+                   lr=0.01, options={"fit_intercept": False})]
     for opt in (OPTIMIZERS[2], OPTIMIZERS[5], OPTIMIZERS[9]):
         cases.append(Case(loss="squared", optimizer=opt, batch_size=1, dtype="float32", lr=0.01,
                           options={"penalty": "elasticnet", "alpha": 0.01,

@@ -650,6 +650,107 @@ cdef Py_ssize_t _rule1_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
     return n_batches
 
 
+cdef inline afloat _step_dot(afloat a, const afloat* v, afloat* w, const xfloat* x,
+                            Py_ssize_t n) noexcept nogil:
+    """w += a v (v in theta's dtype), then x . w."""
+    cdef Py_ssize_t j
+    if xfloat is afloat:
+        return _axpy_dot(a, v, w, x, n)
+    for j in range(n):
+        w[j] = w[j] + a * v[j]
+    return _dot(x, w, n)
+
+
+cdef inline void _sgd_direction(afloat a, const xfloat* xp, const afloat* w, afloat* buf,
+                                afloat* out, Py_ssize_t n, afloat mom, afloat damp1,
+                                bint nesterov, bint first, bint has_wd,
+                                afloat wd) noexcept nogil:
+    """The direction of torch's SGD step for g = a xp (+ wd w): the momentum buffer b
+    (updated in buf; ``out`` is left alone when the direction is b itself), Nesterov's
+    g + mom b, or g (no momentum), written to ``out``.  One loop per case: no store
+    under a flag."""
+    cdef Py_ssize_t j
+    cdef afloat g, b
+    if mom == 0:
+        for j in range(n):
+            out[j] = a * <afloat>xp[j] + (wd * w[j] if has_wd else 0)
+    elif nesterov:
+        for j in range(n):
+            g = a * <afloat>xp[j]
+            if has_wd:
+                g = g + wd * w[j]
+            b = g if first else mom * buf[j] + damp1 * g
+            buf[j] = b
+            out[j] = g + mom * b
+    else:
+        for j in range(n):
+            g = a * <afloat>xp[j]
+            if has_wd:
+                g = g + wd * w[j]
+            buf[j] = g if first else mom * buf[j] + damp1 * g
+
+
+cdef Py_ssize_t _sgd_rule1_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
+                                 Py_ssize_t d, const int64_t* order, Py_ssize_t m,
+                                 Py_ssize_t n_batches, int loss_id, double param, bint fi,
+                                 const double* hyper, const double* lrs, long long step0,
+                                 afloat* theta, afloat* grad, afloat* buf, double* batch_loss,
+                                 fgd_reader* rd) noexcept nogil:
+    """Batch size 1, K = 1, SGD with momentum or weight decay, no penalty: as in
+    _sgd1_epoch, row k-1's update is finished in row k's pass over theta.  Its
+    direction (the momentum buffer, Nesterov's g + mom b, or g + wd w) is formed first
+    (_sgd_direction), then theta -= lr direction and row k's margin in one pass
+    (_axpy_dot).  The intercept is updated at once."""
+    cdef afloat mom = <afloat>hyper[0], damp1 = <afloat>(1.0 - hyper[1])
+    cdef afloat wd = <afloat>hyper[3]
+    cdef bint nesterov = hyper[2] != 0, has_wd = hyper[3] != 0
+    cdef afloat* dirv = buf if (hyper[0] != 0 and not nesterov) else grad
+    cdef Py_ssize_t k
+    cdef int64_t i
+    cdef const xfloat* xi
+    cdef const xfloat* xprev = NULL
+    cdef afloat p, dl, c, l, g, b, aprev = 0, lrprev = 0
+    cdef double loss
+    cdef bint first
+    for k in range(n_batches):
+        if rd != NULL:
+            fgd_reader_at(rd, k)
+        _prefetch_all(X, y, sw, d, order, k + PREFETCH_AHEAD, m)
+        i = order[k]
+        xi = X + i * d
+        c = 1 if sw == NULL else <afloat>sw[i]
+        if xprev != NULL:
+            _sgd_direction(aprev, xprev, theta, buf, grad, d, mom, damp1, nesterov,
+                           step0 + k == 1, has_wd, wd)
+            p = _step_dot(-lrprev, dirv, theta, xi, d)
+        else:
+            p = _dot(xi, theta, d)
+        if fi:
+            p = p + theta[d]
+        l = loss_dloss(loss_id, param, p, <afloat>y[i], &dl)
+        loss = <double>(c * l)
+        batch_loss[k] = loss
+        if not isfinite(loss):
+            return k
+        aprev = dl * c
+        xprev = xi
+        lrprev = <afloat>lrs[k]
+        if fi:
+            g = aprev + (wd * theta[d] if has_wd else 0)
+            first = step0 + k + 1 == 1
+            if mom != 0:
+                b = g if first else mom * buf[d] + damp1 * g
+                buf[d] = b
+                g = g + mom * b if nesterov else b
+            theta[d] = theta[d] - lrprev * g
+    if xprev != NULL:
+        _sgd_direction(aprev, xprev, theta, buf, grad, d, mom, damp1, nesterov,
+                       step0 + n_batches == 1, has_wd, wd)
+        for i in range(d):
+            theta[i] = theta[i] - lrprev * dirv[i]
+    return n_batches
+
+
 # ... and the halves run on two threads when each has at least this many multiply-adds
 # (rows x d x K) per batch, and the epoch PAIR_EPOCH_FACTOR times as many in all: below
 # either, one barrier per batch or the team's start costs more than it saves (thirteenth
@@ -1296,6 +1397,7 @@ cdef enum:
     EPOCH_SERIAL = 2    # _serial_epoch
     EPOCH_SPLIT = 3     # _run_split_epoch on one thread
     EPOCH_RULE1 = 4     # _rule1_epoch
+    EPOCH_SGD_RULE1 = 5  # _sgd_rule1_epoch
 
 
 cdef Py_ssize_t _one_thread_epoch(int kind, const xfloat* X, const xfloat* y,
@@ -1310,6 +1412,10 @@ cdef Py_ssize_t _one_thread_epoch(int kind, const xfloat* X, const xfloat* y,
     if kind == EPOCH_SGD1:
         return _sgd1_epoch(X, y, sw, d, order, m, n_batches, loss_id, loss_param,
                            fit_intercept, alpha, l1_ratio, lrs, theta, batch_loss, rd)
+    if kind == EPOCH_SGD_RULE1:
+        return _sgd_rule1_epoch(X, y, sw, d, order, m, n_batches, loss_id, loss_param,
+                                fit_intercept, hyper, lrs, step0, theta, grad, state, batch_loss,
+                                rd)
     if kind == EPOCH_RULE1:
         return _rule1_epoch(X, y, sw, d, order, m, n_batches, loss_id, loss_param,
                             fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta,
@@ -1344,6 +1450,8 @@ cdef Py_ssize_t c_linear_epoch(const xfloat* X, const xfloat* y, const xfloat* s
     if (K == 1 and batch_size == 1 and rule_id == RULE_SGD and hyper[0] == 0
             and hyper[3] == 0):
         kind = EPOCH_SGD1
+    elif K == 1 and batch_size == 1 and rule_id == RULE_SGD and alpha == 0:
+        kind = EPOCH_SGD_RULE1
     elif K == 1 and batch_size == 1:
         kind = EPOCH_RULE1
     elif _paired(max_rows, n, d, K, P):

@@ -24,6 +24,16 @@ def plain_sgd_update(theta, grad, lr):
         theta[i] -= lr * grad[i]
 
 
+@kernel(inline=True)
+def sgd_momentum_step(w, g, b, lr, momentum, damp1, nesterov, first):
+    """One parameter of torch.optim.SGD with momentum: (w, b) after the step on gradient
+    ``g`` (weight decay included) from buffer ``b``; ``damp1`` is 1 - dampening, and the
+    buffer starts as the first gradient (``first``: step 1).  Inlined into sgd_update
+    and into the b = 1 row loop that fuses the step with the next row's margin."""
+    b = g if first else momentum * b + damp1 * g
+    return w - lr * (g + momentum * b if nesterov else b), b
+
+
 @kernel
 def sgd_update(theta, grad, buf, lr, momentum, dampening, nesterov, weight_decay, step):
     """torch.optim.SGD: the momentum buffer starts as the first gradient (step 1)."""
@@ -36,17 +46,11 @@ def sgd_update(theta, grad, buf, lr, momentum, dampening, nesterov, weight_decay
                 theta[i] -= lr * (grad[i] + weight_decay * theta[i])
         return
     first = step == 1
+    damp1 = 1.0 - dampening
     for i in range(n):
         d = grad[i] + weight_decay * theta[i] if weight_decay != 0.0 else grad[i]
-        if first:
-            b = d
-        else:
-            b = momentum * buf[i] + (1.0 - dampening) * d
-        buf[i] = b
-        if nesterov:
-            theta[i] -= lr * (d + momentum * b)
-        else:
-            theta[i] -= lr * b
+        theta[i], buf[i] = sgd_momentum_step(theta[i], d, buf[i], lr, momentum, damp1,
+                                             nesterov, first)
 
 
 @kernel
