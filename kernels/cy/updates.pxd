@@ -15,6 +15,14 @@ Hyper-parameters are doubles; the arithmetic is done in ``floating``.
 from cython cimport floating
 
 
+# One parameter's momentum buffer after torch.optim.SGD's step on gradient g (weight
+# decay included): it starts as the first gradient (``first``: step 1); ``damp1`` is
+# 1 - dampening.  Shared by the rule's loop and the b = 1 row loop of linear_epoch.
+cdef inline floating sgd_momentum_buffer(floating b, floating g, floating momentum,
+                                         floating damp1, bint first) noexcept nogil:
+    return g if first else momentum * b + damp1 * g
+
+
 cdef void c_sgd_update(floating* theta, const floating* grad, floating* buf, Py_ssize_t n,
                        double lr, double momentum, double dampening, bint nesterov,
                        double weight_decay, long long step) noexcept nogil

@@ -581,9 +581,10 @@ def _rule_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept, a
     row rows[k - base] of X): per row its margin, its loss, grad = sw dl x written in
     place (the bits of _scalar_rows on one row, whose caller zeroes grad first) and
     _end_batch (penalty, update).  Without _run_batches' per-batch machinery (workspace
-    slices, the zeroing, the 4-row block logic) momentum at b = 1 took ... ns a row
-    against ... (100 features, X in the L3).  Returns k1, or the first k whose loss is
-    not finite (not applied).  ``progress``: as _plain_sgd_b1's."""
+    slices, the zeroing, the 4-row block logic): at b = 1 over 100 features, X in the
+    L3, momentum 240 -> 145 ns a row (93 since in _sgd_b1, where SGD without a penalty
+    goes), Adam 450 -> 333, Adagrad 356 -> 236.  Returns k1, or the first k whose loss
+    is not finite (not applied).  ``progress``: as _plain_sgd_b1's."""
     if rule_id == RULE_SGD and alpha == 0.0:
         return _sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept, hyper,
                        lrs, step0, theta, state[0], batch_loss, progress)
