@@ -389,6 +389,48 @@ def test_split_batches_with_or_without_reader_same_bits(monkeypatch, loss_id, ru
     assert_close(runs[0][3], ref[3], rtol)
 
 
+HALVES_CASES = [(ids.LOSS_HINGE, "sgd", "none", np.float64, np.float64, 24, False, 12),
+                (ids.LOSS_SOFTMAX, "momentum", "elasticnet", np.float32, np.float64, 16, True, 12),
+                (ids.LOSS_SQUARED, "adam-wd-amsgrad", "l2", np.float64, np.float64, 9, True, 20)]
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+@pytest.mark.parametrize("loss_id,rule,penalty,x_dtype,theta_dtype,b,sw,d", HALVES_CASES,
+                         ids=[f"{LOSS_NAMES[c[0]]}-{c[1]}-b{c[5]}-d{c[7]}" for c in HALVES_CASES])
+def test_halves_with_or_without_reader_same_bits(monkeypatch, loss_id, rule, penalty, x_dtype,
+                                                 theta_dtype, b, sw, d):
+    """Mid-sized batches over a large X (the thresholds lowered here) that neither pair
+    nor split run as halves on one thread with reader threads (_halves_read_epoch_impl):
+    the bits of one thread (straight from X, and gathered), equal to the reference to its
+    tolerance."""
+    n = 600
+    X, y, w = make_problem(loss_id, n=n, d=d, seed=8, sw=sw)
+    X, y, w = X.astype(x_dtype), y.astype(x_dtype), w.astype(x_dtype)
+    K = K3 if loss_id == ids.LOSS_SOFTMAX else 1
+    rule_id, hyper = RULES[rule]
+    order = np.random.default_rng(0).permutation(n)
+    runs = []
+    for reader_min, gather_min in ((1 << 60, 1 << 60), (0, 1 << 60), (1 << 60, 0)):
+        monkeypatch.setattr(nb_le, "READER_MIN_BYTES", reader_min)
+        monkeypatch.setattr(nb_le, "GATHER_MIN_BYTES", gather_min)
+        monkeypatch.setattr(nb_le, "GATHER_BLOCK_BYTES", 3 * b * X.itemsize * d)
+        path = _with_threads(2, lambda: nb_le._epoch_path(X, order, b, -(-n // b), loss_id, K,
+                                                          rule_id, np.asarray(hyper, float)))
+        assert path == ("halves_read" if reader_min == 0 else
+                        "any" if gather_min == 0 else "halves")
+        runs.append(_with_threads(2, lambda: run_epochs(nb_le, X, y, w, loss_id, b, rule=rule,
+                                                        penalty=penalty, epochs=2, lr=0.01,
+                                                        theta_dtype=theta_dtype)))
+    for other in runs[1:]:
+        np.testing.assert_array_equal(other[1], runs[0][1])
+        np.testing.assert_array_equal(other[3], runs[0][3])
+    ref = run_epochs(ref_le, X.astype(np.float64), y.astype(np.float64), w.astype(np.float64),
+                     loss_id, b, rule=rule, penalty=penalty, epochs=2, lr=0.01)
+    rtol = 1e-9 if theta_dtype == np.float64 and x_dtype == np.float64 else 1e-4
+    assert_close(runs[1][1], ref[1], rtol)
+    assert_close(runs[1][3], ref[3], rtol)
+
+
 READERS_SCRIPT = textwrap.dedent("""
     import sys
     import numba
@@ -406,6 +448,7 @@ READERS_SCRIPT = textwrap.dedent("""
     for loss_id, b, d, sw, rule, path in [
             (ids.LOSS_LOGISTIC, 1, 12, True, "sgd", "read"),
             (ids.LOSS_SQUARED, 1, 12, True, "momentum", "rule1_read"),
+            (ids.LOSS_SQUARED, 12, 12, True, "adam", "halves_read"),
             (ids.LOSS_HINGE, 24, 40, False, "sgd", "split_read")]:
         X, y, w = t.make_problem(loss_id, n=600, d=d, seed=8, sw=sw)
         order = np.random.default_rng(0).permutation(600)

@@ -684,7 +684,7 @@ def _halves_workspace(theta, K, n_parts):
 @kernel(cache=False)
 def _halves_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_param, K,
                     fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
-                    state, batch_loss, hparts, hl, sync, hp, hd, wait_spins):
+                    state, batch_loss, hparts, hl, sync, hp, hd, wait_spins, progress):
     """Batches k0..k1-1 (position p of the epoch is row rows[p - base]), each the sum of
     the gradients of its first ceil(nb / 2) rows and of the rest, in that order.
 
@@ -694,15 +694,20 @@ def _halves_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_p
     here as well; the same function on the same theta, so the same bits whoever
     computes it.  Alone (no helper), every claim succeeds.  ``hparts`` (2, P):
     this thread's and the helper's second-half gradients; ``hl`` (1,): the helper's
-    loss; ``hp``, ``hd`` (2, K): softmax scratch of each thread.  Returns k1, or the
-    first batch whose loss is not finite (not applied)."""
+    loss; ``hp``, ``hd`` (2, K): softmax scratch of each thread.  ``progress``: a
+    reader's progress array (each batch's first position is published there), or an
+    empty one.  Returns k1, or the first batch whose loss is not finite (not
+    applied)."""
     n_penalized = X.shape[1] * K
     P = grad.shape[0]
+    publish = progress.shape[0] > 0
     for k in range(k0, k1):
         lo = k * batch_size
         hi = min(lo + batch_size, m)
         h = (hi - lo + 1) // 2
         scale = 1.0 / (hi - lo)
+        if publish:
+            store_release(progress, _POS, lo - base)
         store_release(sync, _PUB, k)  # theta is ready for batch k
         loss = _rows_gradient(X, y, sw, rows, lo - base, lo - base + h, loss_id, loss_param, K,
                               fit_intercept, theta, grad, scale, hp[0], hd[0])
@@ -778,7 +783,8 @@ def _pair_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
             done[0] = _halves_batches(X, y, sw, order, 0, 0, n_batches, batch_size,
                                       order.shape[0], loss_id, loss_param, K, fit_intercept,
                                       alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
-                                      state, batch_loss, hparts, hl, sync, hp, hd, _WAIT_SPINS)
+                                      state, batch_loss, hparts, hl, sync, hp, hd, _WAIT_SPINS,
+                                      sync[:0])
             store_release(sync, _PUB, _STOP)
         else:
             _halves_helper(X, y, sw, order, n_batches, batch_size, loss_id, loss_param, K,
@@ -1034,7 +1040,8 @@ def _run_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_para
     if halves:
         return _halves_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_param,
                                K, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0,
-                               theta, grad, state, batch_loss, hparts, hl, sync, hp, hd, 0)
+                               theta, grad, state, batch_loss, hparts, hl, sync, hp, hd, 0,
+                               sync[:0])
     n_penalized = X.shape[1] * K
     for k in range(k0, k1):
         lo = k * batch_size
@@ -1182,7 +1189,33 @@ def _halves_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_par
     return _halves_batches(X, y, sw, order, 0, 0, n_batches, batch_size, order.shape[0],
                            loss_id, loss_param, n_outputs, fit_intercept, alpha, l1_ratio,
                            rule_id, hyper, lrs, step0, theta, grad, state, batch_loss, hparts,
-                           hl, sync, hp, hd, 0)
+                           hl, sync, hp, hd, 0, sync[:0])
+
+
+def _halves_read_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param,
+                            n_outputs, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs,
+                            step0, theta, grad, state, batch_loss, readers):
+    """Mid-sized batches as two halves on one thread, shuffled over a large X, with
+    ``readers`` reader threads loading its rows ahead (_read_ahead), as Cython's halves
+    do: the batches of too few multiply-adds for the pair of threads (_pairs), over too
+    few features for the split (_uses_split), which went gathered instead (hinge, b = 32,
+    20 features: 200,000 rows 8.7 -> 5.0-5.8 ms, 1,000,000 rows 62 -> 39; Cython 4.2-6.0
+    and 23).  The same bits as one thread."""
+    hparts, hl, sync, hp, hd = _halves_workspace(theta, n_outputs, 2)
+    progress = np.zeros(16, dtype=np.int64)
+    sink = np.zeros(1 + readers)
+    done = np.zeros(2, dtype=np.int64)
+    for t in prange(1 + readers):
+        if t == 0:
+            done[0] = _halves_batches(X, y, sw, order, 0, 0, n_batches, batch_size,
+                                      order.shape[0], loss_id, loss_param, n_outputs,
+                                      fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0,
+                                      theta, grad, state, batch_loss, hparts, hl, sync, hp, hd,
+                                      0, progress)
+            store_release(progress, _END, 1)
+        else:
+            sink[t] = _read_ahead(X, y, sw, order, progress, t - 1, readers)
+    return done[0]
 
 
 def _serial_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
@@ -1232,6 +1265,8 @@ _rule1_epoch_builtin = kernel(_rule1_epoch_impl)
 _rule1_epoch_custom = kernel(cache=False)(_rule1_epoch_impl)
 _halves_epoch_builtin = kernel(_halves_epoch_impl)
 _halves_epoch_custom = kernel(cache=False)(_halves_epoch_impl)
+_halves_read_epoch_builtin = kernel(parallel=True)(_halves_read_epoch_impl)
+_halves_read_epoch_custom = kernel(parallel=True, cache=False)(_halves_read_epoch_impl)
 _serial_epoch_builtin = kernel(_serial_epoch_impl)
 _serial_epoch_custom = kernel(cache=False)(_serial_epoch_impl)
 
@@ -1338,11 +1373,12 @@ def epoch_threads(n, d, n_outputs, fit_intercept, batch_size, n_batches, itemsiz
     rows = min(batch_size, n)
     if _pairs(n, d, n_outputs, batch_size, n_batches, n, itemsize):
         return 2
-    if (_uses_split(rows, n, d, n_outputs, itemsize, SPLIT_MIN_BYTES)
+    if ((_uses_split(rows, n, d, n_outputs, itemsize, SPLIT_MIN_BYTES) or _uses_halves(rows, n))
             and n * d * itemsize >= READER_MIN_BYTES and numba.get_num_threads() >= 2):
         # the split epoch's readers are counted: with the driver's background shuffle on a
         # third thread its compiled epoch took 7.1 ms against 5.8-5.9 (W1 b = 32), and the
-        # driver epoch was no faster (median 9.1-10.3 against 7.6-9.5 ms)
+        # driver epoch was no faster (median 9.1-10.3 against 7.6-9.5 ms); the halves with
+        # their readers (_halves_read_epoch_impl) are counted alike
         return 1 + _reader_count()
     if rows > CHUNK_ROWS and rows * d * n_outputs >= PARALLEL_MIN_WORK:
         return numba.get_num_threads()
@@ -1358,6 +1394,7 @@ _EPOCHS = {
     "rule1_read": (_rule1_read_epoch_builtin, _rule1_read_epoch_custom),
     "sgd1": (_sgd1_epoch_builtin, _sgd1_epoch_custom),
     "rule1": (_rule1_epoch_builtin, _rule1_epoch_custom),
+    "halves_read": (_halves_read_epoch_builtin, _halves_read_epoch_custom),
     "halves": (_halves_epoch_builtin, _halves_epoch_custom),
     "serial": (_serial_epoch_builtin, _serial_epoch_custom),
     "any": (_linear_epoch_builtin, _linear_epoch_custom),
@@ -1378,6 +1415,8 @@ def _epoch_path(X, order, batch_size, n_batches, loss_id, n_outputs, rule_id, hy
     plain = _plain_b1(batch_size, loss_id, n_outputs, rule_id, hyper)
     if _reads(X, order, batch_size, loss_id, n_outputs):
         return "read" if plain else "rule1_read"
+    if _uses_halves(rows, X.shape[0]) and _reader_helps(X, order):
+        return "halves_read"
     if X.nbytes >= GATHER_MIN_BYTES:
         return "any"
     if _b1(batch_size, loss_id, n_outputs):
@@ -1403,7 +1442,7 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
     target = _EPOCHS[path][custom]
     if path == "any":
         args_tail += (GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
-    elif path in ("read", "rule1_read", "split_read"):
+    elif path in ("read", "rule1_read", "split_read", "halves_read"):
         args_tail += (_reader_count(),)
     return guarded(target, X, y, sw, order, int(batch_size), int(n_batches), int(loss_id), param,
                    *args_tail)
