@@ -652,14 +652,21 @@ cdef Py_ssize_t _rule1_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
     return n_batches
 
 
+cdef inline void _step(afloat a, const afloat* v, afloat* w, Py_ssize_t n) noexcept nogil:
+    """w += a v, v in theta's dtype (fgd_simd.h's axpy: the rounding of _axpy_dot's
+    update part)."""
+    if afloat is double:
+        fgd_axpy_dd(a, v, w, n)
+    else:
+        fgd_axpy_ff(a, v, w, n)
+
+
 cdef inline afloat _step_dot(afloat a, const afloat* v, afloat* w, const xfloat* x,
                             Py_ssize_t n) noexcept nogil:
-    """w += a v (v in theta's dtype), then x . w."""
-    cdef Py_ssize_t j
+    """_step, then x . w, in one pass where X shares theta's dtype."""
     if xfloat is afloat:
         return _axpy_dot(a, v, w, x, n)
-    for j in range(n):
-        w[j] = w[j] + a * v[j]
+    _step(a, v, w, n)
     return _dot(x, w, n)
 
 
@@ -748,8 +755,7 @@ cdef Py_ssize_t _sgd_rule1_epoch(const xfloat* X, const xfloat* y, const xfloat*
     if xprev != NULL:
         _sgd_direction(aprev, xprev, theta, buf, grad, d, mom, damp1, nesterov,
                        step0 + n_batches == 1, has_wd, wd)
-        for i in range(d):
-            theta[i] = theta[i] - lrprev * dirv[i]
+        _step(-lrprev, dirv, theta, d)
     return n_batches
 
 
