@@ -321,6 +321,19 @@ def test_mid_sized_batches_same_bits_on_one_or_two_threads(monkeypatch, loss_id,
     assert_close(runs[0][3], ref[3], 1e-9)
 
 
+def _same_bits_near_reference(runs, X, y, w, loss_id, b, theta_dtype, **kw):
+    """Every run of ``runs`` (run_epochs results) has the first one's bits, and they are
+    the reference's to its tolerance (``kw``: rule, penalty, as the runs had them)."""
+    for other in runs[1:]:
+        np.testing.assert_array_equal(other[1], runs[0][1])
+        np.testing.assert_array_equal(other[3], runs[0][3])
+    ref = run_epochs(ref_le, X.astype(np.float64), y.astype(np.float64), w.astype(np.float64),
+                     loss_id, b, epochs=2, lr=0.01, **kw)
+    rtol = 1e-9 if theta_dtype == np.float64 and X.dtype == np.float64 else 1e-4
+    assert_close(runs[0][1], ref[1], rtol)
+    assert_close(runs[0][3], ref[3], rtol)
+
+
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
 @pytest.mark.parametrize("loss_id,penalty,x_dtype,theta_dtype,sw",
                          [(ids.LOSS_LOGISTIC, "none", np.float64, np.float64, False),
@@ -343,14 +356,7 @@ def test_reader_thread_changes_no_bit(monkeypatch, loss_id, penalty, x_dtype, th
         runs.append(_with_threads(2, lambda: run_epochs(nb_le, X, y, w, loss_id, 1,
                                                         penalty=penalty, epochs=2, lr=0.01,
                                                         theta_dtype=theta_dtype)))
-    for other in runs[1:]:
-        np.testing.assert_array_equal(other[1], runs[0][1])
-        np.testing.assert_array_equal(other[3], runs[0][3])
-    ref = run_epochs(ref_le, X.astype(np.float64), y.astype(np.float64), w.astype(np.float64),
-                     loss_id, 1, penalty=penalty, epochs=2, lr=0.01)
-    rtol = 1e-9 if theta_dtype == np.float64 and x_dtype == np.float64 else 1e-4
-    assert_close(runs[1][1], ref[1], rtol)
-    assert_close(runs[1][3], ref[3], rtol)
+    _same_bits_near_reference(runs, X, y, w, loss_id, 1, theta_dtype, penalty=penalty)
 
 
 SPLIT_CASES = [(ids.LOSS_LOGISTIC, "sgd", "none", np.float64, np.float64, 32, False, 40),
@@ -380,13 +386,7 @@ def test_split_batches_with_or_without_reader_same_bits(monkeypatch, loss_id, ru
                                                 penalty=penalty, epochs=2, lr=0.01,
                                                 theta_dtype=theta_dtype))
             for t in (1, 2)]
-    np.testing.assert_array_equal(runs[1][1], runs[0][1])
-    np.testing.assert_array_equal(runs[1][3], runs[0][3])
-    ref = run_epochs(ref_le, X.astype(np.float64), y.astype(np.float64), w.astype(np.float64),
-                     loss_id, b, rule=rule, penalty=penalty, epochs=2, lr=0.01)
-    rtol = 1e-9 if theta_dtype == np.float64 and x_dtype == np.float64 else 1e-4
-    assert_close(runs[0][1], ref[1], rtol)
-    assert_close(runs[0][3], ref[3], rtol)
+    _same_bits_near_reference(runs, X, y, w, loss_id, b, theta_dtype, rule=rule, penalty=penalty)
 
 
 HALVES_CASES = [(ids.LOSS_HINGE, "sgd", "none", np.float64, np.float64, 24, False, 12),
@@ -421,14 +421,7 @@ def test_halves_with_or_without_reader_same_bits(monkeypatch, loss_id, rule, pen
         runs.append(_with_threads(2, lambda: run_epochs(nb_le, X, y, w, loss_id, b, rule=rule,
                                                         penalty=penalty, epochs=2, lr=0.01,
                                                         theta_dtype=theta_dtype)))
-    for other in runs[1:]:
-        np.testing.assert_array_equal(other[1], runs[0][1])
-        np.testing.assert_array_equal(other[3], runs[0][3])
-    ref = run_epochs(ref_le, X.astype(np.float64), y.astype(np.float64), w.astype(np.float64),
-                     loss_id, b, rule=rule, penalty=penalty, epochs=2, lr=0.01)
-    rtol = 1e-9 if theta_dtype == np.float64 and x_dtype == np.float64 else 1e-4
-    assert_close(runs[1][1], ref[1], rtol)
-    assert_close(runs[1][3], ref[3], rtol)
+    _same_bits_near_reference(runs, X, y, w, loss_id, b, theta_dtype, rule=rule, penalty=penalty)
 
 
 READERS_SCRIPT = textwrap.dedent("""
