@@ -462,7 +462,8 @@ def test_two_reader_threads_change_no_bit(tmp_path):
     every other row: still the bits of one thread.  (A process of its own: numba's
     thread count is fixed when it is imported.)  And the read kernels stay cacheable."""
     here = os.path.dirname(os.path.abspath(__file__))
-    env = dict(os.environ, NUMBA_NUM_THREADS="3", NUMBA_CACHE_DIR=str(tmp_path))
+    env = dict(os.environ, NUMBA_NUM_THREADS="3", NUMBA_CACHE_DIR=str(tmp_path),
+               FASTGD_NUMBA_CACHE="1")
     r = subprocess.run([sys.executable, "-c", READERS_SCRIPT.format(here=here)], env=env,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
