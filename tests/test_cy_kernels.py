@@ -257,6 +257,61 @@ def test_update_rules_step_by_step(name, dtype, via):
     assert not np.array_equal(theta, theta0)
 
 
+# Adam's bias corrections 1 - beta**step become exactly 1 once step (1 - beta) >= 38.2, and
+# the kernels then skip the pow (and, for beta2, a division a parameter): steps on either
+# side of that, for each beta.
+ADAM_BETAS = [0.0, 0.1, 0.5, 0.8, 0.9, 0.99, 0.999, 0.9999, 1 - 1e-7]
+
+
+def adam_late_steps(beta):
+    t = int(38.2 / (1.0 - beta))
+    return sorted({1, 2, max(1, t - 1), max(1, t), t + 1, t + 2, 2 * t + 3, 10**9})
+
+
+@pytest.mark.parametrize("beta", ADAM_BETAS)
+def test_adam_bias_correction_is_the_pow_bit_for_bit(beta):
+    for step in adam_late_steps(beta):
+        assert cy_updates.bias_correction(beta, step) == 1.0 - beta ** step, (beta, step)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", [n for n in RULES if "adam" in n])
+def test_adam_late_steps_match_reference(name, dtype):
+    rule_id, hyper, _ = RULES[name]
+    rng = np.random.default_rng(3)
+    P = 23
+    rtol = RTOL64 if dtype == np.float64 else RTOL32
+    steps = sorted(set(adam_late_steps(hyper[0]) + adam_late_steps(hyper[1])))
+    for step in steps:
+        theta_ref = rng.standard_normal(P)
+        state_ref = np.abs(rng.standard_normal((ids.STATE_SLOTS[rule_id], P))) * 0.1
+        g = rng.standard_normal(P).astype(dtype)
+        theta, state = theta_ref.astype(dtype), state_ref.astype(dtype)
+        ref_updates.apply_update(rule_id, np.array(hyper), theta_ref, g.astype(np.float64),
+                                 state_ref, 0.01, step)
+        cy_updates.apply_update(rule_id, np.array(hyper), theta, g, state, 0.01, step)
+        assert_close(theta, theta_ref, rtol, f"{name} step {step} theta")
+        assert_close(state, state_ref, rtol, f"{name} step {step} state")
+
+
+@pytest.mark.parametrize("name", [n for n in RULES if RULES[n][0] != ids.RULE_SGD])
+def test_sqrt_rules_give_the_reference_bits_float64(name):
+    # fgd_rules.h runs each parameter's formula in the reference's order of correctly
+    # rounded operations (no reassociation, no FMA), in the AVX2 clone and the baseline
+    rule_id, hyper, s0 = RULES[name]
+    rng = np.random.default_rng(2)
+    P = 37
+    theta = rng.standard_normal(P)
+    state = np.full((ids.STATE_SLOTS[rule_id], P), s0)
+    theta_ref, state_ref = theta.copy(), state.copy()
+    for step in list(range(1, 12)) + [400, 40_000]:
+        g = rng.standard_normal(P)
+        cy_updates.apply_update(rule_id, np.array(hyper), theta, g, state, 0.01, step)
+        ref_updates.apply_update(rule_id, np.array(hyper), theta_ref, g, state_ref, 0.01, step)
+        np.testing.assert_array_equal(theta, theta_ref, err_msg=f"{name} step {step}")
+        np.testing.assert_array_equal(state, state_ref, err_msg=f"{name} step {step}")
+
+
 def test_update_rules_match_torch():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(11)

@@ -650,6 +650,39 @@ def test_update_rules_match_reference(rule):
     assert_close(state, s2, 1e-12)
 
 
+@njit
+def _one_minus_power(beta, step):
+    return 1.0 - beta ** step
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.1, 0.5, 0.8, 0.9, 0.99, 0.999, 0.9999, 1 - 1e-7])
+def test_adam_bias_correction_is_the_power_bit_for_bit(beta):
+    # 1.0 without the power once step (1 - beta) >= 38.2: steps on either side of that
+    t = int(38.2 / (1.0 - beta))
+    for step in sorted({1, 2, max(1, t - 1), max(1, t), t + 1, t + 2, 2 * t + 3, 10**9}):
+        assert nb_updates.bias_correction(beta, step) == _one_minus_power(beta, step), (beta, step)
+
+
+@pytest.mark.parametrize("rule", [r for r in RULES if RULES[r][0] in (ids.RULE_ADAM, ids.RULE_ADAMW)])
+def test_adam_late_steps_match_reference(rule):
+    # past step 38,200 (beta2 = 0.999) Adam takes its one-division loop
+    from fastgd.reference import updates as ref_updates
+
+    rule_id, hyper = RULES[rule]
+    hyper = np.asarray(hyper, dtype=np.float64)
+    rng = np.random.default_rng(5)
+    P = 17
+    for step in (381, 382, 383, 38_199, 38_200, 38_201, 10**6):
+        theta = rng.standard_normal(P)
+        state = np.abs(rng.standard_normal((ids.STATE_SLOTS[rule_id], P))) * 0.1
+        g = rng.standard_normal(P)
+        t2, s2 = theta.copy(), state.copy()
+        nb_updates.apply_update(rule_id, hyper, theta, g, state, 0.05, step)
+        ref_updates.apply_update(rule_id, hyper, t2, g, s2, 0.05, step)
+        assert_close(theta, t2, 1e-12)
+        assert_close(state, s2, 1e-12)
+
+
 # --------------------------------------------------------------------------------------
 # Embedding: the kernels called from the user's own @njit code
 

@@ -19,7 +19,26 @@ They release the GIL and call the ``nogil`` C functions declared in
 import numpy as np
 
 from cython cimport floating
-from libc.math cimport sqrt, sqrtf, pow, fabs, NAN
+from libc.math cimport sqrt, pow, fabs, NAN
+
+cdef extern from "fgd_rules.h" nogil:
+    # the square-root-and-division rules, compiled for AVX2 and the baseline (why: there)
+    void fgd_adam_core_d(double* theta, const double* g, double* m, double* v, double* vmax,
+                         Py_ssize_t n, double step_size, double b1, double c1, double b2,
+                         double c2, double bias2_sqrt, double eps, double decay, int amsgrad)
+    void fgd_adam_core_f(float* theta, const float* g, float* m, float* v, float* vmax,
+                         Py_ssize_t n, float step_size, float b1, float c1, float b2,
+                         float c2, float bias2_sqrt, float eps, float decay, int amsgrad)
+    void fgd_adagrad_core_d(double* theta, const double* g, double* acc, Py_ssize_t n,
+                            double clr, double eps)
+    void fgd_adagrad_core_f(float* theta, const float* g, float* acc, Py_ssize_t n,
+                            float clr, float eps)
+    void fgd_rmsprop_core_d(double* theta, const double* g, double* square_avg, double* buf,
+                            double* grad_avg, Py_ssize_t n, double lr, double al, double c,
+                            double eps, double mom, int has_mom, int centered)
+    void fgd_rmsprop_core_f(float* theta, const float* g, float* square_avg, float* buf,
+                            float* grad_avg, Py_ssize_t n, float lr, float al, float c,
+                            float eps, float mom, int has_mom, int centered)
 
 # Rule codes and state slots, equal to fastgd.kernels.ids (tests check it).
 cdef enum:
@@ -33,11 +52,6 @@ STATE_SLOTS = {RULE_SGD: 1, RULE_ADAM: 3, RULE_ADAMW: 3, RULE_ADAGRAD: 1, RULE_R
 HYPER_LEN = {RULE_SGD: 4, RULE_ADAM: 5, RULE_ADAMW: 5, RULE_ADAGRAD: 4, RULE_RMSPROP: 5}
 
 
-cdef inline floating _sqrt(floating x) noexcept nogil:
-    if floating is float:
-        return sqrtf(x)
-    else:
-        return sqrt(x)
 
 
 cdef inline floating _pen_grad(floating w, floating alpha, floating r1, floating r) noexcept nogil:
@@ -63,7 +77,8 @@ cdef inline floating _pen_grad(floating w, floating alpha, floating r1, floating
 # loops scalar, and the if-converted penalty's selects tripled Adam's instructions
 # (b = 1 over 100 features, X in the L3, the whole row loop: momentum 164 -> 128 ns a
 # row, Adam 662 -> 379, Adagrad 479 -> 266; the sqrt and the divisions bound the last
-# two: SSE2, 2 lanes, as the baseline build has no AVX).
+# two: SSE2, 2 lanes, as the baseline build has no AVX).  So the loops of Adam, Adagrad
+# and RMSprop are C (fgd_rules.h), compiled for AVX2 too; SGD's stay here.
 
 cdef enum:
     GRAD_CHUNK = 256    # parameters per chunk: a 2 KiB (float64) stack buffer, in L1
@@ -137,39 +152,36 @@ cdef void _sgd(floating* theta, const floating* grad, floating* buf, Py_ssize_t 
         c0 += cn
 
 
+cdef inline double _bias_correction(double beta, long long step) noexcept nogil:
+    # 1 - beta**step, without the pow once it is exactly 1: from step (1 - beta) >= 38.2
+    # on, beta**step <= exp(-step (1 - beta)) < 2**-55 (as -log(beta) >= 1 - beta), and
+    # 1 - x rounds to 1.0 for any x under 2**-54 (the same bits as the pow).  Adam's
+    # beta1 = 0.9 gets there at step 382, beta2 = 0.999 at 38,200; before that,
+    # pow(0.9, step) underflows from step 7,000 on into libm's slow error path
+    # (b = 1 over 100 features: 44 ns of a 386 ns row).
+    if <double>step * (1.0 - beta) >= 38.2:
+        return 1.0
+    return 1.0 - pow(beta, <double>step)
+
+
 cdef inline void _adam_core(floating* theta, const floating* g, floating* m, floating* v,
                             floating* vmax, Py_ssize_t n, floating step_size, floating b1,
                             floating c1, floating b2, floating c2, floating bias2_sqrt,
                             floating eps, floating decay, bint amsgrad) noexcept nogil:
-    # decay: AdamW's 1 - lr wd, or exactly 1 (w * 1 == w)
-    cdef Py_ssize_t j
-    cdef floating mm, vv, vm
-    if amsgrad:
-        for j in range(n):
-            mm = b1 * m[j] + c1 * g[j]
-            vv = b2 * v[j] + c2 * g[j] * g[j]
-            m[j] = mm
-            v[j] = vv
-            vm = vmax[j]
-            if (vv > vm) | (vv != vv):  # torch.maximum: a NaN in either wins
-                vm = vv
-            vmax[j] = vm
-            theta[j] = theta[j] * decay - step_size * (mm / (_sqrt(vm) / bias2_sqrt + eps))
+    if floating is double:
+        fgd_adam_core_d(theta, g, m, v, vmax, n, step_size, b1, c1, b2, c2, bias2_sqrt, eps,
+                        decay, amsgrad)
     else:
-        for j in range(n):
-            mm = b1 * m[j] + c1 * g[j]
-            vv = b2 * v[j] + c2 * g[j] * g[j]
-            m[j] = mm
-            v[j] = vv
-            theta[j] = theta[j] * decay - step_size * (mm / (_sqrt(vv) / bias2_sqrt + eps))
+        fgd_adam_core_f(theta, g, m, v, vmax, n, step_size, b1, c1, b2, c2, bias2_sqrt, eps,
+                        decay, amsgrad)
 
 
 cdef void _adam(floating* theta, const floating* grad, floating* m, floating* v,
                 floating* vmax, Py_ssize_t n, double lr_, double beta1_, double beta2_,
                 double eps_, double wd_, bint decoupled, bint amsgrad, long long step,
                 double pa_, double l1_, double* s2, double* s1) noexcept nogil:
-    cdef double bias1 = 1.0 - pow(beta1_, <double>step)
-    cdef floating bias2_sqrt = <floating>sqrt(1.0 - pow(beta2_, <double>step))
+    cdef double bias1 = _bias_correction(beta1_, step)
+    cdef floating bias2_sqrt = <floating>sqrt(_bias_correction(beta2_, step))
     cdef floating step_size = <floating>(lr_ / bias1)
     cdef floating b1 = <floating>beta1_, c1 = <floating>(1.0 - beta1_)
     cdef floating b2 = <floating>beta2_, c2 = <floating>(1.0 - beta2_)
@@ -198,24 +210,19 @@ cdef void _adagrad(floating* theta, const floating* grad, floating* acc, Py_ssiz
     cdef floating wd = <floating>wd_, eps = <floating>eps_
     cdef floating pa = <floating>pa_, r = <floating>l1_, r1 = <floating>(1.0 - l1_)
     cdef bint pen = pa_ != 0, has_wd = wd_ != 0
-    cdef floating a
     cdef floating gb[GRAD_CHUNK]
     cdef const floating* g
-    cdef floating* th
-    cdef floating* ac
-    cdef Py_ssize_t c0, cn, j
+    cdef Py_ssize_t c0, cn
     c0 = 0
     while c0 < n:
         cn = min(<Py_ssize_t>GRAD_CHUNK, n - c0)
         g = _step_grad(grad + c0, theta + c0, gb, cn, pen, pa, r1, r, has_wd, wd)
-        th = theta + c0
-        ac = acc + c0
-        for j in range(cn):
-            a = ac[j] + g[j] * g[j]
-            ac[j] = a
-            th[j] = th[j] - clr * (g[j] / (_sqrt(a) + eps))
+        if floating is double:
+            fgd_adagrad_core_d(theta + c0, g, acc + c0, cn, clr, eps)
+        else:
+            fgd_adagrad_core_f(theta + c0, g, acc + c0, cn, clr, eps)
         if pen:
-            _penalty_sums(th, cn, s2, s1)
+            _penalty_sums(theta + c0, cn, s2, s1)
         c0 += cn
 
 
@@ -223,36 +230,12 @@ cdef inline void _rmsprop_core(floating* theta, const floating* g, floating* squ
                                floating* buf, floating* grad_avg, Py_ssize_t n, floating lr,
                                floating al, floating c, floating eps, floating mom,
                                bint has_mom, bint centered) noexcept nogil:
-    cdef Py_ssize_t j
-    cdef floating sa, ga, b
-    if centered and has_mom:
-        for j in range(n):
-            sa = al * square_avg[j] + c * g[j] * g[j]
-            square_avg[j] = sa
-            ga = al * grad_avg[j] + c * g[j]
-            grad_avg[j] = ga
-            b = mom * buf[j] + g[j] / (_sqrt(sa - ga * ga) + eps)
-            buf[j] = b
-            theta[j] = theta[j] - lr * b
-    elif centered:
-        for j in range(n):
-            sa = al * square_avg[j] + c * g[j] * g[j]
-            square_avg[j] = sa
-            ga = al * grad_avg[j] + c * g[j]
-            grad_avg[j] = ga
-            theta[j] = theta[j] - lr * (g[j] / (_sqrt(sa - ga * ga) + eps))
-    elif has_mom:
-        for j in range(n):
-            sa = al * square_avg[j] + c * g[j] * g[j]
-            square_avg[j] = sa
-            b = mom * buf[j] + g[j] / (_sqrt(sa) + eps)
-            buf[j] = b
-            theta[j] = theta[j] - lr * b
+    if floating is double:
+        fgd_rmsprop_core_d(theta, g, square_avg, buf, grad_avg, n, lr, al, c, eps, mom,
+                           has_mom, centered)
     else:
-        for j in range(n):
-            sa = al * square_avg[j] + c * g[j] * g[j]
-            square_avg[j] = sa
-            theta[j] = theta[j] - lr * (g[j] / (_sqrt(sa) + eps))
+        fgd_rmsprop_core_f(theta, g, square_avg, buf, grad_avg, n, lr, al, c, eps, mom,
+                           has_mom, centered)
 
 
 cdef void _rmsprop(floating* theta, const floating* grad, floating* square_avg, floating* buf,
@@ -437,6 +420,12 @@ def adam_update(theta, grad, m, v, vmax, lr, beta1, beta2, eps, weight_decay, de
     _one_dtype(theta, grad=grad, m=m, v=v, vmax=vmax)
     _adam_update(theta, grad, m, v, vmax, lr, beta1, beta2, eps, weight_decay, decoupled,
                  amsgrad, step)
+
+
+def bias_correction(double beta, long long step):
+    """Adam's ``1 - beta**step`` as the Adam kernels compute it (1.0 without a pow once
+    it is exactly 1; the tests check the same bits as the pow)."""
+    return _bias_correction(beta, step)
 
 
 def _adam_update(floating[::1] theta, const floating[::1] grad, floating[::1] m,
