@@ -136,13 +136,25 @@ _POS, _END = 0, 8
 # --------------------------------------------------------------------------
 # Building blocks (compiled into the public kernels; not cached on their own).
 
+@kernel(inline=True)
+def _prefetch_sample(X, y, sw, i):
+    """Requests row i of X and its label and weight (a random row's label misses the
+    caches as surely as the row)."""
+    prefetch_row(X, i)
+    prefetch_item(y, i)
+    if sw.shape[0] > 0:
+        prefetch_item(sw, i)
+
+
 @kernel(cache=False)
-def _scalar_rows(X, y, sw, rows, lo, hi, loss_id, loss_param, fit_intercept, theta, g, scale):
+def _scalar_rows(X, y, sw, rows, lo, hi, loss_id, loss_param, fit_intercept, theta, g, scale,
+                 ahead):
     """The K = 1 losses.  Blocks of 4 rows: a vectorised dot product per row (each
     row read front to back), the 4 losses, then one pass
     ``g += a0 x0 + a1 x1 + a2 x2 + a3 x3`` over the rows now in L1; then single
-    rows.  The row PREFETCH_AHEAD positions on in ``rows`` is prefetched (also
-    across the batch's end: the next batch's first rows)."""
+    rows.  The row ``ahead`` positions on in ``rows`` is prefetched (also across the
+    batch's end: PREFETCH_AHEAD, the next batch's first rows; a half of a batch,
+    _halves_batches: the batch size, the same half of the next batch)."""
     d = X.shape[1]
     m = rows.shape[0]
     has_sw = sw.shape[0] > 0
@@ -158,8 +170,8 @@ def _scalar_rows(X, y, sw, rows, lo, hi, loss_id, loss_param, fit_intercept, the
         lw = np.empty((4, LOGISTIC_BLOCK))
         while r + LOGISTIC_BLOCK <= hi:
             for t in range(LOGISTIC_BLOCK):
-                if r + t + PREFETCH_AHEAD < m:
-                    prefetch_row(X, rows[r + t + PREFETCH_AHEAD])
+                if r + t + ahead < m:
+                    _prefetch_sample(X, y, sw, rows[r + t + ahead])
                 i = rows[r + t]
                 xi = X[i]
                 a = zero_of(theta)
@@ -194,8 +206,8 @@ def _scalar_rows(X, y, sw, rows, lo, hi, loss_id, loss_param, fit_intercept, the
                     g[d] += (g0 + g1) + (g2 + g3)
             r += LOGISTIC_BLOCK
     while r + 4 <= hi:
-        for q in range(r + PREFETCH_AHEAD, min(r + PREFETCH_AHEAD + 4, m)):
-            prefetch_row(X, rows[q])
+        for q in range(r + ahead, min(r + ahead + 4, m)):
+            _prefetch_sample(X, y, sw, rows[q])
         i0 = rows[r]
         i1 = rows[r + 1]
         i2 = rows[r + 2]
@@ -249,8 +261,8 @@ def _scalar_rows(X, y, sw, rows, lo, hi, loss_id, loss_param, fit_intercept, the
             g[d] += (g0 + g1) + (g2 + g3)
         r += 4
     while r < hi:
-        if r + PREFETCH_AHEAD < m:
-            prefetch_row(X, rows[r + PREFETCH_AHEAD])
+        if r + ahead < m:
+            _prefetch_sample(X, y, sw, rows[r + ahead])
         i = rows[r]
         xi = X[i]
         acc = zero_of(theta)
@@ -269,7 +281,7 @@ def _scalar_rows(X, y, sw, rows, lo, hi, loss_id, loss_param, fit_intercept, the
 
 
 @kernel(cache=False)
-def _softmax_rows(X, y, sw, rows, lo, hi, K, fit_intercept, theta, g, scale, pk, dlk):
+def _softmax_rows(X, y, sw, rows, lo, hi, K, fit_intercept, theta, g, scale, pk, dlk, ahead):
     """Adds the softmax rows' c_i dl_i/dtheta to g; returns sum c_i l_i.  From
     SOFTMAX_T_MIN_ROWS rows on, W is copied transposed so that a row's K scores and
     K gradient rows are vectorised loops of length d (as Cython's _rows_grad does; the
@@ -286,8 +298,8 @@ def _softmax_rows(X, y, sw, rows, lo, hi, K, fit_intercept, theta, g, scale, pk,
                 wt[k, j] = theta[j * K + k]
         for r in range(lo, hi):
             i = rows[r]
-            if r + PREFETCH_AHEAD < rows.shape[0]:
-                prefetch_row(X, rows[r + PREFETCH_AHEAD])
+            if r + ahead < rows.shape[0]:
+                prefetch_row(X, rows[r + ahead])
             xi = X[i]
             for k in range(K):
                 wk = wt[k]
@@ -311,8 +323,8 @@ def _softmax_rows(X, y, sw, rows, lo, hi, K, fit_intercept, theta, g, scale, pk,
         return lsum
     for r in range(lo, hi):
         i = rows[r]
-        if r + PREFETCH_AHEAD < rows.shape[0]:
-            prefetch_row(X, rows[r + PREFETCH_AHEAD])
+        if r + ahead < rows.shape[0]:
+            prefetch_row(X, rows[r + ahead])
         xi = X[i]
         for k in range(K):
             pk[k] = theta[dk + k] if fit_intercept else 0
@@ -337,18 +349,20 @@ def _softmax_rows(X, y, sw, rows, lo, hi, K, fit_intercept, theta, g, scale, pk,
 
 @kernel(cache=False)
 def _rows_gradient(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_intercept, theta, g,
-                   scale, pk, dlk):
+                   scale, pk, dlk, ahead=PREFETCH_AHEAD):
     """g = scale * sum over rows[lo:hi] of s_i dl_i/dtheta; returns scale * sum s_i l_i.
 
     ``pk`` (K,) accumulation-dtype and ``dlk`` (K,) float64 are scratch (softmax).
-    The summation order depends only on lo and hi (never on threads).
+    The summation order depends only on lo and hi (never on threads).  The row
+    ``ahead`` positions on in ``rows`` is prefetched.
     """
     for t in range(g.shape[0]):
         g[t] = 0
     if loss_id != LOSS_SOFTMAX:
         return _scalar_rows(X, y, sw, rows, lo, hi, loss_id, loss_param, fit_intercept, theta, g,
-                            scale)
-    return _softmax_rows(X, y, sw, rows, lo, hi, K, fit_intercept, theta, g, scale, pk, dlk)
+                            scale, ahead)
+    return _softmax_rows(X, y, sw, rows, lo, hi, K, fit_intercept, theta, g, scale, pk, dlk,
+                         ahead)
 
 
 @kernel(parallel=True, cache=False)
@@ -714,12 +728,12 @@ def _halves_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_p
             store_release(progress, _POS, lo - base)
         store_release(sync, _PUB, k)  # theta is ready for batch k
         loss = _rows_gradient(X, y, sw, rows, lo - base, lo - base + h, loss_id, loss_param, K,
-                              fit_intercept, theta, grad, scale, hp[0, :K], hd[0, :K])
+                              fit_intercept, theta, grad, scale, hp[0, :K], hd[0, :K], batch_size)
         src = 0
         if compare_and_swap(sync, _CLAIM, k - 1, k):
             l1 = _rows_gradient(X, y, sw, rows, lo - base + h, hi - base, loss_id, loss_param,
                                 K, fit_intercept, theta, hparts[0], scale, hp[0, :K],
-                                hd[0, :K])
+                                hd[0, :K], batch_size)
         else:
             spins = 0
             while load_acquire(sync, _DONE) != k and spins < wait_spins:
@@ -731,7 +745,7 @@ def _halves_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_p
             else:
                 l1 = _rows_gradient(X, y, sw, rows, lo - base + h, hi - base, loss_id,
                                     loss_param, K, fit_intercept, theta, hparts[0], scale,
-                                    hp[0, :K], hd[0, :K])
+                                    hp[0, :K], hd[0, :K], batch_size)
         part = hparts[src]
         for t in range(P):
             grad[t] += part[t]
@@ -765,7 +779,7 @@ def _halves_helper(X, y, sw, rows, n_batches, batch_size, loss_id, loss_param, K
                 h = (hi - lo + 1) // 2
                 hl[0] = _rows_gradient(X, y, sw, rows, lo + h, hi, loss_id, loss_param, K,
                                        fit_intercept, theta, hparts[1], 1.0 / (hi - lo),
-                                       hp[1, :K], hd[1, :K])
+                                       hp[1, :K], hd[1, :K], batch_size)
                 store_release(sync, _DONE, k)
         else:
             idle += 1
