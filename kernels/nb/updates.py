@@ -64,6 +64,17 @@ def bias_correction(beta, step):
     return 1.0 - beta ** step
 
 
+@kernel(inline=True)
+def _adam_moments(t, g, m, v, beta1, beta2, weight_decay, decoupled, decay):
+    """One parameter's weight decay and moments: (t, m, v) for Adam's step."""
+    if weight_decay != 0.0:
+        if decoupled:
+            t = t * decay
+        else:
+            g = g + weight_decay * t
+    return t, beta1 * m + (1.0 - beta1) * g, beta2 * v + (1.0 - beta2) * g * g
+
+
 @kernel
 def adam_update(theta, grad, m, v, vmax, lr, beta1, beta2, eps, weight_decay, decoupled,
                 amsgrad, step):
@@ -77,29 +88,15 @@ def adam_update(theta, grad, m, v, vmax, lr, beta1, beta2, eps, weight_decay, de
         # from step 38,200 on (beta2 = 0.999): sqrt(v) / 1 is sqrt(v), the same bits with
         # one division a parameter instead of two
         for i in range(n):
-            t = theta[i]
-            g = grad[i]
-            if weight_decay != 0.0:
-                if decoupled:
-                    t = t * decay
-                else:
-                    g = g + weight_decay * t
-            mi = beta1 * m[i] + (1.0 - beta1) * g
-            vi = beta2 * v[i] + (1.0 - beta2) * g * g
+            t, mi, vi = _adam_moments(theta[i], grad[i], m[i], v[i], beta1, beta2,
+                                      weight_decay, decoupled, decay)
             m[i] = mi
             v[i] = vi
             theta[i] = t - step_size * (mi / (math.sqrt(vi) + eps))
         return
     for i in range(n):
-        t = theta[i]
-        g = grad[i]
-        if weight_decay != 0.0:
-            if decoupled:
-                t = t * decay
-            else:
-                g = g + weight_decay * t
-        mi = beta1 * m[i] + (1.0 - beta1) * g
-        vi = beta2 * v[i] + (1.0 - beta2) * g * g
+        t, mi, vi = _adam_moments(theta[i], grad[i], m[i], v[i], beta1, beta2, weight_decay,
+                                  decoupled, decay)
         m[i] = mi
         v[i] = vi
         if amsgrad:
