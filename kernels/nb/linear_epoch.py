@@ -299,7 +299,7 @@ def _softmax_rows(X, y, sw, rows, lo, hi, K, fit_intercept, theta, g, scale, pk,
         for r in range(lo, hi):
             i = rows[r]
             if r + ahead < rows.shape[0]:
-                prefetch_row(X, rows[r + ahead])
+                _prefetch_sample(X, y, sw, rows[r + ahead])
             xi = X[i]
             for k in range(K):
                 wk = wt[k]
@@ -324,7 +324,7 @@ def _softmax_rows(X, y, sw, rows, lo, hi, K, fit_intercept, theta, g, scale, pk,
     for r in range(lo, hi):
         i = rows[r]
         if r + ahead < rows.shape[0]:
-            prefetch_row(X, rows[r + ahead])
+            _prefetch_sample(X, y, sw, rows[r + ahead])
         xi = X[i]
         for k in range(K):
             pk[k] = theta[dk + k] if fit_intercept else 0
