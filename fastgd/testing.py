@@ -173,6 +173,13 @@ def _linear_cases():
                    lr=0.01, options={"accumulate": "float64"}),
               Case(loss="squared", optimizer=("sgd", {"weight_decay": 0.01}), batch_size=1,
                    lr=0.01, options={"fit_intercept": False})]
+    # batch size 1, softmax: both compiled backends train on W transposed for the epoch
+    for opt in (OPTIMIZERS[1], OPTIMIZERS[5], OPTIMIZERS[7]):
+        cases.append(Case(loss="softmax", optimizer=opt, batch_size=1, lr=0.01))
+    cases += [Case(loss="softmax", batch_size=1, options={"penalty": "elasticnet", "alpha": 0.01,
+                                                          "sample_weight": True}),
+              Case(loss="softmax", optimizer=OPTIMIZERS[9], batch_size=1, k=4, dtype="float32",
+                   lr=0.01, options={"accumulate": "float64", "fit_intercept": False})]
     for opt in (OPTIMIZERS[2], OPTIMIZERS[5], OPTIMIZERS[9]):
         cases.append(Case(loss="squared", optimizer=opt, batch_size=1, dtype="float32", lr=0.01,
                           options={"penalty": "elasticnet", "alpha": 0.01,

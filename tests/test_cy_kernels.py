@@ -557,6 +557,25 @@ def test_divergence_stops_before_the_bad_update(b, rule, acc):
         assert not np.isfinite(bl_r[done_r])
 
 
+@pytest.mark.parametrize("rule,lr", [("sgd", 1e200), ("sgd-momentum-dampening", 1e200), ("adam", 1e300)])
+def test_softmax_b1_divergence_hands_back_the_parameters_before_the_bad_row(rule, lr):
+    # _softmax1_epoch trains on W transposed: at a non-finite loss W and the state must
+    # come back in their own layout, as they were before that row
+    X, y, sw = make_problem(ids.LOSS_SOFTMAX)
+    X = X * 1e100
+    order = np.random.default_rng(5).permutation(N)
+    with np.errstate(all="ignore"):
+        done_c, th_c, st_c, bl_c = run_epoch(cy_le, X, y, sw, order, 1, ids.LOSS_SOFTMAX, True,
+                                             rule, lr=lr)
+        done_r, th_r, st_r, bl_r = run_epoch(ref_le, X, y, sw, order, 1, ids.LOSS_SOFTMAX, True,
+                                             rule, lr=lr)
+    assert done_r < N, "the reference should diverge on this problem"
+    assert done_c == done_r
+    for a, b in ((th_c, th_r), (st_c, st_r)):  # where finite, equal
+        np.testing.assert_array_equal(np.isfinite(a), np.isfinite(b))
+        assert_close(a[np.isfinite(b)], b[np.isfinite(b)], RTOL64)
+
+
 # --------------------------------------------------------------------------- large batches
 
 BIG_N, BIG_D = 10_000, 40

@@ -584,6 +584,22 @@ def test_divergence_stops_where_the_reference_stops(batch_size, rule):
     assert_close(got[1][ok], ref[1][ok], 1e-9)
 
 
+@pytest.mark.parametrize("rule,lr", [("sgd", 1e200), ("momentum", 1e200), ("adam", 1e300)])
+def test_softmax_b1_divergence_hands_back_the_parameters_before_the_bad_row(rule, lr):
+    # _softmax_b1 trains on W transposed: at a non-finite loss W and the state must come
+    # back in their own layout, as they were before that row
+    X, y, _ = make_problem(ids.LOSS_SOFTMAX)
+    kw = dict(rule=rule, lr=lr, epochs=3)
+    got = run_epochs(nb_le, X * 1e100, y, np.empty(0), ids.LOSS_SOFTMAX, 1, **kw)
+    with np.errstate(all="ignore"):
+        ref = run_epochs(ref_le, X * 1e100, y, np.empty(0), ids.LOSS_SOFTMAX, 1, **kw)
+    assert ref[0][-1] < N, "the reference should diverge on this problem"
+    assert got[0] == ref[0]
+    for a, b in ((got[1], ref[1]), (got[2], ref[2])):  # theta, state: where finite, equal
+        np.testing.assert_array_equal(np.isfinite(a), np.isfinite(b))
+        assert_close(a[np.isfinite(b)], b[np.isfinite(b)], 1e-9)
+
+
 def test_divergence_leaves_theta_untouched_by_the_bad_batch():
     X, y, _ = make_problem(ids.LOSS_SQUARED)
     y = y.copy()
@@ -755,9 +771,14 @@ def test_compile_options_in_one_place():
     for disp in (nb_le._linear_epoch_builtin, nb_le._linear_epoch_custom, nb_le._rows_gradient,
                  nb_le._sgd1_epoch_custom, nb_le._halves_epoch_custom, nb_le._serial_epoch_custom,
                  nb_le._plain_sgd_b1, nb_le._chunks_parallel, nb_le.add_penalty,
-                 nb_updates.apply_update, nb_updates.adam_update, nb_losses.loss_dloss):
+                 nb_updates.apply_update, nb_updates.sgd_update, nb_losses.loss_dloss,
+                 nb_updates.adam_update, nb_updates.adagrad_update, nb_updates.rmsprop_update):
         opts = disp.targetoptions
-        assert opts["fastmath"] == {"reassoc", "contract", "nsz"}, disp
+        # the update rules' elementwise formulas keep their order (no reductions to vectorise)
+        exact = disp in (nb_updates.adam_update, nb_updates.adagrad_update,
+                         nb_updates.rmsprop_update)
+        assert opts["fastmath"] == ({"contract", "nsz"} if exact else
+                                    {"reassoc", "contract", "nsz"}), disp
         assert opts["nogil"] is True, disp
         assert opts["error_model"] == "numpy", disp
     assert nb_le._chunks_parallel.targetoptions["parallel"] is True

@@ -113,17 +113,23 @@ if CACHE:
         _CACHE_CLASS = None
 
 
-def kernel(fn=None, *, parallel=False, cache=True, inline=False):
+def kernel(fn=None, *, parallel=False, cache=True, inline=False, reassoc=True):
     """``njit`` with this package's options; ``cache`` only where it can work.
 
     ``cache=False`` is for kernels specialised on a user's function.  ``inline=True``:
     Numba inlines the function's IR into every ``@njit`` caller (a call between
     Numba functions is never inlined by LLVM, which sees one function at a time, and
     passes every array as seven values: tens of nanoseconds, paid per batch); called
-    from Python it is an ordinary kernel.
+    from Python it is an ordinary kernel.  ``reassoc=False`` drops "reassoc" from the
+    fast-math flags, for elementwise formulas that must keep their order (the update
+    rules: with it LLVM turned Adam's ``step_size * (m / denom)`` into
+    ``(step_size * m) / denom``, which overflows where the formula does not); loops
+    without a reduction vectorise without it.
     """
     def wrap(f):
         opts = JIT_PAR_NOCACHE if parallel else JIT_NOCACHE
+        if not reassoc:
+            opts = dict(opts, fastmath=FASTMATH - {"reassoc"})
         if inline:
             opts = dict(opts, inline="always")
         disp = njit(**opts)(f)

@@ -589,6 +589,83 @@ def _sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept, hy
 
 
 @kernel(cache=False)
+def _by_class(w, wt, d, K):
+    """wt = w with its (d, K) weights transposed to (K, d); the intercepts kept."""
+    for j in range(d):
+        for q in range(K):
+            wt[q * d + j] = w[j * K + q]
+    for j in range(d * K, w.shape[0]):
+        wt[j] = w[j]
+
+
+@kernel(cache=False)
+def _by_feature(wt, w, d, K):
+    """The inverse of _by_class."""
+    for q in range(K):
+        for j in range(d):
+            w[j * K + q] = wt[q * d + j]
+    for j in range(d * K, w.shape[0]):
+        w[j] = wt[j]
+
+
+@kernel(cache=False)
+def _softmax_b1(X, y, sw, rows, base, k0, k1, fit_intercept, alpha, l1_ratio, rule_id, hyper,
+                lrs, step0, theta, grad, state, batch_loss, progress):
+    """Batch size 1, softmax, any update rule (_rule_b1's arguments).  W (d, K) and the
+    state's rows are copied transposed, (K, d), for the call, so that a row's K scores
+    are K vectorised dots of length d and its gradient K scaled copies of the row;
+    through _softmax_rows a single row takes the K-wide loops over row-major W (100k x
+    100, K = 5: 100 ms an epoch).  Every rule is elementwise, so _end_batch steps the
+    transposed parameters as it would W; the penalty's value sums them in another order
+    (the loss, not theta, may differ in its last bit).  Back in W's layout at the end,
+    also when a loss is not finite (theta then as before that row)."""
+    d = X.shape[1]
+    m = rows.shape[0]
+    P = theta.shape[0]
+    K = P // (d + 1) if fit_intercept else P // d
+    dk = d * K
+    has_sw = sw.shape[0] > 0
+    publish = progress.shape[0] > 0
+    tt = np.empty(P, theta.dtype)
+    st = np.empty(state.shape, theta.dtype)
+    _by_class(theta, tt, d, K)
+    for s in range(state.shape[0]):
+        _by_class(state[s], st[s], d, K)
+    pk = np.empty(K, theta.dtype)
+    dlk = np.empty(K)
+    done = k1
+    for k in range(k0, k1):
+        if publish and k % READER_PUBLISH == 0:
+            store_release(progress, _POS, k - base)
+        if k - base + PREFETCH_AHEAD < m:
+            prefetch_row(X, rows[k - base + PREFETCH_AHEAD])
+        i = rows[k - base]
+        xi = X[i]
+        for q in range(K):
+            wq = tt[q * d:(q + 1) * d]
+            acc = zero_of(theta)
+            for j in range(d):
+                acc += xi[j] * wq[j]
+            pk[q] = acc + tt[dk + q] if fit_intercept else acc
+        l = softmax_loss_dloss(pk, y[i], dlk)
+        c = sw[i] if has_sw else 1.0
+        for q in range(K):
+            gq = cast_like(theta, c * dlk[q])
+            for j in range(d):
+                grad[q * d + j] = xi[j] * gq
+            if fit_intercept:
+                grad[dk + q] = gq
+        if not _end_batch(k, c * l, tt, grad, st, dk, alpha, l1_ratio, rule_id, hyper, lrs,
+                          step0, batch_loss):
+            done = k
+            break
+    _by_feature(tt, theta, d, K)
+    for s in range(state.shape[0]):
+        _by_feature(st[s], state[s], d, K)
+    return done
+
+
+@kernel(cache=False)
 def _rule_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept, alpha, l1_ratio,
              rule_id, hyper, lrs, step0, theta, grad, state, batch_loss, progress):
     """Batch size 1 (scalar losses) with any update rule, samples k0..k1-1 (sample k is
@@ -598,7 +675,11 @@ def _rule_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept, a
     slices, the zeroing, the 4-row block logic): at b = 1 over 100 features, X in the
     L3, momentum 240 -> 145 ns a row (93 since in _sgd_b1, where SGD without a penalty
     goes), Adam 450 -> 333, Adagrad 356 -> 236.  Returns k1, or the first k whose loss
-    is not finite (not applied).  ``progress``: as _plain_sgd_b1's."""
+    is not finite (not applied).  ``progress``: as _plain_sgd_b1's.  Softmax goes
+    to _softmax_b1."""
+    if loss_id == LOSS_SOFTMAX:
+        return _softmax_b1(X, y, sw, rows, base, k0, k1, fit_intercept, alpha, l1_ratio,
+                           rule_id, hyper, lrs, step0, theta, grad, state, batch_loss, progress)
     if rule_id == RULE_SGD and alpha == 0.0:
         return _sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept, hyper,
                        lrs, step0, theta, state[0], batch_loss, progress)
@@ -1052,7 +1133,7 @@ def _run_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_para
     if plain_b1:
         return _plain_sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept,
                              alpha, l1_ratio, lrs, theta, batch_loss, sync[:0])
-    if batch_size == 1 and K == 1:
+    if batch_size == 1:
         return _rule_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept, alpha,
                         l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state, batch_loss,
                         sync[:0])
@@ -1332,8 +1413,8 @@ def _plain_b1(batch_size, loss_id, n_outputs, rule_id, hyper):
 
 
 def _b1(batch_size, loss_id, n_outputs):
-    """Batch size 1 with a scalar loss (one output): _plain_sgd_b1 or _rule_b1."""
-    return batch_size == 1 and n_outputs == 1 and loss_id != LOSS_SOFTMAX
+    """Batch size 1: _plain_sgd_b1 or _rule_b1 (softmax: _softmax_b1)."""
+    return batch_size == 1
 
 
 def _reads(X, order, batch_size, loss_id, n_outputs):

@@ -6,7 +6,9 @@ own ``@njit`` code.  Each makes one pass over the parameters, reading
 ``theta``, ``grad`` and the state once and writing ``theta`` and the state
 once.  ``step`` is the 1-based count of this update (PyTorch's
 ``state["step"]`` after its increment).  ``lr`` and the hyper-parameters are
-float64; arrays are float32 or float64 (all of one dtype).
+float64; arrays are float32 or float64 (all of one dtype).  Adam, Adagrad and
+RMSprop are compiled without the "reassoc" flag (config.kernel): each parameter's
+arithmetic keeps the formula's order, as the reference's and Cython's do.
 """
 import math
 
@@ -75,7 +77,7 @@ def _adam_moments(t, g, m, v, beta1, beta2, weight_decay, decoupled, decay):
     return t, beta1 * m + (1.0 - beta1) * g, beta2 * v + (1.0 - beta2) * g * g
 
 
-@kernel
+@kernel(reassoc=False)
 def adam_update(theta, grad, m, v, vmax, lr, beta1, beta2, eps, weight_decay, decoupled,
                 amsgrad, step):
     """torch.optim.Adam (``decoupled=False``) and AdamW (``decoupled=True``)."""
@@ -110,7 +112,7 @@ def adam_update(theta, grad, m, v, vmax, lr, beta1, beta2, eps, weight_decay, de
         theta[i] = t - step_size * (mi / denom)
 
 
-@kernel
+@kernel(reassoc=False)
 def adagrad_update(theta, grad, acc, lr, lr_decay, weight_decay, eps, step):
     """torch.optim.Adagrad (``initial_accumulator_value`` is the state's start)."""
     n = theta.shape[0]
@@ -122,7 +124,7 @@ def adagrad_update(theta, grad, acc, lr, lr_decay, weight_decay, eps, step):
         theta[i] -= clr * (g / (math.sqrt(a) + eps))
 
 
-@kernel
+@kernel(reassoc=False)
 def rmsprop_update(theta, grad, square_avg, buf, grad_avg, lr, alpha, eps, weight_decay,
                    momentum, centered):
     """torch.optim.RMSprop (``centered`` subtracts the running mean gradient)."""
