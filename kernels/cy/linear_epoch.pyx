@@ -663,26 +663,17 @@ cdef Py_ssize_t _rule1_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
     return n_batches
 
 
-cdef void _by_class(const afloat* w, afloat* wt, Py_ssize_t d, Py_ssize_t K,
-                    Py_ssize_t P) noexcept nogil:
-    """wt = w with its (d, K) weights transposed to (K, d); the intercepts (w[d K:P]) kept."""
-    cdef Py_ssize_t j, q
-    for j in range(d):
-        for q in range(K):
-            wt[q * d + j] = w[j * K + q]
-    for j in range(d * K, P):
-        wt[j] = w[j]
-
-
-cdef void _by_feature(const afloat* wt, afloat* w, Py_ssize_t d, Py_ssize_t K,
+cdef void _transposed(const afloat* src, afloat* dst, Py_ssize_t r, Py_ssize_t c,
                       Py_ssize_t P) noexcept nogil:
-    """The inverse of _by_class."""
-    cdef Py_ssize_t j, q
-    for q in range(K):
-        for j in range(d):
-            w[j * K + q] = wt[q * d + j]
-    for j in range(d * K, P):
-        w[j] = wt[j]
+    """dst = src with its first r c elements, an (r, c) row-major block, transposed to
+    (c, r), and the rest up to P (the intercepts) copied: W (d, K) to (K, d) with
+    (r, c) = (d, K), and back with (K, d)."""
+    cdef Py_ssize_t i, j
+    for i in range(r):
+        for j in range(c):
+            dst[j * r + i] = src[i * c + j]
+    for i in range(r * c, P):
+        dst[i] = src[i]
 
 
 cdef Py_ssize_t _softmax1_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
@@ -718,9 +709,9 @@ cdef Py_ssize_t _softmax1_epoch(const xfloat* X, const xfloat* y, const xfloat* 
         return -1
     st = tt + P
     sc = st + S * P
-    _by_class(theta, tt, d, K, P)
+    _transposed(theta, tt, d, K, P)
     for s in range(S):
-        _by_class(state + s * P, st + s * P, d, K, P)
+        _transposed(state + s * P, st + s * P, d, K, P)
     pen = c_penalty_value(tt, DK, alpha, l1_ratio)
     for k in range(n_batches):
         if rd != NULL:
@@ -755,9 +746,9 @@ cdef Py_ssize_t _softmax1_epoch(const xfloat* X, const xfloat* y, const xfloat* 
                 grad[DK + q] = a
         pen = c_update_penalized(rule_id, hyper, tt, grad, st, P, lrs[k], step0 + k + 1, DK,
                                  alpha, l1_ratio)
-    _by_feature(tt, theta, d, K, P)
+    _transposed(tt, theta, K, d, P)
     for s in range(S):
-        _by_feature(st + s * P, state + s * P, d, K, P)
+        _transposed(st + s * P, state + s * P, K, d, P)
     free(tt)
     return n_done
 

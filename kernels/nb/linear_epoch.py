@@ -589,23 +589,15 @@ def _sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept, hy
 
 
 @kernel(cache=False)
-def _by_class(w, wt, d, K):
-    """wt = w with its (d, K) weights transposed to (K, d); the intercepts kept."""
-    for j in range(d):
-        for q in range(K):
-            wt[q * d + j] = w[j * K + q]
-    for j in range(d * K, w.shape[0]):
-        wt[j] = w[j]
-
-
-@kernel(cache=False)
-def _by_feature(wt, w, d, K):
-    """The inverse of _by_class."""
-    for q in range(K):
-        for j in range(d):
-            w[j * K + q] = wt[q * d + j]
-    for j in range(d * K, w.shape[0]):
-        w[j] = wt[j]
+def _transposed(src, dst, r, c):
+    """dst = src with its first r c elements, an (r, c) row-major block, transposed to
+    (c, r), and the rest (the intercepts) copied: W (d, K) to (K, d) with (r, c) =
+    (d, K), and back with (K, d)."""
+    for i in range(r):
+        for j in range(c):
+            dst[j * r + i] = src[i * c + j]
+    for i in range(r * c, src.shape[0]):
+        dst[i] = src[i]
 
 
 @kernel(cache=False)
@@ -628,9 +620,9 @@ def _softmax_b1(X, y, sw, rows, base, k0, k1, fit_intercept, alpha, l1_ratio, ru
     publish = progress.shape[0] > 0
     tt = np.empty(P, theta.dtype)
     st = np.empty(state.shape, theta.dtype)
-    _by_class(theta, tt, d, K)
+    _transposed(theta, tt, d, K)
     for s in range(state.shape[0]):
-        _by_class(state[s], st[s], d, K)
+        _transposed(state[s], st[s], d, K)
     pk = np.empty(K, theta.dtype)
     dlk = np.empty(K)
     done = k1
@@ -659,9 +651,9 @@ def _softmax_b1(X, y, sw, rows, base, k0, k1, fit_intercept, alpha, l1_ratio, ru
                           step0, batch_loss):
             done = k
             break
-    _by_feature(tt, theta, d, K)
+    _transposed(tt, theta, K, d)
     for s in range(state.shape[0]):
-        _by_feature(st[s], state[s], d, K)
+        _transposed(st[s], state[s], K, d)
     return done
 
 
