@@ -617,6 +617,17 @@ cdef Py_ssize_t _sgd1_epoch(const xfloat* X, const xfloat* y, const xfloat* sw, 
     return n_batches
 
 
+cdef inline int64_t _b1_row(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ssize_t d,
+                            const int64_t* order, Py_ssize_t k, Py_ssize_t m,
+                            fgd_reader* rd) noexcept nogil:
+    """Row k of a b = 1 epoch: tells the reader (if any) where the epoch is, requests the
+    row PREFETCH_AHEAD positions on, and returns the row's index."""
+    if rd != NULL:
+        fgd_reader_at(rd, k)
+    _prefetch_all(X, y, sw, d, order, k + PREFETCH_AHEAD, m)
+    return order[k]
+
+
 cdef Py_ssize_t _rule1_epoch(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ssize_t d,
                              const int64_t* order, Py_ssize_t m, Py_ssize_t n_batches,
                              int loss_id, double param, bint fi, double alpha,
@@ -639,10 +650,7 @@ cdef Py_ssize_t _rule1_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
     cdef double loss
     cdef double pen = c_penalty_value(theta, d, alpha, l1_ratio)
     for k in range(n_batches):
-        if rd != NULL:
-            fgd_reader_at(rd, k)
-        _prefetch_all(X, y, sw, d, order, k + PREFETCH_AHEAD, m)
-        i = order[k]
+        i = _b1_row(X, y, sw, d, order, k, m, rd)
         xi = X + i * d
         c = 1 if sw == NULL else <afloat>sw[i]
         p = _dot(xi, theta, d)
@@ -714,10 +722,7 @@ cdef Py_ssize_t _softmax1_epoch(const xfloat* X, const xfloat* y, const xfloat* 
         _transposed(state + s * P, st + s * P, d, K, P)
     pen = c_penalty_value(tt, DK, alpha, l1_ratio)
     for k in range(n_batches):
-        if rd != NULL:
-            fgd_reader_at(rd, k)
-        _prefetch_all(X, y, sw, d, order, k + PREFETCH_AHEAD, m)
-        i = order[k]
+        i = _b1_row(X, y, sw, d, order, k, m, rd)
         xi = X + i * d
         c = 1 if sw == NULL else <afloat>sw[i]
         for q in range(K):
@@ -823,10 +828,7 @@ cdef Py_ssize_t _sgd_rule1_epoch(const xfloat* X, const xfloat* y, const xfloat*
     cdef double loss
     cdef bint first
     for k in range(n_batches):
-        if rd != NULL:
-            fgd_reader_at(rd, k)
-        _prefetch_all(X, y, sw, d, order, k + PREFETCH_AHEAD, m)
-        i = order[k]
+        i = _b1_row(X, y, sw, d, order, k, m, rd)
         xi = X + i * d
         c = 1 if sw == NULL else <afloat>sw[i]
         if xprev != NULL:

@@ -588,6 +588,18 @@ def _sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept, hy
     return k1
 
 
+@kernel(inline=True)
+def _b1_row(X, rows, base, k, m, progress):
+    """Sample k of a b = 1 loop: publishes the position for the readers every
+    READER_PUBLISH samples (``progress`` empty: none), requests the row PREFETCH_AHEAD
+    positions on, and returns the row's index."""
+    if progress.shape[0] > 0 and k % READER_PUBLISH == 0:
+        store_release(progress, _POS, k - base)
+    if k - base + PREFETCH_AHEAD < m:
+        prefetch_row(X, rows[k - base + PREFETCH_AHEAD])
+    return rows[k - base]
+
+
 @kernel(cache=False)
 def _transposed(src, dst, r, c):
     """dst = src with its first r c elements, an (r, c) row-major block, transposed to
@@ -617,7 +629,6 @@ def _softmax_b1(X, y, sw, rows, base, k0, k1, fit_intercept, alpha, l1_ratio, ru
     K = P // (d + 1) if fit_intercept else P // d
     dk = d * K
     has_sw = sw.shape[0] > 0
-    publish = progress.shape[0] > 0
     tt = np.empty(P, theta.dtype)
     st = np.empty(state.shape, theta.dtype)
     _transposed(theta, tt, d, K)
@@ -627,11 +638,7 @@ def _softmax_b1(X, y, sw, rows, base, k0, k1, fit_intercept, alpha, l1_ratio, ru
     dlk = np.empty(K)
     done = k1
     for k in range(k0, k1):
-        if publish and k % READER_PUBLISH == 0:
-            store_release(progress, _POS, k - base)
-        if k - base + PREFETCH_AHEAD < m:
-            prefetch_row(X, rows[k - base + PREFETCH_AHEAD])
-        i = rows[k - base]
+        i = _b1_row(X, rows, base, k, m, progress)
         xi = X[i]
         for q in range(K):
             wq = tt[q * d:(q + 1) * d]
@@ -678,13 +685,8 @@ def _rule_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept, a
     d = X.shape[1]
     m = rows.shape[0]
     has_sw = sw.shape[0] > 0
-    publish = progress.shape[0] > 0
     for k in range(k0, k1):
-        if publish and k % READER_PUBLISH == 0:
-            store_release(progress, _POS, k - base)
-        if k - base + PREFETCH_AHEAD < m:
-            prefetch_row(X, rows[k - base + PREFETCH_AHEAD])
-        i = rows[k - base]
+        i = _b1_row(X, rows, base, k, m, progress)
         xi = X[i]
         acc = zero_of(theta)
         for j in range(d):
