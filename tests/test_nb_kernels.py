@@ -789,6 +789,39 @@ def test_compile_options_in_one_place():
         assert custom._cache.__class__.__name__ == "NullCache", custom
 
 
+_CACHED_BITS_SCRIPT = textwrap.dedent("""
+    import numpy as np
+    from fastgd.kernels import ids
+    from fastgd.kernels.nb import linear_epoch as le
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((101, 20)); y = np.where(rng.random(101) < 0.5, -1.0, 1.0)
+    sw = rng.uniform(0.5, 1.5, 101)
+    theta = rng.uniform(-0.1, 0.1, 21); state = np.zeros((1, 21)); bl = np.zeros(101)
+    le.linear_epoch(X, y, sw, rng.permutation(101), 1, 101, ids.LOSS_HINGE, 0.0, 1, True,
+                    0.01, 0.0, ids.RULE_SGD, np.zeros(4), np.full(101, 0.05), 0, theta,
+                    np.zeros(21), state, bl)
+    print("THETA", theta.tobytes().hex())
+""")
+
+
+@pytest.mark.slow
+def test_kernel_loaded_from_the_cache_gives_the_bits_of_a_fresh_compile(tmp_path):
+    # The process that compiles a kernel runs its callees' own compiled copies; a later
+    # process that loads it from the cache runs the copies linked into it, optimised again
+    # there (docs/decisions.md, "Reproducibility").  b = 1 plain SGD with an l2 penalty
+    # differed in the last bits until its penalised step was compiled without "reassoc".
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), FASTGD_NUMBA_CACHE="1")
+    env.pop("NUMBA_DISABLE_JIT", None)
+    runs = [subprocess.run([sys.executable, "-c", _CACHED_BITS_SCRIPT], env=env,
+                           capture_output=True, text=True, timeout=300) for _ in range(2)]
+    for r in runs:
+        assert r.returncode == 0, r.stdout + r.stderr
+    assert any(f.endswith(".nbc") for _, _, fs in os.walk(tmp_path) for f in fs)
+    fresh, cached = (next(line for line in r.stdout.splitlines() if line.startswith("THETA"))
+                     for r in runs)
+    assert fresh == cached
+
+
 _RO_SCRIPT = textwrap.dedent("""
     import sys, numpy as np
     import fgk.nb.config as config

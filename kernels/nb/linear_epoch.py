@@ -441,6 +441,19 @@ def _workspace(n_rows, theta, K):
     return parts, lparts, pks, dlks
 
 
+@kernel(cache=False, reassoc=False)
+def _penalized_step(theta, xi, g0, lra, a2, a1):
+    """theta -= lr (g0 x + a2 w + a1 sign(w)): plain SGD's step with the penalty.
+    Compiled without "reassoc": with it LLVM may regroup the formula (factoring w), and
+    did so in one copy of _plain_sgd_b1 and not in another, so a kernel loaded from the
+    cache and the same kernel compiled in the process differed in the last bits
+    (docs/decisions.md, "Reproducibility")."""
+    for j in range(xi.shape[0]):
+        w = theta[j]
+        sg = (w > 0) - (w < 0)
+        theta[j] = w - lra * (xi[j] * g0 + (a2 * w + a1 * sg))
+
+
 @kernel(cache=False)
 def _plain_sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept, alpha,
                   l1_ratio, lrs, theta, batch_loss, progress):
@@ -509,12 +522,7 @@ def _plain_sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_interce
             s_prev = cast_like(theta, lr * gi)
             i_prev = i
         else:
-            g0 = cast_like(theta, gi)
-            lra = cast_like(theta, lr)
-            for j in range(d):
-                w = theta[j]
-                sg = (w > 0) - (w < 0)
-                theta[j] = w - lra * (xi[j] * g0 + (a2 * w + a1 * sg))
+            _penalized_step(theta, xi, cast_like(theta, gi), cast_like(theta, lr), a2, a1)
         if fit_intercept:
             theta[d] -= cast_like(theta, lr * gi)
     if i_prev >= 0:
