@@ -33,7 +33,7 @@ def epoch(X, y, b, loss_param=0.0, loss_id=ids.LOSS_LOGISTIC, theta_dtype=np.flo
                            np.zeros((1, P), theta_dtype), np.zeros(nb))
 
 # each path of a small X has a kernel of its own (linear_epoch._epoch_path)
-for name, f in [("float64 BGD epoch (whole kernel)", lambda: epoch(X, y, 64)),
+for name, f in [("float64 BGD epoch (its own kernel)", lambda: epoch(X, y, 64)),
                 ("float64 b = 8 epoch (halves)", lambda: epoch(X, y, 8)),
                 ("float64 b = 1 epoch (plain SGD)", lambda: epoch(X, y, 1)),
                 ("float64 b = 3 epoch (serial)", lambda: epoch(X, y, 3)),
@@ -76,7 +76,7 @@ from numba import njit
 def poisson(p, y):
     mu = math.exp(p)
     return mu - y * p, mu - y
-for b, path in ((1, "plain SGD"), (8, "halves"), (64, "BGD, whole kernel")):
+for b, path in ((1, "plain SGD"), (8, "halves"), (64, "BGD")):
     t = time.perf_counter()
     epoch(X, np.round(np.abs(y)), b, loss_param=poisson, loss_id=ids.LOSS_CUSTOM)
     out[f"custom loss, b = {b} ({path}; never cached)"] = time.perf_counter() - t

@@ -1018,12 +1018,18 @@ def test_gathered_epoch_stops_at_the_same_batch(b):
     dict(path="serial", loss_id=ids.LOSS_SOFTMAX, b=5, rule="rmsprop-momentum-centered-wd",
          sw=True),
     dict(path="serial", loss_id=ids.LOSS_LOGISTIC, b=60, rule="nesterov"),  # 2b > n: no halves
+    dict(path="softmax1", loss_id=ids.LOSS_SOFTMAX, b=1, rule="adam-wd-amsgrad", alpha=0.01,
+         sw=True),
+    dict(path="softmax1", loss_id=ids.LOSS_SOFTMAX, b=1, rule="sgd"),
     dict(path="halves", loss_id=ids.LOSS_LOGISTIC, b=12, rule="momentum", alpha=0.01, sw=True),
     dict(path="halves", loss_id=ids.LOSS_SOFTMAX, b=9, rule="adagrad-decay-wd-init"),
-    dict(path="any", loss_id=ids.LOSS_SQUARED, b=101, rule="sgd"),  # the whole order
+    dict(path="large", loss_id=ids.LOSS_SQUARED, b=101, rule="sgd"),  # the whole order
+    dict(path="large", loss_id=ids.LOSS_SOFTMAX, b=101, rule="adam-wd-amsgrad", alpha=0.01,
+         sw=True),
+    dict(path="large", loss_id=ids.LOSS_LOGISTIC, b=600, rule="momentum", n=1400),  # chunks
 ], ids=lambda c: f"{c['path']}-{LOSS_NAMES[c['loss_id']]}-b{c['b']}-{c['rule']}")
 def test_small_x_paths_match_the_whole_kernel_bit_for_bit(case):
-    n, b = 101, case["b"]
+    n, b = case.get("n", 101), case["b"]
     X, y, sw = make_problem(case["loss_id"], n=n, sw=case.get("sw", False))
     nb = -(-n // b)
     order = np.random.default_rng(4).permutation(n).astype(np.int64)

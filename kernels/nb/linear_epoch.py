@@ -675,18 +675,27 @@ def _softmax_b1(X, y, sw, rows, base, k0, k1, fit_intercept, alpha, l1_ratio, ru
 @kernel(cache=False)
 def _rule_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept, alpha, l1_ratio,
              rule_id, hyper, lrs, step0, theta, grad, state, batch_loss, progress):
-    """Batch size 1 (scalar losses) with any update rule, samples k0..k1-1 (sample k is
-    row rows[k - base] of X): per row its margin, its loss, grad = sw dl x written in
-    place (the bits of _scalar_rows on one row, whose caller zeroes grad first) and
-    _end_batch (penalty, update).  Without _run_batches' per-batch machinery (workspace
-    slices, the zeroing, the 4-row block logic): at b = 1 over 100 features, X in the
-    L3, momentum 240 -> 145 ns a row (93 since in _sgd_b1, where SGD without a penalty
-    goes), Adam 450 -> 333, Adagrad 356 -> 236.  Returns k1, or the first k whose loss
-    is not finite (not applied).  ``progress``: as _plain_sgd_b1's.  Softmax goes
-    to _softmax_b1."""
+    """Batch size 1 with any update rule, samples k0..k1-1 (sample k is row rows[k - base]
+    of X): _softmax_b1 for softmax, else _scalar_rule_b1.  Returns k1, or the first k
+    whose loss is not finite (not applied).  ``progress``: as _plain_sgd_b1's."""
     if loss_id == LOSS_SOFTMAX:
         return _softmax_b1(X, y, sw, rows, base, k0, k1, fit_intercept, alpha, l1_ratio,
                            rule_id, hyper, lrs, step0, theta, grad, state, batch_loss, progress)
+    return _scalar_rule_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept,
+                           alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state,
+                           batch_loss, progress)
+
+
+@kernel(cache=False)
+def _scalar_rule_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept, alpha,
+                    l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state, batch_loss,
+                    progress):
+    """_rule_b1 for the scalar losses: per row its margin, its loss, grad = sw dl x
+    written in place (the bits of _scalar_rows on one row, whose caller zeroes grad
+    first) and _end_batch (penalty, update).  Without _run_batches' per-batch machinery
+    (workspace slices, the zeroing, the 4-row block logic): at b = 1 over 100 features, X
+    in the L3, momentum 240 -> 145 ns a row (93 since in _sgd_b1, where SGD without a
+    penalty goes), Adam 450 -> 333, Adagrad 356 -> 236."""
     if rule_id == RULE_SGD and alpha == 0.0:
         return _sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept, hyper,
                        lrs, step0, theta, state[0], batch_loss, progress)
@@ -1274,11 +1283,21 @@ def _sgd1_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
 def _rule1_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
                       fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
                       state, batch_loss):
-    """_sgd1_epoch_impl for any other rule at batch size 1 (_rule_b1): what
-    _linear_epoch_impl runs for it when X is too small to gather (the same bits)."""
-    return _rule_b1(X, y, sw, order, 0, 0, n_batches, loss_id, loss_param, fit_intercept, alpha,
-                    l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state, batch_loss,
-                    np.zeros(0, dtype=np.int64))
+    """_sgd1_epoch_impl for any other rule at batch size 1 (scalar losses, _scalar_rule_b1):
+    what _linear_epoch_impl runs for it when X is too small to gather (the same bits)."""
+    return _scalar_rule_b1(X, y, sw, order, 0, 0, n_batches, loss_id, loss_param,
+                           fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta,
+                           grad, state, batch_loss, np.zeros(0, dtype=np.int64))
+
+
+def _softmax1_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
+                         fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
+                         state, batch_loss):
+    """Softmax at batch size 1 (_softmax_b1) when X is too small to gather: apart from
+    _rule1_epoch_impl, which compiled it for every scalar loss too (4 of its 8.6 s)."""
+    return _softmax_b1(X, y, sw, order, 0, 0, n_batches, fit_intercept, alpha, l1_ratio,
+                       rule_id, hyper, lrs, step0, theta, grad, state, batch_loss,
+                       np.zeros(0, dtype=np.int64))
 
 
 def _halves_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
@@ -1343,6 +1362,33 @@ def _serial_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_par
     return n_batches
 
 
+def _large_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
+                      fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
+                      state, batch_loss):
+    """Batches of more than CHUNK_ROWS rows, or one batch of the whole order (BGD), of any X:
+    what _linear_epoch_impl runs for them (no halves, never gathered; the same
+    _batch_gradient calls, so the same bits), in a kernel of its own: a first BGD fit had
+    compiled the whole of _linear_epoch_impl (30 s here with its parallel chunks; a custom
+    loss pays that in every process)."""
+    m = order.shape[0]
+    n_penalized = X.shape[1] * n_outputs
+    parts, lparts, pks, dlks = _workspace(min(batch_size, m), theta, n_outputs)
+    rows = order
+    if (batch_size >= m and n_batches == 1 and not _is_sorted(order)
+            and _is_permutation(order, X.shape[0])):
+        rows = np.arange(m)  # BGD: the same set of rows, streamed in storage order
+    for k in range(n_batches):
+        lo = k * batch_size
+        hi = min(lo + batch_size, m)
+        loss = _batch_gradient(X, y, sw, rows, lo, hi, loss_id, loss_param, n_outputs,
+                               fit_intercept, theta, grad, 1.0 / (hi - lo), parts, lparts, pks,
+                               dlks, True)
+        if not _end_batch(k, loss, theta, grad, state, n_penalized, alpha, l1_ratio, rule_id,
+                          hyper, lrs, step0, batch_loss):
+            return k
+    return n_batches
+
+
 # Built-in losses: cached.  A user's loss function: compiled per function, not cached.
 _linear_batch_gradient_builtin = kernel(_linear_batch_gradient_impl)
 _linear_batch_gradient_custom = kernel(cache=False)(_linear_batch_gradient_impl)
@@ -1365,12 +1411,16 @@ _sgd1_epoch_builtin = kernel(_sgd1_epoch_impl)
 _sgd1_epoch_custom = kernel(cache=False)(_sgd1_epoch_impl)
 _rule1_epoch_builtin = kernel(_rule1_epoch_impl)
 _rule1_epoch_custom = kernel(cache=False)(_rule1_epoch_impl)
+_softmax1_epoch_builtin = kernel(_softmax1_epoch_impl)
+_softmax1_epoch_custom = kernel(cache=False)(_softmax1_epoch_impl)
 _halves_epoch_builtin = kernel(_halves_epoch_impl)
 _halves_epoch_custom = kernel(cache=False)(_halves_epoch_impl)
 _halves_read_epoch_builtin = kernel(parallel=True)(_halves_read_epoch_impl)
 _halves_read_epoch_custom = kernel(parallel=True, cache=False)(_halves_read_epoch_impl)
 _serial_epoch_builtin = kernel(_serial_epoch_impl)
 _serial_epoch_custom = kernel(cache=False)(_serial_epoch_impl)
+_large_epoch_builtin = kernel(_large_epoch_impl)
+_large_epoch_custom = kernel(cache=False)(_large_epoch_impl)
 
 
 def _pairs(n, d, n_outputs, batch_size, n_batches, m, itemsize):
@@ -1496,18 +1546,21 @@ _EPOCHS = {
     "rule1_read": (_rule1_read_epoch_builtin, _rule1_read_epoch_custom),
     "sgd1": (_sgd1_epoch_builtin, _sgd1_epoch_custom),
     "rule1": (_rule1_epoch_builtin, _rule1_epoch_custom),
+    "softmax1": (_softmax1_epoch_builtin, _softmax1_epoch_custom),
     "halves_read": (_halves_read_epoch_builtin, _halves_read_epoch_custom),
     "halves": (_halves_epoch_builtin, _halves_epoch_custom),
     "serial": (_serial_epoch_builtin, _serial_epoch_custom),
+    "large": (_large_epoch_builtin, _large_epoch_custom),
     "any": (_linear_epoch_builtin, _linear_epoch_custom),
 }
 
 
 def _epoch_path(X, order, batch_size, n_batches, loss_id, n_outputs, rule_id, hyper):
     """Which kernel of _EPOCHS runs an epoch (Python ints in; shapes, thread count and the
-    order's kind decide).  "any" (_linear_epoch_impl) runs every case; the three before
-    it are its own paths for an X too small to gather, each in a kernel of its own so
-    that a fit compiles only the path it takes."""
+    order's kind decide).  "any" (_linear_epoch_impl) runs every case; "large" is its
+    path for one batch of the whole order (any X) and, like the three before it, its own
+    path for an X too small to gather, each in a kernel of its own so that a fit compiles
+    only the path it takes."""
     rows = min(batch_size, order.shape[0])
     if _pairs(X.shape[0], X.shape[1], n_outputs, batch_size, n_batches, order.shape[0],
               X.itemsize):
@@ -1519,15 +1572,17 @@ def _epoch_path(X, order, batch_size, n_batches, loss_id, n_outputs, rule_id, hy
         return "read" if plain else "rule1_read"
     if _uses_halves(rows, X.shape[0]) and _reader_helps(X, order):
         return "halves_read"
+    if batch_size >= order.shape[0]:
+        return "large"  # one batch of the whole order (never gathered)
     if X.nbytes >= GATHER_MIN_BYTES:
         return "any"
     if _b1(batch_size, loss_id, n_outputs):
-        return "sgd1" if plain else "rule1"
+        return "sgd1" if plain else "softmax1" if loss_id == LOSS_SOFTMAX else "rule1"
     if _uses_halves(rows, X.shape[0]):
         return "halves"
-    if batch_size < order.shape[0] and batch_size <= CHUNK_ROWS:
+    if batch_size <= CHUNK_ROWS:
         return "serial"
-    return "any"
+    return "large"
 
 
 def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
