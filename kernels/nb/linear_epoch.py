@@ -1184,6 +1184,17 @@ def _run_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_para
                                K, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0,
                                theta, grad, state, batch_loss, hparts, hl, sync, hp, hd, 0,
                                sync[:0])
+    return _gradient_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_param, K,
+                             fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta,
+                             grad, state, batch_loss, par, parts, lparts, pks, dlks)
+
+
+@kernel(cache=False)
+def _gradient_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_param, K,
+                      fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
+                      state, batch_loss, par, parts, lparts, pks, dlks):
+    """_run_batches' batches k0..k1-1 that are neither b = 1 nor halves: each batch's
+    gradient by _batch_gradient (in chunks, on the threads where ``par``), then _end_batch."""
     n_penalized = X.shape[1] * K
     for k in range(k0, k1):
         lo = k * batch_size
@@ -1397,27 +1408,20 @@ def _large_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_para
                       fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
                       state, batch_loss):
     """Batches of more than CHUNK_ROWS rows, or one batch of the whole order (BGD), of any X:
-    what _linear_epoch_impl runs for them (no halves, never gathered; the same
-    _batch_gradient calls, so the same bits), in a kernel of its own: a first BGD fit had
-    compiled the whole of _linear_epoch_impl (30 s here with its parallel chunks; a custom
-    loss pays that in every process)."""
+    what _linear_epoch_impl runs for them (no halves, never gathered: its
+    _gradient_batches call, so the same bits), in a kernel of its own: a first BGD fit had
+    compiled the whole of _linear_epoch_impl (39 s cold here; a custom loss pays that in
+    every process)."""
     m = order.shape[0]
-    n_penalized = X.shape[1] * n_outputs
     parts, lparts, pks, dlks = _workspace(min(batch_size, m), theta, n_outputs)
     rows = order
     if (batch_size >= m and n_batches == 1 and not _is_sorted(order)
             and _is_permutation(order, X.shape[0])):
         rows = np.arange(m)  # BGD: the same set of rows, streamed in storage order
-    for k in range(n_batches):
-        lo = k * batch_size
-        hi = min(lo + batch_size, m)
-        loss = _batch_gradient(X, y, sw, rows, lo, hi, loss_id, loss_param, n_outputs,
-                               fit_intercept, theta, grad, 1.0 / (hi - lo), parts, lparts, pks,
-                               dlks, True)
-        if not _end_batch(k, loss, theta, grad, state, n_penalized, alpha, l1_ratio, rule_id,
-                          hyper, lrs, step0, batch_loss):
-            return k
-    return n_batches
+    return _gradient_batches(X, y, sw, rows, 0, 0, n_batches, batch_size, m, loss_id,
+                             loss_param, n_outputs, fit_intercept, alpha, l1_ratio, rule_id,
+                             hyper, lrs, step0, theta, grad, state, batch_loss, True, parts,
+                             lparts, pks, dlks)
 
 
 # Built-in losses: cached.  A user's loss function: compiled per function, not cached.
