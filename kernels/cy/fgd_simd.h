@@ -514,6 +514,62 @@ FGD_CLONES FGD_NOREASSOC static void fgd_logistic_rows_x4(const double *p, const
     fgd_logistic_rows(p + r, y + r, n - r, loss + r, dl + r);
 }
 
+/* ---- the softmax cross-entropy of four rows ------------------------------
+ * s[4 k + r] holds row r's score for class k (k < K) on entry and softmax_k - [k == cls[r]]
+ * on return; loss[r] its loss.  The operations of softmax_loss_dloss (losses.pxd) in
+ * the same order, one row a lane: m = max_k s_k, e_k = exp(s_k - m), sum = e_0 + ... +
+ * e_{K-1} (in that order), loss = (m + log sum) - s_cls, dl_k = e_k / sum, dl_cls -= 1.
+ * exp is fgd_logistic4's; log sum = j ln 2 + 2 atanh((f - 1) / (f + 1)) with sum = 2^j f,
+ * f in [1, 2) (u <= 1/3: fgd_atanh_coef's series); both within a few ulps of glibc's.
+ * Returns 0, with s untouched, where a score is not finite or some s_k - m < -700
+ * (exp would leave the normal range): the caller then takes the scalar path, so
+ * non-finite losses and underflows are the reference's. */
+FGD_CLONES FGD_NOREASSOC static int fgd_softmax4_dd(double *s, ptrdiff_t K, const ptrdiff_t *cls,
+                                                     double *loss)
+{
+    FGD_NOREASSOC_BODY
+    const fgd_v4d zero = {0}, one = zero + 1.0, shifter = zero + 0x1.8p52;
+    fgd_v4d m = fgd_ld4d(s), sum = zero, v, x, t, kk, r, q, e, f, u, w, ser, lg;
+    fgd_v4i bad = (fgd_v4i)(m - m != zero), gt, ki, bits;
+    double pc[4];
+    ptrdiff_t k;
+    int c;
+    for (k = 1; k < K; k++) {
+        v = fgd_ld4d(s + 4 * k);
+        bad |= (fgd_v4i)(v - v != zero);            /* inf or NaN */
+        gt = (fgd_v4i)(v > m);
+        m = (fgd_v4d)((gt & (fgd_v4i)v) | (~gt & (fgd_v4i)m));
+    }
+    for (k = 0; k < K; k++)
+        bad |= (fgd_v4i)(fgd_ld4d(s + 4 * k) - m < zero - 700.0);
+    if (bad[0] | bad[1] | bad[2] | bad[3]) return 0;
+    for (c = 0; c < 4; c++) pc[c] = s[4 * cls[c] + c];
+    for (k = 0; k < K; k++) {
+        x = fgd_ld4d(s + 4 * k) - m;
+        t = x * 1.4426950408889634 + shifter;   /* k = round(x / ln2) in the low bits */
+        kk = t - shifter;
+        r = (x - kk * 0x1.62e42fefa3800p-1) - kk * 0x1.ef35793c76730p-45;
+        q = one * fgd_exp_coef[0];
+        for (c = 1; c < 14; c++) q = q * r + fgd_exp_coef[c];
+        ki = (fgd_v4i)t - (fgd_v4i)shifter;
+        e = q * (fgd_v4d)((ki + 1023) << 52);
+        fgd_st4d(s + 4 * k, e);
+        sum = sum + e;
+    }
+    bits = (fgd_v4i)sum;                          /* sum in [1, K]: positive, normal */
+    f = (fgd_v4d)((bits & 0x000fffffffffffffLL) | 0x3ff0000000000000LL);
+    kk = __builtin_convertvector((bits >> 52) - 1023, fgd_v4d);
+    u = (f - one) / (f + one);
+    w = u * u;
+    ser = one * fgd_atanh_coef[0];
+    for (c = 1; c < 17; c++) ser = ser * w + fgd_atanh_coef[c];
+    lg = kk * 0x1.62e42fefa3800p-1 + (kk * 0x1.ef35793c76730p-45 + (u + u) * ser);
+    for (c = 0; c < 4; c++) loss[c] = (m[c] + lg[c]) - pc[c];
+    for (k = 0; k < K; k++) fgd_st4d(s + 4 * k, fgd_ld4d(s + 4 * k) / sum);
+    for (c = 0; c < 4; c++) s[4 * cls[c] + c] -= 1.0;
+    return 1;
+}
+
 #else /* plain C for other compilers: same results up to rounding order */
 
 static double fgd_dot_dd(const double *x, const double *w, ptrdiff_t n)
@@ -572,6 +628,9 @@ static void fgd_logistic_rows(const double *p, const double *y, ptrdiff_t n, dou
                               double *dl)
 { ptrdiff_t r; for (r = 0; r + 4 <= n; r += 4) fgd_logistic4(p + r, y + r, loss + r, dl + r); }
 #define fgd_logistic_rows_x4 fgd_logistic_rows
+/* the scalar path does it (see above) */
+static int fgd_softmax4_dd(double *s, ptrdiff_t K, const ptrdiff_t *cls, double *loss)
+{ (void)s; (void)K; (void)cls; (void)loss; return 0; }
 #endif /* FGD_VEC */
 
 /* (double X, float theta): x is rounded to float first, as the reference's

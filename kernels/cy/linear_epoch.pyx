@@ -72,6 +72,7 @@ cdef extern from "fgd_simd.h" nogil:
                       const float* x3, double* y, Py_ssize_t n)
     void fgd_prefetch_row(const void* p, size_t nbytes)
     void fgd_logistic4(const double* p, const double* y, double* loss, double* dl)
+    int fgd_softmax4_dd(double* s, Py_ssize_t K, const Py_ssize_t* cls, double* loss)
     void fgd_logistic_rows(const double* p, const double* y, Py_ssize_t n, double* loss,
                            double* dl)
     void fgd_logistic_rows_x4(const double* p, const double* y, Py_ssize_t n, double* loss,
@@ -257,6 +258,9 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
     cdef afloat* wt = NULL
     cdef afloat* gt
     cdef afloat* s4
+    cdef Py_ssize_t cls4[4]
+    cdef double l4[4]
+    cdef int vec
     cdef const xfloat* xb[LOGISTIC_BLOCK]
     cdef double pbb[LOGISTIC_BLOCK]
     cdef double ybb[LOGISTIC_BLOCK]
@@ -340,12 +344,24 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
                     xr[r] = X + order[pos + r] * d
                 for k in range(K):
                     fgd_dot4_dd(xr[0], xr[1], xr[2], xr[3], wt + k * d, d, s4 + 4 * k)
+                    if fi:
+                        for r in range(4):
+                            s4[4 * k + r] = s4[4 * k + r] + theta[d * K + k]
+                for r in range(4):
+                    cls4[r] = <Py_ssize_t>y[order[pos + r]]
+                # the four rows' losses in one call (exp and log vectorised), else one by one
+                vec = fgd_softmax4_dd(s4, K, cls4, l4)
                 for r in range(4):
                     i = order[pos + r]
                     c = scale if sw == NULL else scale * <afloat>sw[i]
-                    for k in range(K):
-                        scratch[k] = s4[4 * k + r] + theta[d * K + k] if fi else s4[4 * k + r]
-                    l = softmax_loss_dloss(scratch, K, <Py_ssize_t>y[i], scratch)
+                    if vec:
+                        l = l4[r]
+                        for k in range(K):
+                            scratch[k] = s4[4 * k + r]
+                    else:
+                        for k in range(K):
+                            scratch[k] = s4[4 * k + r]
+                        l = softmax_loss_dloss(scratch, K, cls4[r], scratch)
                     loss += <double>(c * l)
                     for k in range(K):
                         s4[4 * k + r] = scratch[k] * c
@@ -1789,6 +1805,29 @@ def chunk_layout(n_rows, d, n_outputs=1, fit_intercept=True):
     cdef Py_ssize_t nc = c_chunk_layout(n_rows, dd, K, dd * K + (K if fit_intercept else 0),
                                         &cr)
     return int(nc), int(cr)
+
+
+def _softmax4(const double[:, ::1] scores, const Py_ssize_t[::1] cls):
+    """Test hook: the softmax losses of four rows (``scores`` (4, K)) as the float64
+    batches take them (``fgd_softmax4_dd``): (loss (4,), dl (4, K), vectorised), where
+    ``vectorised`` False means the scalar path would run instead (dl and loss then NaN)."""
+    cdef Py_ssize_t K = scores.shape[1], k, r
+    cdef Py_ssize_t c4[4]
+    if scores.shape[0] != 4 or cls.shape[0] != 4:
+        raise ValueError("_softmax4: scores must be (4, K) and cls (4,)")
+    s = np.empty(4 * K)
+    cdef double[::1] sv = s
+    loss = np.full(4, np.nan)
+    cdef double[::1] lv = loss
+    for r in range(4):
+        if not 0 <= cls[r] < K:
+            raise ValueError(f"_softmax4: class {cls[r]} outside 0..{K - 1}")
+        c4[r] = cls[r]
+        for k in range(K):
+            sv[4 * k + r] = scores[r, k]
+    vec = bool(fgd_softmax4_dd(&sv[0], K, c4, &lv[0]))
+    dl = s.reshape(K, 4).T.copy() if vec else np.full((4, K), np.nan)
+    return loss, dl, vec
 
 
 def batch_split(d, n_outputs=1):
