@@ -354,14 +354,9 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
                 for r in range(4):
                     i = order[pos + r]
                     c = scale if sw == NULL else scale * <afloat>sw[i]
-                    if vec:
-                        l = l4[r]
-                        for k in range(K):
-                            scratch[k] = s4[4 * k + r]
-                    else:
-                        for k in range(K):
-                            scratch[k] = s4[4 * k + r]
-                        l = softmax_loss_dloss(scratch, K, cls4[r], scratch)
+                    for k in range(K):
+                        scratch[k] = s4[4 * k + r]
+                    l = l4[r] if vec else softmax_loss_dloss(scratch, K, cls4[r], scratch)
                     loss += <double>(c * l)
                     for k in range(K):
                         s4[4 * k + r] = scratch[k] * c
