@@ -420,24 +420,31 @@ static const double fgd_atanh_coef[17] = {
     1.0 / 19.0, 1.0 / 17.0, 1.0 / 15.0, 1.0 / 13.0, 1.0 / 11.0, 1.0 / 9.0, 1.0 / 7.0,
     1.0 / 5.0, 1.0 / 3.0, 1.0};
 
-/* The body, for VD a vector of N doubles (VI: of N 64-bit integers, VDU: VD unaligned),
- * on p_[0..N), y_[0..N) into loss[0..N), dl[0..N); every lane computes the same
- * operations in the same order, whatever N. */
+/* exp(x) of four lanes (an fgd_v4d), -700 <= x <= 0 (the normal range): round-to-nearest
+ * range reduction by ln 2 (two-part constant), fgd_exp_coef's polynomial (Horner), 2^k
+ * from the exponent bits.  fgd_logistic4 (x = -|p|) and fgd_softmax4_dd (x = s_k - max)
+ * share it.  (A statement expression, not a function: a function returning a 32-byte
+ * vector has no fixed ABI in the baseline clone.) */
+#define fgd_exp4d_nonpositive(x_) __extension__({                                       \
+    const fgd_v4d z_ = {0}, sh_ = z_ + 0x1.8p52;                                        \
+    fgd_v4d x0_ = (x_);                                                                  \
+    fgd_v4d t_ = x0_ * 1.4426950408889634 + sh_;  /* k = round(x / ln2) in the low bits */ \
+    fgd_v4d k_ = t_ - sh_;                                                               \
+    fgd_v4d r_ = (x0_ - k_ * 0x1.62e42fefa3800p-1) - k_ * 0x1.ef35793c76730p-45;        \
+    fgd_v4d q_ = (z_ + 1.0) * fgd_exp_coef[0];                                           \
+    int c0_;                                                                             \
+    for (c0_ = 1; c0_ < 14; c0_++) q_ = q_ * r_ + fgd_exp_coef[c0_];                     \
+    q_ * (fgd_v4d)((((fgd_v4i)t_ - (fgd_v4i)sh_) + 1023) << 52); })
+
+/* The body, for VD = fgd_v4d (VI: fgd_v4i, VDU: VD unaligned), on p_[0..4), y_[0..4)
+ * into loss[0..4), dl[0..4); every lane computes the same operations in the same order. */
 #define FGD_LOGISTIC_BODY(VD, VI, VDU, p_, y_, loss, dl)                                   \
     const VD zero = {0}, one = zero + 1.0, two = zero + 2.0;                              \
     VD p = *(const VDU *)(p_), y = *(const VDU *)(y_);                                    \
     VI pos = (VI)(p >= zero);                                                             \
     VD a = (VD)((VI)p & 0x7fffffffffffffffLL);                                            \
-    VD x = zero - a;                      /* -|p| */                                      \
-    VD t = x * 1.4426950408889634 + 0x1.8p52;  /* k = round(x / ln2) in the low bits */    \
-    VD k = t - 0x1.8p52;                                                                  \
-    VD r = (x - k * 0x1.62e42fefa3800p-1) - k * 0x1.ef35793c76730p-45;  /* |r| <= ln2/2 */ \
-    VD q = one * fgd_exp_coef[0];         /* Horner, 1/13! down to 1 */                   \
+    VD e = fgd_exp4d_nonpositive(zero - a);   /* exp(-|p|) */                             \
     int c_;                                                                               \
-    for (c_ = 1; c_ < 14; c_++) q = q * r + fgd_exp_coef[c_];                             \
-    VI ki = (VI)t - (VI)(zero + 0x1.8p52);                                                \
-    VD scale = (VD)((ki + 1023) << 52);                                                   \
-    VD e = q * scale;                     /* exp(-|p|) */                                 \
     VD u = e / (two + e);                                                                 \
     VD v = u * u;                                                                         \
     VD s = one * fgd_atanh_coef[0];                                                       \
@@ -528,9 +535,9 @@ FGD_CLONES FGD_NOREASSOC static int fgd_softmax4_dd(double *s, ptrdiff_t K, cons
                                                      double *loss)
 {
     FGD_NOREASSOC_BODY
-    const fgd_v4d zero = {0}, one = zero + 1.0, shifter = zero + 0x1.8p52;
-    fgd_v4d m = fgd_ld4d(s), sum = zero, v, x, t, kk, r, q, e, f, u, w, ser, lg;
-    fgd_v4i bad = (fgd_v4i)(m - m != zero), gt, ki, bits;
+    const fgd_v4d zero = {0}, one = zero + 1.0;
+    fgd_v4d m = fgd_ld4d(s), sum = zero, v, e, f, kk, u, w, ser, lg;
+    fgd_v4i bad = (fgd_v4i)(m - m != zero), gt, bits;
     double pc[4];
     ptrdiff_t k;
     int c;
@@ -545,14 +552,7 @@ FGD_CLONES FGD_NOREASSOC static int fgd_softmax4_dd(double *s, ptrdiff_t K, cons
     if (bad[0] | bad[1] | bad[2] | bad[3]) return 0;
     for (c = 0; c < 4; c++) pc[c] = s[4 * cls[c] + c];
     for (k = 0; k < K; k++) {
-        x = fgd_ld4d(s + 4 * k) - m;
-        t = x * 1.4426950408889634 + shifter;   /* k = round(x / ln2) in the low bits */
-        kk = t - shifter;
-        r = (x - kk * 0x1.62e42fefa3800p-1) - kk * 0x1.ef35793c76730p-45;
-        q = one * fgd_exp_coef[0];
-        for (c = 1; c < 14; c++) q = q * r + fgd_exp_coef[c];
-        ki = (fgd_v4i)t - (fgd_v4i)shifter;
-        e = q * (fgd_v4d)((ki + 1023) << 52);
+        e = fgd_exp4d_nonpositive(fgd_ld4d(s + 4 * k) - m);
         fgd_st4d(s + 4 * k, e);
         sum = sum + e;
     }
