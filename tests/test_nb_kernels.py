@@ -1084,3 +1084,36 @@ def test_batch_form_loss_and_dloss_matches_reference():
         ref = ref_losses.loss_and_dloss(loss_id, EPS, p, y)
         np.testing.assert_allclose(got[0], ref[0], rtol=1e-13, atol=1e-15)
         np.testing.assert_allclose(got[1], ref[1], rtol=1e-13, atol=1e-15)
+
+
+#: numpy calls that ``parallel=True`` turns into a parallel loop of their own.
+_PARFOR_CALLS = {"zeros", "ones", "full", "zeros_like", "ones_like", "full_like", "arange"}
+
+
+def test_kernels_with_a_prange_take_their_arrays_from_serial_helpers():
+    """Under ``parallel=True`` an ``np.zeros`` in the kernel's own body is one more start of
+    the thread team (about 70 us each; W1 b = 32 paid four an epoch): the kernels with a
+    ``prange`` get their arrays from serial functions (_team_scratch, ...)."""
+    import ast
+    import inspect
+
+    from fastgd.kernels.nb import custom_epoch
+
+    checked, offending = set(), []
+    for mod in (nb_le, custom_epoch):
+        for obj in vars(mod).values():
+            if not (isinstance(obj, numba.core.registry.CPUDispatcher)
+                    and obj.targetoptions.get("parallel")):
+                continue
+            fn = obj.py_func
+            checked.add(fn.__name__)
+            src, first = inspect.getsourcelines(fn)
+            for node in ast.walk(ast.parse(textwrap.dedent("".join(src)))):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                        and isinstance(node.func.value, ast.Name) and node.func.value.id == "np"
+                        and node.func.attr in _PARFOR_CALLS):
+                    offending.append(f"{fn.__name__}: np.{node.func.attr} "
+                                     f"(line {first + node.lineno - 1})")
+    assert {"_split_read_epoch_impl", "_read_epoch_impl", "_pair_epoch_impl",
+            "_halves_read_epoch_impl", "_chunks_parallel"} <= checked, checked
+    assert not offending, sorted(set(offending))

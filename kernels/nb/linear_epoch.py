@@ -808,6 +808,17 @@ def _linear_batch_gradient_impl(X, y, sw, rows, loss_id, loss_param, n_outputs, 
 
 
 @kernel(cache=False)
+def _team_scratch(threads):
+    """A two-thread epoch's progress array (_POS, _END), its per-thread sink and its done
+    slots.  The kernels with a ``prange`` take every array they need from functions like
+    this one: under ``parallel=True`` each ``np.zeros`` in their own body becomes a
+    parallel loop of its own, one more start of the thread team, about 70 us each with
+    OMP_WAIT_POLICY=PASSIVE (W1 b = 32 paid four of them: 0.28 ms an epoch; an empty
+    epoch, no batches, took 305 us, 50 with the arrays from here)."""
+    return np.zeros(16, dtype=np.int64), np.zeros(threads), np.zeros(2, dtype=np.int64)
+
+
+@kernel(cache=False)
 def _halves_workspace(theta, K, n_parts):
     """_halves_batches' arrays: hparts (n_parts, P), hl, sync, hp, hd (docs there).
     hp and hd have K + 16 columns, of which each thread uses the first K of its row: the
@@ -919,7 +930,7 @@ def _pair_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
     alone); the same bits as the one-thread epoch."""
     K = n_outputs
     hparts, hl, sync, hp, hd = _halves_workspace(theta, K, 2)
-    done = np.zeros(2, dtype=np.int64)
+    done = _team_scratch(2)[2]
     for t in prange(2):
         if t == 0:
             done[0] = _halves_batches(X, y, sw, order, 0, 0, n_batches, batch_size,
@@ -1084,9 +1095,7 @@ def _read_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
     read straight from X) with ``readers`` reader threads loading its rows ahead
     (_read_ahead; _reader_count).  They change nothing the trainer computes: the same
     bits as one thread."""
-    progress = np.zeros(16, dtype=np.int64)
-    sink = np.zeros(1 + readers)
-    done = np.zeros(2, dtype=np.int64)
+    progress, sink, done = _team_scratch(1 + readers)
     for t in prange(1 + readers):
         if t == 0:
             done[0] = _plain_sgd_b1(X, y, sw, order, 0, 0, n_batches, loss_id, loss_param,
@@ -1102,9 +1111,7 @@ def _rule1_read_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss
                            n_outputs, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0,
                            theta, grad, state, batch_loss, readers):
     """_read_epoch_impl for any other rule at batch size 1 (_rule_b1)."""
-    progress = np.zeros(16, dtype=np.int64)
-    sink = np.zeros(1 + readers)
-    done = np.zeros(2, dtype=np.int64)
+    progress, sink, done = _team_scratch(1 + readers)
     for t in prange(1 + readers):
         if t == 0:
             done[0] = _rule_b1(X, y, sw, order, 0, 0, n_batches, loss_id, loss_param,
@@ -1116,17 +1123,22 @@ def _rule1_read_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss
     return done[0]
 
 
+@kernel(cache=False)
+def _split_workspace(rows, theta):
+    """_split_batches' q (3, rows) and lw (4, rows) (docs there)."""
+    return np.zeros((3, rows), dtype=theta.dtype), np.zeros((4, rows))
+
+
 def _split_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
                       fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
                       state, batch_loss):
     """An epoch of _split_batches on this thread.  A kernel of its own (as the two-thread
     ones): _linear_epoch_impl does not carry it, so its first compilation (every process,
     for a custom loss) does not pay for it."""
-    rows_b = min(batch_size, order.shape[0])
+    q, lw = _split_workspace(min(batch_size, order.shape[0]), theta)
     return _split_batches(X, y, sw, order, 0, n_batches, batch_size, order.shape[0], loss_id,
                           loss_param, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0,
-                          theta, grad, state, batch_loss, np.zeros((3, rows_b), dtype=theta.dtype),
-                          np.zeros((4, rows_b)), np.zeros(0, dtype=np.int64))
+                          theta, grad, state, batch_loss, q, lw, np.zeros(0, dtype=np.int64))
 
 
 def _split_read_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param,
@@ -1134,16 +1146,14 @@ def _split_read_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss
                            theta, grad, state, batch_loss, readers):
     """A shuffled epoch of _split_batches on one thread, with ``readers`` reader threads
     loading its rows ahead (_read_ahead; _reader_count).  The same bits as one thread."""
-    progress = np.zeros(16, dtype=np.int64)
-    q = np.zeros((3, min(batch_size, order.shape[0])), dtype=theta.dtype)
-    sink = np.zeros(1 + readers)
-    done = np.zeros(2, dtype=np.int64)
+    progress, sink, done = _team_scratch(1 + readers)
+    q, lw = _split_workspace(min(batch_size, order.shape[0]), theta)
     for t in prange(1 + readers):
         if t == 0:
             done[0] = _split_batches(X, y, sw, order, 0, n_batches, batch_size, order.shape[0],
                                      loss_id, loss_param, fit_intercept, alpha, l1_ratio,
                                      rule_id, hyper, lrs, step0, theta, grad, state, batch_loss,
-                                     q, np.zeros((4, q.shape[1])), progress)
+                                     q, lw, progress)
             store_release(progress, _END, 1)
         else:
             sink[t] = _read_ahead(X, y, sw, order, progress, t - 1, readers)
@@ -1365,9 +1375,7 @@ def _halves_read_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, los
     20 features: 200,000 rows 8.7 -> 5.0-5.8 ms, 1,000,000 rows 62 -> 39; Cython 4.2-6.0
     and 23).  The same bits as one thread."""
     hparts, hl, sync, hp, hd = _halves_workspace(theta, n_outputs, 2)
-    progress = np.zeros(16, dtype=np.int64)
-    sink = np.zeros(1 + readers)
-    done = np.zeros(2, dtype=np.int64)
+    progress, sink, done = _team_scratch(1 + readers)
     for t in prange(1 + readers):
         if t == 0:
             done[0] = _halves_batches(X, y, sw, order, 0, 0, n_batches, batch_size,
