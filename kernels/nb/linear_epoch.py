@@ -1562,19 +1562,13 @@ def _ol_linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fi
 
 
 def epoch_threads(n, d, n_outputs, fit_intercept, batch_size, n_batches, itemsize=8):
-    """How many threads ``linear_epoch`` would run an epoch's batches on (1: serial; the
-    b = 1 epoch's reader threads are not counted, the split epoch's are).  ``itemsize``: X's
-    (4 or 8)."""
+    """How many threads ``linear_epoch`` would run an epoch's batches on (1: serial; reader
+    threads are not counted, as in Cython's: the driver's background shuffle on a third
+    thread costs the epoch less than it saves, W1 b = 32 driver epoch q1 6.26-7.02 against
+    6.48-7.60 ms drawn in front).  ``itemsize``: X's (4 or 8)."""
     rows = min(batch_size, n)
     if _pairs(n, d, n_outputs, batch_size, n_batches, n, itemsize):
         return 2
-    if ((_uses_split(rows, n, d, n_outputs, itemsize, SPLIT_MIN_BYTES) or _uses_halves(rows, n))
-            and n * d * itemsize >= READER_MIN_BYTES and numba.get_num_threads() >= 2):
-        # the split epoch's readers are counted: with the driver's background shuffle on a
-        # third thread its compiled epoch took 7.1 ms against 5.8-5.9 (W1 b = 32), and the
-        # driver epoch was no faster (median 9.1-10.3 against 7.6-9.5 ms); the halves with
-        # their readers (_halves_read_epoch_impl) are counted alike
-        return 1 + _reader_count()
     if rows > CHUNK_ROWS and rows * d * n_outputs >= PARALLEL_MIN_WORK:
         return numba.get_num_threads()
     return 1
