@@ -813,8 +813,8 @@ def _team_scratch(threads):
     slots.  The kernels with a ``prange`` take every array they need from functions like
     this one: under ``parallel=True`` each ``np.zeros`` in their own body becomes a
     parallel loop of its own, one more start of the thread team, about 70 us each with
-    OMP_WAIT_POLICY=PASSIVE (W1 b = 32 paid four of them: 0.28 ms an epoch; an empty
-    epoch, no batches, took 305 us, 50 with the arrays from here)."""
+    OMP_WAIT_POLICY=PASSIVE (an empty W1 b = 32 epoch, no batches, which paid four of
+    them, took 237-305 us, and takes 50-58 with the arrays from here)."""
     return np.zeros(16, dtype=np.int64), np.zeros(threads), np.zeros(2, dtype=np.int64)
 
 
