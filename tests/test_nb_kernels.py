@@ -417,7 +417,7 @@ def test_halves_with_or_without_reader_same_bits(monkeypatch, loss_id, rule, pen
         path = _with_threads(2, lambda: nb_le._epoch_path(X, order, b, -(-n // b), loss_id, K,
                                                           rule_id, np.asarray(hyper, float)))
         assert path == ("halves_read" if reader_min == 0 else
-                        "any" if gather_min == 0 else "halves")
+                        "blocks_halves" if gather_min == 0 else "halves")
         runs.append(_with_threads(2, lambda: run_epochs(nb_le, X, y, w, loss_id, b, rule=rule,
                                                         penalty=penalty, epochs=2, lr=0.01,
                                                         theta_dtype=theta_dtype)))
@@ -1039,6 +1039,53 @@ def test_small_x_paths_match_the_whole_kernel_bit_for_bit(case):
     hyper = np.asarray(hyper, float)
     assert nb_le._epoch_path(X, order, b, nb, case["loss_id"], K, rule_id, hyper) == case["path"]
     whole = _epoch_gathered_or_not(False, 0, X, y, sw, order, b, nb, case["loss_id"],
+                                   case["rule"], lrs, case.get("alpha", 0.0))
+    P = D * K + K
+    theta = np.random.default_rng(1).uniform(-0.1, 0.1, P)
+    state = np.zeros((ids.STATE_SLOTS[rule_id], P))
+    bl = np.zeros(nb)
+    k = nb_le.linear_epoch(X, y, sw, order, b, nb, case["loss_id"], EPS, K, True,
+                           case.get("alpha", 0.0), 0.3, rule_id, hyper, lrs, 3, theta,
+                           np.zeros(P), state, bl)
+    assert k == whole[0] == nb
+    for got, want in zip((theta, state, bl), whole[1:]):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("case", [
+    dict(path="blocks_sgd1", loss_id=ids.LOSS_LOGISTIC, b=1, rule="sgd"),
+    dict(path="blocks_sgd1", loss_id=ids.LOSS_HINGE, b=1, rule="sgd", alpha=0.01, sw=True,
+         sorted=True),
+    dict(path="blocks_rule1", loss_id=ids.LOSS_HUBER, b=1, rule="momentum", sw=True),
+    dict(path="blocks_softmax1", loss_id=ids.LOSS_SOFTMAX, b=1, rule="adam-wd-amsgrad",
+         alpha=0.01, sw=True),
+    dict(path="blocks_halves", loss_id=ids.LOSS_LOGISTIC, b=12, rule="momentum", alpha=0.01,
+         sw=True),
+    dict(path="blocks_serial", loss_id=ids.LOSS_SQUARED, b=7, rule="adam-wd-amsgrad",
+         alpha=0.01, sw=True),
+    dict(path="blocks_serial", loss_id=ids.LOSS_SOFTMAX, b=5,
+         rule="rmsprop-momentum-centered-wd", sw=True, sorted=True),
+    dict(path="blocks_large", loss_id=ids.LOSS_LOGISTIC, b=600, rule="momentum", n=1400),
+], ids=lambda c: f"{c['path']}-{LOSS_NAMES[c['loss_id']]}-b{c['b']}-{c['rule']}"
+                 f"{'-sorted' if c.get('sorted') else ''}")
+def test_large_x_paths_match_the_whole_kernel_bit_for_bit(monkeypatch, case):
+    """An X large enough to gather (the threshold lowered here): linear_epoch runs the
+    path _linear_epoch_impl would take, gathered or straight from X, in a kernel of its own
+    (_blocks_*_epoch_impl); the same bits."""
+    n, b = case.get("n", 101), case["b"]
+    X, y, sw = make_problem(case["loss_id"], n=n, sw=case.get("sw", False))
+    nb = -(-n // b)
+    order = (np.arange(n) if case.get("sorted") else np.random.default_rng(4).permutation(n))
+    order = order.astype(np.int64)
+    lrs = np.full(nb, 0.05)
+    K = K3 if case["loss_id"] == ids.LOSS_SOFTMAX else 1
+    rule_id, hyper = RULES[case["rule"]]
+    hyper = np.asarray(hyper, float)
+    block = 3
+    monkeypatch.setattr(nb_le, "GATHER_MIN_BYTES", 0)
+    monkeypatch.setattr(nb_le, "GATHER_BLOCK_BYTES", block * b * X.shape[1] * X.itemsize)
+    assert nb_le._epoch_path(X, order, b, nb, case["loss_id"], K, rule_id, hyper) == case["path"]
+    whole = _epoch_gathered_or_not(True, block, X, y, sw, order, b, nb, case["loss_id"],
                                    case["rule"], lrs, case.get("alpha", 0.0))
     P = D * K + K
     theta = np.random.default_rng(1).uniform(-0.1, 0.1, P)
