@@ -380,12 +380,15 @@ def _softmax_rows(X, y, sw, rows, lo, hi, K, fit_intercept, theta, g, scale, pk,
 
 @kernel(cache=False)
 def _rows_gradient(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_intercept, theta, g,
-                   scale, pk, dlk, ahead=PREFETCH_AHEAD):
+                   scale, pk, dlk, ahead):
     """g = scale * sum over rows[lo:hi] of s_i dl_i/dtheta; returns scale * sum s_i l_i.
 
     ``pk`` (K,) accumulation-dtype and ``dlk`` (K,) float64 are scratch (softmax).
     The summation order depends only on lo and hi (never on threads).  The row
-    ``ahead`` positions on in ``rows`` is prefetched.
+    ``ahead`` positions on in ``rows`` is prefetched (PREFETCH_AHEAD, or a batch ahead in
+    the halves).  Always an int64: a default left out, or the constant itself, is a type
+    of its own (omitted, Literal[int]), which compiled this function and the two it calls
+    a second time in the whole kernel (5 s for each dtype).
     """
     for t in range(g.shape[0]):
         g[t] = 0
@@ -404,7 +407,8 @@ def _chunks_parallel(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_interce
         a = lo + c * CHUNK_ROWS
         b = min(a + CHUNK_ROWS, hi)
         lparts[c] = _rows_gradient(X, y, sw, rows, a, b, loss_id, loss_param, K, fit_intercept,
-                                   theta, parts[c], scale, pks[c], dlks[c])
+                                   theta, parts[c], scale, pks[c], dlks[c],
+                                   np.int64(PREFETCH_AHEAD))
 
 
 @kernel(cache=False)
@@ -416,7 +420,8 @@ def _batch_gradient(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_intercep
     n = hi - lo
     if n <= CHUNK_ROWS:
         return _rows_gradient(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_intercept,
-                              theta, grad, scale, pks[0], dlks[0])
+                              theta, grad, scale, pks[0], dlks[0],
+                              np.int64(PREFETCH_AHEAD))
     nch = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
     if par and n * X.shape[1] * K >= PARALLEL_MIN_WORK:
         _chunks_parallel(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_intercept, theta,
@@ -426,7 +431,8 @@ def _batch_gradient(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_intercep
             a = lo + c * CHUNK_ROWS
             b = min(a + CHUNK_ROWS, hi)
             lparts[c] = _rows_gradient(X, y, sw, rows, a, b, loss_id, loss_param, K,
-                                       fit_intercept, theta, parts[c], scale, pks[c], dlks[c])
+                                       fit_intercept, theta, parts[c], scale, pks[c], dlks[c],
+                                       np.int64(PREFETCH_AHEAD))
     # Fixed-order sum of the partials.
     P = grad.shape[0]
     for t in range(P):
@@ -1251,7 +1257,8 @@ def _run_serial(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_param
         lo = k * batch_size
         hi = min(lo + batch_size, m)
         loss = _rows_gradient(X, y, sw, rows, lo - base, hi - base, loss_id, loss_param, K,
-                              fit_intercept, theta, grad, 1.0 / (hi - lo), pks[0], dlks[0])
+                              fit_intercept, theta, grad, 1.0 / (hi - lo), pks[0], dlks[0],
+                              np.int64(PREFETCH_AHEAD))
         if not _end_batch(k, loss, theta, grad, state, n_penalized, alpha, l1_ratio, rule_id,
                           hyper, lrs, step0, batch_loss):
             return k
@@ -1554,7 +1561,8 @@ def _serial_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_par
         lo = k * batch_size
         hi = min(lo + batch_size, m)
         loss = _rows_gradient(X, y, sw, order, lo, hi, loss_id, loss_param, n_outputs,
-                              fit_intercept, theta, grad, 1.0 / (hi - lo), pk, dlk)
+                              fit_intercept, theta, grad, 1.0 / (hi - lo), pk, dlk,
+                              np.int64(PREFETCH_AHEAD))
         if not _end_batch(k, loss, theta, grad, state, n_penalized, alpha, l1_ratio, rule_id,
                           hyper, lrs, step0, batch_loss):
             return k
