@@ -1029,16 +1029,23 @@ def test_gathered_epoch_stops_at_the_same_batch(b):
     dict(path="large", loss_id=ids.LOSS_LOGISTIC, b=600, rule="momentum", n=1400),  # chunks
 ], ids=lambda c: f"{c['path']}-{LOSS_NAMES[c['loss_id']]}-b{c['b']}-{c['rule']}")
 def test_small_x_paths_match_the_whole_kernel_bit_for_bit(case):
-    n, b = case.get("n", 101), case["b"]
+    n = case.get("n", 101)
     X, y, sw = make_problem(case["loss_id"], n=n, sw=case.get("sw", False))
-    nb = -(-n // b)
     order = np.random.default_rng(4).permutation(n).astype(np.int64)
+    _path_has_the_whole_kernels_bits(case, X, y, sw, order, 0)
+
+
+def _path_has_the_whole_kernels_bits(case, X, y, sw, order, block):
+    """linear_epoch takes ``case["path"]`` and gives the bits of the whole kernel
+    (_linear_epoch_impl) gathering in blocks of ``block`` batches (0: straight from X)."""
+    n, b = X.shape[0], case["b"]
+    nb = -(-n // b)
     lrs = np.full(nb, 0.05)
     K = K3 if case["loss_id"] == ids.LOSS_SOFTMAX else 1
     rule_id, hyper = RULES[case["rule"]]
     hyper = np.asarray(hyper, float)
     assert nb_le._epoch_path(X, order, b, nb, case["loss_id"], K, rule_id, hyper) == case["path"]
-    whole = _epoch_gathered_or_not(False, 0, X, y, sw, order, b, nb, case["loss_id"],
+    whole = _epoch_gathered_or_not(block > 0, block, X, y, sw, order, b, nb, case["loss_id"],
                                    case["rule"], lrs, case.get("alpha", 0.0))
     P = D * K + K
     theta = np.random.default_rng(1).uniform(-0.1, 0.1, P)
@@ -1072,31 +1079,13 @@ def test_large_x_paths_match_the_whole_kernel_bit_for_bit(monkeypatch, case):
     """An X large enough to gather (the threshold lowered here): linear_epoch runs the
     path _linear_epoch_impl would take, gathered or straight from X, in a kernel of its own
     (_blocks_*_epoch_impl); the same bits."""
-    n, b = case.get("n", 101), case["b"]
+    n = case.get("n", 101)
     X, y, sw = make_problem(case["loss_id"], n=n, sw=case.get("sw", False))
-    nb = -(-n // b)
     order = (np.arange(n) if case.get("sorted") else np.random.default_rng(4).permutation(n))
-    order = order.astype(np.int64)
-    lrs = np.full(nb, 0.05)
-    K = K3 if case["loss_id"] == ids.LOSS_SOFTMAX else 1
-    rule_id, hyper = RULES[case["rule"]]
-    hyper = np.asarray(hyper, float)
     block = 3
     monkeypatch.setattr(nb_le, "GATHER_MIN_BYTES", 0)
-    monkeypatch.setattr(nb_le, "GATHER_BLOCK_BYTES", block * b * X.shape[1] * X.itemsize)
-    assert nb_le._epoch_path(X, order, b, nb, case["loss_id"], K, rule_id, hyper) == case["path"]
-    whole = _epoch_gathered_or_not(True, block, X, y, sw, order, b, nb, case["loss_id"],
-                                   case["rule"], lrs, case.get("alpha", 0.0))
-    P = D * K + K
-    theta = np.random.default_rng(1).uniform(-0.1, 0.1, P)
-    state = np.zeros((ids.STATE_SLOTS[rule_id], P))
-    bl = np.zeros(nb)
-    k = nb_le.linear_epoch(X, y, sw, order, b, nb, case["loss_id"], EPS, K, True,
-                           case.get("alpha", 0.0), 0.3, rule_id, hyper, lrs, 3, theta,
-                           np.zeros(P), state, bl)
-    assert k == whole[0] == nb
-    for got, want in zip((theta, state, bl), whole[1:]):
-        np.testing.assert_array_equal(got, want)
+    monkeypatch.setattr(nb_le, "GATHER_BLOCK_BYTES", block * case["b"] * X.shape[1] * X.itemsize)
+    _path_has_the_whole_kernels_bits(case, X, y, sw, order.astype(np.int64), block)
 
 
 @pytest.mark.parametrize("b, rule", [(1, "sgd"), (1, "momentum"), (12, "sgd")])
