@@ -1766,18 +1766,17 @@ _EPOCHS = {
     "blocks_halves": (_blocks_halves_epoch_builtin, _blocks_halves_epoch_custom),
     "blocks_serial": (_blocks_serial_epoch_builtin, _blocks_serial_epoch_custom),
     "blocks_large": (_blocks_large_epoch_builtin, _blocks_large_epoch_custom),
-    "any": (_linear_epoch_builtin, _linear_epoch_custom),
 }
 
 
 def _epoch_path(X, order, batch_size, n_batches, loss_id, n_outputs, rule_id, hyper):
     """Which kernel of _EPOCHS runs an epoch (Python ints in; shapes, thread count and the
-    order's kind decide).  "any" (_linear_epoch_impl, behind the njit overload) runs every
-    case; each of the others runs one of its paths (or the split, the pair, the readers),
+    order's kind decide).  _linear_epoch_impl (behind the njit overload) runs every case
+    but the split; each of these runs one of its paths (or the split, the pair, the readers),
     in a kernel of its own so that a fit compiles only the path it takes: "large" for one
     batch of the whole order (any X); "blocks_*" for an X large enough to gather (gathered
     or not, as _linear_epoch_impl would); "sgd1", "rule1", "softmax1", "halves", "serial"
-    and "large" straight from an X too small to gather.  Python never picks "any"."""
+    and "large" straight from an X too small to gather."""
     rows = min(batch_size, order.shape[0])
     if _pairs(X.shape[0], X.shape[1], n_outputs, batch_size, n_batches, order.shape[0],
               X.itemsize):
@@ -1814,7 +1813,7 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
     path = _epoch_path(X, order, int(batch_size), int(n_batches), int(loss_id), int(n_outputs),
                        int(rule_id), hyper)
     target = _EPOCHS[path][custom]
-    if path == "any" or path.startswith("blocks"):
+    if path.startswith("blocks"):
         args_tail += (GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
     elif path in ("read", "rule1_read", "split_read", "halves_read"):
         args_tail += (_reader_count(),)
