@@ -150,6 +150,10 @@ def _linear_cases():
     for opt in OPTIMIZERS[1:]:
         cases.append(Case(loss="logistic", optimizer=opt, batch_size=12, n=60, lr=0.01))
     cases += [Case(loss="softmax", batch_size=9, n=50, dtype="float32"),
+              # d = 29: the float32 four-row dots' 16- and 8-wide steps and their tail
+              Case(loss="softmax", batch_size=16, n=64, d=29, dtype="float32"),
+              Case(loss="softmax", batch_size=16, n=64, d=29, dtype="float32",
+                   options={"accumulate": "float64"}),
               Case(loss="squared", batch_size=9, n=50, options={"penalty": "elasticnet", "alpha": 0.01,
                                                                 "sample_weight": True}),
               Case(loss="softmax", batch_size=12, n=60, optimizer=OPTIMIZERS[4], lr=0.01,

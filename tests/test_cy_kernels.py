@@ -11,6 +11,7 @@ cimports the nogil C functions.
 Tolerance convention (as fastgd.testing): rtol, with an absolute floor of rtol
 times max(1, the largest magnitude of the reference vector).
 """
+import math
 import os
 import shutil
 import subprocess
@@ -324,6 +325,28 @@ def test_softmax_of_four_rows_leaves_non_finite_and_far_scores_to_the_scalar_pat
         scores[2, 1] = bad
         assert not cy_le._softmax4(scores, np.array([0, 1, 2, 0]))[2]
     assert cy_le._softmax4(base - 699.0 * (np.arange(3) == 1), np.array([0, 1, 2, 0]))[2]
+
+
+@pytest.mark.parametrize("xdtype,wdtype", [(np.float64, np.float64), (np.float32, np.float64),
+                                           (np.float32, np.float32), (np.float64, np.float32)])
+def test_four_row_dots_match_exact_sums_for_every_length(xdtype, wdtype):
+    """_dot4 (the softmax batches' four rows against one class's weights): each of the
+    four within the rounding bound of a d-term sum of its dtype, for lengths that end in
+    every part of the vector loops (16- and 8-wide steps, the scalar tail)."""
+    rng = np.random.default_rng(4)
+    eps = np.finfo(wdtype).eps
+    for d in list(range(0, 41)) + [100, 129]:
+        x = rng.standard_normal((4, d)).astype(xdtype)
+        w = rng.standard_normal(d).astype(wdtype)
+        out = cy_le._dot4_rows(x, w)
+        assert out.dtype == wdtype
+        # (double X, float32 sums) rounds X to float32 first, as the reference does
+        xv = x.astype(np.float32) if wdtype == np.float32 else x
+        for r in range(4):
+            terms = [float(a) * float(b) for a, b in zip(xv[r], w)]
+            exact = math.fsum(terms)
+            bound = (d + 1) * eps * math.fsum(abs(t) for t in terms)
+            assert abs(float(out[r]) - exact) <= bound, (d, r, out[r], exact)
 
 
 @pytest.mark.parametrize("name", [n for n in RULES if RULES[n][0] != ids.RULE_SGD])

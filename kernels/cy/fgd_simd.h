@@ -204,35 +204,82 @@ static inline int fgd_rows4_at16(const void *x0, const void *x1, const void *x2,
          & (((size_t)x2 & 31) == 16) & (((size_t)x3 & 31) == 16);
 }
 
+#define FGD_HSUM4(v) ((v[0] + v[1]) + (v[2] + v[3]))
+#define FGD_HSUM8(v) (((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])))
+
+/* The body of fgd_dot4_dd and fgd_dot4_fd; LDX loads x[j..j+3] as doubles. */
+#define FGD_DOT4ROWS_D_BODY(LDX)                                                         \
+    fgd_v4d a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0}; \
+    fgd_v4d w0, w1, s;                                                                   \
+    ptrdiff_t j = 0;                                                                     \
+    for (; j + 8 <= n; j += 8) {                                                         \
+        w0 = fgd_ld4d(w + j);                                                            \
+        w1 = fgd_ld4d(w + j + 4);                                                        \
+        a0 += LDX(x0 + j) * w0; b0 += LDX(x0 + j + 4) * w1;                              \
+        a1 += LDX(x1 + j) * w0; b1 += LDX(x1 + j + 4) * w1;                              \
+        a2 += LDX(x2 + j) * w0; b2 += LDX(x2 + j + 4) * w1;                              \
+        a3 += LDX(x3 + j) * w0; b3 += LDX(x3 + j + 4) * w1;                              \
+    }                                                                                    \
+    if (j + 4 <= n) {                                                                    \
+        w0 = fgd_ld4d(w + j);                                                            \
+        a0 += LDX(x0 + j) * w0; a1 += LDX(x1 + j) * w0;                                  \
+        a2 += LDX(x2 + j) * w0; a3 += LDX(x3 + j) * w0;                                  \
+        j += 4;                                                                          \
+    }                                                                                    \
+    a0 += b0; a1 += b1; a2 += b2; a3 += b3;                                              \
+    s = FGD_FOLD4D(FGD_HADD4D(a0, a1), FGD_HADD4D(a2, a3));   /* {x_r . w} */            \
+    for (; j < n; j++) {                                                                 \
+        s[0] += x0[j] * w[j]; s[1] += x1[j] * w[j];                                      \
+        s[2] += x2[j] * w[j]; s[3] += x3[j] * w[j];                                      \
+    }                                                                                    \
+    fgd_st4d(out, s);
+
 FGD_CLONES FGD_NOREASSOC static void fgd_dot4_dd(const double *x0, const double *x1,
                                                   const double *x2, const double *x3,
                                                   const double *w, ptrdiff_t n, double *out)
+{ FGD_NOREASSOC_BODY FGD_DOT4ROWS_D_BODY(fgd_ld4d) }
+
+/* float32 rows, float64 weights and sums (accumulate="float64") */
+FGD_CLONES FGD_NOREASSOC static void fgd_dot4_fd(const float *x0, const float *x1,
+                                                  const float *x2, const float *x3,
+                                                  const double *w, ptrdiff_t n, double *out)
+{ FGD_NOREASSOC_BODY FGD_DOT4ROWS_D_BODY(fgd_ld4f_as_d) }
+
+/* float32 rows and weights: the same loop on 8-wide vectors.  The four horizontal sums
+ * are scalar: they come once a call, after d / 8 vector steps a row. */
+FGD_CLONES FGD_NOREASSOC static void fgd_dot4_ff(const float *x0, const float *x1,
+                                                  const float *x2, const float *x3,
+                                                  const float *w, ptrdiff_t n, float *out)
 {
     FGD_NOREASSOC_BODY
-    fgd_v4d a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
-    fgd_v4d w0, w1, s;
-    ptrdiff_t j = 0;
-    for (; j + 8 <= n; j += 8) {
-        w0 = fgd_ld4d(w + j);
-        w1 = fgd_ld4d(w + j + 4);
-        a0 += fgd_ld4d(x0 + j) * w0; b0 += fgd_ld4d(x0 + j + 4) * w1;
-        a1 += fgd_ld4d(x1 + j) * w0; b1 += fgd_ld4d(x1 + j + 4) * w1;
-        a2 += fgd_ld4d(x2 + j) * w0; b2 += fgd_ld4d(x2 + j + 4) * w1;
-        a3 += fgd_ld4d(x3 + j) * w0; b3 += fgd_ld4d(x3 + j + 4) * w1;
+    fgd_v8f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
+    fgd_v8f w0, w1;
+    ptrdiff_t j = 0, k;
+    int r;
+    for (; j + 16 <= n; j += 16) {
+        w0 = fgd_ld8f(w + j);
+        w1 = fgd_ld8f(w + j + 8);
+        a0 += fgd_ld8f(x0 + j) * w0; b0 += fgd_ld8f(x0 + j + 8) * w1;
+        a1 += fgd_ld8f(x1 + j) * w0; b1 += fgd_ld8f(x1 + j + 8) * w1;
+        a2 += fgd_ld8f(x2 + j) * w0; b2 += fgd_ld8f(x2 + j + 8) * w1;
+        a3 += fgd_ld8f(x3 + j) * w0; b3 += fgd_ld8f(x3 + j + 8) * w1;
     }
-    if (j + 4 <= n) {
-        w0 = fgd_ld4d(w + j);
-        a0 += fgd_ld4d(x0 + j) * w0; a1 += fgd_ld4d(x1 + j) * w0;
-        a2 += fgd_ld4d(x2 + j) * w0; a3 += fgd_ld4d(x3 + j) * w0;
-        j += 4;
+    if (j + 8 <= n) {
+        w0 = fgd_ld8f(w + j);
+        a0 += fgd_ld8f(x0 + j) * w0; a1 += fgd_ld8f(x1 + j) * w0;
+        a2 += fgd_ld8f(x2 + j) * w0; a3 += fgd_ld8f(x3 + j) * w0;
+        j += 8;
     }
     a0 += b0; a1 += b1; a2 += b2; a3 += b3;
-    s = FGD_FOLD4D(FGD_HADD4D(a0, a1), FGD_HADD4D(a2, a3));   /* {x_r . w} */
-    for (; j < n; j++) {
-        s[0] += x0[j] * w[j]; s[1] += x1[j] * w[j];
-        s[2] += x2[j] * w[j]; s[3] += x3[j] * w[j];
+    {
+        const float *xr[4] = {x0, x1, x2, x3};
+        fgd_v8f acc[4] = {a0, a1, a2, a3};
+        for (r = 0; r < 4; r++) {
+            float s = FGD_HSUM8(acc[r]);
+            for (k = j; k < n; k++) s += xr[r][k] * w[k];
+            out[r] = s;
+        }
     }
-    fgd_st4d(out, s);
 }
 
 /* ---- fused update and dot: w[j] += a * xp[j], then return x . w -------
@@ -265,8 +312,6 @@ FGD_CLONES FGD_NOREASSOC static void fgd_dot4_dd(const double *x0, const double 
     for (; j < n; j++) { w[j] += a * (ST)xp[j]; s += (ST)x[j] * w[j]; }                \
     return s;
 
-#define FGD_HSUM4(v) ((v[0] + v[1]) + (v[2] + v[3]))
-#define FGD_HSUM8(v) (((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])))
 
 FGD_CLONES FGD_NOREASSOC static double fgd_axpy_dot_dd(double a, const double *xp, double *w,
                                                        const double *x, ptrdiff_t n)
@@ -624,6 +669,14 @@ static void fgd_dot4_dd(const double *x0, const double *x1, const double *x2,
                         const double *x3, const double *w, ptrdiff_t n, double *out)
 { out[0] = fgd_dot_dd(x0, w, n); out[1] = fgd_dot_dd(x1, w, n);
   out[2] = fgd_dot_dd(x2, w, n); out[3] = fgd_dot_dd(x3, w, n); }
+static void fgd_dot4_fd(const float *x0, const float *x1, const float *x2,
+                        const float *x3, const double *w, ptrdiff_t n, double *out)
+{ out[0] = fgd_dot_fd(x0, w, n); out[1] = fgd_dot_fd(x1, w, n);
+  out[2] = fgd_dot_fd(x2, w, n); out[3] = fgd_dot_fd(x3, w, n); }
+static void fgd_dot4_ff(const float *x0, const float *x1, const float *x2,
+                        const float *x3, const float *w, ptrdiff_t n, float *out)
+{ out[0] = fgd_dot_ff(x0, w, n); out[1] = fgd_dot_ff(x1, w, n);
+  out[2] = fgd_dot_ff(x2, w, n); out[3] = fgd_dot_ff(x3, w, n); }
 static void fgd_logistic_rows(const double *p, const double *y, ptrdiff_t n, double *loss,
                               double *dl)
 { ptrdiff_t r; for (r = 0; r + 4 <= n; r += 4) fgd_logistic4(p + r, y + r, loss + r, dl + r); }

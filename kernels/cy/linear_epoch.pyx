@@ -51,6 +51,10 @@ cdef extern from "fgd_simd.h" nogil:
     double fgd_dot_dd(const double* x, const double* w, Py_ssize_t n)
     void fgd_dot4_dd(const double* x0, const double* x1, const double* x2, const double* x3,
                      const double* w, Py_ssize_t n, double* out)
+    void fgd_dot4_fd(const float* x0, const float* x1, const float* x2, const float* x3,
+                     const double* w, Py_ssize_t n, double* out)
+    void fgd_dot4_ff(const float* x0, const float* x1, const float* x2, const float* x3,
+                     const float* w, Py_ssize_t n, float* out)
     float fgd_dot_ff(const float* x, const float* w, Py_ssize_t n)
     double fgd_dot_fd(const float* x, const double* w, Py_ssize_t n)
     float fgd_dot_df(const double* x, const float* w, Py_ssize_t n)
@@ -131,6 +135,24 @@ cdef inline afloat _dot(const xfloat* x, const afloat* w, Py_ssize_t n) noexcept
             return fgd_dot_fd(x, w, n)
         else:
             return fgd_dot_ff(x, w, n)
+
+
+cdef inline void _dot4(const xfloat* x0, const xfloat* x1, const xfloat* x2, const xfloat* x3,
+                       const afloat* w, Py_ssize_t n, afloat* out) noexcept nogil:
+    """out[r] = x_r . w for four rows, w loaded once for the four."""
+    if xfloat is double:
+        if afloat is double:
+            fgd_dot4_dd(x0, x1, x2, x3, w, n, out)
+        else:  # (double X, float32 theta): rare, one row at a time
+            out[0] = fgd_dot_df(x0, w, n)
+            out[1] = fgd_dot_df(x1, w, n)
+            out[2] = fgd_dot_df(x2, w, n)
+            out[3] = fgd_dot_df(x3, w, n)
+    else:
+        if afloat is double:
+            fgd_dot4_fd(x0, x1, x2, x3, w, n, out)
+        else:
+            fgd_dot4_ff(x0, x1, x2, x3, w, n, out)
 
 
 cdef inline afloat _axpy_dot(afloat a, const xfloat* xp, afloat* w, const xfloat* x,
@@ -331,40 +353,43 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
             for k in range(K):
                 wt[k * d + j] = theta[j * K + k]
         memset(gt, 0, K * d * sizeof(afloat))
-        if xfloat is double and afloat is double:
-            # float64: four rows at a time, so that each class's weights and gradient row
-            # are loaded (and the gradient stored) once for the four: a class's scores
-            # of four rows in one dot4, its gradient row += the four rows in one axpy4
-            # (1 thread, 100k x 100, K = 5: the per-row dots and axpys were half the
-            # epoch's time).  s4[4 k + r]: row r's score, then c dl, for class k.
-            s4 = gt + K * d
-            while pos + 4 <= stop:
-                for r in range(4):
-                    _prefetch_all(X, y, sw, d, order, pos + ahead + r, m)
-                    xr[r] = X + order[pos + r] * d
-                for k in range(K):
-                    fgd_dot4_dd(xr[0], xr[1], xr[2], xr[3], wt + k * d, d, s4 + 4 * k)
-                    if fi:
-                        for r in range(4):
-                            s4[4 * k + r] = s4[4 * k + r] + theta[d * K + k]
-                for r in range(4):
-                    cls4[r] = <Py_ssize_t>y[order[pos + r]]
-                # the four rows' losses in one call (exp and log vectorised), else one by one
+        # Four rows at a time, so that each class's weights and gradient row are
+        # loaded (and the gradient stored) once for the four: a class's scores of
+        # four rows in one dot4, its gradient row += the four rows in one axpy4
+        # (1 thread, 100k x 100, K = 5: the per-row dots and axpys were half the
+        # epoch's time).  s4[4 k + r]: row r's score, then c dl, for class k.
+        s4 = gt + K * d
+        while pos + 4 <= stop:
+            for r in range(4):
+                _prefetch_all(X, y, sw, d, order, pos + ahead + r, m)
+                xr[r] = X + order[pos + r] * d
+            for k in range(K):
+                _dot4(xr[0], xr[1], xr[2], xr[3], wt + k * d, d, s4 + 4 * k)
+                if fi:
+                    for r in range(4):
+                        s4[4 * k + r] = s4[4 * k + r] + theta[d * K + k]
+            for r in range(4):
+                cls4[r] = <Py_ssize_t>y[order[pos + r]]
+            # the four rows' losses in one call (exp and log vectorised; float64
+            # sums only), else one by one
+            if afloat is double:
                 vec = fgd_softmax4_dd(s4, K, cls4, l4)
-                for r in range(4):
-                    i = order[pos + r]
-                    c = scale if sw == NULL else scale * <afloat>sw[i]
-                    for k in range(K):
-                        scratch[k] = s4[4 * k + r]
-                    l = l4[r] if vec else softmax_loss_dloss(scratch, K, cls4[r], scratch)
-                    loss += <double>(c * l)
-                    for k in range(K):
-                        s4[4 * k + r] = scratch[k] * c
-                        if fi:
-                            g[d * K + k] += s4[4 * k + r]
+            else:
+                vec = 0
+            for r in range(4):
+                i = order[pos + r]
+                c = scale if sw == NULL else scale * <afloat>sw[i]
                 for k in range(K):
-                    _axpy4_l1(s4 + 4 * k, xr[0], xr[1], xr[2], xr[3], gt + k * d, d)
-                pos += 4
+                    scratch[k] = s4[4 * k + r]
+                l = l4[r] if vec else softmax_loss_dloss(scratch, K, cls4[r], scratch)
+                loss += <double>(c * l)
+                for k in range(K):
+                    s4[4 * k + r] = scratch[k] * c
+                    if fi:
+                        g[d * K + k] += s4[4 * k + r]
+            for k in range(K):
+                _axpy4_l1(s4 + 4 * k, xr[0], xr[1], xr[2], xr[3], gt + k * d, d)
+            pos += 4
         for pos in range(pos, stop):
             _prefetch_all(X, y, sw, d, order, pos + ahead, m)
             i = order[pos]
@@ -1823,6 +1848,24 @@ def _softmax4(const double[:, ::1] scores, const Py_ssize_t[::1] cls):
     vec = bool(fgd_softmax4_dd(&sv[0], K, c4, &lv[0]))
     dl = s.reshape(K, 4).T.copy() if vec else np.full((4, K), np.nan)
     return loss, dl, vec
+
+
+def _dot4_impl(const xfloat[:, ::1] x, const afloat[::1] w, afloat[::1] out):
+    with nogil:
+        _dot4(&x[0, 0], &x[1, 0], &x[2, 0], &x[3, 0], &w[0], w.shape[0], &out[0])
+
+
+def _dot4_rows(x, w):
+    """Test hook: the four rows of ``x`` (4, d) dotted with ``w`` (d,) as the softmax
+    batches do it (``_dot4``: x float32 or float64, w of the sums' dtype)."""
+    x = np.ascontiguousarray(x)
+    w = np.ascontiguousarray(w)
+    if x.ndim != 2 or x.shape[0] != 4 or w.shape != (x.shape[1],):
+        raise ValueError("_dot4_rows: x must be (4, d) and w (d,)")
+    out = np.zeros(4, w.dtype)
+    if x.shape[1]:
+        _dot4_impl(x, w, out)
+    return out
 
 
 def batch_split(d, n_outputs=1):
