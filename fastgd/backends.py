@@ -45,7 +45,10 @@ def _probe(name):
 
 
 def available_backends():
-    """The backends that work on this machine, fastest-first order of preference."""
+    """The backends that work on this machine, in ``BACKENDS`` order (the reference first).
+
+    Not an order of speed or of preference: ``backend="auto"`` picks by the data and
+    the loss (:func:`resolve`; on CPU data with a built-in loss, cython before numba)."""
     return [name for name in BACKENDS if _probe(name)[0]]
 
 

@@ -11,7 +11,8 @@ Modules (the same file and function names as ``fastgd.reference``):
                     (the driver's epoch orders; docs/decisions.md)
 
 The ``nogil`` C-level functions are declared in the ``.pxd`` files; cimport
-them from your own Cython code with ``include_dirs=[get_include()]``::
+them from your own Cython code, with ``cythonize(..., include_path=[get_include()])``
+(Cython's search path for ``.pxd`` files; ``include_dirs`` is the C compiler's)::
 
     from fastgd.kernels.cy.updates cimport c_sgd_update
 
@@ -27,8 +28,9 @@ __all__ = ["get_include"]
 def get_include():
     """A directory from which ``fastgd/kernels/cy/updates.pxd`` resolves.
 
-    Pass it to Cython's ``include_path`` (and, for the C header of the
-    kernels, ``include_dirs``) when you ``cimport fastgd.kernels.cy...``.
+    Pass it to Cython's ``include_path`` when you ``cimport fastgd.kernels.cy...``.
+    ``include_dirs`` needs nothing from fastgd: the public ``.pxd`` files name no C
+    header (``losses.pxd``'s C is inline, ``team.pxd``'s header is internal).
 
     Installed package: the directory holding ``fastgd/`` (site-packages).
     Source/editable checkout (where ``kernels/`` is mapped to

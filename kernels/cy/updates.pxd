@@ -5,7 +5,8 @@ cimport them from your own Cython code::
 
     from fastgd.kernels.cy.updates cimport c_sgd_update, c_apply_update
 
-(compile with ``include_dirs=[fastgd.kernels.cy.get_include()]``).  ``floating``
+(cythonize with ``include_path=[fastgd.kernels.cy.get_include()]``: Cython looks for
+``.pxd`` files there, not in the C compiler's ``include_dirs``).  ``floating``
 is float or double; all arrays of one call share it.  ``n`` (or ``P``) is the
 length of the parameter vector; every pointer is to ``n`` contiguous elements.
 ``step`` is PyTorch's 1-based ``state["step"]`` after its increment.  Each call

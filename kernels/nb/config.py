@@ -9,9 +9,10 @@
 - ``nogil=True``: several fits can run in threads.
 - ``error_model="numpy"``: a division by zero gives inf/nan (then caught as a
   non-finite batch loss) instead of raising inside the kernel.
-- ``cache=True`` only when Numba can actually write a cache for this folder:
-  the package's own ``__pycache__``, ``NUMBA_CACHE_DIR``, or the user-wide
-  cache (``~/.cache/numba``).  In a read-only install with none of them
+- ``cache=True`` only when Numba can actually write a cache for this folder,
+  in its locators' order: ``NUMBA_CACHE_DIR`` (if set), the package's own
+  ``__pycache__``, or the user-wide cache (``$XDG_CACHE_HOME/numba``, by
+  default ``~/.cache/numba``).  In a read-only install with none of them
   writable the kernels are compiled in memory (``cache=False``) instead of
   failing at import.  ``FASTGD_NUMBA_CACHE=0`` turns caching off explicitly.
 
