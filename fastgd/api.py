@@ -4,6 +4,7 @@
 batch order, then runs one compiled call per epoch.  The Python loop runs
 once per epoch, never per batch.
 """
+import copy
 import time
 
 import numpy as np
@@ -18,7 +19,7 @@ from .validation import (_is_int, check_batch_options, check_device_X, check_lab
                          resolve_dtype, to_host)
 
 
-def fit(X, y, *, loss="squared", model=None, batch_size=None, epochs=1, optimizer=None, lr=0.01,
+def fit(X, y, *, loss=None, model=None, batch_size=None, epochs=1, optimizer=None, lr=None,
         schedule=None, penalty=None, alpha=0.0, l1_ratio=0.15, fit_intercept=True,
         sample_weight=None, shuffle=True, sampling="shuffle", drop_last=False, seed=None,
         init=None, backend="auto", dtype=None, callback=None, accumulate=None):
@@ -33,18 +34,26 @@ def fit(X, y, *, loss="squared", model=None, batch_size=None, epochs=1, optimize
         "modified_huber", "huber", "epsilon_insensitive",
         "squared_epsilon_insensitive", "perceptron"), a ``fastgd.losses`` object
         (e.g. ``Huber(epsilon=1.35)``) or ``fastgd.Loss(fn)`` for your own @njit loss.
+        None: "squared", or the previous fit's loss when continuing one.
     model : None (linear), ``fastgd.MLP(...)`` or ``fastgd.CustomModel(...)``.
     optimizer : None (``SGD(lr=lr)``), a name ("sgd", "adam", ...) built with
-        ``lr``, or an instance from ``fastgd.optim`` (its own lr wins).
+        ``lr``, or an instance from ``fastgd.optim`` (it carries its own lr: an
+        ``lr=`` that differs from it is an error).
+    lr : the learning rate (None: 0.01, or the previous fit's when continuing).
     schedule : None (constant), a name from ``fastgd.schedules.NAMES``, a
         schedule object or a callable ``t -> lr`` of the 0-based iteration.
     penalty, alpha, l1_ratio : scikit-learn's penalty on the weights (never the
-        intercept), part of the loss the gradient is taken of.
+        intercept), part of the loss the gradient is taken of.  ``alpha`` without a
+        penalty is an error, except for ``schedule="optimal"`` (which reads it, as
+        scikit-learn's does).
     sampling : "shuffle" (a permutation per epoch) or "replacement".
     seed : seeds the one ``np.random.default_rng`` of the fit (see ``batch_order``).
     init : initial parameters, or a previous FitResult to continue exactly
         where it stopped (parameters, optimizer state, random stream; the
-        previous optimizer and schedule are reused unless new ones are given).
+        previous loss, optimizer and schedule are reused unless new ones are
+        given).  A new ``lr`` keeps the optimizer and its state and replaces a
+        constant schedule's step size; a ``seed`` other than the first fit's is
+        refused (the stream carries on).
     backend : "auto", "numpy", "cython", "numba" or "cuda".
     dtype : float32 or float64 (default: float32 input stays float32, else float64).
     accumulate : None, or "float64" to keep float32 data but accumulate
@@ -74,7 +83,16 @@ class Run:
                  alpha, l1_ratio, fit_intercept, sample_weight, shuffle, sampling, drop_last, seed,
                  init, backend, dtype, accumulate):
         prev = init if isinstance(init, FitResult) else None
-        loss_obj = losses.get(prev.loss if (prev is not None and loss is None) else loss)
+        if prev is not None and seed is not None and not _same_seed(seed, prev._config["seed"]):
+            raise ValueError(
+                f"Invalid seed: {seed!r} with init=<a FitResult started with seed="
+                f"{prev._config['seed']!r}>; a continued fit carries on that fit's random stream, so "
+                f"a new seed would be ignored. Drop seed= to continue exactly, or start a new stream "
+                f"from its parameters (init=(result.coef, result.intercept); an MLP's "
+                f"init=result.params)")
+        if loss is None:
+            loss = prev.loss if prev is not None else "squared"
+        loss_obj = losses.get(loss)
         custom_loss = not isinstance(loss_obj, losses.LinearLoss)
         kind = _model_kind(model)
         if kind == "mlp" and (custom_loss or loss_obj.name not in MLP.HEAD_LOSSES):
@@ -116,16 +134,39 @@ class Run:
         if not isinstance(fit_intercept, (bool, np.bool_)):
             raise TypeError(f"Invalid fit_intercept: {fit_intercept!r}; it must be True or False")
         alpha_eff, l1r = check_penalty(penalty, alpha, l1_ratio)
-        lr = optim._check_lr(lr)
+        if penalty in (None, "none") and alpha != 0 and not _is_name(schedule, "optimal"):
+            raise ValueError(
+                f"Invalid alpha: {alpha} with penalty={penalty!r}; without a penalty alpha would be "
+                f"ignored. Pass penalty='l2' (or 'l1', 'elasticnet') to use it, or leave alpha at 0")
+        if lr is not None:
+            lr = optim._check_lr(lr)
+        if isinstance(optimizer, optim.Optimizer) and lr is not None and lr != optimizer.lr:
+            raise ValueError(
+                f"Invalid lr: {lr} with optimizer={optimizer!r}, whose lr is {optimizer.lr}; give the "
+                f"learning rate once, in the optimizer or as lr= (with optimizer=None or a name)")
 
-        opt = prev.optimizer if (prev is not None and optimizer is None) else optim.get(optimizer, lr)
+        if prev is not None and optimizer is None:
+            opt = prev.optimizer
+            if lr is not None and lr != opt.lr:  # a new step size, the same rule and state
+                opt = copy.copy(opt)
+                opt.lr = lr
+        else:
+            opt = optim.get(optimizer, 0.01 if lr is None else lr)
         mdl = _bind_model(model, kind, d, n_outputs, fit_intercept)
         name = backends.resolve(backend, kind, custom_loss, X)
         ipe = _iterations_per_epoch(n, bs, drop_last, sampling)
         if prev is not None and schedule is None:
             sched = prev._config["schedule"]
+            if opt.lr != prev.optimizer.lr:
+                if type(sched) is not schedules.Constant:
+                    raise ValueError(
+                        f"Invalid lr: {opt.lr} to continue a fit whose step sizes come from its "
+                        f"schedule {sched!r}, which would ignore it. Pass schedule= as well (built "
+                        f"with this lr), or leave lr out to go on with that schedule")
+                sched = schedules.Constant(opt.lr)
         else:
-            sched = schedules.get(schedule, opt.lr, ipe * epochs, alpha_eff,
+            # "optimal" reads alpha even without a penalty (scikit-learn's rule)
+            sched = schedules.get(schedule, opt.lr, ipe * epochs, float(alpha),
                                   getattr(loss_obj, "py_dloss", None))
 
         ss = check_seed(seed)
@@ -208,9 +249,9 @@ class Run:
                 t0 = time.perf_counter()
                 n_done = engine.run_epoch(e % block, ipe, lrs, self.step, batch_loss)
                 elapsed = time.perf_counter() - t0
-                if n_done < ipe:
+                if n_done < ipe or not _theta_is_finite(engine):
                     self._diverged(theta0, state0, step0, stream0, all_lrs, e, n_done,
-                                   batch_loss[n_done], self.epochs_done)
+                                   batch_loss, self.epochs_done)
                 self.step += ipe
                 self.epochs_done += 1
                 history["loss"].append(float(np.add.reduce(batch_loss)) / ipe)  # np.mean, less overhead
@@ -221,11 +262,7 @@ class Run:
         finally:
             self.trained = True
             stream.close()
-        theta, state = engine.get_theta(), engine.get_state()
-        if not np.all(np.isfinite(theta)):
-            self._diverged(theta0, state0, step0, stream0, all_lrs, len(all_lrs) - 1, ipe, float("nan"),
-                           self.epochs_done - 1)
-        return self.result(theta, state, self.step, self.epochs_done)
+        return self.result(engine.get_theta(), engine.get_state(), self.step, self.epochs_done)
 
     def _orders(self, count, more_to_come, stream=None):
         """The next ``count`` epochs' orders, (count, m), for ``engine.prepare``."""
@@ -237,13 +274,17 @@ class Run:
             row[...] = stream.next(prefetch=False)
         return orders
 
-    def _diverged(self, theta0, state0, step0, stream0, all_lrs, e, k, bad_loss, epochs_done):
-        """Replay this call's epochs up to the failure to recover the last finite parameters; raise.
+    def _diverged(self, theta0, state0, step0, stream0, all_lrs, e, k, batch_loss, epoch):
+        """Find where this call's epoch ``e`` diverged, with the last finite parameters; raise.
 
-        Kernels stop before the update of the first non-finite batch, but that
-        batch's parameters can already be non-finite (the previous update
-        overflowed), so replay deterministically on a fresh engine and keep the
-        last finite state.  Divergence is rare: the normal path pays nothing.
+        The epoch stopped before its update ``k`` (``k < ipe``: that batch's loss was
+        not finite), or ran to its end (``k == ipe``) leaving non-finite parameters:
+        a loss can map a NaN margin to a finite value, or an update rule can make
+        them (Adam with eps = 0 on a constant column).  Either way an earlier update
+        may already have made them non-finite, so replay the epoch deterministically
+        on a fresh engine (every earlier epoch ended finite: the driver checks each)
+        and find the first update whose result is not finite.  Divergence is rare: the
+        normal path pays one finiteness check of the parameters an epoch.
         """
         engine = backends.make_engine(self.backend, self.kind, self.X, self.y, self.sw, self.spec,
                                       theta0, state0)
@@ -256,25 +297,57 @@ class Run:
             step += len(all_lrs[ep])
         engine.prepare(self._orders(1, False, stream))
         start_theta, start_state = engine.get_theta(), engine.get_state()
-        j = k
-        while j > 0:
+        lrs, ipe = all_lrs[e], len(all_lrs[e])
+
+        def finite_after(j):  # the parameters after the epoch's first j updates
             engine.set_theta_state(start_theta, start_state)
-            engine.run_epoch(0, j, all_lrs[e][:j], step, np.empty(j))
-            if np.all(np.isfinite(engine.get_theta())):
-                break
-            j -= 1
-        if j == 0:
-            engine.set_theta_state(start_theta, start_state)
-        last = self.result(engine.get_theta(), engine.get_state(), step + j, epochs_done)
-        ipe = len(all_lrs[e])
-        where = f"iteration {k} of {ipe}" if k < ipe else f"the last update (iteration {ipe - 1} of {ipe})"
-        lr_now = all_lrs[e][min(k, ipe - 1)]
-        what = f"the batch loss became {bad_loss}" if k < ipe else "the parameters became non-finite"
+            if j:
+                engine.run_epoch(0, j, lrs[:j], step, np.empty(j))
+            return _theta_is_finite(engine)
+
+        if k == 0 or (k < ipe and finite_after(k)):
+            j = k  # the batch loss of update k was the first non-finite value
+            what = f"the batch loss became {batch_loss[k]}"
+        else:
+            # the first update that made them non-finite: lo's result is finite, hi's
+            # is not (the start of the epoch is finite); the common case, the update
+            # just before k, takes one more replay
+            lo, hi = (k - 1, k) if k == 1 or finite_after(k - 1) else (0, k - 1)
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if finite_after(mid):
+                    lo = mid
+                else:
+                    hi = mid
+            j = lo
+            finite_after(j)
+            what = (f"the update made the parameters non-finite (that batch's loss was "
+                    f"{batch_loss[j]:g})")
+        last = self.result(engine.get_theta(), engine.get_state(), step + j, epoch)
         raise DivergenceError(
-            f"fit diverged at epoch {epochs_done}, {where} (0-based; update {step + k + 1} overall): "
-            f"{what}. The error's .result holds the last finite parameters (after {step + j} updates). "
-            f"Lower the learning rate (it was {lr_now:g}), standardise X, or add a penalty.",
-            epoch=epochs_done, iteration=min(k, ipe - 1), result=last)
+            f"fit diverged at epoch {epoch}, iteration {j} of {ipe} (0-based; update "
+            f"{step + j + 1} overall): {what}. The error's .result holds the last finite "
+            f"parameters (after {step + j} updates). Lower the learning rate (it was "
+            f"{lrs[j]:g}), standardise X, or add a penalty.",
+            epoch=epoch, iteration=j, result=last)
+
+
+def _same_seed(a, b):
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except Exception:  # an array-like seed: compare by value
+        return np.array_equal(np.asarray(a, dtype=object), np.asarray(b, dtype=object))
+
+
+def _is_name(value, name):
+    return isinstance(value, str) and value == name
+
+
+def _theta_is_finite(engine):
+    check = getattr(engine, "theta_is_finite", None)
+    return check() if check is not None else bool(np.isfinite(engine.get_theta()).all())
 
 
 def bgd(X, y, **kw):
@@ -383,7 +456,8 @@ def _check_continuation(prev, model, loss, opt):
         raise ValueError(f"Invalid init: the previous fit's model {prev.model.signature()} does not "
                          f"match this one {model.signature()} (same features, classes and intercept needed)")
     if prev.loss != loss:
-        raise ValueError(f"Invalid init: the previous fit used loss {prev.loss!r}, this one {loss!r}")
+        raise ValueError(f"Invalid init: the previous fit used loss {prev.loss!r}, this one {loss!r}; "
+                         f"leave loss out (or pass the previous one) to continue it")
     if prev.optimizer.rule_id != opt.rule_id:
         raise ValueError(f"Invalid init: the previous fit used {type(prev.optimizer).__name__}, this one "
                          f"{type(opt).__name__}; its state cannot carry over")

@@ -109,7 +109,8 @@ def epoch_length(n, batch_size, sampling="shuffle", drop_last=False):
 
 
 def batch_order(n, batch_size, epochs, seed, shuffle=True, sampling="shuffle", drop_last=False):
-    """Yield the index array of every batch, epoch after epoch, exactly as ``fit`` uses them.
+    """An iterator over the index array of every batch, epoch after epoch, exactly as
+    ``fit`` uses them (the arguments are checked at the call, the batches drawn lazily).
 
     >>> batches = list(batch_order(500, 10, epochs=1, seed=0))
     >>> len(batches), batches[0].shape
@@ -123,6 +124,11 @@ def batch_order(n, batch_size, epochs, seed, shuffle=True, sampling="shuffle", d
     if not isinstance(shuffle, (bool, np.bool_)):
         raise TypeError(f"Invalid shuffle: {shuffle!r}; it must be True or False")
     rng = np.random.default_rng(check_seed(seed))
+    # checked above, at the call: only the batches are drawn lazily
+    return _batches(rng, n, batch_size, epochs, shuffle, sampling, drop_last)
+
+
+def _batches(rng, n, batch_size, epochs, shuffle, sampling, drop_last):
     for _ in range(epochs):
         order = epoch_order(rng, n, batch_size, shuffle, sampling, drop_last)
         for k in range(_iterations_per_epoch(n, batch_size, drop_last, sampling)):

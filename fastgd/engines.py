@@ -129,6 +129,11 @@ class CPUEngine:
     def get_theta(self):
         return self.theta.copy()
 
+    def theta_is_finite(self):
+        # the driver asks after every epoch: no copy (a loss can map a NaN margin to 0,
+        # so the kernels' check of the batch losses does not see every divergence)
+        return bool(np.isfinite(self.theta).all())
+
     def get_state(self):
         return self.state.copy()
 

@@ -101,7 +101,11 @@ class MLP:
     def __init__(self, hidden=(100,), activation="relu"):
         if isinstance(hidden, (int, np.integer)):
             hidden = (int(hidden),)
-        hidden = tuple(hidden)
+        try:
+            hidden = tuple(hidden)
+        except TypeError:
+            raise TypeError(f"Invalid hidden: {hidden!r}; it must be a tuple of layer widths "
+                            f"(or one width), e.g. hidden=(64,)") from None
         if not hidden or not all(isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h >= 1
                                  for h in hidden):
             raise ValueError(f"Invalid hidden: {hidden!r}; it must be a non-empty tuple of layer "

@@ -82,16 +82,31 @@ class FitResult:
         return z / z.sum(axis=1, keepdims=True)
 
     def score(self, X, y):
-        """Accuracy for classification losses, R² for regression losses."""
-        from .validation import check_targets
+        """Accuracy for classification losses, R² for regression losses.
 
-        pred = self.predict(X)
-        y = check_targets(y, pred.shape[0])
-        if getattr(self.loss, "kind", "regression") == "regression":
-            ss_res = float(np.sum((y - pred) ** 2))
+        ``y`` is checked like ``fit``'s: labels in either binary encoding the loss
+        accepts (0/1 or -1/+1 for the hinge family) are compared in it, and labels the
+        model cannot predict are an error, not a silently low accuracy.
+        """
+        from .validation import _show, check_labels, check_targets
+
+        out = self.decision_function(X)
+        y = check_targets(y, out.shape[0])
+        kind = getattr(self.loss, "kind", "regression")
+        if kind == "regression":
+            ss_res = float(np.sum((y - out) ** 2))
             ss_tot = float(np.sum((y - y.mean()) ** 2))
             return 1.0 - ss_res / ss_tot if ss_tot > 0 else (1.0 if ss_res == 0 else 0.0)
-        return float(np.mean(pred == y))
+        if kind == "multiclass":
+            K = out.shape[1]
+            if not (np.array_equal(y, np.round(y)) and y.min() >= 0 and y.max() < K):
+                raise ValueError(f"Invalid y: labels must be the model's classes, integers 0..{K - 1}; "
+                                 f"got values {_show(np.unique(y).tolist())}. Encode y as the fit's y was")
+            return float(np.mean(np.argmax(out, axis=1) == y))
+        y_int, _ = check_labels(y, kind, self.loss.name)
+        if kind == "binary_pm1":  # y_int is -1/+1 whichever encoding y came in
+            return float(np.mean(np.where(out > 0, 1.0, -1.0) == y_int))
+        return float(np.mean((out > 0) == (y_int == 1.0)))
 
     def __repr__(self):
         last = self.history["loss"][-1] if self.history["loss"] else float("nan")

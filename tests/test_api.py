@@ -47,7 +47,8 @@ def test_three_spellings_are_one_algorithm(regression):
 @pytest.mark.parametrize("optimizer", [None, Adam(lr=0.01), SGD(lr=0.01, momentum=0.9)])
 def test_continuing_from_a_result_is_bit_for_bit(binary, optimizer):
     X, y = binary
-    kw = dict(loss="logistic", batch_size=8, optimizer=optimizer, lr=0.05, seed=42,
+    kw = dict(loss="logistic", batch_size=8, optimizer=optimizer, seed=42,
+              lr=0.05 if optimizer is None else None,  # an optimizer object carries its lr
               schedule=schedules.InverseScaling(0.05), backend="numpy")
     full = fastgd.fit(X, y, epochs=5, **kw)
     part = fastgd.fit(X, y, epochs=3, **kw)
@@ -93,6 +94,23 @@ def test_predictions_and_scores(binary, regression):
         reg.predict(Xr[:, :3])
 
 
+def test_score_reads_labels_in_either_encoding_and_refuses_foreign_ones(binary):
+    X, y = binary
+    pm1 = np.where(y == 1, 1, -1)
+    hinge = fastgd.fit(X, pm1, loss="hinge", batch_size=16, epochs=10, seed=0, backend="numpy")
+    want = float(np.mean(hinge.predict(X) == pm1))
+    assert want > 0.9
+    assert hinge.score(X, pm1) == hinge.score(X, y) == want  # 0/1 labels: the same accuracy
+    logistic = fastgd.fit(X, y, loss="logistic", batch_size=16, epochs=10, seed=0, backend="numpy")
+    for bad in (pm1, 5 * y):
+        with pytest.raises(ValueError, match="labels must be 0 or 1"):
+            logistic.score(X, bad)
+    soft = fastgd.fit(X, y, loss="softmax", batch_size=16, epochs=10, seed=0, backend="numpy")
+    assert soft.score(X, y) == float(np.mean(soft.predict(X) == y))
+    with pytest.raises(ValueError, match=r"integers 0\.\.1; got values \[7\.0, 8\.0\]"):
+        soft.score(X, y + 7)
+
+
 def test_softmax_shapes():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((90, 5))
@@ -119,6 +137,68 @@ def test_divergence_names_epoch_and_iteration_and_keeps_finite_parameters(regres
     assert isinstance(err, FloatingPointError)
     assert np.all(np.isfinite(err.result.coef)) and np.isfinite(err.result.intercept)
     assert err.result.n_iter == err.epoch * 50 + err.iteration or err.result.n_iter < err.epoch * 50 + err.iteration + 1
+
+
+CPU_BACKENDS = [b for b in fastgd.available_backends() if b != "cuda"]
+
+
+def _jump_at(t0, big):
+    """A step size that is tiny until iteration t0 and ``big`` from there on."""
+    return lambda t: np.where(np.asarray(t) < t0, 1e-3, big)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")  # the numpy backend's sums
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("loss", ["squared", "squared_hinge", "modified_huber", "hinge"])
+def test_divergence_is_found_at_the_update_that_made_it(regression, loss, backend):
+    # Update 10 (epoch 1, iteration 3 at 7 batches an epoch) overflows the parameters.
+    # squared sees it in the next batch's loss; squared_hinge and modified_huber map the
+    # NaN margins that follow to a loss of 0, so only the parameters show it: before
+    # the driver checked them after every epoch the fit ran on with NaN weights and
+    # reported the failure epochs late, with non-finite "last finite" parameters.
+    X, y = regression
+    # (X scaled so that every gradient has a component far above 1: 1e308 times it overflows)
+    X, y = 10 * X[:50], (y[:50] if loss == "squared" else (y[:50] > 0.5).astype(int))
+    with pytest.raises(fastgd.DivergenceError) as info:
+        fastgd.fit(X, y, loss=loss, batch_size=8, epochs=4, schedule=_jump_at(10, 1e308),
+                   seed=0, backend=backend)
+    err = info.value
+    assert (err.epoch, err.iteration) == (1, 3)
+    assert "epoch 1, iteration 3 of 7 (0-based; update 11 overall)" in str(err)
+    assert "made the parameters non-finite" in str(err)
+    assert err.result.n_iter == 10
+    assert np.all(np.isfinite(err.result.coef)) and np.isfinite(err.result.intercept)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_divergence_from_the_update_rule_is_found_at_its_update(backend):
+    # Adam with eps = 0 on a column that is 0 in every row: m / sqrt(v) = 0 / 0 = NaN
+    # in the first update, while every batch loss is finite (the NaN weight meets
+    # only zeros until a later epoch's prediction reads it)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 3))
+    X[:, 2] = 0.0
+    y = X @ np.array([1.0, -2.0, 0.0]) + 1.0
+    with pytest.raises(fastgd.DivergenceError) as info:
+        fastgd.fit(X, y, optimizer=Adam(lr=0.01, eps=0.0), batch_size=10, epochs=3, seed=0,
+                   backend=backend)
+    err = info.value
+    assert (err.epoch, err.iteration, err.result.n_iter) == (0, 0, 0)
+    assert "update 1 overall" in str(err) and "made the parameters non-finite" in str(err)
+    assert np.all(np.isfinite(err.result.coef))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")  # the numpy backend's sums
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_divergence_on_the_last_update_of_an_epoch_counts_it_once(regression, backend):
+    X, y = regression
+    X, y = 10 * X[:50], y[:50]
+    with pytest.raises(fastgd.DivergenceError) as info:  # update 7 = epoch 0's last
+        fastgd.fit(X, y, batch_size=8, epochs=2, schedule=_jump_at(6, 1e308), seed=0,
+                   backend=backend)
+    err = info.value
+    assert (err.epoch, err.iteration, err.result.n_iter) == (0, 6, 6)
+    assert "iteration 6 of 7 (0-based; update 7 overall)" in str(err)
 
 
 def test_callback_sees_each_epoch_and_can_stop(regression):

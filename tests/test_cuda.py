@@ -183,6 +183,19 @@ def test_losses_match_reference_float64(loss):
     np.testing.assert_allclose(got_dl, want_dl, rtol=1e-12, atol=1e-300)
 
 
+@pytest.mark.parametrize("loss", [k for k in LOSS_IDS if k != "softmax"])
+def test_non_finite_predictions_stay_detectable_like_the_reference(loss):
+    # a NaN or infinite prediction gives a non-finite loss where NumPy's does, so that
+    # a fit stops at the same iteration on every backend
+    p = np.array([[np.nan], [np.inf], [-np.inf]])
+    for yv in (-1.0, 0.0, 1.0):
+        y = np.full(3, yv)
+        with np.errstate(all="ignore"):
+            want, _ = ref_losses.loss_and_dloss(LOSS_IDS[loss], LOSS_PARAM.get(loss), p, y)
+        got, _ = cuda_losses.evaluate(LOSS_IDS[loss], LOSS_PARAM.get(loss), p, y)
+        np.testing.assert_array_equal(np.isfinite(got), np.isfinite(want), err_msg=f"y = {yv}")
+
+
 @pytest.mark.parametrize("loss", ["logistic", "softmax", "huber", "modified_huber"])
 def test_losses_float32_close_to_float64_reference(loss):
     p, y = _loss_inputs(loss, np.float32)

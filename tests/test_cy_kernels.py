@@ -198,6 +198,23 @@ def test_losses_float32(loss_id):
     assert_close(dl, dl_ref, RTOL32)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("loss_id", SCALAR_LOSSES, ids=lambda c: LOSS_NAMES[c])
+def test_non_finite_predictions_stay_detectable_like_the_reference(loss_id, dtype):
+    # A NaN or infinite prediction must give a non-finite loss exactly where NumPy's
+    # reference does: the kernels stop a fit at the first non-finite batch loss, so a
+    # loss that maps NaN to 0 would stop it at another iteration than the other backends.
+    p = np.array([[np.nan], [np.inf], [-np.inf]], dtype=dtype)
+    for yv in (-1.0, 0.0, 1.0):
+        y = np.full(3, yv, dtype=dtype)
+        with np.errstate(all="ignore"):
+            ref_l, _ = ref_losses.loss_and_dloss(loss_id, EPS, p.astype(np.float64),
+                                                 y.astype(np.float64))
+            got, _ = cy_losses.loss_and_dloss(loss_id, EPS, p, y)
+        np.testing.assert_array_equal(np.isfinite(got), np.isfinite(ref_l),
+                                      err_msg=f"{LOSS_NAMES[loss_id]}, y = {yv}")
+
+
 def test_logistic_extreme_logits_are_exact():
     for p in (-745.0, -40.0, -1e-3, 0.0, 1e-3, 40.0, 745.0, 1e300, -1e300):
         for y in (0.0, 1.0):

@@ -211,6 +211,17 @@ def test_score_checks_y():
     (lambda: list(fastgd.batch_order(5, 1, 1, 0, shuffle="x")), TypeError, ["shuffle", "'x'"]),
     (lambda: list(fastgd.batch_order(5, 1, 1, seed=-1)), ValueError, ["seed", "-1"]),
     (lambda: fastgd.sgd(X0, Y_REG, batch_size=np.array([1, 1])), ValueError, ["batch_size", "sgd"]),
+    # at the call, not at the first next(): a bad argument names itself where it was passed
+    (lambda: fastgd.batch_order(0, 1, 1, 0), ValueError, ["n", "0", ">= 1"]),
+    (lambda: fastgd.batch_order(5, 1, 1, 0, shuffle="x"), TypeError, ["shuffle", "'x'"]),
+    (lambda: fastgd.losses.Huber(epsilon="a"), TypeError, ["epsilon", "'a'", "number"]),
+    (lambda: fastgd.losses.Huber(epsilon="0.5"), TypeError, ["epsilon", "'0.5'", "number"]),
+    (lambda: fastgd.losses.EpsilonInsensitive(epsilon=True), TypeError, ["epsilon", "True"]),
+    (lambda: fastgd.MLP(hidden=None), TypeError, ["hidden", "None", "hidden=(64,)"]),
+    (lambda: fastgd.fit(X0, Y_REG, alpha=0.1, backend="numpy"), ValueError,
+     ["alpha", "0.1", "penalty=None", "penalty='l2'"]),
+    (lambda: fastgd.fit(X0, Y_REG, optimizer=fastgd.optim.Adam(lr=0.01), lr=0.1, backend="numpy"),
+     ValueError, ["lr", "0.1", "0.01", "once"]),
 ])
 def test_constructors_and_helpers_name_the_bad_argument(make, exc, words):
     with pytest.raises(exc) as info:
@@ -283,3 +294,35 @@ def test_mlp_kernels_check_their_rows(mod, order, n_batches, words):
     for word in words:
         assert word in str(info.value), f"{word!r} missing from: {info.value}"
     assert (theta == 0.1).all()
+
+
+def test_continuing_a_fit_takes_a_new_lr_and_refuses_what_it_would_ignore():
+    Yb = (Y_REG > np.median(Y_REG)).astype(int)
+    kw = dict(batch_size=4, seed=3, backend="numpy")
+    first = fastgd.fit(X0, Yb, loss="logistic", lr=0.05, epochs=2, **kw)
+    # the loss carries over when it is left out; restating the seed is harmless
+    same = fastgd.fit(X0, Yb, init=first, epochs=1, batch_size=4, seed=3, backend="numpy")
+    assert same.loss == first.loss and same.n_iter == 3 * first.iterations_per_epoch
+    # a new lr: the same rule and state, the new step size from here on
+    slow = fastgd.fit(X0, Yb, init=first, epochs=1, batch_size=4, lr=1e-9, backend="numpy")
+    np.testing.assert_allclose(slow.coef, first.coef, rtol=1e-6)
+    assert not np.allclose(same.coef, first.coef, rtol=1e-6)
+    with pytest.raises(ValueError) as info:
+        fastgd.fit(X0, Yb, init=first, seed=4, backend="numpy")
+    for word in ("seed", "4", "seed=3", "carries on", "Drop seed="):
+        assert word in str(info.value)
+    with pytest.raises(ValueError) as info:
+        fastgd.fit(X0, Yb, init=first, loss="hinge", backend="numpy")
+    assert "leave loss out" in str(info.value)
+    decaying = fastgd.fit(X0, Yb, loss="logistic", schedule="inverse_scaling", epochs=1, **kw)
+    with pytest.raises(ValueError) as info:
+        fastgd.fit(X0, Yb, init=decaying, lr=0.5, backend="numpy")
+    assert "schedule" in str(info.value) and "0.5" in str(info.value)
+
+
+def test_optimal_schedule_reads_alpha_without_a_penalty_as_scikit_learn_does():
+    a = fastgd.fit(X0, Y_REG, schedule="optimal", alpha=1e-3, epochs=1, batch_size=1, seed=0,
+                   backend="numpy")
+    b = fastgd.fit(X0, Y_REG, schedule=fastgd.schedules.Optimal(1e-3, fastgd.losses.get("squared").py_dloss),
+                   epochs=1, batch_size=1, seed=0, backend="numpy")
+    np.testing.assert_array_equal(a.coef, b.coef)

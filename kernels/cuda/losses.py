@@ -81,9 +81,14 @@ def loss_functions(dtype):
         if loss_id == LOSS_HINGE or loss_id == LOSS_PERCEPTRON:
             threshold = one if loss_id == LOSS_HINGE else zero
             z = p * y
+            # max(0, t - z) spelled out so that a NaN margin keeps a NaN loss (as
+            # NumPy's np.maximum does; a fit stops at the first non-finite batch loss)
+            loss = threshold - z
+            if loss < zero:
+                loss = zero
             if z <= threshold:
-                return max(zero, threshold - z), -y
-            return zero, zero
+                return loss, -y
+            return loss, zero
         if loss_id == LOSS_SQUARED_HINGE:
             z = one - p * y
             if z > zero:
@@ -106,7 +111,9 @@ def loss_functions(dtype):
             return eps * a - half * eps * eps, -eps
         if loss_id == LOSS_EPSILON_INSENSITIVE:
             z = y - p
-            loss = max(zero, abs(z) - eps)
+            loss = abs(z) - eps
+            if loss < zero:  # not max(): a NaN residual keeps a NaN loss
+                loss = zero
             if z > eps:
                 return loss, -one
             if -z > eps:
@@ -114,7 +121,9 @@ def loss_functions(dtype):
             return loss, zero
         if loss_id == LOSS_SQUARED_EPSILON_INSENSITIVE:
             z = y - p
-            over = max(zero, abs(z) - eps)
+            over = abs(z) - eps
+            if over < zero:
+                over = zero
             if z > eps:
                 return over * over, -two * (z - eps)
             if -z > eps:

@@ -118,11 +118,13 @@ cdef inline floating loss_dloss(int loss_id, double param, floating p, floating 
     if loss_id == LOSS_HINGE or loss_id == LOSS_PERCEPTRON:
         a = 1.0 if loss_id == LOSS_HINGE else 0.0
         z = p * y
-        if z <= a:
-            dl[0] = -y
-            return a - z
-        dl[0] = 0.0
-        return 0.0
+        dl[0] = -y if z <= a else 0.0
+        # max(0, a - z) written so that a NaN margin keeps a NaN loss (as NumPy's
+        # np.maximum does): the kernels stop a fit at the first non-finite batch loss.
+        r = a - z
+        if r < 0:
+            r = 0.0
+        return r
     if loss_id == LOSS_SQUARED_HINGE:
         z = 1.0 - p * y
         if z > 0:
@@ -157,7 +159,9 @@ cdef inline floating loss_dloss(int loss_id, double param, floating p, floating 
         else:
             dl[0] = 0.0
         a = _fabs(z) - eps
-        return a if a > 0 else 0.0
+        if a < 0:  # not `a if a > 0 else 0`: a NaN residual keeps a NaN loss
+            a = 0.0
+        return a
     if loss_id == LOSS_SQUARED_EPSILON_INSENSITIVE:
         z = y - p
         if z > eps:
