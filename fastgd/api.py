@@ -14,9 +14,9 @@ from .batching import OrderStream, StreamState, _iterations_per_epoch
 from .engines import LinearSpec, MLPSpec
 from .models import MLP, Linear
 from .results import DivergenceError, FitResult
-from .validation import (_is_int, check_batch_options, check_device_X, check_labels, check_penalty,
-                         check_sample_weight, check_seed, check_targets, check_X, device_meta, on_device,
-                         resolve_dtype, to_host)
+from .validation import (_is_int, check_batch_options, check_device_X, check_finite, check_labels,
+                         check_penalty, check_sample_weight, check_seed, check_targets, check_X,
+                         device_meta, on_device, resolve_dtype, to_host)
 
 
 def fit(X, y, *, loss=None, model=None, batch_size=None, epochs=1, optimizer=None, lr=None,
@@ -194,7 +194,9 @@ class Run:
             history = {"loss": [], "time": []}
 
         spec = _spec(mdl, loss_obj, name, alpha_eff, l1r, opt, bs)
-        yk = y_int.astype(dtype)
+        with np.errstate(over="ignore"):  # named below, with the value that overflowed
+            yk = y_int.astype(dtype)
+        check_finite("y", yk, source=y_int)
         config = {"dtype": dtype, "label_encoding": encoding, "schedule": sched, "seed": seed,
                   "penalty": penalty, "alpha": alpha_eff, "l1_ratio": l1r}
 
@@ -256,8 +258,8 @@ class Run:
                 self.epochs_done += 1
                 history["loss"].append(float(np.add.reduce(batch_loss)) / ipe)  # np.mean, less overhead
                 history["time"].append(elapsed)
-                if callback is not None and callback(self.result(engine.get_theta(), engine.get_state(),
-                                                                 self.step, self.epochs_done)):
+                if callback is not None and _stop(callback(self.result(
+                        engine.get_theta(), engine.get_state(), self.step, self.epochs_done))):
                     break
         finally:
             self.trained = True
@@ -330,6 +332,14 @@ class Run:
             f"parameters (after {step + j} updates). Lower the learning rate (it was "
             f"{lrs[j]:g}), standardise X, or add a penalty.",
             epoch=epoch, iteration=j, result=last)
+
+
+def _stop(answer):
+    # only True stops: a callback that returns "no" or a loss value is a bug to point at
+    if answer is None or isinstance(answer, (bool, np.bool_)):
+        return bool(answer)
+    raise TypeError(f"Invalid callback return value: {answer!r}; return True to stop training, "
+                    f"None or False to go on")
 
 
 def _same_seed(a, b):

@@ -82,12 +82,14 @@ def _first_nonfinite(A):
     return None
 
 
-def check_finite(name, A):
+def check_finite(name, A, source=None):
     """Raise if A holds NaN or inf.
 
     The common case costs one read of A and no temporary: a NaN or inf makes
     the sum non-finite.  Only when the sum is not finite (bad values, or a
     legitimate overflow) does a blockwise scan locate the offending entry.
+    ``source`` is what A was cast from: an entry finite there overflowed in the
+    cast (to float32), and the error says so.
     """
     if A.size == 0 or np.isfinite(A.sum()):
         return
@@ -95,6 +97,12 @@ def check_finite(name, A):
     if pos is None:
         return  # finite values whose sum overflowed
     where = f"at index {pos}" if A.ndim == 1 else f"at row {pos // A.shape[1]}, column {pos % A.shape[1]}"
+    if source is not None and source is not A:
+        was = np.asarray(source).reshape(-1)[pos]
+        if np.isfinite(was):
+            raise ValueError(
+                f"Invalid {name}: it holds {float(was):g} {where}, which overflows {A.dtype} (largest "
+                f"{np.finfo(A.dtype).max:.4g}). Pass dtype='float64', or rescale {name}")
     raise _nonfinite_error(name, A.reshape(-1)[pos], where)
 
 
@@ -135,8 +143,9 @@ def check_X(X, dtype):
         raise TypeError("Invalid X: got None; pass a 2-D array of shape (n_samples, n_features)")
     arr = _numeric_array("X", X)
     _check_X_shape(arr.shape)
-    out = np.ascontiguousarray(arr, dtype=dtype)
-    check_finite("X", out)
+    with np.errstate(over="ignore"):  # named below, with the value that overflowed
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    check_finite("X", out, source=arr)
     return out
 
 
@@ -227,13 +236,19 @@ def check_sample_weight(sample_weight, n, dtype):
     if arr.ndim != 1 or arr.shape[0] != n:
         raise ValueError(f"Invalid sample_weight: it must be 1-D with one weight per sample "
                          f"({n}), got shape {arr.shape}")
-    out = np.array(arr, dtype=dtype)
-    check_finite("sample_weight", out)
+    with np.errstate(over="ignore", under="ignore"):
+        out = np.array(arr, dtype=dtype)
+    check_finite("sample_weight", out, source=arr)
     if (out < 0).any():
         i = int(np.argmax(out < 0))
         raise ValueError(f"Invalid sample_weight: weights must be >= 0, got {out[i]} at index {i}. "
                          f"Drop the sample or use a zero weight")
     if not out.any():
+        if arr.any():  # positive weights, all below float32's smallest subnormal
+            raise ValueError(
+                f"Invalid sample_weight: every weight is 0 in {out.dtype} (the largest given, "
+                f"{float(arr.max()):g}, underflows). Multiply the weights by a common factor (and divide "
+                f"lr by it), or pass dtype='float64'")
         raise ValueError("Invalid sample_weight: every weight is 0, so there is nothing to fit. "
                          "Give at least one sample a positive weight")
     return out
@@ -255,6 +270,9 @@ def check_seed(seed):
     of them, or a SeedSequence)."""
     if isinstance(seed, np.random.SeedSequence):
         return seed
+    if isinstance(seed, (bool, np.bool_)):  # True would seed as 1: a slip, not a seed
+        raise TypeError(f"Invalid seed: {seed!r}; it must be None, an integer >= 0, a sequence "
+                        f"of them or a numpy.random.SeedSequence")
     try:
         return np.random.SeedSequence(seed)
     except (TypeError, ValueError) as exc:

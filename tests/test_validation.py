@@ -218,6 +218,9 @@ def test_score_checks_y():
     (lambda: fastgd.losses.Huber(epsilon="0.5"), TypeError, ["epsilon", "'0.5'", "number"]),
     (lambda: fastgd.losses.EpsilonInsensitive(epsilon=True), TypeError, ["epsilon", "True"]),
     (lambda: fastgd.MLP(hidden=None), TypeError, ["hidden", "None", "hidden=(64,)"]),
+    (lambda: fastgd.fit(X0, Y_REG, seed=True, backend="numpy"), TypeError, ["seed", "True"]),
+    (lambda: fastgd.fit(X0, Y_REG, epochs=3, callback=lambda r: "no", backend="numpy"), TypeError,
+     ["callback return value", "'no'", "return True to stop"]),
     (lambda: fastgd.fit(X0, Y_REG, alpha=0.1, backend="numpy"), ValueError,
      ["alpha", "0.1", "penalty=None", "penalty='l2'"]),
     (lambda: fastgd.fit(X0, Y_REG, optimizer=fastgd.optim.Adam(lr=0.01), lr=0.1, backend="numpy"),
@@ -326,3 +329,22 @@ def test_optimal_schedule_reads_alpha_without_a_penalty_as_scikit_learn_does():
     b = fastgd.fit(X0, Y_REG, schedule=fastgd.schedules.Optimal(1e-3, fastgd.losses.get("squared").py_dloss),
                    epochs=1, batch_size=1, seed=0, backend="numpy")
     np.testing.assert_array_equal(a.coef, b.coef)
+
+
+@pytest.mark.filterwarnings("error")  # no NumPy cast warning either: the error says it all
+def test_values_that_overflow_float32_are_named_with_the_value_given():
+    X32 = X0.astype(np.float32)
+    for call, words in [
+        (lambda: fastgd.fit(X32, with_value(Y_REG, 3, 1e300), backend="numpy"),
+         ["Invalid y", "1e+300", "index 3", "overflows float32", "dtype='float64'"]),
+        (lambda: fastgd.fit(with_value(X0, (2, 1), 1e300), Y_REG, dtype="float32", backend="numpy"),
+         ["Invalid X", "1e+300", "row 2, column 1", "overflows float32"]),
+        (lambda: fastgd.fit(X32, Y_REG, sample_weight=with_value(np.ones(20), 4, 1e300), backend="numpy"),
+         ["Invalid sample_weight", "1e+300", "index 4", "overflows float32"]),
+        (lambda: fastgd.fit(X32, Y_REG, sample_weight=np.full(20, 1e-50), backend="numpy"),
+         ["Invalid sample_weight", "every weight is 0 in float32", "1e-50", "underflows"]),
+    ]:
+        with pytest.raises(ValueError) as info:
+            call()
+        for word in words:
+            assert word in str(info.value), (word, str(info.value))
