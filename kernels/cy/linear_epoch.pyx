@@ -282,6 +282,7 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
     cdef afloat* s4
     cdef Py_ssize_t cls4[4]
     cdef double l4[4]
+    cdef double* d4 = NULL
     cdef int vec
     cdef const xfloat* xb[LOGISTIC_BLOCK]
     cdef double pbb[LOGISTIC_BLOCK]
@@ -347,6 +348,10 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
             pos += 4
     if K > 1 and stop - pos >= SOFTMAX_T_MIN_ROWS:  # fewer rows do not repay the copies
         wt = <afloat*>malloc((2 * K * d + 8 * K) * sizeof(afloat))
+    if wt != NULL and afloat is float:
+        # float32 sums: the four rows' losses in float64 (d4), as numba computes every
+        # float32 loss; a failed malloc leaves them to the per-row float32 loss
+        d4 = <double*>malloc(4 * K * sizeof(double))
     if wt != NULL:
         gt = wt + K * d
         for j in range(d):
@@ -370,12 +375,18 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
                         s4[4 * k + r] = s4[4 * k + r] + theta[d * K + k]
             for r in range(4):
                 cls4[r] = <Py_ssize_t>y[order[pos + r]]
-            # the four rows' losses in one call (exp and log vectorised; float64
-            # sums only), else one by one
+            # the four rows' losses in one call (exp and log vectorised), else one by one
             if afloat is double:
                 vec = fgd_softmax4_dd(s4, K, cls4, l4)
             else:
                 vec = 0
+                if d4 != NULL:
+                    for k in range(4 * K):
+                        d4[k] = s4[k]
+                    vec = fgd_softmax4_dd(d4, K, cls4, l4)
+                    if vec:
+                        for k in range(4 * K):
+                            s4[k] = <afloat>d4[k]
             for r in range(4):
                 i = order[pos + r]
                 c = scale if sw == NULL else scale * <afloat>sw[i]
@@ -410,6 +421,7 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
             for k in range(K):
                 g[j * K + k] = gt[k * d + j]
         free(wt)
+        free(d4)
         return loss
     for pos in range(pos, stop):
         _prefetch_all(X, y, sw, d, order, pos + ahead, m)
