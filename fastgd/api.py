@@ -100,6 +100,24 @@ class Run:
                              f"head supports {list(MLP.HEAD_LOSSES)}")
         _check_model_options(kind, loss_obj, penalty, fit_intercept)
 
+        # the scalar arguments first: a bad one is reported before X is converted
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"Invalid shuffle: {shuffle!r}; it must be True or False")
+        if not isinstance(fit_intercept, (bool, np.bool_)):
+            raise TypeError(f"Invalid fit_intercept: {fit_intercept!r}; it must be True or False")
+        alpha_eff, l1r = check_penalty(penalty, alpha, l1_ratio)
+        if penalty in (None, "none") and alpha != 0 and not _is_name(schedule, "optimal"):
+            raise ValueError(
+                f"Invalid alpha: {alpha} with penalty={penalty!r}; without a penalty alpha would be "
+                f"ignored. Pass penalty='l2' (or 'l1', 'elasticnet') to use it, or leave alpha at 0")
+        if lr is not None:
+            lr = optim._check_lr(lr)
+        if isinstance(optimizer, optim.Optimizer) and lr is not None and lr != optimizer.lr:
+            raise ValueError(
+                f"Invalid lr: {lr} with optimizer={optimizer!r}, whose lr is {optimizer.lr}; give the "
+                f"learning rate once, in the optimizer or as lr= (with optimizer=None or a name)")
+        ss = check_seed(seed)
+
         # X on a GPU stays there for the cuda backend (checked in place); an explicitly
         # chosen host backend gets one host copy.  y and sample_weight (1/d of X) are
         # always checked and encoded on the host; the cuda engine sends them back once.
@@ -129,22 +147,6 @@ class Run:
         sw = check_sample_weight(sample_weight, n, dtype)
         bs = n if batch_size is None else batch_size
         check_batch_options(n, bs, epochs, sampling, drop_last)
-        if not isinstance(shuffle, (bool, np.bool_)):
-            raise TypeError(f"Invalid shuffle: {shuffle!r}; it must be True or False")
-        if not isinstance(fit_intercept, (bool, np.bool_)):
-            raise TypeError(f"Invalid fit_intercept: {fit_intercept!r}; it must be True or False")
-        alpha_eff, l1r = check_penalty(penalty, alpha, l1_ratio)
-        if penalty in (None, "none") and alpha != 0 and not _is_name(schedule, "optimal"):
-            raise ValueError(
-                f"Invalid alpha: {alpha} with penalty={penalty!r}; without a penalty alpha would be "
-                f"ignored. Pass penalty='l2' (or 'l1', 'elasticnet') to use it, or leave alpha at 0")
-        if lr is not None:
-            lr = optim._check_lr(lr)
-        if isinstance(optimizer, optim.Optimizer) and lr is not None and lr != optimizer.lr:
-            raise ValueError(
-                f"Invalid lr: {lr} with optimizer={optimizer!r}, whose lr is {optimizer.lr}; give the "
-                f"learning rate once, in the optimizer or as lr= (with optimizer=None or a name)")
-
         if prev is not None and optimizer is None:
             opt = prev.optimizer
             if lr is not None and lr != opt.lr:  # a new step size, the same rule and state
@@ -169,7 +171,6 @@ class Run:
             sched = schedules.get(schedule, opt.lr, ipe * epochs, float(alpha),
                                   getattr(loss_obj, "py_dloss", None))
 
-        ss = check_seed(seed)
         if prev is not None:
             _check_continuation(prev, mdl, loss_obj, opt)
             theta = prev._theta.copy()

@@ -348,3 +348,17 @@ def test_values_that_overflow_float32_are_named_with_the_value_given():
             call()
         for word in words:
             assert word in str(info.value), (word, str(info.value))
+
+
+def test_scalar_arguments_are_checked_before_x_is_converted(monkeypatch):
+    from fastgd import api
+
+    def no_conversion(*a, **k):
+        raise AssertionError("X was converted before a bad scalar argument was reported")
+
+    monkeypatch.setattr(api, "check_X", no_conversion)
+    for kwargs, exc in [({"lr": -1.0}, ValueError), ({"seed": -1}, ValueError),
+                        ({"shuffle": "yes"}, TypeError), ({"alpha": 0.1}, ValueError),
+                        ({"penalty": "l3"}, ValueError)]:
+        with pytest.raises(exc):
+            fastgd.fit(X0, Y_REG, backend="numpy", **kwargs)
