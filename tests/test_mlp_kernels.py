@@ -512,3 +512,46 @@ def test_contended_team_goes_solo_without_races(mod):
             mod._set_contended_wait(old_wait)
     finally:
         knob(old)
+
+
+def test_numba_serial_epoch_is_callable_from_user_njit_code():
+    # docs/numba.md: mlp_epoch starts a thread team from Python, so users' own @njit code
+    # calls mlp_epoch_serial; it must give the threaded entry's bits
+    numba = pytest.importorskip("numba")
+    from fastgd.kernels.nb import mlp_epoch as nb_mlp
+
+    @numba.njit
+    def train(X, y, sw, orders, batch_size, n_batches, loss_id, sizes, act, rule_id, hyper,
+              lrs, theta, grad, state, batch_loss, work):
+        done = 0
+        for e in range(orders.shape[0]):
+            done += nb_mlp.mlp_epoch_serial(X, y, sw, orders[e], batch_size, n_batches, loss_id,
+                                            sizes, act, 0.0, 0.0, rule_id, hyper, lrs,
+                                            e * n_batches, theta, grad, state, batch_loss, work)
+        return done
+
+    X, y, sw, sizes, theta0 = make_problem("softmax")
+    rule_id, hyper, s0, _ = RULES["adam"]
+    b, epochs = 5, 2
+    nb = math.ceil(N / b)
+    orders = np.stack(orders_for(N, epochs))
+    lrs = np.full(nb, BASE_LR["adam"])
+    hyper = np.asarray(hyper, dtype=np.float64)
+    out = []
+    for via_njit in (True, False):
+        theta = theta0.copy()
+        state = np.full((ids.STATE_SLOTS[rule_id], theta.size), s0)
+        grad, bl = np.zeros_like(theta), np.zeros(nb)
+        work = np.zeros(nb_mlp.mlp_workspace_size(sizes, b))
+        args = (X, y, sw, orders, b, nb, ids.LOSS_SOFTMAX, sizes, ids.ACT_TANH, rule_id, hyper,
+                lrs, theta, grad, state, bl, work)
+        if via_njit:
+            assert train(*args) == epochs * nb
+        else:
+            for e in range(epochs):
+                assert nb_mlp.mlp_epoch(X, y, sw, orders[e], b, nb, ids.LOSS_SOFTMAX, sizes,
+                                        ids.ACT_TANH, 0.0, 0.0, rule_id, hyper, lrs, e * nb,
+                                        theta, grad, state, bl, work) == nb
+        out.append((theta, state))
+    assert out[0][0].tobytes() == out[1][0].tobytes()
+    assert out[0][1].tobytes() == out[1][1].tobytes()
