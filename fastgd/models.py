@@ -59,8 +59,9 @@ class Linear:
                 raise ValueError("Invalid init: an intercept was given but fit_intercept=False")
             b = init_array(intercept, "the intercept (init[1])")
             if b.size not in (1, self.n_outputs) or b.ndim > 1:
-                raise ValueError(f"Invalid init: the intercept (init[1]) must be a number or "
-                                 f"{self.n_outputs} numbers, got shape {b.shape}")
+                more = "" if self.n_outputs == 1 else f" or {self.n_outputs} numbers (one a class)"
+                raise ValueError(f"Invalid init: the intercept (init[1]) must be a number{more}, "
+                                 f"got shape {b.shape}")
             b = np.broadcast_to(b.reshape(-1), (self.n_outputs,))
             theta[self.n_features * self.n_outputs:] = b
         if not np.all(np.isfinite(theta)):

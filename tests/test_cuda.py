@@ -183,6 +183,7 @@ def test_losses_match_reference_float64(loss):
     np.testing.assert_allclose(got_dl, want_dl, rtol=1e-12, atol=1e-300)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # the simulator's NumPy scalars
 @pytest.mark.parametrize("loss", [k for k in LOSS_IDS if k != "softmax"])
 def test_non_finite_predictions_stay_detectable_like_the_reference(loss):
     # a NaN or infinite prediction gives a non-finite loss where NumPy's does, so that
