@@ -91,8 +91,9 @@ def check_finite(name, A, source=None):
     ``source`` is what A was cast from: an entry finite there overflowed in the
     cast (to float32), and the error says so.
     """
-    if A.size == 0 or np.isfinite(A.sum()):
-        return
+    with np.errstate(over="ignore", invalid="ignore"):  # a legitimate overflow is handled below
+        if A.size == 0 or np.isfinite(A.sum()):
+            return
     pos = _first_nonfinite(A)
     if pos is None:
         return  # finite values whose sum overflowed

@@ -362,3 +362,10 @@ def test_scalar_arguments_are_checked_before_x_is_converted(monkeypatch):
                         ({"penalty": "l3"}, ValueError)]:
         with pytest.raises(exc):
             fastgd.fit(X0, Y_REG, backend="numpy", **kwargs)
+
+
+@pytest.mark.filterwarnings("error")
+def test_finite_values_whose_sum_overflows_are_accepted_without_a_warning():
+    X = np.full((20, 3), 5e306)  # X.sum() is inf; every entry and the gradient are finite
+    res = fastgd.fit(X, Y_REG, lr=1e-300, epochs=1, backend="numpy")
+    assert np.all(np.isfinite(res.coef))
