@@ -511,6 +511,31 @@ def _fit_data(n=60, d=4, dtype=np.float32, seed=0):
     return X, (X[:, 0] + 0.3 * rng.standard_normal(n) > 0).astype(dtype)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")
+@pytest.mark.parametrize("loss", ["squared", "squared_hinge"])
+def test_fit_divergence_is_found_at_the_update_that_made_it(loss):
+    """The driver's checks on the cuda engine (tests/test_api.py runs the same on the CPU
+    backends): update 10 overflows the parameters; squared's next batch loss shows it,
+    squared_hinge's NaN margins give a loss of 0 and only the parameters show it."""
+    import fastgd
+
+    rng = np.random.default_rng(0)
+    X = 10 * rng.standard_normal((50, 4))
+    y = X @ rng.standard_normal(4) + 0.5
+    y = y if loss == "squared" else (y > 0.5).astype(int)
+    jump = lambda t: np.where(np.asarray(t) < 10, 1e-3, 1e308)  # noqa: E731
+    with pytest.raises(fastgd.DivergenceError) as info:
+        fastgd.fit(X, y, loss=loss, batch_size=8, epochs=3, schedule=jump, seed=0, backend="cuda")
+    err = info.value
+    assert (err.epoch, err.iteration, err.result.n_iter) == (1, 3, 10)
+    assert "made the parameters non-finite" in str(err)
+    with pytest.raises(fastgd.DivergenceError) as ref:
+        fastgd.fit(X, y, loss=loss, batch_size=8, epochs=3, schedule=jump, seed=0, backend="numpy")
+    assert str(ref.value).split(":")[0] == str(err).split(":")[0]  # "... (update 11 overall)"
+    close(err.result.coef, ref.value.result.coef, np.float64)  # the last finite parameters
+    close(err.result.intercept, ref.value.result.intercept, np.float64)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_fit_keeps_a_device_X_on_the_device(dtype):
     """fastgd.fit with X (and y, sample weights) on the GPU: backend='auto' picks cuda, X is
