@@ -194,7 +194,9 @@ def test_softmax_loss_matches_reference():
 # Whole epochs, float64, rtol 1e-9
 
 
-@pytest.mark.parametrize("batch_size", [1, 7, N], ids=["b1", "b7", "bn"])
+# b = 3: softmax batches under SOFTMAX_T_MIN_ROWS take the row-major loop; b = 7 (five
+# full batches, a tail of 5) the transposed one
+@pytest.mark.parametrize("batch_size", [1, 3, 7, N], ids=["b1", "b3", "b7", "bn"])
 @pytest.mark.parametrize("loss_id", ALL_LOSSES, ids=lambda c: LOSS_NAMES[c])
 def test_epoch_every_loss(loss_id, batch_size):
     X, y, _ = make_problem(loss_id)

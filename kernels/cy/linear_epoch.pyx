@@ -121,7 +121,7 @@ cdef enum:
     MIN_CHUNK_ROWS = 256
     MAX_CHUNKS = 256
     MAX_PARTIAL = 4194304    # elements of per-chunk partial gradients, at most
-    SOFTMAX_T_MIN_ROWS = 8   # rows from which a softmax call works on W transposed
+    SOFTMAX_T_MIN_ROWS = 4   # rows from which a softmax call works on W transposed
 
 
 cdef inline afloat _dot(const xfloat* x, const afloat* w, Py_ssize_t n) noexcept nogil:
