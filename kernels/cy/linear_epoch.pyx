@@ -272,6 +272,7 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
     cdef afloat* gj
     cdef afloat p, dl, c, l, xj
     cdef afloat a4[4]
+    cdef afloat acc[16]
     cdef afloat pb[4]
     cdef afloat yb[4]
     cdef afloat cb[4]
@@ -438,6 +439,30 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
             _axpy(dl, xi, g, d)
             if fi:
                 g[d] += dl
+        elif K <= 16:
+            # the K sums in a local array: scratch could alias theta and g (the same
+            # type), which kept every += a load and a store through memory
+            for k in range(K):
+                acc[k] = 0
+            for j in range(d):
+                xj = <afloat>xi[j]
+                Wj = theta + j * K
+                for k in range(K):
+                    acc[k] += xj * Wj[k]
+            for k in range(K):
+                scratch[k] = acc[k] + theta[d * K + k] if fi else acc[k]
+            l = softmax_loss_dloss(scratch, K, <Py_ssize_t>y[i], scratch)
+            loss += <double>(c * l)
+            for k in range(K):
+                acc[k] = scratch[k] * c
+            for j in range(d):
+                xj = <afloat>xi[j]
+                gj = g + j * K
+                for k in range(K):
+                    gj[k] += xj * acc[k]
+            if fi:
+                for k in range(K):
+                    g[d * K + k] += acc[k]
         else:
             for k in range(K):
                 scratch[k] = 0
