@@ -310,3 +310,16 @@ def test_a_fit_stopped_by_its_callback_continues_exactly(regression):
     straight = fastgd.fit(X, y, epochs=5, **kw)
     np.testing.assert_array_equal(resumed.coef, straight.coef)
     assert resumed.history["loss"] == straight.history["loss"]
+
+
+def test_the_readme_example_runs_and_continues_bit_for_bit():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = text.split("## Example", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    scope = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    X, y, more = scope["X"], scope["y"], scope["more"]
+    full = fastgd.mbgd(X, y, batch_size=32, loss="logistic", epochs=7, lr=0.05, seed=0)
+    np.testing.assert_array_equal(more.coef, full.coef)
+    assert more.intercept == full.intercept and more.n_iter == full.n_iter
