@@ -1046,3 +1046,23 @@ def test_cimport_from_third_party_cython(tmp_path):
                                          theta, g_ref, 0.25)
     assert_close(g, g_ref, RTOL64)
     assert l == pytest.approx(l_ref, rel=RTOL64)
+
+
+@pytest.mark.parametrize("K", [5, 20], ids=["K5", "K20"])  # 20: more than the local sums hold
+@pytest.mark.parametrize("x_dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_softmax_batches_of_two_or_three_rows_match_the_reference(K, x_dtype):
+    # batches under SOFTMAX_T_MIN_ROWS rows take _softmax_row_major, its sums in a local
+    # array for K <= 16 and in the caller's scratch above
+    import fastgd
+
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((41, 6)).astype(x_dtype)
+    y = rng.integers(0, K, 41)
+    y[:K] = np.arange(K)  # every class present
+    kw = dict(loss="softmax", batch_size=3, epochs=2, seed=2, lr=0.1, penalty="l2", alpha=0.01)
+    got = fastgd.fit(X, y, backend="cython", **kw)
+    want = fastgd.fit(X.astype(np.float64), y, backend="numpy", **kw)
+    rtol = RTOL64 if x_dtype == np.float64 else RTOL32
+    assert_close(got.coef, want.coef, rtol, "coef")
+    assert_close(got.intercept, want.intercept, rtol, "intercept")
+    assert_close(np.array(got.history["loss"]), np.array(want.history["loss"]), rtol, "loss")
