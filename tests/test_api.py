@@ -312,6 +312,44 @@ def test_a_fit_stopped_by_its_callback_continues_exactly(regression):
     assert resumed.history["loss"] == straight.history["loss"]
 
 
+@pytest.mark.parametrize("backend", [b for b in ("numpy", "cython", "numba")
+                                     if b in fastgd.available_backends()])
+@pytest.mark.parametrize("where", ["callback", "schedule"])
+def test_an_interrupted_fit_resumes_from_what_its_callback_kept(regression, backend, where):
+    """An exception from the user's code mid-fit (Ctrl-C in a callback, a schedule that
+    fails at epoch 3) propagates unchanged; the results a ``callback=kept.append`` kept
+    resume bit for bit (docs/decisions.md, "Errors")."""
+    X, y = regression
+    kw = dict(batch_size=16, seed=3, backend=backend)
+    ipe = -(-len(y) // 16)
+    kept = []
+
+    def interrupt_at_epoch_3(res):
+        kept.append(res)
+        if res.epochs == 3:
+            raise KeyboardInterrupt
+
+    def lr(t):  # evaluated one epoch at a time, as the fit reaches it
+        t = np.asarray(t)
+        if np.any(t >= 3 * ipe):
+            raise ZeroDivisionError("the schedule fails at epoch 3")
+        return np.full(t.shape, 0.01)
+
+    if where == "callback":
+        with pytest.raises(KeyboardInterrupt):
+            fastgd.fit(X, y, epochs=10, lr=0.01, callback=interrupt_at_epoch_3, **kw)
+    else:
+        with pytest.raises(ZeroDivisionError, match="fails at epoch 3"):
+            fastgd.fit(X, y, epochs=10, schedule=lr, callback=kept.append, **kw)
+    assert [r.epochs for r in kept] == [1, 2, 3]
+    # (the failing schedule would carry over: name the constant one it stood for)
+    resumed = fastgd.fit(X, y, epochs=2, schedule="constant", init=kept[-1], **kw)
+    straight = fastgd.fit(X, y, epochs=5, lr=0.01, **kw)
+    np.testing.assert_array_equal(resumed.coef, straight.coef)
+    assert resumed.intercept == straight.intercept and resumed.n_iter == straight.n_iter == 5 * ipe
+    assert resumed.history["loss"] == straight.history["loss"]
+
+
 def test_the_readme_example_runs_and_continues_bit_for_bit():
     from pathlib import Path
 
