@@ -70,7 +70,11 @@ def compile_flags():
 def extensions():
     sources = sorted(glob("kernels/cy/**/*.pyx", recursive=True))
     if not sources:
-        return []
+        raise SystemExit("setup.py: no kernels/cy/*.pyx here, so the Cython backend cannot be "
+                         "built: this source tree or sdist is incomplete (MANIFEST.in ships them)")
+    if "sdist" in sys.argv:  # the sdist ships the .pyx sources; the build translates them
+        return [Extension("fastgd." + ".".join(Path(src).with_suffix("").parts), [src])
+                for src in sources]
     from Cython.Build import cythonize
 
     cflags, lflags = compile_flags()
