@@ -503,6 +503,32 @@ def test_batch_gradient_partial_sums_add_up():
     assert l1 + l2 == pytest.approx(l_all, rel=RTOL64)
 
 
+@pytest.mark.parametrize("loss_id", [ids.LOSS_LOGISTIC, ids.LOSS_SQUARED])
+@pytest.mark.parametrize("offset", [0, 16])
+def test_streamed_rows_give_the_bits_of_gathered_ones(loss_id, offset):
+    """A batch holding at least half of X is read in storage order with other loads
+    (fgd_dot_dd_stream, the aligned-peel axpy) than a smaller batch of the same rows:
+    the same sums, so the same bits, for rows on a 32-byte boundary or 16 bytes past
+    one (NumPy's large arrays)."""
+    n, d, rows = 100, 100, 43           # 43 of 100 rows: not streamed; of 43: streamed
+    buf = np.zeros(n * d * 8 + 64, dtype=np.uint8)
+    start = (-buf.ctypes.data) % 32 + offset
+    X = buf[start:start + n * d * 8].view(np.float64).reshape(n, d)
+    rng = np.random.default_rng(5)
+    X[...] = rng.standard_normal((n, d))
+    assert X.ctypes.data % 32 == offset
+    y = (rng.random(n) < 0.5).astype(np.float64) if loss_id == ids.LOSS_LOGISTIC else rng.standard_normal(n)
+    theta = rng.standard_normal(d + 1) * 0.1
+    idx = np.arange(rows, dtype=np.int64)
+    g_small, g_all = np.zeros(d + 1), np.zeros(d + 1)
+    l_small = cy_le.linear_batch_gradient(X, y, np.empty(0), idx, loss_id, 0.0, 1, True, theta,
+                                          g_small, 1.0 / rows)
+    l_all = cy_le.linear_batch_gradient(X[:rows], y[:rows], np.empty(0), idx, loss_id, 0.0, 1,
+                                        True, theta, g_all, 1.0 / rows)
+    np.testing.assert_array_equal(g_all, g_small)
+    assert l_all == pytest.approx(l_small, rel=1e-15)
+
+
 @pytest.mark.parametrize("name", list(PENALTIES))
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_add_penalty(name, dtype):

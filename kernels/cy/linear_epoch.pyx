@@ -49,6 +49,7 @@ from .updates cimport (c_update_penalized, c_update_penalized_range, c_penalty_v
 
 cdef extern from "fgd_simd.h" nogil:
     double fgd_dot_dd(const double* x, const double* w, Py_ssize_t n)
+    double fgd_dot_dd_stream(const double* x, const double* w, Py_ssize_t n)
     void fgd_dot4_dd(const double* x0, const double* x1, const double* x2, const double* x3,
                      const double* w, Py_ssize_t n, double* out)
     void fgd_dot4_fd(const float* x0, const float* x1, const float* x2, const float* x3,
@@ -209,6 +210,24 @@ cdef inline void _axpy4_l1(const afloat* a, const xfloat* x0, const xfloat* x1, 
         _axpy4(a, x0, x1, x2, x3, y, n)
 
 
+cdef inline afloat _dot_s(const xfloat* x, const afloat* w, Py_ssize_t n,
+                         bint streamed) noexcept nogil:
+    """_dot; for rows streamed in storage order (BGD) the plain-load form (same bits)."""
+    if xfloat is double and afloat is double and streamed:
+        return fgd_dot_dd_stream(x, w, n)
+    return _dot(x, w, n)
+
+
+cdef inline void _axpy4_s(const afloat* a, const xfloat* x0, const xfloat* x1,
+                          const xfloat* x2, const xfloat* x3, afloat* y, Py_ssize_t n,
+                          bint streamed) noexcept nogil:
+    """_axpy4; for streamed rows (just read into L1 by their dots) _axpy4_l1 (same bits)."""
+    if streamed:
+        _axpy4_l1(a, x0, x1, x2, x3, y, n)
+    else:
+        _axpy4(a, x0, x1, x2, x3, y, n)
+
+
 cdef Py_ssize_t c_chunk_layout(Py_ssize_t n_rows, Py_ssize_t d, Py_ssize_t K, Py_ssize_t P,
                                Py_ssize_t* chunk_rows) noexcept nogil:
     cdef Py_ssize_t work = d * K if d * K > 0 else 1
@@ -279,7 +298,7 @@ cdef inline double _softmax_row_major(const xfloat* xi, const afloat* theta, afl
 
 cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ssize_t d,
                        const int64_t* order, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t m,
-                       Py_ssize_t ahead,
+                       Py_ssize_t ahead, bint streamed,
                        int loss_id, double param, Py_ssize_t K, bint fi,
                        const afloat* theta, afloat* g, afloat scale,
                        afloat* scratch) noexcept nogil:
@@ -290,7 +309,8 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
     the hardware prefetcher streams; interleaving four rows defeats it), then one
     pass g += a0 x0 + a1 x1 + a2 x2 + a3 x3 over the rows now in L1 (rounded as
     four axpys in a row), then single rows.  Rows
-    order[pos + ahead] (pos + ahead < m) are prefetched.
+    order[pos + ahead] (pos + ahead < m) are prefetched.  ``streamed``: the rows are in
+    storage order (BGD), read with fgd_dot_dd_stream and _axpy4_l1 (the same bits).
     K > 1 (softmax): W (d, K) is copied transposed, once per call, so that a row's K
     scores are K vectorised dot products of length d and its gradient K axpys into a
     transposed gradient, written back into g at the end (the K-wide inner loops over
@@ -338,7 +358,7 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
                 _prefetch_all(X, y, sw, d, order, pos + ahead + r, m)
                 i = order[pos + r]
                 xb[r] = X + i * d
-                p = _dot(xb[r], theta, d)
+                p = _dot_s(xb[r], theta, d, streamed)
                 if fi:
                     p = p + theta[d]
                 pbb[r] = p
@@ -353,7 +373,7 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
                     c = scale if sw == NULL else scale * <afloat>sw[order[pos + r]]
                     loss += <double>(c * <afloat>lbb[r])
                     a4[r - k] = <afloat>abb[r] * c
-                _axpy4(a4, xb[k], xb[k + 1], xb[k + 2], xb[k + 3], g, d)
+                _axpy4_s(a4, xb[k], xb[k + 1], xb[k + 2], xb[k + 3], g, d, streamed)
                 if fi:
                     g[d] = (((g[d] + a4[0]) + a4[1]) + a4[2]) + a4[3]
             pos += LOGISTIC_BLOCK
@@ -363,7 +383,7 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
                 _prefetch_all(X, y, sw, d, order, pos + ahead + r, m)
                 i = order[pos + r]
                 xr[r] = X + i * d
-                p = _dot(xr[r], theta, d)
+                p = _dot_s(xr[r], theta, d, streamed)
                 if fi:
                     p = p + theta[d]
                 pb[r] = p
@@ -378,7 +398,7 @@ cdef double _rows_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_ss
             for r in range(4):
                 loss += <double>(cb[r] * lb[r])
                 a4[r] = a4[r] * cb[r]
-            _axpy4(a4, xr[0], xr[1], xr[2], xr[3], g, d)
+            _axpy4_s(a4, xr[0], xr[1], xr[2], xr[3], g, d, streamed)
             if fi:
                 g[d] = (((g[d] + a4[0]) + a4[1]) + a4[2]) + a4[3]
             pos += 4
@@ -553,19 +573,19 @@ cdef double _batch_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_s
     cdef afloat* scr
     cdef double* closs
     cdef double loss
-    cdef bint pf = True
+    cdef bint streamed = False
     if counts != NULL and sorted_rows != NULL and _use_sorted(nb, n):
         if not _is_sorted(order + start, nb):  # the driver hands BGD storage order
             _sort_rows(order + start, nb, n, counts, sorted_rows)
             order = sorted_rows
             start = 0
             stop = nb
-        m = 0       # rows in increasing order: the hardware streams them; no software
-        pf = False  # prefetch (its instructions only queued up behind the stream)
+        m = stop        # rows in increasing order, streamed (_rows_grad)
+        streamed = True
     nc = c_chunk_layout(nb, d, K, P, &cr)
     if nc == 1:
-        return _rows_grad(X, y, sw, d, order, start, stop, m, PREFETCH_AHEAD, loss_id, param,
-                          K, fi, theta, grad, scale, work)
+        return _rows_grad(X, y, sw, d, order, start, stop, m, PREFETCH_AHEAD, streamed, loss_id,
+                          param, K, fi, theta, grad, scale, work)
     part = work
     scr = work + nc * _padded(P)
     closs = <double*>(work + _even(nc * (_padded(P) + _padded(K)) + K))
@@ -574,7 +594,7 @@ cdef double _batch_grad(const xfloat* X, const xfloat* y, const xfloat* sw, Py_s
         e = s + cr
         if e > stop:
             e = stop
-        closs[c] = _rows_grad(X, y, sw, d, order, s, e, e if pf else 0, PREFETCH_AHEAD,
+        closs[c] = _rows_grad(X, y, sw, d, order, s, e, e, PREFETCH_AHEAD, streamed,
                               loss_id, param, K, fi, theta, part + c * _padded(P), scale,
                               scr + c * _padded(K))
     # fixed-order reduction: chunk 0, then 1, ... (independent of the thread count)
@@ -1160,7 +1180,7 @@ cdef Py_ssize_t _pair_epoch(const xfloat* X, const xfloat* y, const xfloat* sw,
                 continue
             s = start if half == 0 else start + h
             e = start + h if half == 0 else stop
-            lb[half] = _rows_grad(X, y, sw, d, order, s, e, m, batch_size, loss_id, param, K,
+            lb[half] = _rows_grad(X, y, sw, d, order, s, e, m, batch_size, False, loss_id, param, K,
                                   fi, theta, buf + half * _padded(P), <afloat>(1.0 / nb),
                                   scratch)
         if T > 1:
