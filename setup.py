@@ -67,24 +67,26 @@ def compile_flags():
     return cflags, ["-fopenmp"]
 
 
+def module_name(src):
+    """kernels/cy/x.pyx -> fastgd.kernels.cy.x (the installed name, which Cython needs)."""
+    return "fastgd." + ".".join(Path(src).with_suffix("").parts)
+
+
 def extensions():
     sources = sorted(glob("kernels/cy/**/*.pyx", recursive=True))
     if not sources:
         raise SystemExit("setup.py: no kernels/cy/*.pyx here, so the Cython backend cannot be "
                          "built: this source tree or sdist is incomplete (MANIFEST.in ships them)")
     if "sdist" in sys.argv:  # the sdist ships the .pyx sources; the build translates them
-        return [Extension("fastgd." + ".".join(Path(src).with_suffix("").parts), [src])
-                for src in sources]
+        return [Extension(module_name(src), [src]) for src in sources]
     from Cython.Build import cythonize
 
     cflags, lflags = compile_flags()
     exts = []
     for src in sources:
-        rel = Path(src).with_suffix("")
-        name = "fastgd." + ".".join(rel.parts)
         exts.append(
             Extension(
-                name,
+                module_name(src),
                 [src],
                 include_dirs=[np.get_include(), "kernels/cy"],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
