@@ -120,9 +120,9 @@ def batch_order(n, batch_size, epochs, seed, shuffle=True, sampling="shuffle", d
 
     check_n_samples(n)
     batch_size = n if batch_size is None else batch_size
-    check_batch_options(n, batch_size, epochs, sampling, drop_last)
     if not isinstance(shuffle, (bool, np.bool_)):
         raise TypeError(f"Invalid shuffle: {shuffle!r}; it must be True or False")
+    check_batch_options(n, batch_size, epochs, sampling, drop_last, shuffle)
     rng = np.random.default_rng(check_seed(seed))
     # checked above, at the call: only the batches are drawn lazily
     return _batches(rng, n, batch_size, epochs, shuffle, sampling, drop_last)

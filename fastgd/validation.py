@@ -61,6 +61,11 @@ def resolve_dtype(dtype, X):
     """float32 stays float32, everything else becomes float64 unless ``dtype`` says otherwise."""
     if dtype is None:
         x_dtype = device_meta(X)[1] if on_device(X) else getattr(X, "dtype", None)
+        if x_dtype is None:  # a list, a DataFrame (.dtypes): the dtype its array will have
+            try:
+                x_dtype = np.asarray(X).dtype
+            except Exception:  # check_X reports what is wrong with it
+                x_dtype = None
         keep = _native_float(x_dtype) if x_dtype is not None else None
         return keep if keep == np.float32 else np.dtype(np.float64)
     # (np.dtype(None) is float64: None must not reach it as if it were a choice)
@@ -82,14 +87,14 @@ def _first_nonfinite(A):
     return None
 
 
-def check_finite(name, A, source=None):
+def check_finite(name, A, source=None, overflow_fix="Pass dtype='float64'"):
     """Raise if A holds NaN or inf.
 
     The common case costs one read of A and no temporary: a NaN or inf makes
     the sum non-finite.  Only when the sum is not finite (bad values, or a
     legitimate overflow) does a blockwise scan locate the offending entry.
     ``source`` is what A was cast from: an entry finite there overflowed in the
-    cast (to float32), and the error says so.
+    cast (to float32), and the error says so, with ``overflow_fix``.
     """
     with np.errstate(over="ignore", invalid="ignore"):  # a legitimate overflow is handled below
         if A.size == 0 or np.isfinite(A.sum()):
@@ -103,7 +108,7 @@ def check_finite(name, A, source=None):
         if np.isfinite(was):
             raise ValueError(
                 f"Invalid {name}: it holds {float(was):g} {where}, which overflows {A.dtype} (largest "
-                f"{np.finfo(A.dtype).max:.4g}). Pass dtype='float64', or rescale {name}")
+                f"{np.finfo(A.dtype).max:.4g}). {overflow_fix}, or rescale {name}")
     raise _nonfinite_error(name, A.reshape(-1)[pos], where)
 
 
@@ -138,15 +143,16 @@ def _numeric_array(name, a):
     return arr
 
 
-def check_X(X, dtype):
-    """Return X as a C-contiguous float array of ``dtype`` (a copy only when needed)."""
+def check_X(X, dtype, overflow_fix="Pass dtype='float64'"):
+    """Return X as a C-contiguous float array of ``dtype`` (a copy only when needed);
+    ``overflow_fix``: what the error suggests when an entry overflows ``dtype``."""
     if X is None:
         raise TypeError("Invalid X: got None; pass a 2-D array of shape (n_samples, n_features)")
     arr = _numeric_array("X", X)
     _check_X_shape(arr.shape)
     with np.errstate(over="ignore"):  # named below, with the value that overflowed
         out = np.ascontiguousarray(arr, dtype=dtype)
-    check_finite("X", out, source=arr)
+    check_finite("X", out, source=arr, overflow_fix=overflow_fix)
     return out
 
 
@@ -281,7 +287,7 @@ def check_seed(seed):
                         f"sequence of them or a numpy.random.SeedSequence ({exc})") from None
 
 
-def check_batch_options(n, batch_size, epochs, sampling, drop_last):
+def check_batch_options(n, batch_size, epochs, sampling, drop_last, shuffle=True):
     if not _is_int(batch_size):
         raise TypeError(f"Invalid batch_size: {_show(batch_size)}; it must be an integer in "
                         f"[1, n_samples={n}] (1 for SGD) or None for the full batch (BGD)")
@@ -296,6 +302,11 @@ def check_batch_options(n, batch_size, epochs, sampling, drop_last):
         raise ValueError(f"Invalid sampling: {_show(sampling)}; it must be one of {list(SAMPLINGS)}")
     if not isinstance(drop_last, (bool, np.bool_)):
         raise TypeError(f"Invalid drop_last: {_show(drop_last)}; it must be True or False")
+    if sampling == "replacement" and (drop_last or not shuffle):
+        what = "drop_last=True" if drop_last else "shuffle=False"
+        raise ValueError(f"Invalid {what} with sampling='replacement': each iteration draws its "
+                         f"b rows at random and an epoch is always ceil(n / b) iterations, so it "
+                         f"would be ignored. Leave it out, or use sampling='shuffle'")
 
 
 PENALTIES = ("l2", "l1", "elasticnet")

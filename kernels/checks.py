@@ -1,13 +1,65 @@
 """Checks made by the kernels' Python entry points before a compiled loop runs.
 
-The compiled loops trust their inputs (docs/kernels.md), so a row index outside X, or
-more batches than the order holds, would read or write outside an array.  The entries
-that Python code calls (``linear_epoch``, ``linear_batch_gradient``, ``mlp_epoch``, ...)
-check those two things first, in one pass over the order (about 10 us for 100,000
-rows); the fit driver's orders pass by construction.  Kernels called from users' own
-``@njit`` code trust their inputs, as the compiled loops do.
+The compiled loops trust their inputs (docs/kernels.md): a row index outside X, more
+batches than the order holds, a state array with fewer rows than the rule keeps, a
+softmax label that is not a class index, an array shorter than the parameter vector
+would each make a loop read or write outside an array.  So every entry that Python code
+calls (``linear_epoch``, ``linear_batch_gradient``, ``mlp_epoch``, ``apply_update``, ...
+of every CPU backend) first runs the one check of this module that matches it: the codes
+are known, the arrays have the shapes and dtypes docs/kernels.md gives, the indices are
+integers inside X.  A ``ValueError``/``TypeError`` names the argument, the rule, the
+value and the fix.  The cost is O(1) but for one pass over the order or the batch's rows
+(about 10 us for 100,000 rows) and, for softmax, over the labels.  The fit driver's
+arrays pass by construction.  Kernels called from users' own ``@njit`` code trust their
+inputs, as the compiled loops do.
 """
 import numpy as np
+
+from . import ids
+
+_LOSSES = frozenset(range(10))
+_ACTIVATIONS = frozenset((ids.ACT_RELU, ids.ACT_TANH, ids.ACT_SIGMOID))
+_MLP_LOSSES = frozenset((ids.LOSS_SQUARED, ids.LOSS_LOGISTIC, ids.LOSS_SOFTMAX))
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_INT64 = np.dtype(np.int64)
+
+
+# ---------------------------------------------------------------- building blocks
+
+def index_array(name, a):
+    """``a`` as a C-contiguous int64 array: integer entries only (a float or boolean
+    array would be truncated or read as 0/1 without a word)."""
+    a = np.asarray(a)
+    if a.dtype != _INT64:
+        if a.dtype.kind not in "iu":
+            raise TypeError(f"Invalid {name}: dtype {a.dtype}; it holds row indices, so it must "
+                            f"be an integer array (e.g. np.asarray({name}, dtype=np.int64))")
+        a = a.astype(np.int64)
+    if a.ndim != 1:
+        raise ValueError(f"Invalid {name}: shape {a.shape}; it must be 1-D (row indices)")
+    return np.ascontiguousarray(a)
+
+
+def contiguous_X(X):
+    """X as the Cython kernels read it: a C-contiguous float32/float64 array (refused
+    otherwise, not copied: X is the one large array of a fit)."""
+    X = np.asarray(X)
+    if X.dtype not in _FLOATS:
+        raise TypeError(f"Invalid X: dtype {X.dtype}; it must be float32 or float64 (convert "
+                        "it with X.astype(np.float64))")
+    if not X.flags.c_contiguous:
+        raise ValueError("Invalid X: the Cython kernels read its rows in place, so it must be "
+                         "C-contiguous; pass np.ascontiguousarray(X)")
+    return X
+
+
+def layer_sizes_array(layer_sizes):
+    """An MLP's ``[d, h1, ..., K_out]`` as the kernels take it: int64, C-contiguous."""
+    s = np.asarray(layer_sizes)
+    if s.dtype.kind not in "iu":
+        raise TypeError(f"Invalid layer_sizes: {layer_sizes!r}; it must be an integer array "
+                        "[d, h1, ..., K_out]")
+    return np.ascontiguousarray(s, dtype=np.int64)
 
 
 def rows_in_range(name, rows, n):
@@ -37,3 +89,276 @@ def epoch_order(order, n, batch_size, n_batches):
     """Both checks for an epoch entry: ``order`` indexes X's ``n`` rows and holds the batches."""
     rows_in_range("order", order, n)
     batches_in_order(order, batch_size, n_batches)
+
+
+def data(X, y, sw):
+    """X is 2-D float32/float64; y has a label per row; sw is empty or a weight per row."""
+    if not isinstance(X, np.ndarray) or X.ndim != 2 or X.dtype not in _FLOATS:
+        raise TypeError(f"Invalid X: {_describe(X)}; it must be a 2-D float32 or float64 "
+                        "NumPy array (e.g. np.ascontiguousarray(X, dtype=np.float64))")
+    n = X.shape[0]
+    if np.ndim(y) != 1 or len(y) != n:
+        raise ValueError(f"Invalid y: shape {np.shape(y)}; X has {n} rows, so y must have "
+                         f"shape ({n},)")
+    if sw is not None and (np.ndim(sw) != 1 or len(sw) not in (0, n)):
+        raise ValueError(f"Invalid sw: shape {np.shape(sw)}; it must be ({n},) (a weight per "
+                         "row of X) or (0,) (all weights 1)")
+
+
+def loss_code(loss_id, loss_param):
+    """A built-in loss code, or LOSS_CUSTOM with the function in loss_param."""
+    if loss_id == ids.LOSS_CUSTOM:
+        if not callable(loss_param):
+            raise TypeError(f"Invalid loss_param: {loss_param!r}; loss_id=LOSS_CUSTOM (-1) "
+                            "needs the loss function itself as loss_param")
+    elif loss_id not in _LOSSES:
+        raise ValueError(f"Invalid loss_id: {loss_id!r}; it must be one of 0..9 or -1 "
+                         "(fastgd.kernels.ids.LOSS_*)")
+
+
+def outputs(loss_id, n_outputs, name="n_outputs"):
+    """K = 1 for every loss but softmax, K >= 2 (the classes) for softmax."""
+    if loss_id == ids.LOSS_SOFTMAX:
+        if not n_outputs >= 2:
+            raise ValueError(f"Invalid {name}: {n_outputs!r}; softmax needs the number of "
+                             "classes, K >= 2")
+    elif n_outputs != 1:
+        raise ValueError(f"Invalid {name}: {n_outputs!r}; loss {loss_id} has one output per "
+                         "row, so it must be 1 (only softmax has K)")
+
+
+def class_labels(y, K, name="y"):
+    """Softmax labels are class indices stored as floats: integers in [0, K)."""
+    y = np.asarray(y)
+    bad = ~((y >= 0) & (y < K) & (y == np.floor(y)))  # NaN fails every comparison
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise ValueError(f"Invalid {name}: it holds {float(y.flat[k])!r} at position {k}; softmax "
+                         f"labels are class indices 0..{K - 1} (stored as floats)")
+
+
+def param_array(name, a, size, dtype=None, ndim=1):
+    """``a`` is a C-contiguous, writeable float array of ``size`` elements (and ``dtype``,
+    when given: theta's, the accumulation dtype)."""
+    if not isinstance(a, np.ndarray) or a.dtype not in _FLOATS:
+        raise TypeError(f"Invalid {name}: {_describe(a)}; it must be a float32 or float64 "
+                        "NumPy array (the accumulation dtype)")
+    if dtype is not None and a.dtype != dtype:
+        raise TypeError(f"Invalid {name}: dtype {a.dtype}; it must have theta's dtype {dtype}")
+    if a.ndim != ndim or a.shape[-1] != size:
+        want = f"({size},)" if ndim == 1 else f"(rows, {size})"
+        raise ValueError(f"Invalid {name}: shape {a.shape}; it must be {want} (P = {size} "
+                         "parameters)")
+    if not a.flags.c_contiguous or not a.flags.writeable:
+        raise ValueError(f"Invalid {name}: the kernels write it in place, so it must be a "
+                         f"C-contiguous, writeable array (pass np.ascontiguousarray({name}))")
+
+
+def rule(rule_id, hyper, state, P, dtype):
+    """A known rule, its hyper-parameters, and a state of STATE_SLOTS[rule] rows of P."""
+    if rule_id not in ids.STATE_SLOTS:
+        raise ValueError(f"Invalid rule_id: {rule_id!r}; it must be one of "
+                         f"{sorted(ids.STATE_SLOTS)} (fastgd.kernels.ids.RULE_*)")
+    need = ids.HYPER_LEN[rule_id]
+    if np.ndim(hyper) != 1 or len(hyper) < need:
+        raise ValueError(f"Invalid hyper: shape {np.shape(hyper)}; rule {rule_id} needs {need} "
+                         "values (layout in fastgd.kernels.ids)")
+    slots = ids.STATE_SLOTS[rule_id]
+    param_array("state", state, P, dtype, ndim=2)
+    if state.shape[0] < slots:
+        raise ValueError(f"Invalid state: shape {state.shape}; rule {rule_id} keeps {slots} "
+                         f"rows, so it must be ({slots}, {P})")
+
+
+def per_batch(n_batches, lrs, batch_loss):
+    """A step size and a loss slot for each of the epoch's batches."""
+    if np.ndim(lrs) != 1 or len(lrs) < n_batches:
+        raise ValueError(f"Invalid lrs: shape {np.shape(lrs)}; it needs a step size for each "
+                         f"of the {n_batches} batches")
+    if (not isinstance(batch_loss, np.ndarray) or batch_loss.dtype != np.float64
+            or batch_loss.ndim != 1 or len(batch_loss) < n_batches
+            or not batch_loss.flags.writeable):
+        raise ValueError(f"Invalid batch_loss: {_describe(batch_loss)}; it must be a writeable "
+                         f"float64 array of at least n_batches={n_batches} elements")
+
+
+def _describe(a):
+    if isinstance(a, np.ndarray):
+        return f"shape {a.shape}, dtype {a.dtype}"
+    return f"a {type(a).__name__}"
+
+
+# ---------------------------------------------------------------- one check per entry
+
+def linear_params(X, n_outputs, fit_intercept):
+    """P for a linear model: d*K + K*fit_intercept."""
+    return X.shape[1] * n_outputs + (n_outputs if fit_intercept else 0)
+
+
+def linear_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept, theta, grad):
+    """``linear_batch_gradient``'s arguments; returns ``rows`` as int64."""
+    data(X, y, sw)
+    loss_code(loss_id, loss_param)
+    outputs(loss_id, n_outputs)
+    rows = index_array("rows", rows)
+    rows_in_range("rows", rows, X.shape[0])
+    P = linear_params(X, n_outputs, fit_intercept)
+    param_array("theta", theta, P)
+    param_array("grad", grad, P, theta.dtype)
+    if loss_id == ids.LOSS_SOFTMAX:
+        class_labels(np.asarray(y)[rows], n_outputs)
+    return rows
+
+
+def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
+                 fit_intercept, rule_id, hyper, lrs, theta, grad, state, batch_loss):
+    """``linear_epoch``'s arguments; returns ``order`` as int64."""
+    data(X, y, sw)
+    loss_code(loss_id, loss_param)
+    outputs(loss_id, n_outputs)
+    order = index_array("order", order)
+    epoch_order(order, X.shape[0], batch_size, n_batches)
+    P = linear_params(X, n_outputs, fit_intercept)
+    param_array("theta", theta, P)
+    param_array("grad", grad, P, theta.dtype)
+    rule(rule_id, hyper, state, P, theta.dtype)
+    per_batch(n_batches, lrs, batch_loss)
+    if loss_id == ids.LOSS_SOFTMAX:
+        class_labels(y, n_outputs)
+    return order
+
+
+def penalty(theta, grad, n_penalized):
+    """``add_penalty``'s arguments: the penalised part lies inside theta and grad."""
+    P = len(theta) if isinstance(theta, np.ndarray) else 0
+    param_array("theta", theta, P)
+    param_array("grad", grad, P, theta.dtype)
+    if not 0 <= n_penalized <= P:
+        raise ValueError(f"Invalid n_penalized: {n_penalized!r}; it must be in 0..{P} (d*K, "
+                         "the weights before the intercept)")
+
+
+def update(rule_id, hyper, theta, grad, state):
+    """``apply_update``'s arguments."""
+    P = len(theta) if isinstance(theta, np.ndarray) else 0
+    param_array("theta", theta, P)
+    param_array("grad", grad, P, theta.dtype)
+    rule(rule_id, hyper, state, P, theta.dtype)
+
+
+def mlp_params(layer_sizes):
+    """P for an MLP: sum over layers of n_in * n_out + n_out."""
+    s = [int(v) for v in layer_sizes]
+    return sum(a * c + c for a, c in zip(s[:-1], s[1:]))
+
+
+def mlp_layers(X, layer_sizes, loss_id, activation_id):
+    """``layer_sizes`` = [d, h1, ..., K_out] for this X and loss; known codes."""
+    s = np.asarray(layer_sizes)
+    if s.ndim != 1 or len(s) < 2 or s.dtype.kind not in "iu" or (s < 1).any():
+        raise ValueError(f"Invalid layer_sizes: {layer_sizes!r}; it must be an integer array "
+                         "[d, h1, ..., K_out] of positive sizes")
+    if s[0] != X.shape[1]:
+        raise ValueError(f"Invalid layer_sizes: it starts with {int(s[0])}, but X has "
+                         f"{X.shape[1]} features; layer_sizes[0] must be X.shape[1]")
+    if loss_id not in _MLP_LOSSES:
+        raise ValueError(f"Invalid loss_id: {loss_id!r}; an MLP's head takes LOSS_SQUARED, "
+                         "LOSS_LOGISTIC or LOSS_SOFTMAX")
+    outputs(loss_id, int(s[-1]), "layer_sizes[-1] (the head's outputs)")
+    if activation_id not in _ACTIVATIONS:
+        raise ValueError(f"Invalid activation_id: {activation_id!r}; it must be one of "
+                         f"{sorted(_ACTIVATIONS)} (fastgd.kernels.ids.ACT_*)")
+
+
+def mlp_work(work, layer_sizes, rows, dtype):
+    """The compiled backends' workspace for batches of ``rows`` rows: at least
+    mlp_workspace_size(layer_sizes, rows) elements (the formula every backend shares)."""
+    s = [int(v) for v in layer_sizes]
+    size = rows * (sum(s) + 2 * max(s[1:]) + 1)
+    if (not isinstance(work, np.ndarray) or work.dtype != dtype or work.ndim != 1
+            or len(work) < size or not work.flags.c_contiguous or not work.flags.writeable):
+        raise ValueError(f"Invalid work: {_describe(work)}; it must be a writeable, C-contiguous "
+                         f"{dtype} array of at least mlp_workspace_size(layer_sizes, "
+                         f"batch_size) = {size} elements")
+
+
+def mlp_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad, work,
+                 needs_work=True):
+    """``mlp_batch_gradient``'s arguments (``needs_work``: False for the reference, which
+    ignores ``work``); returns ``rows`` as int64."""
+    data(X, y, sw)
+    mlp_layers(X, layer_sizes, loss_id, activation_id)
+    rows = index_array("rows", rows)
+    rows_in_range("rows", rows, X.shape[0])
+    P = mlp_params(layer_sizes)
+    param_array("theta", theta, P)
+    param_array("grad", grad, P, theta.dtype)
+    if needs_work:
+        mlp_work(work, layer_sizes, len(rows), theta.dtype)
+    if loss_id == ids.LOSS_SOFTMAX:
+        class_labels(np.asarray(y)[rows], int(layer_sizes[-1]))
+    return rows
+
+
+def mlp_penalty(theta, grad, layer_sizes):
+    """``mlp_add_penalty``'s arguments."""
+    s = np.asarray(layer_sizes)
+    if s.ndim != 1 or len(s) < 2 or s.dtype.kind not in "iu" or (s < 1).any():
+        raise ValueError(f"Invalid layer_sizes: {layer_sizes!r}; it must be an integer array "
+                         "[d, h1, ..., K_out] of positive sizes")
+    P = mlp_params(layer_sizes)
+    param_array("theta", theta, P)
+    param_array("grad", grad, P, theta.dtype)
+
+
+def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, activation_id,
+              rule_id, hyper, lrs, theta, grad, state, batch_loss, work, needs_work=True):
+    """``mlp_epoch``'s arguments (``needs_work`` as for mlp_gradient); returns ``order`` as
+    int64."""
+    data(X, y, sw)
+    mlp_layers(X, layer_sizes, loss_id, activation_id)
+    order = index_array("order", order)
+    epoch_order(order, X.shape[0], batch_size, n_batches)
+    P = mlp_params(layer_sizes)
+    param_array("theta", theta, P)
+    param_array("grad", grad, P, theta.dtype)
+    rule(rule_id, hyper, state, P, theta.dtype)
+    per_batch(n_batches, lrs, batch_loss)
+    if needs_work:
+        mlp_work(work, layer_sizes, min(batch_size, len(order)), theta.dtype)
+    if loss_id == ids.LOSS_SOFTMAX:
+        class_labels(y, int(layer_sizes[-1]))
+    return order
+
+
+def custom_gradient(fn, X, y, sw, rows, theta, grad, gbuf):
+    """``custom_model_batch_gradient``'s arguments; returns ``rows`` as int64."""
+    if not callable(fn):
+        raise TypeError(f"Invalid fn: {fn!r}; it must be the model's per-sample function "
+                        "fn(params, x, y, grad_out) -> loss")
+    data(X, y, sw)
+    rows = index_array("rows", rows)
+    rows_in_range("rows", rows, X.shape[0])
+    P = len(theta) if isinstance(theta, np.ndarray) else 0
+    param_array("theta", theta, P)
+    param_array("grad", grad, P, theta.dtype)
+    param_array("gbuf", gbuf, P, theta.dtype)
+    return rows
+
+
+def custom_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyper, lrs, theta, grad,
+                 state, batch_loss, gbuf):
+    """``custom_model_epoch``'s arguments; returns ``order`` as int64."""
+    if not callable(fn):
+        raise TypeError(f"Invalid fn: {fn!r}; it must be the model's per-sample function "
+                        "fn(params, x, y, grad_out) -> loss")
+    data(X, y, sw)
+    order = index_array("order", order)
+    epoch_order(order, X.shape[0], batch_size, n_batches)
+    P = len(theta) if isinstance(theta, np.ndarray) else 0
+    param_array("theta", theta, P)
+    param_array("grad", grad, P, theta.dtype)
+    param_array("gbuf", gbuf, P, theta.dtype)
+    rule(rule_id, hyper, state, P, theta.dtype)
+    per_batch(n_batches, lrs, batch_loss)
+    return order

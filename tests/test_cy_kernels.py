@@ -136,8 +136,22 @@ def check(got, want, rtol, what=""):
 # --------------------------------------------------------------------------- codes
 
 def test_codes_match_ids():
-    assert cy_updates.STATE_SLOTS == ids.STATE_SLOTS
-    assert cy_updates.HYPER_LEN == ids.HYPER_LEN
+    # the rules' enum is checked through behaviour: each id runs the reference's rule
+    from fastgd.reference import updates as ref_updates
+
+    rng = np.random.default_rng(5)
+    hypers = {ids.RULE_SGD: [0.9, 0.1, 1.0, 0.01], ids.RULE_ADAM: [0.9, 0.99, 1e-8, 0.01, 1.0],
+              ids.RULE_ADAMW: [0.9, 0.99, 1e-8, 0.01, 0.0], ids.RULE_ADAGRAD: [0.1, 0.01, 1e-10, 0.0],
+              ids.RULE_RMSPROP: [0.99, 1e-8, 0.01, 0.9, 0.0]}
+    assert sorted(hypers) == sorted(ids.STATE_SLOTS)
+    for rule_id, hyper in hypers.items():
+        theta, grad = rng.standard_normal(7), rng.standard_normal(7)
+        state = np.abs(rng.standard_normal((ids.STATE_SLOTS[rule_id], 7)))
+        t_ref, s_ref = theta.copy(), state.copy()
+        cy_updates.apply_update(rule_id, np.array(hyper), theta, grad, state, 0.1, 3)
+        ref_updates.apply_update(rule_id, np.array(hyper), t_ref, grad, s_ref, 0.1, 3)
+        np.testing.assert_allclose(theta, t_ref, rtol=1e-12, err_msg=str(rule_id))
+        np.testing.assert_allclose(state, s_ref, rtol=1e-12, err_msg=str(rule_id))
     # the losses' enum is checked through behaviour: loss 1 is logistic, 0 squared...
     assert cy_losses.py_loss(ids.LOSS_SQUARED, 0.0, 3.0, 1.0) == 2.0
     assert cy_losses.py_loss(ids.LOSS_LOGISTIC, 0.0, 0.0, 1.0) == pytest.approx(np.log(2.0))
@@ -445,7 +459,8 @@ def test_update_wrappers_reject_mixed_dtypes():
         cy_updates.adagrad_update(f64, f64, f32, 0.1, 0.0, 0.0, 1e-10, 1)
     with pytest.raises(TypeError, match="grad_avg has dtype float64"):
         cy_updates.rmsprop_update(f32, f32, f32, f32, f64, 0.01, 0.99, 1e-8, 0.0, 0.0, True)
-    with pytest.raises(TypeError, match="state has dtype float32 but theta has float64"):
+    with pytest.raises(TypeError,
+                       match="Invalid state: dtype float32; it must have theta's dtype float64"):
         cy_updates.apply_update(ids.RULE_SGD, np.zeros(4), f64, f64, np.zeros((1, 5), np.float32),
                                 0.1, 1)
     with pytest.raises(TypeError, match="theta must be a float32 or float64 NumPy array"):

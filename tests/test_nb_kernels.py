@@ -772,8 +772,8 @@ def test_compile_options_in_one_place():
     assert nb_config.FASTMATH == {"reassoc", "contract", "nsz"}
     for disp in (nb_le._linear_epoch_builtin, nb_le._linear_epoch_custom, nb_le._rows_gradient,
                  nb_le._sgd1_epoch_custom, nb_le._halves_epoch_custom, nb_le._serial_epoch_custom,
-                 nb_le._plain_sgd_b1, nb_le._chunks_parallel, nb_le.add_penalty,
-                 nb_updates.apply_update, nb_updates.sgd_update, nb_losses.loss_dloss,
+                 nb_le._plain_sgd_b1, nb_le._chunks_parallel, nb_le._add_penalty,
+                 nb_updates._apply_update, nb_updates.sgd_update, nb_losses.loss_dloss,
                  nb_updates.adam_update, nb_updates.adagrad_update, nb_updates.rmsprop_update):
         opts = disp.targetoptions
         # the update rules' elementwise formulas keep their order (no reductions to vectorise)

@@ -1,5 +1,6 @@
 """Bad input: one table, a clear error naming the argument, nothing modified."""
 import copy
+import importlib
 
 import numpy as np
 import pytest
@@ -55,6 +56,10 @@ BAD = [
     ("alpha-negative", X0, Y_REG, {"penalty": "l2", "alpha": -0.1}, ValueError, ["alpha", ">= 0"]),
     ("l1-ratio", X0, Y_REG, {"penalty": "elasticnet", "l1_ratio": 2.0}, ValueError, ["l1_ratio", "[0, 1]"]),
     ("sampling-unknown", X0, Y_REG, {"sampling": "stratified"}, ValueError, ["sampling", "replacement"]),
+    ("replacement-drop-last", X0, Y_REG, {"sampling": "replacement", "batch_size": 3, "drop_last": True},
+     ValueError, ["drop_last=True", "sampling='replacement'", "ignored"]),
+    ("replacement-no-shuffle", X0, Y_REG, {"sampling": "replacement", "shuffle": False}, ValueError,
+     ["shuffle=False", "sampling='replacement'"]),
     ("dtype-int", X0, Y_REG, {"dtype": np.int32}, TypeError, ["dtype", "float32 or float64"]),
     ("schedule-unknown", X0, Y_REG, {"schedule": "linear"}, ValueError, ["schedule", "'linear'", "cosine"]),
     ("schedule-negative", X0, Y_REG, {"schedule": lambda t: 1.0 - 0.25 * t, "batch_size": 1}, ValueError,
@@ -297,6 +302,171 @@ def test_mlp_kernels_check_their_rows(mod, order, n_batches, words):
     for word in words:
         assert word in str(info.value), f"{word!r} missing from: {info.value}"
     assert (theta == 0.1).all()
+
+
+# Every other argument the compiled loops trust (docs/kernels.md, kernels/checks.py): a
+# wrong one is a clear error on every CPU backend, never a read or write outside an array.
+# (name of the argument to replace, its bad value, error type, words the message holds)
+_ADAM = 1
+BAD_EPOCH_ARGS = [
+    ("state", np.zeros((1, 4)), ValueError, ["state", "(1, 4)", "keeps 3 rows", "(3, 4)"]),
+    ("state", np.zeros(4), ValueError, ["state", "(4,)"]),
+    ("hyper", np.array([0.9]), ValueError, ["hyper", "needs 5 values"]),
+    ("rule_id", 9, ValueError, ["rule_id", "9", "RULE_"]),
+    ("loss_id", 42, ValueError, ["loss_id", "42", "LOSS_"]),
+    ("n_outputs", 0, ValueError, ["n_outputs", "0", "must be 1"]),
+    ("n_outputs", 2, ValueError, ["n_outputs", "2", "must be 1"]),
+    ("y", np.zeros(3), ValueError, ["y", "(3,)", "(20,)"]),
+    ("sw", np.ones(2), ValueError, ["sw", "(2,)", "(20,)", "(0,)"]),
+    ("theta", np.zeros(3), ValueError, ["theta", "(3,)", "(4,)"]),
+    ("grad", np.zeros(9), ValueError, ["grad", "(9,)", "(4,)"]),
+    ("grad", np.zeros(4, np.float32), TypeError, ["grad", "float32", "theta's dtype"]),
+    ("lrs", np.ones(2), ValueError, ["lrs", "4 batches"]),
+    ("batch_loss", np.zeros(2), ValueError, ["batch_loss", "n_batches=4"]),
+    ("order", np.arange(20.0), TypeError, ["order", "float64", "integer"]),
+    ("order", np.arange(20) % 2 == 0, TypeError, ["order", "bool", "integer"]),
+]
+
+
+def _epoch_args(**changes):
+    from fastgd.kernels import ids
+
+    args = dict(X=X0, y=Y_REG, sw=np.empty(0), order=np.arange(20), batch_size=5, n_batches=4,
+                loss_id=ids.LOSS_SQUARED, loss_param=0.0, n_outputs=1, fit_intercept=True,
+                alpha=0.0, l1_ratio=0.0, rule_id=_ADAM, hyper=np.array([0.9, 0.999, 1e-8, 0, 0]),
+                lrs=np.full(4, 0.1), step0=0, theta=np.full(4, 0.5), grad=np.zeros(4),
+                state=np.zeros((3, 4)), batch_loss=np.zeros(4))
+    args.update(changes)
+    return args
+
+
+@pytest.mark.parametrize("name,value,error,words", BAD_EPOCH_ARGS,
+                         ids=[f"{a[0]}-{i}" for i, a in enumerate(BAD_EPOCH_ARGS)])
+@pytest.mark.parametrize("mod", _kernel_modules("linear_epoch"))
+def test_linear_kernels_check_every_argument(mod, name, value, error, words):
+    args = _epoch_args(**{name: value})
+    theta = args["theta"] if name != "theta" else np.full(4, 0.5)
+    with pytest.raises(error) as info:
+        mod.linear_epoch(**args)
+    for word in words:
+        assert word in str(info.value), f"{word!r} missing from: {info.value}"
+    assert (theta == 0.5).all()  # refused before any update
+    gradient_args = {k: args[k] for k in ("X", "y", "sw", "loss_id", "loss_param", "n_outputs",
+                                          "fit_intercept", "theta", "grad")}
+    if name in gradient_args or name == "order":
+        gradient_args["rows"] = args["order"]
+        with pytest.raises(error):
+            mod.linear_batch_gradient(scale=0.2, **gradient_args)
+    if name in ("state", "hyper", "rule_id", "theta", "grad"):
+        update = getattr(importlib.import_module(mod.__name__.replace("linear_epoch", "updates")),
+                         "apply_update")
+        with pytest.raises(error):
+            update(args["rule_id"], args["hyper"], args["theta"], args["grad"], args["state"],
+                   0.1, 1)
+    assert (theta == 0.5).all()
+
+
+@pytest.mark.parametrize("mod", _kernel_modules("linear_epoch"))
+def test_softmax_labels_reaching_the_kernels_are_class_indices(mod):
+    from fastgd.kernels import ids
+
+    K = 3
+    for bad, words in ((3.0, ["y", "3.0", "0..2"]), (-1.0, ["-1.0"]), (1.5, ["1.5"]),
+                       (np.nan, ["nan"])):
+        y = np.arange(20) % K * 1.0
+        y[7] = bad
+        P = 3 * K + K
+        args = _epoch_args(y=y, loss_id=ids.LOSS_SOFTMAX, n_outputs=K, theta=np.full(P, 0.5),
+                           grad=np.zeros(P), state=np.zeros((3, P)))
+        with pytest.raises(ValueError) as info:
+            mod.linear_epoch(**args)
+        for word in words + ["position 7"]:
+            assert word in str(info.value), f"{word!r} missing from: {info.value}"
+        with pytest.raises(ValueError):
+            mod.linear_batch_gradient(X0, y, np.empty(0), np.arange(5, 10), ids.LOSS_SOFTMAX,
+                                      0.0, K, True, args["theta"], args["grad"], 0.2)
+        assert (args["theta"] == 0.5).all()
+    with pytest.raises(ValueError, match="n_outputs"):
+        mod.linear_epoch(**_epoch_args(loss_id=ids.LOSS_SOFTMAX, n_outputs=1))
+
+
+@pytest.mark.parametrize("mod", _kernel_modules("linear_epoch"))
+def test_add_penalty_checks_its_range(mod):
+    with pytest.raises(ValueError, match="n_penalized"):
+        mod.add_penalty(np.ones(4), np.zeros(4), 9, 0.1, 0.0)
+    with pytest.raises(ValueError, match="grad"):
+        mod.add_penalty(np.ones(4), np.zeros(2), 3, 0.1, 0.0)
+
+
+@pytest.mark.parametrize("mod", _kernel_modules("mlp_epoch"))
+def test_mlp_kernels_check_every_argument(mod):
+    from fastgd.kernels import ids
+
+    sizes = np.array([3, 4, 1], dtype=np.int64)
+    P = 3 * 4 + 4 + 4 + 1
+    good = dict(X=X0, y=Y_REG, sw=np.empty(0), order=np.arange(20), batch_size=5, n_batches=4,
+                loss_id=ids.LOSS_SQUARED, layer_sizes=sizes, activation_id=ids.ACT_RELU,
+                alpha=0.0, l1_ratio=0.0, rule_id=ids.RULE_SGD, hyper=np.zeros(4),
+                lrs=np.full(4, 0.1), step0=0, theta=np.full(P, 0.1), grad=np.zeros(P),
+                state=np.zeros((1, P)), batch_loss=np.zeros(4),
+                work=np.zeros(mod.mlp_workspace_size(sizes, 5)))
+    compiled = "reference" not in mod.__name__
+    cases = [("layer_sizes", np.array([4, 4, 1]), ["layer_sizes", "4", "3 features"]),
+             ("layer_sizes", np.array([3, 4, 2]), ["must be 1"]),
+             ("activation_id", 9, ["activation_id", "9"]),
+             ("loss_id", ids.LOSS_HINGE, ["loss_id", "SQUARED"]),
+             ("rule_id", 9, ["rule_id"]),
+             ("theta", np.zeros(5), ["theta", "(5,)", f"({P},)"]),
+             ("state", np.zeros((1, 5)), ["state"]),
+             ("lrs", np.ones(1), ["lrs"]),
+             ("y", np.zeros(4), ["y", "(4,)"])]
+    if compiled:  # the reference ignores work
+        cases.append(("work", np.zeros(3), ["work", "at least", "85"]))
+    for name, value, words in cases:
+        args = dict(good, **{name: value})
+        with pytest.raises(ValueError) as info:
+            mod.mlp_epoch(**args)
+        for word in words:
+            assert word in str(info.value), f"{name}: {word!r} missing from: {info.value}"
+        assert (good["theta"] == 0.1).all()
+    with pytest.raises(ValueError, match="theta"):
+        mod.mlp_add_penalty(np.ones(2), np.zeros(2), sizes, 1.0, 0.0)
+    if not compiled:
+        return
+    with pytest.raises(ValueError, match="work"):
+        mod.mlp_batch_gradient(X0, Y_REG, np.empty(0), np.arange(5), ids.LOSS_SQUARED, sizes,
+                               ids.ACT_RELU, good["theta"], good["grad"], 0.2, np.zeros(3))
+
+
+def test_cython_losses_check_labels_and_shapes():
+    cl = pytest.importorskip("fastgd.kernels.cy.losses")
+    from fastgd.kernels import ids
+
+    for y in (3.0, -1.0, 1e9, 0.5):
+        with pytest.raises(ValueError, match="softmax labels"):
+            cl.py_loss(ids.LOSS_SOFTMAX, 0.0, [1.0, 2.0, 3.0], y)
+        with pytest.raises(ValueError, match="softmax labels"):
+            cl.py_dloss(ids.LOSS_SOFTMAX, 0.0, [1.0, 2.0, 3.0], y)
+    with pytest.raises(ValueError, match="softmax labels"):
+        cl.loss_and_dloss(ids.LOSS_SOFTMAX, 0.0, np.ones((2, 3)), [1.0, -1.0])
+    with pytest.raises(ValueError, match=r"y.*\(1,\).*\(3,\)"):
+        cl.loss_and_dloss(ids.LOSS_SQUARED, 0.0, np.ones((3, 1)), [1.0])
+    with pytest.raises(ValueError, match="K"):
+        cl.loss_and_dloss(ids.LOSS_SQUARED, 0.0, np.ones((3, 0)), np.ones(3))
+
+
+@pytest.mark.parametrize("mod", _kernel_modules("linear_epoch"))
+def test_int32_and_list_orders_are_taken_as_int64(mod):
+    from fastgd.kernels import ids
+
+    out = []
+    for order in (np.arange(20), np.arange(20, dtype=np.int32), list(range(20))):
+        args = _epoch_args(order=order, rule_id=ids.RULE_SGD, hyper=np.zeros(4),
+                           state=np.zeros((1, 4)))
+        assert mod.linear_epoch(**args) == 4
+        out.append(args["theta"])
+    np.testing.assert_array_equal(out[0], out[1])
+    np.testing.assert_array_equal(out[0], out[2])
 
 
 def test_continuing_a_fit_takes_a_new_lr_and_refuses_what_it_would_ignore():

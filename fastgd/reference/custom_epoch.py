@@ -4,18 +4,20 @@ Same signatures as ``fastgd.kernels.nb.custom_epoch``.  ``fn(params, x, y,
 grad_out) -> loss`` is called per sample (here as plain Python, e.g. the
 ``py_func`` of the user's ``@njit`` function), with ``grad_out`` zeroed
 before each call; ``y`` is a Python float.  Python's ``math`` raises
-``OverflowError`` where compiled code gives inf: such a sample's loss is
-taken as inf, so the epoch stops at that batch exactly as the Numba kernel does.
+``OverflowError`` where compiled code gives inf, and ``ValueError("math domain
+error")`` where it gives NaN (the square root or log of a negative number): such a
+sample's loss is taken as inf or NaN, so the epoch stops at that batch exactly as the
+Numba kernel does.
 """
 import math
 
 from ..kernels import checks
-from .updates import apply_update
+from .updates import _apply_update
 
 
 def custom_model_batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf):
     """grad = scale * sum_{i in rows} s_i grad_i; returns scale * sum s_i loss_i."""
-    checks.rows_in_range("rows", rows, X.shape[0])
+    rows = checks.custom_gradient(fn, X, y, sw, rows, theta, grad, gbuf)
     return _batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf)
 
 
@@ -28,6 +30,10 @@ def _batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf):
             l = fn(theta, X[i], float(y[i]), gbuf)
         except OverflowError:
             l = math.inf
+        except ValueError as exc:
+            if "math domain error" not in str(exc):
+                raise
+            l = math.nan
         c = scale * (float(sw[i]) if len(sw) else 1.0)
         loss += c * float(l)
         grad += c * gbuf
@@ -36,7 +42,8 @@ def _batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf):
 
 def custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyper, lrs, step0,
                        theta, grad, state, batch_loss, gbuf):
-    checks.epoch_order(order, X.shape[0], batch_size, n_batches)
+    order = checks.custom_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyper, lrs,
+                                theta, grad, state, batch_loss, gbuf)
     m = len(order)
     for k in range(n_batches):
         rows = order[k * batch_size:min((k + 1) * batch_size, m)]
@@ -44,7 +51,7 @@ def custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hype
         batch_loss[k] = loss
         if not math.isfinite(loss):
             return k
-        apply_update(rule_id, hyper, theta, grad, state, lrs[k], step0 + k + 1)
+        _apply_update(rule_id, hyper, theta, grad, state, lrs[k], step0 + k + 1)
     return n_batches
 
 

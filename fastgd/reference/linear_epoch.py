@@ -19,7 +19,7 @@ import numpy as np
 
 from ..kernels import checks
 from .losses import loss_and_dloss
-from .updates import apply_update
+from .updates import _apply_update
 
 
 def split_theta(theta, n_features, n_outputs, fit_intercept):
@@ -37,7 +37,8 @@ def linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_in
     The penalty is not included (see ``add_penalty``), so partial sums over
     disjoint row sets add up exactly to the batch gradient (data-parallel use).
     """
-    checks.rows_in_range("rows", rows, X.shape[0])
+    rows = checks.linear_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept,
+                                  theta, grad)
     return _batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept,
                            theta, grad, scale)
 
@@ -66,6 +67,11 @@ def add_penalty(theta, grad, n_penalized, alpha, l1_ratio):
 
     alpha * ((1 - r)/2 ||w||^2 + r ||w||_1): l2 is r = 0, l1 is r = 1.
     """
+    checks.penalty(theta, grad, n_penalized)
+    return _add_penalty(theta, grad, n_penalized, alpha, l1_ratio)
+
+
+def _add_penalty(theta, grad, n_penalized, alpha, l1_ratio):
     if alpha == 0:
         return 0.0
     w = theta[:n_penalized]
@@ -76,7 +82,9 @@ def add_penalty(theta, grad, n_penalized, alpha, l1_ratio):
 def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
                  fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
                  state, batch_loss):
-    checks.epoch_order(order, X.shape[0], batch_size, n_batches)
+    order = checks.linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param,
+                                n_outputs, fit_intercept, rule_id, hyper, lrs, theta, grad, state,
+                                batch_loss)
     m = len(order)
     n_penalized = X.shape[1] * n_outputs
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned about
@@ -92,9 +100,9 @@ def _epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_output
         rows = order[k * batch_size:min((k + 1) * batch_size, m)]
         loss = _batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept,
                                theta, grad, 1.0 / len(rows))
-        loss += add_penalty(theta, grad, n_penalized, alpha, l1_ratio)
+        loss += _add_penalty(theta, grad, n_penalized, alpha, l1_ratio)
         batch_loss[k] = loss
         if not math.isfinite(loss):
             return k
-        apply_update(rule_id, hyper, theta, grad, state, lrs[k], step0 + k + 1)
+        _apply_update(rule_id, hyper, theta, grad, state, lrs[k], step0 + k + 1)
     return n_batches

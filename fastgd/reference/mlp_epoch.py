@@ -22,7 +22,7 @@ import numpy as np
 
 from ..kernels import checks, ids
 from .losses import loss_and_dloss
-from .updates import apply_update
+from .updates import _apply_update
 
 
 # ---------------------------------------------------------------- parameters
@@ -140,7 +140,8 @@ def mlp_batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, thet
     partial sums over disjoint row sets add up to the batch's (data-parallel use).
     ``work`` is ignored here (compiled backends need it, sized for len(rows) rows).
     """
-    checks.rows_in_range("rows", rows, X.shape[0])
+    rows = checks.mlp_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad,
+                               work, needs_work=False)
     return _batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad,
                            scale)
 
@@ -166,6 +167,11 @@ def _batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, 
 def mlp_add_penalty(theta, grad, layer_sizes, alpha, l1_ratio):
     """Add alpha * ((1 - r) W + r sign(W)) to the W parts of grad; return the penalty
     alpha * ((1 - r)/2 ||W||^2 + r ||W||_1) summed over the layers' W's."""
+    checks.mlp_penalty(theta, grad, layer_sizes)
+    return _add_penalty(theta, grad, layer_sizes, alpha, l1_ratio)
+
+
+def _add_penalty(theta, grad, layer_sizes, alpha, l1_ratio):
     if alpha == 0:
         return 0.0
     total = 0.0
@@ -187,15 +193,17 @@ def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, acti
     penalty) at theta before its update.  A non-finite batch loss stops the epoch at
     that batch, which is then not applied (theta and state stay as before it).
     """
-    checks.epoch_order(order, X.shape[0], batch_size, n_batches)
+    order = checks.mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes,
+                             activation_id, rule_id, hyper, lrs, theta, grad, state, batch_loss,
+                             work, needs_work=False)
     m = len(order)
     for k in range(n_batches):
         rows = order[k * batch_size:min((k + 1) * batch_size, m)]
         loss = _batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad,
                                1.0 / len(rows))
-        loss += mlp_add_penalty(theta, grad, layer_sizes, alpha, l1_ratio)
+        loss += _add_penalty(theta, grad, layer_sizes, alpha, l1_ratio)
         batch_loss[k] = loss
         if not math.isfinite(loss):
             return k
-        apply_update(rule_id, hyper, theta, grad, state, lrs[k], step0 + k + 1)
+        _apply_update(rule_id, hyper, theta, grad, state, lrs[k], step0 + k + 1)
     return n_batches

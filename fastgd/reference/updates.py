@@ -6,7 +6,7 @@ writes theta and the state once.
 """
 import numpy as np
 
-from ..kernels import ids
+from ..kernels import checks, ids
 
 
 def sgd_update(theta, grad, buf, lr, momentum, dampening, nesterov, weight_decay, step):
@@ -69,6 +69,11 @@ def rmsprop_update(theta, grad, square_avg, buf, grad_avg, lr, alpha, eps, weigh
 
 def apply_update(rule_id, hyper, theta, grad, state, lr, step):
     """Dispatch on the rule code; ``state`` is (STATE_SLOTS[rule], P)."""
+    checks.update(rule_id, hyper, theta, grad, state)
+    _apply_update(rule_id, hyper, theta, grad, state, lr, step)
+
+
+def _apply_update(rule_id, hyper, theta, grad, state, lr, step):
     h = hyper
     if rule_id == ids.RULE_SGD:
         sgd_update(theta, grad, state[0], lr, h[0], h[1], bool(h[2]), h[3], step)

@@ -1744,22 +1744,6 @@ cdef _check_loss(int loss_id):
                          "the Cython backend; use backend='numba' (or 'numpy')")
 
 
-cdef _check_acc(theta, name="theta"):
-    if not isinstance(theta, np.ndarray) or theta.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name} must be a float32 or float64 NumPy array (the accumulation "
-                        f"dtype); got {getattr(theta, 'dtype', type(theta))}")
-
-
-cdef _as_x(X):
-    X = np.asarray(X)
-    if X.dtype != np.float32 and X.dtype != np.float64:
-        raise TypeError(f"X must be float32 or float64; got {X.dtype}. Convert it with "
-                        "X.astype(np.float64)")
-    if not X.flags.c_contiguous:
-        raise ValueError("X must be C-contiguous; pass np.ascontiguousarray(X)")
-    return X
-
-
 def _batch_gradient_impl(const xfloat[:, ::1] X, const xfloat[::1] y, const xfloat[::1] sw,
                          const int64_t[::1] rows, int loss_id, double loss_param,
                          Py_ssize_t K, bint fit_intercept, const afloat[::1] theta,
@@ -1767,9 +1751,6 @@ def _batch_gradient_impl(const xfloat[:, ::1] X, const xfloat[::1] y, const xflo
     cdef Py_ssize_t d = X.shape[1], P = d * K + (K if fit_intercept else 0)
     cdef double loss
     cdef const xfloat* swp = &sw[0] if sw.shape[0] > 0 else NULL
-    if theta.shape[0] < P or grad.shape[0] < P:
-        raise ValueError(f"theta and grad need {P} elements (d*K + K*fit_intercept); got "
-                         f"{theta.shape[0]} and {grad.shape[0]}")
     if rows.shape[0] == 0:
         grad[:P] = 0
         return 0.0
@@ -1786,13 +1767,12 @@ def linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_in
     """grad = scale * sum_{i in rows} sw_i dl_i/dtheta (overwritten); returns
     scale * sum sw_i l_i.  No penalty (see add_penalty)."""
     _check_loss(loss_id)
-    X = _as_x(X)
-    _check_acc(theta)
-    _check_acc(grad, "grad")
+    X = checks.contiguous_X(X)
+    sw = np.empty(0, X.dtype) if sw is None else sw
+    rows = checks.linear_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs,
+                                  fit_intercept, theta, grad)
     y = np.ascontiguousarray(y, dtype=X.dtype)
-    sw = np.empty(0, X.dtype) if sw is None else np.ascontiguousarray(sw, dtype=X.dtype)
-    rows = np.ascontiguousarray(rows, dtype=np.int64)
-    checks.rows_in_range("rows", rows, X.shape[0])
+    sw = np.ascontiguousarray(sw, dtype=X.dtype)
     return _batch_gradient_impl(X, y, sw, rows, int(loss_id),
                                 0.0 if loss_param is None else float(loss_param),
                                 int(n_outputs), bool(fit_intercept), theta, grad, float(scale))
@@ -1800,8 +1780,6 @@ def linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_in
 
 def _add_penalty_impl(const afloat[::1] theta, afloat[::1] grad, Py_ssize_t n_penalized,
                       double alpha, double l1_ratio):
-    if n_penalized > theta.shape[0] or n_penalized > grad.shape[0]:
-        raise ValueError(f"n_penalized={n_penalized} exceeds the length of theta/grad")
     if alpha == 0 or n_penalized <= 0:
         return 0.0
     cdef double v
@@ -1812,8 +1790,7 @@ def _add_penalty_impl(const afloat[::1] theta, afloat[::1] grad, Py_ssize_t n_pe
 
 def add_penalty(theta, grad, n_penalized, alpha, l1_ratio):
     """grad[:n_penalized] += alpha*((1-r) w + r sign(w)); returns the penalty value."""
-    _check_acc(theta)
-    _check_acc(grad, "grad")
+    checks.penalty(theta, grad, n_penalized)
     return _add_penalty_impl(theta, grad, int(n_penalized), float(alpha), float(l1_ratio))
 
 
@@ -1823,16 +1800,11 @@ def _epoch_impl(const xfloat[:, ::1] X, const xfloat[::1] y, const xfloat[::1] s
                 double alpha, double l1_ratio, int rule_id, const double[::1] hyper,
                 const double[::1] lrs, long long step0, afloat[::1] theta, afloat[::1] grad,
                 afloat[:, ::1] state, double[::1] batch_loss):
-    cdef Py_ssize_t d = X.shape[1], P = d * K + (K if fit_intercept else 0)
+    cdef Py_ssize_t d = X.shape[1]
     cdef Py_ssize_t n_done
     cdef const xfloat* swp = &sw[0] if sw.shape[0] > 0 else NULL
     if n_batches <= 0:
         return 0
-    if theta.shape[0] < P or grad.shape[0] < P or state.shape[1] < P:
-        raise ValueError(f"theta, grad and state rows need {P} elements; got "
-                         f"{theta.shape[0]}, {grad.shape[0]}, {state.shape[1]}")
-    if lrs.shape[0] < n_batches or batch_loss.shape[0] < n_batches:
-        raise ValueError(f"lrs and batch_loss need n_batches={n_batches} elements")
     with nogil:
         n_done = c_linear_epoch(&X[0, 0], &y[0], swp, X.shape[0], d, &order[0], order.shape[0],
                                 batch_size, n_batches, loss_id, loss_param, K,
@@ -1848,17 +1820,13 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
                  state, batch_loss):
     """One epoch, batch by batch, in one nogil call; returns n_done (docs/kernels.md)."""
     _check_loss(loss_id)
-    X = _as_x(X)
-    _check_acc(theta)
-    if grad.dtype != theta.dtype or state.dtype != theta.dtype:
-        raise TypeError(f"grad and state must have theta's dtype {theta.dtype}; got "
-                        f"{grad.dtype} and {state.dtype}")
+    X = checks.contiguous_X(X)
+    sw = np.empty(0, X.dtype) if sw is None else sw
+    order = checks.linear_epoch(X, y, sw, order, int(batch_size), int(n_batches), loss_id,
+                                loss_param, n_outputs, fit_intercept, rule_id, hyper, lrs, theta,
+                                grad, state, batch_loss)
     y = np.ascontiguousarray(y, dtype=X.dtype)
-    sw = np.empty(0, X.dtype) if sw is None else np.ascontiguousarray(sw, dtype=X.dtype)
-    order = np.ascontiguousarray(order, dtype=np.int64)
-    checks.epoch_order(order, X.shape[0], int(batch_size), int(n_batches))
-    if state.ndim == 1:
-        state = state.reshape(1, -1)
+    sw = np.ascontiguousarray(sw, dtype=X.dtype)
     return _epoch_impl(X, y, sw, order, int(batch_size), int(n_batches), int(loss_id),
                        0.0 if loss_param is None else float(loss_param), int(n_outputs),
                        bool(fit_intercept), float(alpha), float(l1_ratio), int(rule_id),

@@ -15,6 +15,8 @@ py_dloss returns a (K,) array.
 """
 import numpy as np
 
+from .. import checks
+
 from cython cimport floating
 
 from .losses cimport (loss_dloss, loss_value, dloss_value, softmax_loss_dloss,
@@ -32,12 +34,22 @@ cdef _check_supported(int loss_id):
                          "(fastgd.kernels.ids.LOSS_*)")
 
 
+def _logits(p, double y):
+    """A softmax sample's (K,) logits, and its label checked to be one of the K classes."""
+    p = np.ascontiguousarray(p, dtype=np.float64)
+    if p.ndim != 1 or p.shape[0] < 2:
+        raise ValueError(f"Invalid p: shape {p.shape}; softmax takes the (K,) logits of one "
+                         "sample, K >= 2")
+    checks.class_labels(np.array([y]), p.shape[0])
+    return p
+
+
 def py_loss(int loss_id, double loss_param, p, double y):
     """Loss of one sample (float64), computed by the inline C function."""
     _check_supported(loss_id)
     cdef double[::1] pv, dl
     if loss_id == LOSS_SOFTMAX:
-        pv = np.ascontiguousarray(p, dtype=np.float64)
+        pv = _logits(p, y)
         dl = np.empty(pv.shape[0])
         return softmax_loss_dloss(&pv[0], pv.shape[0], <Py_ssize_t>y, &dl[0])
     return loss_value(loss_id, loss_param, <double>p, y)
@@ -49,7 +61,7 @@ def py_dloss(int loss_id, double loss_param, p, double y):
     cdef double[::1] pv
     cdef double[::1] dl
     if loss_id == LOSS_SOFTMAX:
-        pv = np.ascontiguousarray(p, dtype=np.float64)
+        pv = _logits(p, y)
         out = np.empty(pv.shape[0])
         dl = out
         softmax_loss_dloss(&pv[0], pv.shape[0], <Py_ssize_t>y, &dl[0])
@@ -79,8 +91,14 @@ def loss_and_dloss(int loss_id, loss_param, p, y):
     if p.dtype != np.float32:
         p = p.astype(np.float64, copy=False)
     if p.ndim != 2:
-        raise ValueError(f"p must be 2-D (b, K); got shape {p.shape}")
+        raise ValueError(f"Invalid p: shape {p.shape}; it must be 2-D (b, K)")
+    checks.outputs(loss_id, p.shape[1], "p.shape[1] (K)")
     y = np.ascontiguousarray(y, dtype=p.dtype)
+    if y.shape != (p.shape[0],):
+        raise ValueError(f"Invalid y: shape {y.shape}; p holds {p.shape[0]} samples, so y must "
+                         f"have shape ({p.shape[0]},)")
+    if loss_id == LOSS_SOFTMAX:
+        checks.class_labels(y, p.shape[1])
     loss = np.empty(p.shape[0], dtype=p.dtype)
     dloss = np.empty(p.shape, dtype=p.dtype)
     if p.dtype == np.float32:

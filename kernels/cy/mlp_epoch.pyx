@@ -531,16 +531,30 @@ def mlp_workspace_size(layer_sizes, batch_size):
     return int(batch_size) * (sum(s) + 2 * max(s[1:]) + 1)
 
 
-def mlp_batch_gradient(const xfloat[:, ::1] X, const xfloat[::1] y, const xfloat[::1] sw,
-                       const int64_t[::1] rows, int loss_id, const int64_t[::1] layer_sizes,
-                       int activation_id, afloat[::1] theta, afloat[::1] grad, double scale,
-                       afloat[::1] work):
+def mlp_batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad, scale,
+                       work):
     """grad = scale * sum_{i in rows} s_i dl_i/dtheta; returns scale * sum s_i l_i.
     ``work`` holds at least ``mlp_workspace_size(layer_sizes, len(rows))`` elements.
     Runs on the calling thread."""
+    X = checks.contiguous_X(X)
+    sw = np.empty(0, X.dtype) if sw is None else sw
+    layer_sizes = checks.layer_sizes_array(layer_sizes)
+    rows = checks.mlp_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad,
+                               work)
+    return _batch_gradient(X, np.ascontiguousarray(y, dtype=X.dtype),
+                           np.ascontiguousarray(sw, dtype=X.dtype), rows, int(loss_id),
+                           layer_sizes, int(activation_id), theta, grad, float(scale), work)
+
+
+def _batch_gradient(const xfloat[:, ::1] X, const xfloat[::1] y, const xfloat[::1] sw,
+                    const int64_t[::1] rows, int loss_id, const int64_t[::1] layer_sizes,
+                    int activation_id, afloat[::1] theta, afloat[::1] grad, double scale,
+                    afloat[::1] work):
     cdef const xfloat* swp = &sw[0] if sw.shape[0] > 0 else NULL
     cdef double loss
-    checks.rows_in_range("rows", np.asarray(rows), X.shape[0])
+    if rows.shape[0] == 0:
+        grad[:] = 0
+        return 0.0
     with nogil:
         loss = c_mlp_batch_gradient(&X[0, 0], &y[0], swp, &rows[0], rows.shape[0], loss_id,
                                     &layer_sizes[0], layer_sizes.shape[0] - 1, activation_id,
@@ -548,9 +562,15 @@ def mlp_batch_gradient(const xfloat[:, ::1] X, const xfloat[::1] y, const xfloat
     return loss
 
 
-def mlp_add_penalty(const afloat[::1] theta, afloat[::1] grad,
-                    const int64_t[::1] layer_sizes, double alpha, double l1_ratio):
+def mlp_add_penalty(theta, grad, layer_sizes, alpha, l1_ratio):
     """Add the penalty's (sub)gradient to the W parts of grad; return its value."""
+    layer_sizes = checks.layer_sizes_array(layer_sizes)
+    checks.mlp_penalty(theta, grad, layer_sizes)
+    return _add_penalty(theta, grad, layer_sizes, float(alpha), float(l1_ratio))
+
+
+def _add_penalty(const afloat[::1] theta, afloat[::1] grad, const int64_t[::1] layer_sizes,
+                 double alpha, double l1_ratio):
     cdef double pen
     with nogil:
         pen = c_mlp_add_penalty(&theta[0], &grad[0], &layer_sizes[0],
@@ -558,16 +578,32 @@ def mlp_add_penalty(const afloat[::1] theta, afloat[::1] grad,
     return pen
 
 
-def mlp_epoch(const xfloat[:, ::1] X, const xfloat[::1] y, const xfloat[::1] sw,
-              const int64_t[::1] order, Py_ssize_t batch_size, Py_ssize_t n_batches,
-              int loss_id, const int64_t[::1] layer_sizes, int activation_id, double alpha,
-              double l1_ratio, int rule_id, const double[::1] hyper, const double[::1] lrs,
-              long long step0, afloat[::1] theta, afloat[::1] grad, afloat[:, ::1] state,
-              double[::1] batch_loss, afloat[::1] work):
+def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, activation_id,
+              alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state, batch_loss,
+              work):
     """See ``fastgd.reference.mlp_epoch.mlp_epoch``; returns the number of batches applied."""
+    X = checks.contiguous_X(X)
+    sw = np.empty(0, X.dtype) if sw is None else sw
+    layer_sizes = checks.layer_sizes_array(layer_sizes)
+    order = checks.mlp_epoch(X, y, sw, order, int(batch_size), int(n_batches), loss_id,
+                             layer_sizes, activation_id, rule_id, hyper, lrs, theta, grad, state,
+                             batch_loss, work)
+    return _epoch(X, np.ascontiguousarray(y, dtype=X.dtype),
+                  np.ascontiguousarray(sw, dtype=X.dtype), order, int(batch_size),
+                  int(n_batches), int(loss_id), layer_sizes, int(activation_id), float(alpha),
+                  float(l1_ratio), int(rule_id), np.ascontiguousarray(hyper, dtype=np.float64),
+                  np.ascontiguousarray(lrs, dtype=np.float64), int(step0), theta, grad, state,
+                  batch_loss, work)
+
+
+def _epoch(const xfloat[:, ::1] X, const xfloat[::1] y, const xfloat[::1] sw,
+           const int64_t[::1] order, Py_ssize_t batch_size, Py_ssize_t n_batches,
+           int loss_id, const int64_t[::1] layer_sizes, int activation_id, double alpha,
+           double l1_ratio, int rule_id, const double[::1] hyper, const double[::1] lrs,
+           long long step0, afloat[::1] theta, afloat[::1] grad, afloat[:, ::1] state,
+           double[::1] batch_loss, afloat[::1] work):
     cdef const xfloat* swp = &sw[0] if sw.shape[0] > 0 else NULL
     cdef Py_ssize_t done
-    checks.epoch_order(np.asarray(order), X.shape[0], batch_size, n_batches)
     if n_batches == 0:
         return 0
     with nogil:

@@ -18,6 +18,8 @@ They release the GIL and call the ``nogil`` C functions declared in
 """
 import numpy as np
 
+from .. import checks
+
 from cython cimport floating
 from libc.math cimport sqrt, pow, fabs, NAN
 
@@ -40,7 +42,7 @@ cdef extern from "fgd_rules.h" nogil:
                             float* grad_avg, Py_ssize_t n, float lr, float al, float c,
                             float eps, float mom, int has_mom, int centered)
 
-# Rule codes and state slots, equal to fastgd.kernels.ids (tests check it).
+# Rule codes, equal to fastgd.kernels.ids (the parity tests, which pass the ids, check it).
 cdef enum:
     RULE_SGD = 0
     RULE_ADAM = 1
@@ -48,8 +50,6 @@ cdef enum:
     RULE_ADAGRAD = 3
     RULE_RMSPROP = 4
 
-STATE_SLOTS = {RULE_SGD: 1, RULE_ADAM: 3, RULE_ADAMW: 3, RULE_ADAGRAD: 1, RULE_RMSPROP: 3}
-HYPER_LEN = {RULE_SGD: 4, RULE_ADAM: 5, RULE_ADAMW: 5, RULE_ADAGRAD: 4, RULE_RMSPROP: 5}
 
 
 
@@ -498,16 +498,6 @@ def _apply(int rule_id, const double[::1] hyper, floating[::1] theta,
            const floating[::1] grad, floating[:, ::1] state, double lr, long long step):
     cdef Py_ssize_t P = theta.shape[0]
     cdef int rc
-    if rule_id not in STATE_SLOTS:
-        raise ValueError(f"rule_id={rule_id}: unknown update rule code; expected one of "
-                         f"{sorted(STATE_SLOTS)} (fastgd.kernels.ids.RULE_*)")
-    if hyper.shape[0] < HYPER_LEN[rule_id]:
-        raise ValueError(f"hyper has {hyper.shape[0]} values, rule {rule_id} needs "
-                         f"{HYPER_LEN[rule_id]} (layout in fastgd.kernels.ids)")
-    _need("grad", grad.shape[0], P)
-    if state.shape[0] < STATE_SLOTS[rule_id] or state.shape[1] != P:
-        raise ValueError(f"state has shape {tuple(state.shape)[:2]}, rule {rule_id} needs "
-                         f"({STATE_SLOTS[rule_id]}, {P})")
     if P == 0:
         return
     with nogil:
@@ -517,6 +507,6 @@ def _apply(int rule_id, const double[::1] hyper, floating[::1] theta,
 
 def apply_update(rule_id, hyper, theta, grad, state, lr, step):
     """Dispatch on the rule code; ``state`` is (STATE_SLOTS[rule_id], P), in place."""
-    _one_dtype(theta, grad=grad, state=state)
+    checks.update(rule_id, hyper, theta, grad, state)
     _apply(int(rule_id), np.ascontiguousarray(hyper, dtype=np.float64), theta, grad, state,
            float(lr), int(step))

@@ -33,7 +33,7 @@ from numba.extending import overload
 
 from ._util import cast_like, is_finite
 from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel
-from .updates import apply_update
+from .updates import _apply_update
 from .. import checks
 
 
@@ -121,7 +121,7 @@ def _custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyp
         batch_loss[k] = loss
         if not is_finite(loss):
             return k
-        apply_update(rule_id, hyper, theta, grad, state, lrs[k], step0 + k + 1)
+        _apply_update(rule_id, hyper, theta, grad, state, lrs[k], step0 + k + 1)
     return n_batches
 
 
@@ -131,7 +131,7 @@ def _custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyp
 
 def custom_model_batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf):
     """grad = scale * sum_{i in rows} s_i grad_i; returns scale * sum s_i loss_i."""
-    checks.rows_in_range("rows", rows, X.shape[0])
+    rows = checks.custom_gradient(fn, X, y, sw, rows, theta, grad, gbuf)
     return guarded(_custom_model_batch_gradient, fn, X, y, sw, rows, theta, grad, float(scale),
                    gbuf)
 
@@ -146,7 +146,8 @@ def _ol_custom_model_batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf
 def custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyper, lrs, step0,
                        theta, grad, state, batch_loss, gbuf):
     """A whole epoch of a custom model; returns the number of batches applied."""
-    checks.epoch_order(order, X.shape[0], int(batch_size), int(n_batches))
+    order = checks.custom_epoch(fn, X, y, sw, order, int(batch_size), int(n_batches), rule_id,
+                                hyper, lrs, theta, grad, state, batch_loss, gbuf)
     return guarded(_custom_model_epoch, fn, X, y, sw, order, int(batch_size), int(n_batches),
                    int(rule_id), hyper, lrs, int(step0), theta, grad, state, batch_loss, gbuf)
 

@@ -54,7 +54,7 @@ from ._util import (cast_like, compare_and_swap, cycle_count, is_finite, load_ac
 from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel
 from .losses import logistic_poly, logistic_poly_rows, point_loss, softmax_loss_dloss
 from .simd import axpy4_rows, dot4_rows
-from .updates import apply_update, plain_sgd_update, sgd_momentum_step
+from .updates import _apply_update, plain_sgd_update, sgd_momentum_step
 from .. import checks
 from ..ids import LOSS_LOGISTIC, LOSS_SOFTMAX, RULE_SGD
 
@@ -764,8 +764,7 @@ def _scalar_rule_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_inter
 # The public kernels.
 
 @kernel
-def add_penalty(theta, grad, n_penalized, alpha, l1_ratio):
-    """Add alpha*((1-r) w + r sign(w)) to grad[:n_penalized]; return the penalty's value."""
+def _add_penalty(theta, grad, n_penalized, alpha, l1_ratio):
     if alpha == 0.0:
         return 0.0
     r = l1_ratio
@@ -795,14 +794,14 @@ def _end_batch(k, loss, theta, grad, state, n_penalized, alpha, l1_ratio, rule_i
     array as seven values, and two of them (apply_update, sgd_update) had cost more
     than the update itself (2.5 ns a row at W1's b = 32)."""
     if alpha != 0.0:
-        loss += add_penalty(theta, grad, n_penalized, alpha, l1_ratio)
+        loss += _add_penalty(theta, grad, n_penalized, alpha, l1_ratio)
     batch_loss[k] = loss
     if not is_finite(loss):
         return False
     if _is_plain_sgd(rule_id, hyper):
         plain_sgd_update(theta, grad, lrs[k])
     else:
-        apply_update(rule_id, hyper, theta, grad, state, lrs[k], step0 + k + 1)
+        _apply_update(rule_id, hyper, theta, grad, state, lrs[k], step0 + k + 1)
     return True
 
 
@@ -1706,10 +1705,24 @@ def _is_builtin_param(t):
     return isinstance(t, (types.Number, types.Boolean))
 
 
+def add_penalty(theta, grad, n_penalized, alpha, l1_ratio):
+    """Add alpha*((1-r) w + r sign(w)) to grad[:n_penalized]; return the penalty's value."""
+    checks.penalty(theta, grad, n_penalized)
+    return _add_penalty(theta, grad, int(n_penalized), float(alpha), float(l1_ratio))
+
+
+@overload(add_penalty)
+def _ol_add_penalty(theta, grad, n_penalized, alpha, l1_ratio):
+    def impl(theta, grad, n_penalized, alpha, l1_ratio):
+        return _add_penalty(theta, grad, n_penalized, alpha, l1_ratio)
+    return impl
+
+
 def linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept, theta,
                           grad, scale):
     """grad = scale * sum_{i in rows} s_i dl_i/dtheta; returns scale * sum s_i l_i."""
-    checks.rows_in_range("rows", rows, X.shape[0])
+    rows = checks.linear_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept,
+                                  theta, grad)
     if callable(loss_param):
         return guarded(_linear_batch_gradient_custom, X, y, sw, rows, int(loss_id), loss_param,
                        int(n_outputs), bool(fit_intercept), theta, grad, float(scale))
@@ -1806,7 +1819,9 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
                  fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state,
                  batch_loss):
     """A whole epoch (docs/kernels.md); returns n_done."""
-    checks.epoch_order(order, X.shape[0], int(batch_size), int(n_batches))
+    order = checks.linear_epoch(X, y, sw, order, int(batch_size), int(n_batches), loss_id,
+                                loss_param, n_outputs, fit_intercept, rule_id, hyper, lrs, theta,
+                                grad, state, batch_loss)
     args_tail = (int(n_outputs), bool(fit_intercept), float(alpha), float(l1_ratio),
                  int(rule_id), hyper, lrs, int(step0), theta, grad, state, batch_loss)
     custom = callable(loss_param)

@@ -36,11 +36,11 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba.core import cgutils, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from .config import kernel
 from .losses import loss_dloss, softmax_loss_dloss
-from .updates import apply_update
+from .updates import _apply_update
 from .. import checks
 from ..ids import ACT_RELU, ACT_TANH, LOSS_SOFTMAX, RULE_SGD
 
@@ -523,7 +523,7 @@ def _team_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, ac
             batch_loss[k] = loss
             shared[0] = loss
             if _finite(loss):
-                apply_update(rule_id, hyper, theta, grad, state, lrs[k], step0 + k + 1)
+                _apply_update(rule_id, hyper, theta, grad, state, lrs[k], step0 + k + 1)
         _barrier(bar, ts)
         if not _finite(shared[0]):
             return k
@@ -533,11 +533,8 @@ def _team_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, ac
 # ---------------------------------------------------------------- public kernels
 
 @kernel
-def mlp_batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad,
-                       scale, work):
-    """grad = scale * sum_{i in rows} s_i dl_i/dtheta (all of grad overwritten); returns
-    scale * sum s_i l_i.  No penalty.  ``work`` must hold
-    ``mlp_workspace_size(layer_sizes, len(rows))`` elements of theta's dtype."""
+def _mlp_batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad,
+                        scale, work):
     w_off, cum = _layout(layer_sizes)
     ab = np.empty(2, theta.dtype)
     bar = np.array([0, 0, 1, 0, -1], np.int64)
@@ -550,8 +547,7 @@ def mlp_batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, thet
 
 
 @kernel
-def mlp_add_penalty(theta, grad, layer_sizes, alpha, l1_ratio):
-    """Add the penalty's (sub)gradient to the W parts of grad; return its value."""
+def _mlp_add_penalty(theta, grad, layer_sizes, alpha, l1_ratio):
     w_off, cum = _layout(layer_sizes)
     return _penalty(theta, grad, layer_sizes, alpha, l1_ratio, w_off)
 
@@ -566,6 +562,43 @@ def mlp_epoch_serial(X, y, sw, order, batch_size, n_batches, loss_id, layer_size
                        activation_id, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta,
                        grad, state, batch_loss, work, 0, 1,
                        np.array([0, 0, 1, 0, -1], np.int64), np.zeros(2))
+
+
+def mlp_batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad, scale,
+                       work):
+    """grad = scale * sum_{i in rows} s_i dl_i/dtheta (all of grad overwritten); returns
+    scale * sum s_i l_i.  No penalty.  ``work`` must hold
+    ``mlp_workspace_size(layer_sizes, len(rows))`` elements of theta's dtype.  Checked
+    when Python calls it; the kernel itself (trusting its inputs) in ``@njit`` code."""
+    layer_sizes = checks.layer_sizes_array(layer_sizes)
+    rows = checks.mlp_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad,
+                               work)
+    return _mlp_batch_gradient(X, y, sw, rows, int(loss_id), layer_sizes, int(activation_id),
+                               theta, grad, float(scale), work)
+
+
+@overload(mlp_batch_gradient)
+def _ol_mlp_batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad,
+                           scale, work):
+    def impl(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad, scale, work):
+        return _mlp_batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta,
+                                   grad, scale, work)
+    return impl
+
+
+def mlp_add_penalty(theta, grad, layer_sizes, alpha, l1_ratio):
+    """Add the penalty's (sub)gradient to the W parts of grad; return its value (checked
+    from Python, the kernel itself in ``@njit`` code)."""
+    layer_sizes = checks.layer_sizes_array(layer_sizes)
+    checks.mlp_penalty(theta, grad, layer_sizes)
+    return _mlp_add_penalty(theta, grad, layer_sizes, float(alpha), float(l1_ratio))
+
+
+@overload(mlp_add_penalty)
+def _ol_mlp_add_penalty(theta, grad, layer_sizes, alpha, l1_ratio):
+    def impl(theta, grad, layer_sizes, alpha, l1_ratio):
+        return _mlp_add_penalty(theta, grad, layer_sizes, alpha, l1_ratio)
+    return impl
 
 
 def team_size(layer_sizes, batch_size, n_rows):
@@ -586,7 +619,10 @@ def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, acti
 
     Runs on ``team_size(...)`` threads: this one plus T - 1 Python threads, each in the
     same ``nogil`` kernel (see the module docstring)."""
-    checks.epoch_order(order, X.shape[0], int(batch_size), int(n_batches))
+    layer_sizes = checks.layer_sizes_array(layer_sizes)
+    order = checks.mlp_epoch(X, y, sw, order, int(batch_size), int(n_batches), loss_id,
+                             layer_sizes, activation_id, rule_id, hyper, lrs, theta, grad, state,
+                             batch_loss, work)
     T = team_size(layer_sizes, batch_size, len(order))
     args = (X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, activation_id,
             alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state, batch_loss, work)

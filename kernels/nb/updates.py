@@ -1,8 +1,10 @@
 """Fused update rules (PyTorch's formulas), in place on flat vectors: Numba.
 
 Same names, argument order and formulas as ``fastgd.reference.updates``.
-Every function is a public ``@njit`` kernel: call it from Python or from your
-own ``@njit`` code.  Each makes one pass over the parameters, reading
+Every function can be called from Python or from your own ``@njit`` code.  The
+single-rule functions are ``@njit`` kernels that trust their inputs, from Python too;
+``apply_update`` checks its arguments when Python calls it (``checks.update``) and is
+the kernel itself in ``@njit`` code.  Each makes one pass over the parameters, reading
 ``theta``, ``grad`` and the state once and writing ``theta`` and the state
 once.  ``step`` is the 1-based count of this update (PyTorch's
 ``state["step"]`` after its increment).  ``lr`` and the hyper-parameters are
@@ -12,8 +14,11 @@ arithmetic keeps the formula's order, as the reference's and Cython's do.
 """
 import math
 
+import numpy as np
+from numba.extending import overload
 
 from .config import kernel
+from .. import checks
 from ..ids import RULE_SGD, RULE_ADAM, RULE_ADAMW, RULE_ADAGRAD, RULE_RMSPROP
 
 
@@ -148,8 +153,7 @@ def rmsprop_update(theta, grad, square_avg, buf, grad_avg, lr, alpha, eps, weigh
 
 
 @kernel
-def apply_update(rule_id, hyper, theta, grad, state, lr, step):
-    """Dispatch on the rule code; ``state`` is (STATE_SLOTS[rule], P), ``hyper`` per ids.py."""
+def _apply_update(rule_id, hyper, theta, grad, state, lr, step):
     h = hyper
     if rule_id == RULE_SGD:
         sgd_update(theta, grad, state[0], lr, h[0], h[1], h[2] != 0.0, h[3], step)
@@ -161,3 +165,19 @@ def apply_update(rule_id, hyper, theta, grad, state, lr, step):
     elif rule_id == RULE_RMSPROP:
         rmsprop_update(theta, grad, state[0], state[1], state[2], lr, h[0], h[1], h[2], h[3],
                        h[4] != 0.0)
+
+
+def apply_update(rule_id, hyper, theta, grad, state, lr, step):
+    """Dispatch on the rule code; ``state`` is (STATE_SLOTS[rule], P), ``hyper`` per ids.py.
+    From Python the arguments are checked first (``checks.update``); from ``@njit`` code
+    this is the kernel itself, which trusts them."""
+    checks.update(rule_id, hyper, theta, grad, state)
+    _apply_update(int(rule_id), np.ascontiguousarray(hyper, dtype=np.float64), theta, grad,
+                  state, float(lr), int(step))
+
+
+@overload(apply_update)
+def _ol_apply_update(rule_id, hyper, theta, grad, state, lr, step):
+    def impl(rule_id, hyper, theta, grad, state, lr, step):
+        _apply_update(rule_id, hyper, theta, grad, state, lr, step)
+    return impl
