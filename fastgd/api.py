@@ -5,6 +5,7 @@ batch order, then runs one compiled call per epoch.  The Python loop runs
 once per epoch, never per batch.
 """
 import copy
+import numbers
 import time
 
 import numpy as np
@@ -112,6 +113,7 @@ class Run:
                 f"ignored. Pass penalty='l2' (or 'l1', 'elasticnet') to use it, or leave alpha at 0")
         if lr is not None:
             lr = optim._check_lr(lr)
+        lr = _lr_from_schedule(lr, schedule, isinstance(optimizer, optim.Optimizer))
         if isinstance(optimizer, optim.Optimizer) and lr is not None and lr != optimizer.lr:
             raise ValueError(
                 f"Invalid lr: {lr} with optimizer={optimizer!r}, whose lr is {optimizer.lr}; give the "
@@ -146,14 +148,17 @@ class Run:
             n_outputs = max(encoding, prev.model.n_outputs if prev is not None else 2, 2)
         sw = check_sample_weight(sample_weight, n, dtype)
         bs = n if batch_size is None else batch_size
-        check_batch_options(n, bs, epochs, sampling, drop_last)
+        check_batch_options(n, bs, epochs, sampling, drop_last, shuffle)
+        bs, epochs = int(bs), int(epochs)  # NumPy integers would wrap in ipe * epochs
         if prev is not None and optimizer is None:
             opt = prev.optimizer
             if lr is not None and lr != opt.lr:  # a new step size, the same rule and state
                 opt = copy.copy(opt)
                 opt.lr = lr
         else:
-            opt = optim.get(optimizer, 0.01 if lr is None else lr)
+            if lr is None:  # the documented default, or the continued fit's step size
+                lr = prev.optimizer.lr if prev is not None else 0.01
+            opt = optim.get(optimizer, lr)
         mdl = _bind_model(model, kind, d, n_outputs, fit_intercept)
         name = backends.resolve(backend, kind, custom_loss, X)
         ipe = _iterations_per_epoch(n, bs, drop_last, sampling)
@@ -167,9 +172,11 @@ class Run:
                         f"with this lr), or leave lr out to go on with that schedule")
                 sched = schedules.Constant(opt.lr)
         else:
-            # "optimal" reads alpha even without a penalty (scikit-learn's rule)
-            sched = schedules.get(schedule, opt.lr, ipe * epochs, float(alpha),
-                                  getattr(loss_obj, "py_dloss", None))
+            # "optimal" reads alpha even without a penalty (scikit-learn's rule); its t0
+            # heuristic reads a scalar loss's derivative, and takes softmax as the logistic
+            # loss, whose derivative there is below 1 (docs/decisions.md)
+            dloss = None if n_outputs > 1 else getattr(loss_obj, "py_dloss", None)
+            sched = schedules.get(schedule, opt.lr, ipe * epochs, float(alpha), dloss)
 
         if prev is not None:
             _check_continuation(prev, mdl, loss_obj, opt)
@@ -331,8 +338,26 @@ class Run:
             f"fit diverged at epoch {epoch}, iteration {j} of {ipe} (0-based; update "
             f"{step + j + 1} overall): {what}. The error's .result holds the last finite "
             f"parameters (after {step + j} updates). Lower the learning rate (it was "
-            f"{lrs[j]:g}), standardise X, or add a penalty.",
+            f"{lrs[j]:g}), standardise X{'' if self.kind == 'custom' else ', or add a penalty'}.",
             epoch=epoch, iteration=j, result=last)
+
+
+def _lr_from_schedule(lr, schedule, optimizer_has_lr):
+    """The step size a schedule that fixes its own (a number, a Schedule object) gives
+    the optimizer built from ``lr`` (not an optimizer object's, which keeps its own);
+    ``lr`` as well would be ignored, so it is refused unless equal."""
+    own = None
+    if isinstance(schedule, numbers.Real) and not isinstance(schedule, (bool, np.bool_)):
+        own = float(schedule)
+    elif isinstance(schedule, schedules.Schedule):
+        own = getattr(schedule, "lr", None)
+    if own is None:
+        return lr
+    if lr is not None and lr != own:
+        raise ValueError(
+            f"Invalid lr: {lr} with schedule={schedule!r}, which sets the step size ({own}) "
+            f"and would ignore lr; give the learning rate once, in the schedule or as lr=")
+    return lr if optimizer_has_lr else optim._check_lr(own)
 
 
 def _stop(answer):

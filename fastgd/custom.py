@@ -35,6 +35,11 @@ from .models import init_array
 _KINDS = ("regression", "binary01", "binary_pm1")
 
 
+def _math_domain(exc):
+    """Python's math raises ValueError("math domain error") where compiled code gives NaN."""
+    return "math domain error" in str(exc)
+
+
 def _check_njit(fn, what, signature):
     if not (hasattr(fn, "py_func") and hasattr(fn, "compile")):
         raise TypeError(f"Invalid {what}: {fn!r} is not a Numba @njit function; decorate "
@@ -96,6 +101,10 @@ class Loss:
                 loss[idx], dloss[idx] = f(float(p[idx]), float(y[idx]))
             except OverflowError:  # Python's math raises where compiled code gives inf
                 loss[idx], dloss[idx] = np.inf, np.nan
+            except ValueError as exc:  # ... or NaN (sqrt, log of a negative number)
+                if not _math_domain(exc):
+                    raise
+                loss[idx], dloss[idx] = np.nan, np.nan
         return loss, dloss
 
     def py_loss(self, p, y):
@@ -160,9 +169,29 @@ class CustomModel:
         bound = CustomModel.__new__(CustomModel)
         bound.__dict__.update(self.__dict__)
         bound.n_features = int(n_features)
+        args = (self.init.copy(), np.zeros(bound.n_features), 0.0, np.zeros(self.init.size))
+        try:  # fn's Python code first: compiled code does not check its indices
+            self.py_fn(*(a.copy() if isinstance(a, np.ndarray) else a for a in args))
+        except IndexError as exc:
+            raise ValueError(
+                f"Invalid model function {self.name!r}: called with params and grad_out of "
+                f"P={self.init.size} elements (init's length) and x of d={bound.n_features}, it "
+                f"indexes outside them ({exc}); check init's length against what fn reads and "
+                f"writes") from exc
+        except Exception:  # code only Numba runs (the compiled call below says what fails)
+            pass
+        if self.predict is not None:
+            try:
+                p = self.predict(self.init.copy(), np.zeros(bound.n_features))
+            except Exception as exc:
+                raise TypeError(f"Invalid predict: calling it as predict(params (P,), x (d,)) "
+                                f"failed ({type(exc).__name__}: {exc}); it must be @njit "
+                                f"(params, x) -> float") from exc
+            if not isinstance(p, numbers.Real) or isinstance(p, bool):
+                raise TypeError(f"Invalid predict: it returned {p!r}; it must return one number "
+                                f"(the prediction for x)")
         try:
-            out = self.fn(self.init.copy(), np.zeros(bound.n_features), 0.0,
-                          np.zeros(self.init.size))
+            out = self.fn(*args)
         except Exception as exc:
             raise TypeError(f"Invalid model function {self.name!r}: calling it as fn(params (P,), "
                             f"x (d,), y float, grad_out (P,)) failed ({type(exc).__name__}: {exc}); "

@@ -100,7 +100,7 @@ class MLP:
     HEAD_LOSSES = ("squared", "logistic", "softmax")
 
     def __init__(self, hidden=(100,), activation="relu"):
-        if isinstance(hidden, (int, np.integer)):
+        if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, (bool, np.bool_)):
             hidden = (int(hidden),)
         try:
             hidden = tuple(hidden)

@@ -45,7 +45,8 @@ class FitResult:
 
         if on_device(X):  # predictions are computed on the host (NumPy)
             X = to_host("X", X)
-        X = check_X(X, self._theta.dtype)
+        X = check_X(X, self._theta.dtype,
+                    overflow_fix="The model's parameters are float32; refit with dtype='float64'")
         if X.shape[1] != self.model.n_features:
             raise ValueError(f"Invalid X: it has {X.shape[1]} features but the model was fitted "
                              f"on {self.model.n_features}")
@@ -110,7 +111,10 @@ class FitResult:
 
     def __repr__(self):
         last = self.history["loss"][-1] if self.history["loss"] else float("nan")
-        return (f"FitResult(backend={self.backend!r}, loss={getattr(self.loss, 'name', self.loss)!r}, "
+        # a CustomModel's loss is its fn's
+        loss = self.model if getattr(self.model, "kind", None) == "custom" else \
+            getattr(self.loss, "name", self.loss)
+        return (f"FitResult(backend={self.backend!r}, loss={loss!r}, "
                 f"epochs={self.epochs}, batch_size={self.batch_size}, n_iter={self.n_iter}, "
                 f"final_loss={last:.6g})")
 

@@ -361,3 +361,86 @@ def test_the_readme_example_runs_and_continues_bit_for_bit():
     full = fastgd.mbgd(X, y, batch_size=32, loss="logistic", epochs=7, lr=0.05, seed=0)
     np.testing.assert_array_equal(more.coef, full.coef)
     assert more.intercept == full.intercept and more.n_iter == full.n_iter
+
+
+def test_numpy_integer_sizes_and_epochs_are_plain_ints():
+    X = np.random.default_rng(0).standard_normal((200, 3))
+    y = X[:, 0]
+    a = fastgd.fit(X, y, batch_size=np.uint32(4), epochs=np.uint8(2), backend="numpy", seed=0)
+    b = fastgd.fit(X, y, batch_size=4, epochs=2, backend="numpy", seed=0)
+    np.testing.assert_array_equal(a.coef, b.coef)
+    c = fastgd.fit(X[:40], y[:40], batch_size=1, epochs=np.int8(10), schedule="cosine", lr=0.1,
+                   backend="numpy")
+    assert c._config["schedule"].decay_steps == 400  # 40 * 10, not wrapped around in int8
+
+
+def test_lr_given_twice_is_refused_and_a_schedule_sets_the_optimizers():
+    X = np.random.default_rng(0).standard_normal((30, 2))
+    y = X[:, 0]
+    kw = dict(batch_size=5, epochs=1, backend="numpy", seed=0)
+    for schedule in (0.1, fastgd.schedules.Cosine(0.1, 10)):
+        with pytest.raises(ValueError) as info:
+            fastgd.fit(X, y, lr=0.5, schedule=schedule, **kw)
+        for word in ("Invalid lr", "0.5", "once"):
+            assert word in str(info.value)
+        same = fastgd.fit(X, y, lr=0.1, schedule=schedule, **kw)
+        alone = fastgd.fit(X, y, schedule=schedule, **kw)
+        assert alone.optimizer.lr == 0.1
+        np.testing.assert_array_equal(same.coef, alone.coef)
+
+
+def test_continuing_with_an_optimizer_name_keeps_the_step_size():
+    X = np.random.default_rng(0).standard_normal((60, 3))
+    y = (X[:, 0] > 0).astype(int)
+    kw = dict(loss="logistic", optimizer="sgd", seed=0, backend="numpy")
+    first = fastgd.mbgd(X, y, 8, lr=0.05, epochs=3, **kw)
+    more = fastgd.mbgd(X, y, 8, init=first, epochs=2, **kw)
+    whole = fastgd.mbgd(X, y, 8, lr=0.05, epochs=5, **kw)
+    assert more.optimizer.lr == 0.05
+    np.testing.assert_array_equal(more.coef, whole.coef)
+
+
+def test_optimal_schedule_with_softmax_takes_the_logistic_heuristic():
+    X = np.random.default_rng(0).standard_normal((30, 3))
+    y = np.arange(30) % 3
+    res = fastgd.fit(X, y, loss="softmax", schedule="optimal", penalty="l2", alpha=1e-3,
+                     batch_size=5, epochs=2, backend="numpy")
+    binary = fastgd.fit(X, y % 2, loss="logistic", schedule="optimal", penalty="l2", alpha=1e-3,
+                        batch_size=5, epochs=1, backend="numpy")
+    assert res._config["schedule"].t0 == binary._config["schedule"].t0
+
+
+def test_float32_input_without_a_dtype_attribute_trains_in_float32():
+    X32 = np.random.default_rng(0).standard_normal((30, 2)).astype(np.float32)
+    y = X32[:, 0].astype(np.float64)
+
+    class FrameLike:  # what a DataFrame offers: __array__, no .dtype
+        def __init__(self, a):
+            self._a = a
+
+        def __array__(self, dtype=None, copy=None):
+            return self._a if dtype is None else self._a.astype(dtype)
+
+    for X in (FrameLike(X32), list(X32)):
+        assert fastgd.fit(X, y, batch_size=5, backend="numpy")._theta.dtype == np.float32
+
+
+def test_cli_refuses_bad_values_as_usage_errors():
+    for args in (["--epochs", "0"], ["--epochs", "-1"], ["--backend", "bogus"]):
+        run = subprocess.run([sys.executable, "-m", "fastgd", "demo", *args], capture_output=True,
+                             text=True)
+        assert run.returncode == 2, (args, run.stderr)
+        assert "usage:" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_mlp_hidden_true_is_refused():
+    with pytest.raises((TypeError, ValueError), match="hidden"):
+        fastgd.MLP(hidden=True)
+
+
+def test_float32_predict_overflow_names_a_fix_that_exists():
+    X32 = np.random.default_rng(0).standard_normal((30, 3)).astype(np.float32)
+    res = fastgd.fit(X32, X32[:, 0], batch_size=5, backend="numpy")
+    with pytest.raises(ValueError) as info:
+        res.predict([[1e300, 0.0, 0.0]])
+    assert "refit with dtype='float64'" in str(info.value)

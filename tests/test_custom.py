@@ -473,3 +473,49 @@ def test_fit_with_custom_loss_continues_exactly():
     rest = fastgd.fit(X, y, loss=Loss(poisson), epochs=2, init=part, **kw)
     np.testing.assert_array_equal(rest.coef, full.coef)
     assert Loss(poisson) == Loss(poisson) and Loss(poisson) != Loss(pinball)
+
+
+@njit
+def _line2(params, x, y, g):  # reads and writes params[1]: needs P = 2
+    r = params[0] * x[0] + params[1] - y
+    g[0] = r * x[0]
+    g[1] = r
+    return 0.5 * r * r
+
+
+@njit
+def _sqrt_loss(p, y):  # sqrt of a negative number: NaN compiled, ValueError in Python
+    s = math.sqrt(1.0 + p)
+    r = s - y
+    return 0.5 * r * r, r * 0.5 / s
+
+
+@njit
+def _one_arg_predict(params):
+    return params[0]
+
+
+def test_a_model_too_short_for_its_function_is_refused_before_training():
+    X = np.random.default_rng(0).standard_normal((30, 1))
+    y = 2 * X[:, 0] + 1
+    for backend in ("numba", "numpy"):
+        with pytest.raises(ValueError) as info:
+            fastgd.sgd(X, y, model=CustomModel(_line2, init=[0.0]), epochs=1, backend=backend)
+        for word in ("_line2", "P=1", "init's length"):
+            assert word in str(info.value)
+    with pytest.raises(TypeError, match="Invalid predict"):
+        fastgd.sgd(X, y, model=CustomModel(_line2, init=[0.0, 0.0], predict=_one_arg_predict),
+                   epochs=1, backend="numba")
+
+
+def test_a_math_domain_error_in_python_is_the_nan_compiled_code_gives():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((40, 2))
+    y = X[:, 0]
+    where = []
+    for backend in ("numba", "numpy"):
+        with pytest.raises(fastgd.DivergenceError) as info:
+            fastgd.sgd(X, y, loss=Loss(_sqrt_loss), lr=1.0, epochs=2, seed=0, backend=backend)
+        where.append((info.value.epoch, info.value.iteration))
+        assert "add a penalty" in str(info.value)
+    assert where[0] == where[1]
