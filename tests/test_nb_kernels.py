@@ -1155,3 +1155,19 @@ def test_kernels_with_a_prange_take_their_arrays_from_serial_helpers():
     assert {"_split_read_epoch_impl", "_read_epoch_impl", "_pair_epoch_impl",
             "_halves_read_epoch_impl", "_chunks_parallel"} <= checked, checked
     assert not offending, sorted(set(offending))
+
+
+def test_prefetch_and_touch_take_any_integer_index():
+    # an int32 order from a user's @njit code reaches these; an index of another width than
+    # intp had crashed LLVM ("Operands must be the same type, got (i32, i64)")
+    from fastgd.kernels.nb._util import prefetch_item, prefetch_row, touch
+
+    @numba.njit
+    def read(X, y, i):
+        prefetch_row(X, i)
+        prefetch_item(y, i)
+        touch(X, i, 1)
+        return X[i, 1] + y[i]
+
+    X, y = np.arange(20.0).reshape(10, 2), np.arange(10.0)
+    assert [read(X, y, t(3)) for t in (np.int32, np.int64, np.uint32, np.int16)] == [10.0] * 4

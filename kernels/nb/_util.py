@@ -105,7 +105,7 @@ def _prefetch_elem(typingctx, arr, i, j):
     effect on results."""
     if not (isinstance(arr, types.Array) and arr.ndim in (1, 2)):
         return None
-    sig = types.void(arr, i, j)
+    sig = types.void(arr, types.intp, types.intp)  # any integer index, taken as intp
 
     def codegen(context, builder, signature, args):
         aryty = signature.args[0]
@@ -144,7 +144,7 @@ def touch(typingctx, arr, i, j):
     dependent additions that filled the scheduler while the misses were in flight)."""
     if not (isinstance(arr, types.Array) and arr.ndim in (1, 2)):
         return None
-    sig = types.void(arr, i, j)
+    sig = types.void(arr, types.intp, types.intp)  # any integer index, taken as intp
 
     def codegen(context, builder, signature, args):
         aryty = signature.args[0]
