@@ -55,7 +55,8 @@ def fit(X, y, *, loss=None, model=None, batch_size=None, epochs=1, optimizer=Non
         given).  A new ``lr`` keeps the optimizer and its state and replaces a
         constant schedule's step size; a ``seed`` other than the first fit's is
         refused (the stream carries on).
-    backend : "auto", "numpy", "cython", "numba" or "cuda".
+    backend : "auto", "numpy", "cython", "numba" or "cuda" ("auto" continuing a fit:
+        the backend it ran on).
     dtype : float32 or float64 (default: float32 input stays float32, else float64).
     accumulate : None, or "float64" to keep float32 data but accumulate
         gradients and parameters in float64.
@@ -93,6 +94,12 @@ class Run:
                 f"init=result.params)")
         if loss is None:
             loss = prev.loss if prev is not None else "squared"
+        if prev is not None and _is_name(backend, "auto"):
+            backend = prev.backend  # the same kernels, so the same bits
+        if prev is not None and penalty is None and alpha == 0.0 and l1_ratio == 0.15:
+            # the penalty carries over like the loss (penalty="none" drops it)
+            penalty, alpha = prev._config["penalty"], prev._config["alpha"]
+            l1_ratio = prev._config["l1_ratio"] if penalty == "elasticnet" else l1_ratio
         loss_obj = losses.get(loss)
         custom_loss = not isinstance(loss_obj, losses.LinearLoss)
         kind = _model_kind(model)

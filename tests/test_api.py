@@ -444,3 +444,31 @@ def test_float32_predict_overflow_names_a_fix_that_exists():
     with pytest.raises(ValueError) as info:
         res.predict([[1e300, 0.0, 0.0]])
     assert "refit with dtype='float64'" in str(info.value)
+
+
+def test_continuing_keeps_the_penalty_unless_told_otherwise():
+    X = np.random.default_rng(0).standard_normal((60, 3))
+    y = (X[:, 0] > 0).astype(int)
+    kw = dict(loss="logistic", seed=0, backend="numpy", lr=0.1)
+    for pen in (dict(penalty="l2", alpha=0.05), dict(penalty="elasticnet", alpha=0.05,
+                                                     l1_ratio=0.4)):
+        first = fastgd.mbgd(X, y, 8, epochs=3, **pen, **kw)
+        more = fastgd.mbgd(X, y, 8, init=first, epochs=2)
+        whole = fastgd.mbgd(X, y, 8, epochs=5, **pen, **kw)
+        np.testing.assert_array_equal(more.coef, whole.coef)
+        dropped = fastgd.mbgd(X, y, 8, init=first, epochs=2, penalty="none")
+        assert not np.array_equal(dropped.coef, whole.coef)
+
+
+def test_continuing_stays_on_the_fits_backend():
+    X = np.random.default_rng(0).standard_normal((60, 3))
+    y = (X[:, 0] > 0).astype(int)
+    for backend in fastgd.available_backends():
+        if backend == "cuda":
+            continue
+        kw = dict(loss="logistic", seed=0, lr=0.1, shuffle=False, backend=backend)
+        first = fastgd.mbgd(X, y, 6, epochs=3, **kw)
+        more = fastgd.mbgd(X, y, 6, init=first, epochs=1, shuffle=False)
+        whole = fastgd.mbgd(X, y, 6, epochs=4, **kw)
+        assert more.backend == backend
+        np.testing.assert_array_equal(more.coef, whole.coef)
