@@ -96,6 +96,11 @@ class Run:
             loss = prev.loss if prev is not None else "squared"
         if prev is not None and _is_name(backend, "auto"):
             backend = prev.backend  # the same kernels, so the same bits
+        if prev is not None and model is None:  # the model carries over like the loss
+            if prev.model.kind == "linear":
+                fit_intercept = prev.model.fit_intercept if fit_intercept is True else fit_intercept
+            else:
+                model = prev.model
         if prev is not None and penalty is None and alpha == 0.0 and l1_ratio == 0.15:
             # the penalty carries over like the loss (penalty="none" drops it)
             penalty, alpha = prev._config["penalty"], prev._config["alpha"]

@@ -472,3 +472,15 @@ def test_continuing_stays_on_the_fits_backend():
         whole = fastgd.mbgd(X, y, 6, epochs=4, **kw)
         assert more.backend == backend
         np.testing.assert_array_equal(more.coef, whole.coef)
+
+
+def test_continuing_keeps_the_model():
+    X = np.random.default_rng(0).standard_normal((40, 3))
+    y = (X[:, 0] > 0).astype(int)
+    kw = dict(loss="logistic", seed=0, lr=0.1, backend="numpy")
+    for model in (dict(model=fastgd.MLP((4,))), dict(fit_intercept=False)):
+        first = fastgd.mbgd(X, y, 8, epochs=2, **model, **kw)
+        more = fastgd.mbgd(X, y, 8, init=first, epochs=1)
+        whole = fastgd.mbgd(X, y, 8, epochs=3, **model, **kw)
+        assert more.model.signature() == first.model.signature()
+        np.testing.assert_array_equal(more._theta, whole._theta)
