@@ -73,7 +73,7 @@ class Linear:
         W = theta[:dk].reshape(self.n_features, self.n_outputs).copy()
         b = theta[dk:].copy() if self.fit_intercept else np.zeros(self.n_outputs, dtype=theta.dtype)
         if self.n_outputs == 1:
-            return W[:, 0], float(b[0])
+            return W[:, 0], b[0]  # a NumPy scalar of theta's dtype (float32 out)
         return W, b
 
     def unpack(self, theta):

@@ -6,7 +6,7 @@ class FitResult:
     """The outcome of a fit.
 
     Public attributes: ``coef`` ((d,), or (d, K) for softmax; None for an MLP),
-    ``intercept`` (float, or (K,)), ``params`` (list of (W, b)), ``history``
+    ``intercept`` (a scalar of the parameters' dtype, or (K,)), ``params`` (list of (W, b)), ``history``
     ({"loss": per-epoch mean batch loss, "time": per-epoch seconds}), ``n_iter``
     (total updates), ``iterations_per_epoch``, ``epochs``, ``batch_size``,
     ``backend``, ``loss`` and ``optimizer``.

@@ -484,3 +484,17 @@ def test_continuing_keeps_the_model():
         whole = fastgd.mbgd(X, y, 8, epochs=3, **model, **kw)
         assert more.model.signature() == first.model.signature()
         np.testing.assert_array_equal(more._theta, whole._theta)
+
+
+def test_float32_intercept_is_float32_and_a_diverging_reference_mlp_only_raises():
+    import warnings
+
+    X = np.random.default_rng(0).standard_normal((30, 2))
+    y = X[:, 0]
+    res = fastgd.fit(X.astype(np.float32), y, batch_size=5, backend="numpy")
+    assert res.intercept.dtype == np.float32 and res.coef.dtype == np.float32
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning before the error would fail here
+        with pytest.raises(fastgd.DivergenceError):
+            fastgd.fit(X * 1e3, y * 1e3, model=fastgd.MLP((8,)), batch_size=5, lr=10.0,
+                       epochs=20, backend="numpy", seed=0)

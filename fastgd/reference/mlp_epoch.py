@@ -196,6 +196,14 @@ def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, acti
     order = checks.mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes,
                              activation_id, rule_id, hyper, lrs, theta, grad, state, batch_loss,
                              work, needs_work=False)
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned about
+        return _epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes,
+                      activation_id, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
+                      state, batch_loss)
+
+
+def _epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, activation_id, alpha,
+           l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state, batch_loss):
     m = len(order)
     for k in range(n_batches):
         rows = order[k * batch_size:min((k + 1) * batch_size, m)]
