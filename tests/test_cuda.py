@@ -410,6 +410,20 @@ def test_convention_linear_epoch_on_host_arrays():
     close(g_theta, theta, np.float64)
     close(g_state, state, np.float64)
     close(bl, losses[0], np.float64)
+    # host arrays get the CPU entries' checks: a row outside X, a state too short
+    bad = prob.orders[0].copy()
+    bad[3] = prob.X.shape[0]
+    for order, state, word in ((bad, g_state, "Invalid order"),
+                               (prob.orders[0], g_state[:, :2].copy(), "Invalid state")):
+        with pytest.raises(ValueError, match=word):
+            linear_epoch(prob.X, prob.y, prob.sw, order, s.batch_size, prob.n_batches,
+                         s.loss_id, s.loss_param, s.n_outputs, s.fit_intercept, s.alpha,
+                         s.l1_ratio, s.rule_id, s.hyper, prob.lrs[0], 0, g_theta,
+                         np.zeros_like(g_theta), state, bl)
+    from fastgd.kernels.cuda.updates import apply_update
+
+    with pytest.raises(ValueError, match="Invalid rule_id"):
+        apply_update(9, s.hyper, g_theta, np.zeros_like(g_theta), g_state, 0.1, 1)
 
 
 # --------------------------------------------------------------------------- determinism

@@ -47,7 +47,7 @@ import math
 import numpy as np
 from numba import cuda, float64
 
-from .. import ids
+from .. import checks, ids
 from .losses import loss_functions
 from .updates import update_functions
 
@@ -625,6 +625,13 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
     """
     from ._device import as_device_array, is_device_array
     from .engine import LinearEngine
+
+    if not any(is_device_array(a) for a in (X, y, sw, order, theta, state)):
+        # host arrays: the CPU entries' checks (device arrays are trusted, as in a fit)
+        order = checks.linear_epoch(X, y, sw, order, int(batch_size), int(n_batches), loss_id,
+                                    loss_param, n_outputs, fit_intercept, rule_id, hyper, lrs,
+                                    theta, np.zeros_like(theta) if grad is None else grad,
+                                    state, batch_loss)
 
     class _Spec:
         pass

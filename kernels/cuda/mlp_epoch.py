@@ -30,7 +30,7 @@ import math
 import numpy as np
 from numba import cuda, float64
 
-from .. import ids
+from .. import checks, ids
 from .losses import loss_functions
 from .updates import update_functions
 
@@ -257,6 +257,13 @@ def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, acti
     """
     from ._device import as_device_array, is_device_array
     from .engine import MLPEngine
+
+    if not any(is_device_array(a) for a in (X, y, sw, order, theta, state)):
+        # host arrays: the CPU entries' checks (device arrays are trusted, as in a fit)
+        order = checks.mlp_epoch(X, y, sw, order, int(batch_size), int(n_batches), loss_id,
+                                 checks.layer_sizes_array(layer_sizes), activation_id, rule_id,
+                                 hyper, lrs, theta, np.zeros_like(theta) if grad is None else grad,
+                                 state, batch_loss, work, needs_work=False)
 
     class _Spec:
         pass

@@ -24,7 +24,7 @@ import math
 import numpy as np
 from numba import cuda
 
-from .. import ids
+from .. import checks, ids
 
 RULE_SGD = ids.RULE_SGD
 RULE_ADAM = ids.RULE_ADAM
@@ -166,6 +166,8 @@ def apply_update(rule_id, hyper, theta, grad, state, lr, step, threads=None):
 
     tpb = int(threads or config.THREADS_PER_BLOCK)
     P = theta.shape[0]
+    if all(isinstance(a, np.ndarray) for a in (theta, grad, state)):
+        checks.update(rule_id, hyper, theta, grad, state)  # host arrays: the CPU entries' check
     d_theta, theta_host = _as_device(theta)
     d_state, state_host = _as_device(state)
     d_grad, _ = _as_device(grad)
