@@ -5,7 +5,7 @@ batches than the order holds, a state array with fewer rows than the rule keeps,
 softmax label that is not a class index, an array shorter than the parameter vector
 would each make a loop read or write outside an array.  So every entry that Python code
 calls (``linear_epoch``, ``linear_batch_gradient``, ``mlp_epoch``, ``apply_update``, ...
-of every CPU backend) first runs the one check of this module that matches it: the codes
+of every CPU backend, and the CUDA ones given host arrays) first runs the one check of this module that matches it: the codes
 are known, the arrays have the shapes and dtypes docs/kernels.md gives, the indices are
 integers inside X.  A ``ValueError``/``TypeError`` names the argument, the rule, the
 value and the fix.  The cost is O(1) but for one pass over the order or the batch's rows
@@ -31,7 +31,7 @@ def index_array(name, a):
     array would be truncated or read as 0/1 without a word)."""
     a = np.asarray(a)
     if a.dtype != _INT64:
-        if a.dtype.kind not in "iu":
+        if a.dtype.kind not in "iu" and a.size:  # (an empty list is float64 to NumPy)
             raise TypeError(f"Invalid {name}: dtype {a.dtype}; it holds row indices, so it must "
                             f"be an integer array (e.g. np.asarray({name}, dtype=np.int64))")
         a = a.astype(np.int64)
