@@ -77,7 +77,8 @@ class Loss:
                             f"fn(0.5, 1.0) with two float64 scalars failed ({type(exc).__name__}: "
                             f"{exc}); it must be @njit (p, y) -> (loss, dloss)") from exc
         if not (isinstance(out, tuple) and len(out) == 2
-                and all(isinstance(v, numbers.Real) for v in out)):
+                and all(isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+                        for v in out)):
             raise TypeError(f"Invalid loss function {getattr(fn, '__name__', fn)!r}: fn(0.5, 1.0) "
                             f"returned {out!r}; it must return a pair of numbers (loss, dloss)")
         self.fn = fn

@@ -270,6 +270,13 @@ def test_loss_rejects_what_is_not_an_njit_pair_function():
 
     with pytest.raises(TypeError, match="pair of numbers"):
         Loss(scalar_only)
+
+    @njit
+    def flags(p, y):
+        return p > y, p < y
+
+    with pytest.raises(TypeError, match="pair of numbers"):
+        Loss(flags)
     with pytest.raises(ValueError, match="kind"):
         Loss(poisson, kind="ordinal")
 
