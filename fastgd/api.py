@@ -125,7 +125,7 @@ class Run:
                 f"ignored. Pass penalty='l2' (or 'l1', 'elasticnet') to use it, or leave alpha at 0")
         if lr is not None:
             lr = optim._check_lr(lr)
-        lr = _lr_from_schedule(lr, schedule, isinstance(optimizer, optim.Optimizer))
+        lr = _lr_from_schedule(lr, schedule, optimizer)
         if isinstance(optimizer, optim.Optimizer) and lr is not None and lr != optimizer.lr:
             raise ValueError(
                 f"Invalid lr: {lr} with optimizer={optimizer!r}, whose lr is {optimizer.lr}; give the "
@@ -354,10 +354,11 @@ class Run:
             epoch=epoch, iteration=j, result=last)
 
 
-def _lr_from_schedule(lr, schedule, optimizer_has_lr):
+def _lr_from_schedule(lr, schedule, optimizer):
     """The step size a schedule that fixes its own (a number, a Schedule object) gives
-    the optimizer built from ``lr`` (not an optimizer object's, which keeps its own);
-    ``lr`` as well would be ignored, so it is refused unless equal."""
+    the optimizer built from ``lr``.  An ``lr=`` or an optimizer object's lr as well
+    would be ignored (and reported as what ran), so either is refused unless equal.
+    ("optimal" and callables ignore lr as scikit-learn's "optimal" ignores eta0.)"""
     own = None
     if isinstance(schedule, numbers.Real) and not isinstance(schedule, (bool, np.bool_)):
         own = float(schedule)
@@ -369,7 +370,14 @@ def _lr_from_schedule(lr, schedule, optimizer_has_lr):
         raise ValueError(
             f"Invalid lr: {lr} with schedule={schedule!r}, which sets the step size ({own}) "
             f"and would ignore lr; give the learning rate once, in the schedule or as lr=")
-    return lr if optimizer_has_lr else optim._check_lr(own)
+    if isinstance(optimizer, optim.Optimizer):
+        if optimizer.lr != own:
+            raise ValueError(
+                f"Invalid optimizer: {optimizer!r} with schedule={schedule!r}, which sets the "
+                f"step size ({own}) and would ignore the optimizer's lr; build the optimizer "
+                f"with lr={own}, or give the schedule that lr")
+        return lr
+    return optim._check_lr(own)
 
 
 def _stop(answer):

@@ -12,6 +12,7 @@ for other settings.  ``t`` counts updates (iterations), not epochs:
 :func:`fastgd.iterations_per_epoch`.
 """
 import math
+import numbers
 
 import numpy as np
 
@@ -248,7 +249,7 @@ def get(schedule, lr, total_iterations, alpha=0.0, dloss=None):
                          f"a fastgd.schedules object or a callable t -> lr")
     if callable(schedule):
         return FromCallable(schedule)
-    if isinstance(schedule, (int, float)) and not isinstance(schedule, bool):
-        return Constant(schedule)
+    if isinstance(schedule, numbers.Real) and not isinstance(schedule, (bool, np.bool_)):
+        return Constant(float(schedule))  # NumPy scalars too
     raise TypeError(f"Invalid schedule: {schedule!r} of type {type(schedule).__name__}; pass a "
                     f"name such as 'cosine', a fastgd.schedules object or a callable t -> lr")

@@ -170,11 +170,22 @@ def rule(rule_id, hyper, state, P, dtype):
                          f"rows, so it must be ({slots}, {P})")
 
 
+def step_size(name, lr):
+    """A step size is finite and >= 0 (a schedule may reach 0)."""
+    a = np.asarray(lr)
+    if a.size and not (a.min() >= 0 and a.max() < np.inf):  # NaN fails the first
+        bad = a.reshape(-1)
+        k = int(np.argmax(~(np.isfinite(bad) & (bad >= 0))))
+        what = f"{float(bad[k])!r}" if a.ndim == 0 else f"it holds {float(bad[k])!r} at position {k}"
+        raise ValueError(f"Invalid {name}: {what}; step sizes must be finite and >= 0")
+
+
 def per_batch(n_batches, lrs, batch_loss):
-    """A step size and a loss slot for each of the epoch's batches."""
+    """A step size (finite, >= 0) and a loss slot for each of the epoch's batches."""
     if np.ndim(lrs) != 1 or len(lrs) < n_batches:
         raise ValueError(f"Invalid lrs: shape {np.shape(lrs)}; it needs a step size for each "
                          f"of the {n_batches} batches")
+    step_size("lrs", np.asarray(lrs)[:n_batches])
     if (not isinstance(batch_loss, np.ndarray) or batch_loss.dtype != np.float64
             or batch_loss.ndim != 1 or len(batch_loss) < n_batches
             or not batch_loss.flags.writeable):
@@ -238,12 +249,16 @@ def penalty(theta, grad, n_penalized):
                          "the weights before the intercept)")
 
 
-def update(rule_id, hyper, theta, grad, state):
-    """``apply_update``'s arguments."""
+def update(rule_id, hyper, theta, grad, state, lr, step):
+    """``apply_update``'s arguments (``step``: PyTorch's 1-based count of this update)."""
     P = len(theta) if isinstance(theta, np.ndarray) else 0
     param_array("theta", theta, P)
     param_array("grad", grad, P, theta.dtype)
     rule(rule_id, hyper, state, P, theta.dtype)
+    step_size("lr", lr)
+    if not step >= 1:
+        raise ValueError(f"Invalid step: {step!r}; it is the 1-based count of this update "
+                         "(PyTorch's state['step'] after its increment), so it must be >= 1")
 
 
 def mlp_params(layer_sizes):

@@ -44,7 +44,7 @@ def test_three_spellings_are_one_algorithm(regression):
     np.testing.assert_array_equal(fastgd.bgd(X, y, **kw).coef, fastgd.fit(X, y, **kw).coef)
 
 
-@pytest.mark.parametrize("optimizer", [None, Adam(lr=0.01), SGD(lr=0.01, momentum=0.9)])
+@pytest.mark.parametrize("optimizer", [None, Adam(lr=0.05), SGD(lr=0.05, momentum=0.9)])
 def test_continuing_from_a_result_is_bit_for_bit(binary, optimizer):
     X, y = binary
     kw = dict(loss="logistic", batch_size=8, optimizer=optimizer, seed=42,
@@ -387,6 +387,12 @@ def test_lr_given_twice_is_refused_and_a_schedule_sets_the_optimizers():
         alone = fastgd.fit(X, y, schedule=schedule, **kw)
         assert alone.optimizer.lr == 0.1
         np.testing.assert_array_equal(same.coef, alone.coef)
+        with pytest.raises(ValueError, match="Invalid optimizer.*lr=0.1"):
+            fastgd.fit(X, y, optimizer=fastgd.optim.SGD(lr=0.5), schedule=schedule, **kw)
+        with_opt = fastgd.fit(X, y, optimizer=fastgd.optim.SGD(lr=0.1), schedule=schedule, **kw)
+        np.testing.assert_array_equal(with_opt.coef, alone.coef)
+    np.testing.assert_array_equal(fastgd.fit(X, y, schedule=np.float32(0.25), **kw).coef,
+                                  fastgd.fit(X, y, schedule=float(np.float32(0.25)), **kw).coef)
 
 
 def test_continuing_with_an_optimizer_name_keeps_the_step_size():

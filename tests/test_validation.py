@@ -322,6 +322,8 @@ BAD_EPOCH_ARGS = [
     ("grad", np.zeros(9), ValueError, ["grad", "(9,)", "(4,)"]),
     ("grad", np.zeros(4, np.float32), TypeError, ["grad", "float32", "theta's dtype"]),
     ("lrs", np.ones(2), ValueError, ["lrs", "4 batches"]),
+    ("lrs", np.array([0.1, 0.1, np.nan, 0.1]), ValueError, ["lrs", "nan", "position 2", ">= 0"]),
+    ("lrs", np.array([0.1, -0.1, 0.1, 0.1]), ValueError, ["lrs", "-0.1", "position 1"]),
     ("batch_loss", np.zeros(2), ValueError, ["batch_loss", "n_batches=4"]),
     ("order", np.arange(20.0), TypeError, ["order", "float64", "integer"]),
     ("order", np.arange(20) % 2 == 0, TypeError, ["order", "bool", "integer"]),
@@ -357,12 +359,17 @@ def test_linear_kernels_check_every_argument(mod, name, value, error, words):
         gradient_args["rows"] = args["order"]
         with pytest.raises(error):
             mod.linear_batch_gradient(scale=0.2, **gradient_args)
+    update = getattr(importlib.import_module(mod.__name__.replace("linear_epoch", "updates")),
+                     "apply_update")
     if name in ("state", "hyper", "rule_id", "theta", "grad"):
-        update = getattr(importlib.import_module(mod.__name__.replace("linear_epoch", "updates")),
-                         "apply_update")
         with pytest.raises(error):
             update(args["rule_id"], args["hyper"], args["theta"], args["grad"], args["state"],
                    0.1, 1)
+    good = _epoch_args()
+    for lr, step, word in ((0.1, 0, "step"), (-0.1, 1, "lr"), (np.inf, 1, "lr")):
+        with pytest.raises(ValueError, match=f"Invalid {word}"):
+            update(good["rule_id"], good["hyper"], good["theta"], good["grad"], good["state"],
+                   lr, step)
     assert (theta == 0.5).all()
 
 

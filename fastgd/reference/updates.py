@@ -69,7 +69,7 @@ def rmsprop_update(theta, grad, square_avg, buf, grad_avg, lr, alpha, eps, weigh
 
 def apply_update(rule_id, hyper, theta, grad, state, lr, step):
     """Dispatch on the rule code; ``state`` is (STATE_SLOTS[rule], P)."""
-    checks.update(rule_id, hyper, theta, grad, state)
+    checks.update(rule_id, hyper, theta, grad, state, lr, step)
     _apply_update(rule_id, hyper, theta, grad, state, lr, step)
 
 

@@ -166,8 +166,8 @@ def apply_update(rule_id, hyper, theta, grad, state, lr, step, threads=None):
 
     tpb = int(threads or config.THREADS_PER_BLOCK)
     P = theta.shape[0]
-    if all(isinstance(a, np.ndarray) for a in (theta, grad, state)):
-        checks.update(rule_id, hyper, theta, grad, state)  # host arrays: the CPU entries' check
+    if all(isinstance(a, np.ndarray) for a in (theta, grad, state)):  # the CPU entries' check
+        checks.update(rule_id, hyper, theta, grad, state, lr, step)
     d_theta, theta_host = _as_device(theta)
     d_state, state_host = _as_device(state)
     d_grad, _ = _as_device(grad)

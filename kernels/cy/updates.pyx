@@ -507,6 +507,6 @@ def _apply(int rule_id, const double[::1] hyper, floating[::1] theta,
 
 def apply_update(rule_id, hyper, theta, grad, state, lr, step):
     """Dispatch on the rule code; ``state`` is (STATE_SLOTS[rule_id], P), in place."""
-    checks.update(rule_id, hyper, theta, grad, state)
+    checks.update(rule_id, hyper, theta, grad, state, lr, step)
     _apply(int(rule_id), np.ascontiguousarray(hyper, dtype=np.float64), theta, grad, state,
            float(lr), int(step))

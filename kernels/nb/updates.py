@@ -171,7 +171,7 @@ def apply_update(rule_id, hyper, theta, grad, state, lr, step):
     """Dispatch on the rule code; ``state`` is (STATE_SLOTS[rule], P), ``hyper`` per ids.py.
     From Python the arguments are checked first (``checks.update``); from ``@njit`` code
     this is the kernel itself, which trusts them."""
-    checks.update(rule_id, hyper, theta, grad, state)
+    checks.update(rule_id, hyper, theta, grad, state, lr, step)
     _apply_update(int(rule_id), np.ascontiguousarray(hyper, dtype=np.float64), theta, grad,
                   state, float(lr), int(step))
 
