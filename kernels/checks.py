@@ -5,13 +5,14 @@ batches than the order holds, a state array with fewer rows than the rule keeps,
 softmax label that is not a class index, an array shorter than the parameter vector
 would each make a loop read or write outside an array.  So every entry that Python code
 calls (``linear_epoch``, ``linear_batch_gradient``, ``mlp_epoch``, ``apply_update``, ...
-of every CPU backend, and the CUDA ones given host arrays) first runs the one check of this module that matches it: the codes
-are known, the arrays have the shapes and dtypes docs/kernels.md gives, the indices are
-integers inside X.  A ``ValueError``/``TypeError`` names the argument, the rule, the
-value and the fix.  The cost is O(1) but for one pass over the order or the batch's rows
-(about 10 us for 100,000 rows) and, for softmax, over the labels.  The fit driver's
-arrays pass by construction.  Kernels called from users' own ``@njit`` code trust their
-inputs, as the compiled loops do.
+of every CPU backend, and the CUDA ones given host arrays) first runs the one check of
+this module that matches it: the codes are known, the arrays have the shapes and dtypes
+docs/kernels.md gives, the indices are integers inside X.  A ``ValueError``/``TypeError``
+names the argument, the rule, the value and the fix.  The cost is O(1) but for one pass
+over the order or the batch's rows, one over the step sizes and, for softmax, one over
+the labels (57 us a W1 epoch at b = 1, 100,000 of each: 0.5-0.7 % of the epoch).  The
+fit driver's arrays pass by construction.  Kernels called from users' own ``@njit`` code
+trust their inputs, as the compiled loops do.
 """
 import numpy as np
 
