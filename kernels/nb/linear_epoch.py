@@ -761,7 +761,7 @@ def _scalar_rule_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_inter
 
 
 # --------------------------------------------------------------------------
-# The public kernels.
+# The public kernels' bodies (their checked Python entries and @overloads are below).
 
 @kernel
 def _add_penalty(theta, grad, n_penalized, alpha, l1_ratio):
