@@ -194,6 +194,26 @@ def per_batch(n_batches, lrs, batch_loss):
                          f"float64 array of at least n_batches={n_batches} elements")
 
 
+def _length(theta):
+    """P where theta itself sets it (an update, a penalty, a custom model); 0 for a
+    non-array, which param_array then refuses by type."""
+    return len(theta) if isinstance(theta, np.ndarray) else 0
+
+
+def _layer_sizes(layer_sizes):
+    s = np.asarray(layer_sizes)
+    if s.ndim != 1 or len(s) < 2 or s.dtype.kind not in "iu" or (s < 1).any():
+        raise ValueError(f"Invalid layer_sizes: {layer_sizes!r}; it must be an integer array "
+                         "[d, h1, ..., K_out] of positive sizes")
+    return s
+
+
+def _model_function(fn):
+    if not callable(fn):
+        raise TypeError(f"Invalid fn: {fn!r}; it must be the model's per-sample function "
+                        "fn(params, x, y, grad_out) -> loss")
+
+
 def _describe(a):
     if isinstance(a, np.ndarray):
         return f"shape {a.shape}, dtype {a.dtype}"
@@ -242,7 +262,7 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
 
 def penalty(theta, grad, n_penalized):
     """``add_penalty``'s arguments: the penalised part lies inside theta and grad."""
-    P = len(theta) if isinstance(theta, np.ndarray) else 0
+    P = _length(theta)
     param_array("theta", theta, P)
     param_array("grad", grad, P, theta.dtype)
     if not 0 <= n_penalized <= P:
@@ -252,7 +272,7 @@ def penalty(theta, grad, n_penalized):
 
 def update(rule_id, hyper, theta, grad, state, lr, step):
     """``apply_update``'s arguments (``step``: PyTorch's 1-based count of this update)."""
-    P = len(theta) if isinstance(theta, np.ndarray) else 0
+    P = _length(theta)
     param_array("theta", theta, P)
     param_array("grad", grad, P, theta.dtype)
     rule(rule_id, hyper, state, P, theta.dtype)
@@ -270,10 +290,7 @@ def mlp_params(layer_sizes):
 
 def mlp_layers(X, layer_sizes, loss_id, activation_id):
     """``layer_sizes`` = [d, h1, ..., K_out] for this X and loss; known codes."""
-    s = np.asarray(layer_sizes)
-    if s.ndim != 1 or len(s) < 2 or s.dtype.kind not in "iu" or (s < 1).any():
-        raise ValueError(f"Invalid layer_sizes: {layer_sizes!r}; it must be an integer array "
-                         "[d, h1, ..., K_out] of positive sizes")
+    s = _layer_sizes(layer_sizes)
     if s[0] != X.shape[1]:
         raise ValueError(f"Invalid layer_sizes: it starts with {int(s[0])}, but X has "
                          f"{X.shape[1]} features; layer_sizes[0] must be X.shape[1]")
@@ -318,10 +335,7 @@ def mlp_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, gra
 
 def mlp_penalty(theta, grad, layer_sizes):
     """``mlp_add_penalty``'s arguments."""
-    s = np.asarray(layer_sizes)
-    if s.ndim != 1 or len(s) < 2 or s.dtype.kind not in "iu" or (s < 1).any():
-        raise ValueError(f"Invalid layer_sizes: {layer_sizes!r}; it must be an integer array "
-                         "[d, h1, ..., K_out] of positive sizes")
+    _layer_sizes(layer_sizes)
     P = mlp_params(layer_sizes)
     param_array("theta", theta, P)
     param_array("grad", grad, P, theta.dtype)
@@ -349,13 +363,11 @@ def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, acti
 
 def custom_gradient(fn, X, y, sw, rows, theta, grad, gbuf):
     """``custom_model_batch_gradient``'s arguments; returns ``rows`` as int64."""
-    if not callable(fn):
-        raise TypeError(f"Invalid fn: {fn!r}; it must be the model's per-sample function "
-                        "fn(params, x, y, grad_out) -> loss")
+    _model_function(fn)
     data(X, y, sw)
     rows = index_array("rows", rows)
     rows_in_range("rows", rows, X.shape[0])
-    P = len(theta) if isinstance(theta, np.ndarray) else 0
+    P = _length(theta)
     param_array("theta", theta, P)
     param_array("grad", grad, P, theta.dtype)
     param_array("gbuf", gbuf, P, theta.dtype)
@@ -365,13 +377,11 @@ def custom_gradient(fn, X, y, sw, rows, theta, grad, gbuf):
 def custom_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyper, lrs, theta, grad,
                  state, batch_loss, gbuf):
     """``custom_model_epoch``'s arguments; returns ``order`` as int64."""
-    if not callable(fn):
-        raise TypeError(f"Invalid fn: {fn!r}; it must be the model's per-sample function "
-                        "fn(params, x, y, grad_out) -> loss")
+    _model_function(fn)
     data(X, y, sw)
     order = index_array("order", order)
     epoch_order(order, X.shape[0], batch_size, n_batches)
-    P = len(theta) if isinstance(theta, np.ndarray) else 0
+    P = _length(theta)
     param_array("theta", theta, P)
     param_array("grad", grad, P, theta.dtype)
     param_array("gbuf", gbuf, P, theta.dtype)
