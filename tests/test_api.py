@@ -504,3 +504,37 @@ def test_float32_intercept_is_float32_and_a_diverging_reference_mlp_only_raises(
         with pytest.raises(fastgd.DivergenceError):
             fastgd.fit(X * 1e3, y * 1e3, model=fastgd.MLP((8,)), batch_size=5, lr=10.0,
                        epochs=20, backend="numpy", seed=0)
+
+
+def test_switching_momentum_on_when_continuing_follows_torch_or_is_refused(regression):
+    X, y = regression
+    kw = dict(loss="squared", batch_size=len(y), seed=0, backend="numpy", fit_intercept=False)
+    plain = fastgd.fit(X, y, epochs=2, optimizer=SGD(lr=0.1), **kw)
+    # a buffer that never started cannot take torch's undamped first gradient
+    with pytest.raises(ValueError, match=r"dampening=0.5 .*never started.*dampening=0"):
+        fastgd.fit(X, y, epochs=1, optimizer=SGD(lr=0.1, momentum=0.9, dampening=0.5), init=plain)
+    on = fastgd.fit(X, y, epochs=3, optimizer=SGD(lr=0.1, momentum=0.9), init=plain)
+    # a buffer that has started carries on through a fit without momentum, as in torch
+    started = fastgd.fit(X, y, epochs=1, optimizer=SGD(lr=0.1, momentum=0.9, dampening=0.5), **kw)
+    paused = fastgd.fit(X, y, epochs=1, optimizer=SGD(lr=0.1), init=started)
+    resumed = fastgd.fit(X, y, epochs=2, optimizer=SGD(lr=0.1, momentum=0.9, dampening=0.5), init=paused)
+    torch = pytest.importorskip("torch")
+    w = torch.zeros(X.shape[1], dtype=torch.float64, requires_grad=True)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    opt = torch.optim.SGD([w], lr=0.1)
+
+    def steps(n, **group):
+        opt.param_groups[0].update(group)
+        for _ in range(n):
+            opt.zero_grad()
+            (0.5 * ((Xt @ w - yt) ** 2).mean()).backward()
+            opt.step()
+    steps(2)
+    steps(3, momentum=0.9)
+    np.testing.assert_allclose(on.coef, w.detach().numpy(), rtol=1e-12)
+    w.data.zero_()
+    opt.state.clear()
+    steps(1, momentum=0.9, dampening=0.5)
+    steps(1, momentum=0.0, dampening=0.0)
+    steps(2, momentum=0.9, dampening=0.5)
+    np.testing.assert_allclose(resumed.coef, w.detach().numpy(), rtol=1e-12)
