@@ -181,8 +181,13 @@ def step_size(name, lr):
         raise ValueError(f"Invalid {name}: {what}; step sizes must be finite and >= 0")
 
 
-def per_batch(n_batches, lrs, batch_loss):
-    """A step size (finite, >= 0) and a loss slot for each of the epoch's batches."""
+def per_batch(n_batches, lrs, batch_loss, step0):
+    """A step size (finite, >= 0) and a loss slot for each of the epoch's batches; the
+    updates done before it (``step0``, so the first is update step0 + 1) >= 0."""
+    if not step0 >= 0:
+        raise ValueError(f"Invalid step0: {step0!r}; it counts the updates done before this "
+                         "epoch (the first one here is update step0 + 1, Adam's bias correction "
+                         "reads it), so it must be >= 0")
     if np.ndim(lrs) != 1 or len(lrs) < n_batches:
         raise ValueError(f"Invalid lrs: shape {np.shape(lrs)}; it needs a step size for each "
                          f"of the {n_batches} batches")
@@ -243,7 +248,8 @@ def linear_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercep
 
 
 def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
-                 fit_intercept, rule_id, hyper, lrs, theta, grad, state, batch_loss):
+                 fit_intercept, rule_id, hyper, lrs, step0, theta, grad, state,
+                 batch_loss):
     """``linear_epoch``'s arguments; returns ``order`` as int64."""
     data(X, y, sw)
     loss_code(loss_id, loss_param)
@@ -254,7 +260,7 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
     param_array("theta", theta, P)
     param_array("grad", grad, P, theta.dtype)
     rule(rule_id, hyper, state, P, theta.dtype)
-    per_batch(n_batches, lrs, batch_loss)
+    per_batch(n_batches, lrs, batch_loss, step0)
     if loss_id == ids.LOSS_SOFTMAX:
         class_labels(y, n_outputs)
     return order
@@ -277,6 +283,11 @@ def update(rule_id, hyper, theta, grad, state, lr, step):
     param_array("grad", grad, P, theta.dtype)
     rule(rule_id, hyper, state, P, theta.dtype)
     step_size("lr", lr)
+    step_count(step)
+
+
+def step_count(step):
+    """An update's ``step``: PyTorch's 1-based count (Adam divides by 1 - beta^step)."""
     if not step >= 1:
         raise ValueError(f"Invalid step: {step!r}; it is the 1-based count of this update "
                          "(PyTorch's state['step'] after its increment), so it must be >= 1")
@@ -342,7 +353,8 @@ def mlp_penalty(theta, grad, layer_sizes):
 
 
 def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, activation_id,
-              rule_id, hyper, lrs, theta, grad, state, batch_loss, work, needs_work=True):
+              rule_id, hyper, lrs, step0, theta, grad, state, batch_loss, work,
+              needs_work=True):
     """``mlp_epoch``'s arguments (``needs_work`` as for mlp_gradient); returns ``order`` as
     int64."""
     data(X, y, sw)
@@ -353,7 +365,7 @@ def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, acti
     param_array("theta", theta, P)
     param_array("grad", grad, P, theta.dtype)
     rule(rule_id, hyper, state, P, theta.dtype)
-    per_batch(n_batches, lrs, batch_loss)
+    per_batch(n_batches, lrs, batch_loss, step0)
     if needs_work:
         mlp_work(work, layer_sizes, min(batch_size, len(order)), theta.dtype)
     if loss_id == ids.LOSS_SOFTMAX:
@@ -374,8 +386,8 @@ def custom_gradient(fn, X, y, sw, rows, theta, grad, gbuf):
     return rows
 
 
-def custom_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyper, lrs, theta, grad,
-                 state, batch_loss, gbuf):
+def custom_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyper, lrs, step0, theta,
+                 grad, state, batch_loss, gbuf):
     """``custom_model_epoch``'s arguments; returns ``order`` as int64."""
     _model_function(fn)
     data(X, y, sw)
@@ -386,5 +398,5 @@ def custom_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyper, lrs
     param_array("grad", grad, P, theta.dtype)
     param_array("gbuf", gbuf, P, theta.dtype)
     rule(rule_id, hyper, state, P, theta.dtype)
-    per_batch(n_batches, lrs, batch_loss)
+    per_batch(n_batches, lrs, batch_loss, step0)
     return order

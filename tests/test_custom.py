@@ -526,3 +526,14 @@ def test_a_math_domain_error_in_python_is_the_nan_compiled_code_gives():
         where.append((info.value.epoch, info.value.iteration))
         assert "add a penalty" in str(info.value)
     assert where[0] == where[1]
+
+
+@pytest.mark.parametrize("mod", [ref_ce, nb_ce])
+def test_custom_model_epoch_refuses_a_negative_step0(mod):
+    X, y = np.ones((6, 1)), np.ones(6)
+    theta = np.zeros(2)
+    with pytest.raises(ValueError, match="Invalid step0: -1"):
+        mod.custom_model_epoch(_line2, X, y, np.empty(0), np.arange(6), 3, 2, ids.RULE_ADAM,
+                               np.array([0.9, 0.999, 1e-8, 0.0, 0.0]), np.full(2, 0.1), -1,
+                               theta, np.zeros(2), np.zeros((3, 2)), np.zeros(2), np.zeros(2))
+    assert (theta == 0).all()

@@ -446,6 +446,13 @@ def test_update_wrappers_check_lengths():
                                 np.zeros((1, 5)), 0.1, 1)
     with pytest.raises(ValueError, match="rule"):
         cy_updates.apply_update(9, np.zeros(5), np.zeros(5), np.zeros(5), np.zeros((3, 5)), 0.1, 1)
+    z = np.zeros(5)
+    for call in (lambda: cy_updates.sgd_update(z, z, z, 0.1, 0.9, 0.0, False, 0.0, 0),
+                 lambda: cy_updates.adam_update(z, z, z, z, z, 0.1, 0.9, 0.999, 1e-8, 0.0, False,
+                                                False, 0),
+                 lambda: cy_updates.adagrad_update(z, z, z, 0.1, 0.1, 0.0, 1e-10, -3)):
+        with pytest.raises(ValueError, match="Invalid step"):  # Adam: 0/0 at step 0
+            call()
 
 
 def test_update_wrappers_reject_mixed_dtypes():

@@ -327,6 +327,7 @@ BAD_EPOCH_ARGS = [
     ("batch_loss", np.zeros(2), ValueError, ["batch_loss", "n_batches=4"]),
     ("order", np.arange(20.0), TypeError, ["order", "float64", "integer"]),
     ("order", np.arange(20) % 2 == 0, TypeError, ["order", "bool", "integer"]),
+    ("step0", -1, ValueError, ["step0", "-1", ">= 0"]),  # Adam: a NaN step, not an error
 ]
 
 
@@ -426,6 +427,7 @@ def test_mlp_kernels_check_every_argument(mod):
              ("theta", np.zeros(5), ["theta", "(5,)", f"({P},)"]),
              ("state", np.zeros((1, 5)), ["state"]),
              ("lrs", np.ones(1), ["lrs"]),
+             ("step0", -2, ["step0", "-2"]),
              ("y", np.zeros(4), ["y", "(4,)"])]
     if compiled:  # the reference ignores work
         cases.append(("work", np.zeros(3), ["work", "at least", "85"]))

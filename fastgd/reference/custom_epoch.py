@@ -43,7 +43,7 @@ def _batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf):
 def custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyper, lrs, step0,
                        theta, grad, state, batch_loss, gbuf):
     order = checks.custom_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyper, lrs,
-                                theta, grad, state, batch_loss, gbuf)
+                                step0, theta, grad, state, batch_loss, gbuf)
     m = len(order)
     for k in range(n_batches):
         rows = order[k * batch_size:min((k + 1) * batch_size, m)]

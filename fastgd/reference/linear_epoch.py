@@ -83,8 +83,8 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
                  fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
                  state, batch_loss):
     order = checks.linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param,
-                                n_outputs, fit_intercept, rule_id, hyper, lrs, theta, grad, state,
-                                batch_loss)
+                                n_outputs, fit_intercept, rule_id, hyper, lrs, step0, theta, grad,
+                                state, batch_loss)
     m = len(order)
     n_penalized = X.shape[1] * n_outputs
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned about

@@ -194,8 +194,8 @@ def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, acti
     that batch, which is then not applied (theta and state stay as before it).
     """
     order = checks.mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes,
-                             activation_id, rule_id, hyper, lrs, theta, grad, state, batch_loss,
-                             work, needs_work=False)
+                             activation_id, rule_id, hyper, lrs, step0, theta, grad, state,
+                             batch_loss, work, needs_work=False)
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned about
         return _epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes,
                       activation_id, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,

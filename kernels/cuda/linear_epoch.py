@@ -630,7 +630,7 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
         # host arrays: the CPU entries' checks (device arrays are trusted, as in a fit)
         order = checks.linear_epoch(X, y, sw, order, int(batch_size), int(n_batches), loss_id,
                                     loss_param, n_outputs, fit_intercept, rule_id, hyper, lrs,
-                                    theta, np.zeros_like(theta) if grad is None else grad,
+                                    step0, theta, np.zeros_like(theta) if grad is None else grad,
                                     state, batch_loss)
 
     class _Spec:

@@ -262,8 +262,9 @@ def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, acti
         # host arrays: the CPU entries' checks (device arrays are trusted, as in a fit)
         order = checks.mlp_epoch(X, y, sw, order, int(batch_size), int(n_batches), loss_id,
                                  checks.layer_sizes_array(layer_sizes), activation_id, rule_id,
-                                 hyper, lrs, theta, np.zeros_like(theta) if grad is None else grad,
-                                 state, batch_loss, work, needs_work=False)
+                                 hyper, lrs, step0, theta,
+                                 np.zeros_like(theta) if grad is None else grad, state, batch_loss,
+                                 work, needs_work=False)
 
     class _Spec:
         pass

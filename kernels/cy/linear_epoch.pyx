@@ -1823,8 +1823,8 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
     X = checks.contiguous_X(X)
     sw = np.empty(0, X.dtype) if sw is None else sw
     order = checks.linear_epoch(X, y, sw, order, int(batch_size), int(n_batches), loss_id,
-                                loss_param, n_outputs, fit_intercept, rule_id, hyper, lrs, theta,
-                                grad, state, batch_loss)
+                                loss_param, n_outputs, fit_intercept, rule_id, hyper, lrs, step0,
+                                theta, grad, state, batch_loss)
     y = np.ascontiguousarray(y, dtype=X.dtype)
     sw = np.ascontiguousarray(sw, dtype=X.dtype)
     return _epoch_impl(X, y, sw, order, int(batch_size), int(n_batches), int(loss_id),

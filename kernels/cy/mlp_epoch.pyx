@@ -585,8 +585,8 @@ def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, acti
     X = checks.contiguous_X(X)
     sw = np.empty(0, X.dtype) if sw is None else sw
     layer_sizes = checks.layer_sizes_array(layer_sizes)
-    order = checks.mlp_epoch(X, y, sw, order, int(batch_size), int(n_batches), loss_id,
-                             layer_sizes, activation_id, rule_id, hyper, lrs, theta, grad, state,
+    order = checks.mlp_epoch(X, y, sw, order, int(batch_size), int(n_batches), loss_id, layer_sizes,
+                             activation_id, rule_id, hyper, lrs, step0, theta, grad, state,
                              batch_loss, work)
     return _epoch(X, np.ascontiguousarray(y, dtype=X.dtype),
                   np.ascontiguousarray(sw, dtype=X.dtype), order, int(batch_size),

@@ -396,6 +396,7 @@ def _one_dtype(theta, **arrays):
 def sgd_update(theta, grad, buf, lr, momentum, dampening, nesterov, weight_decay, step):
     """torch.optim.SGD step in place (buf: momentum buffer, used when momentum != 0)."""
     _one_dtype(theta, grad=grad, buf=buf)
+    checks.step_count(step)
     _sgd_update(theta, grad, buf, lr, momentum, dampening, nesterov, weight_decay, step)
 
 
@@ -418,6 +419,7 @@ def adam_update(theta, grad, m, v, vmax, lr, beta1, beta2, eps, weight_decay, de
                 amsgrad, step):
     """torch.optim.Adam (decoupled=False) / AdamW (decoupled=True) step in place."""
     _one_dtype(theta, grad=grad, m=m, v=v, vmax=vmax)
+    checks.step_count(step)
     _adam_update(theta, grad, m, v, vmax, lr, beta1, beta2, eps, weight_decay, decoupled,
                  amsgrad, step)
 
@@ -449,6 +451,7 @@ def _adam_update(floating[::1] theta, const floating[::1] grad, floating[::1] m,
 def adagrad_update(theta, grad, acc, lr, lr_decay, weight_decay, eps, step):
     """torch.optim.Adagrad step in place (acc: the running sum of squares)."""
     _one_dtype(theta, grad=grad, acc=acc)
+    checks.step_count(step)
     _adagrad_update(theta, grad, acc, lr, lr_decay, weight_decay, eps, step)
 
 

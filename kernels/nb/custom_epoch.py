@@ -147,7 +147,7 @@ def custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hype
                        theta, grad, state, batch_loss, gbuf):
     """A whole epoch of a custom model; returns the number of batches applied."""
     order = checks.custom_epoch(fn, X, y, sw, order, int(batch_size), int(n_batches), rule_id,
-                                hyper, lrs, theta, grad, state, batch_loss, gbuf)
+                                hyper, lrs, step0, theta, grad, state, batch_loss, gbuf)
     return guarded(_custom_model_epoch, fn, X, y, sw, order, int(batch_size), int(n_batches),
                    int(rule_id), hyper, lrs, int(step0), theta, grad, state, batch_loss, gbuf)
 

@@ -1820,8 +1820,8 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
                  batch_loss):
     """A whole epoch (docs/kernels.md); returns n_done."""
     order = checks.linear_epoch(X, y, sw, order, int(batch_size), int(n_batches), loss_id,
-                                loss_param, n_outputs, fit_intercept, rule_id, hyper, lrs, theta,
-                                grad, state, batch_loss)
+                                loss_param, n_outputs, fit_intercept, rule_id, hyper, lrs, step0,
+                                theta, grad, state, batch_loss)
     args_tail = (int(n_outputs), bool(fit_intercept), float(alpha), float(l1_ratio),
                  int(rule_id), hyper, lrs, int(step0), theta, grad, state, batch_loss)
     custom = callable(loss_param)

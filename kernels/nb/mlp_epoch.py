@@ -620,8 +620,8 @@ def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, acti
     Runs on ``team_size(...)`` threads: this one plus T - 1 Python threads, each in the
     same ``nogil`` kernel (see the module docstring)."""
     layer_sizes = checks.layer_sizes_array(layer_sizes)
-    order = checks.mlp_epoch(X, y, sw, order, int(batch_size), int(n_batches), loss_id,
-                             layer_sizes, activation_id, rule_id, hyper, lrs, theta, grad, state,
+    order = checks.mlp_epoch(X, y, sw, order, int(batch_size), int(n_batches), loss_id, layer_sizes,
+                             activation_id, rule_id, hyper, lrs, step0, theta, grad, state,
                              batch_loss, work)
     T = team_size(layer_sizes, batch_size, len(order))
     args = (X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, activation_id,
