@@ -201,8 +201,20 @@ def _linear_cases():
         Case(loss="hinge", batch_size=5, options={"schedule": "optimal", "penalty": "l2", "alpha": 1e-3}),
         Case(loss="squared", batch_size=1, n=30, epochs=8, options={"schedule": "adaptive"}),
         Case(loss="softmax", batch_size=7, k=4, dtype="float32", options={"accumulate": "float64"}),
-        Case(loss="logistic", batch_size=None, n=300, d=7, tags=("large-batch",)),
-        Case(loss="softmax", batch_size=None, n=300, d=7, tags=("large-batch",)),
+        # large batches, cut into fixed chunks (Cython: 2 of 752 rows, 4 of 376 for
+        # softmax; numba: 512-row chunks) summed in chunk order
+        Case(loss="logistic", batch_size=None, n=1500, d=100, tags=("large-batch",)),
+        Case(loss="softmax", batch_size=None, n=1500, d=100, tags=("large-batch",)),
+        Case(loss="hinge", batch_size=1400, n=1500, d=100, dtype="float32",
+             options={"sample_weight": True, "penalty": "l2", "alpha": 0.01},
+             tags=("large-batch",)),
+        # the other named schedules (their per-iteration step sizes reach every kernel)
+        Case(loss="squared", batch_size=5, options={"schedule": "step"}),
+        Case(loss="logistic", batch_size=1, options={"schedule": "exponential"}),
+        Case(loss="hinge", batch_size=5, optimizer=OPTIMIZERS[1], lr=0.01,
+             options={"schedule": "warmup"}),
+        Case(loss="softmax", batch_size=5, optimizer=OPTIMIZERS[4], lr=0.01,
+             options={"schedule": "cosine"}),
     ]
     return cases + extras
 

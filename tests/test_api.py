@@ -136,7 +136,7 @@ def test_divergence_names_epoch_and_iteration_and_keeps_finite_parameters(regres
     err = info.value
     assert isinstance(err, FloatingPointError)
     assert np.all(np.isfinite(err.result.coef)) and np.isfinite(err.result.intercept)
-    assert err.result.n_iter == err.epoch * 50 + err.iteration or err.result.n_iter < err.epoch * 50 + err.iteration + 1
+    assert err.result.n_iter == err.epoch * 50 + err.iteration  # the updates before the bad batch
 
 
 CPU_BACKENDS = [b for b in fastgd.available_backends() if b != "cuda"]

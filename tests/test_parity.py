@@ -54,6 +54,33 @@ def test_backend_matches_reference(backend, case):
     assert_params_close(res, ref, case.dtype)
     np.testing.assert_allclose(res.history["loss"], ref.history["loss"],
                                rtol=1e-9 if case.dtype == "float64" else 1e-4)
+    if case.options.get("accumulate") == "float64":
+        # float32 data summed in float64: against the reference doing the same, float64's
+        # tolerance (the float32 one above is what rounding X costs)
+        same = reference_accumulating(case)
+        assert_params_close(res, same, "float64")
+        np.testing.assert_allclose(res.history["loss"], same.history["loss"], rtol=1e-9)
+
+
+def reference_accumulating(case):
+    """The reference run of a float32 case that accumulates in float64, cached."""
+    key = ("accumulate", case.id)
+    if key not in _REFERENCE:
+        _REFERENCE[key] = run(case, "numpy")
+    return _REFERENCE[key]
+
+
+def test_large_batch_cases_are_cut_into_chunks():
+    """The cases tagged "large-batch" reach the chunked sums of both compiled backends."""
+    from fastgd.kernels.cy.linear_epoch import chunk_layout
+    from fastgd.kernels.nb.config import CHUNK_ROWS
+
+    large = [c for c in CASES if "large-batch" in c.tags]
+    assert len(large) >= 3
+    for case in large:
+        b = case.n if case.batch_size is None else case.batch_size
+        K = case.k if case.loss == "softmax" else 1
+        assert chunk_layout(b, case.d, K)[0] > 1 and b > CHUNK_ROWS, case.id
 
 
 def test_reference_float32_is_close_to_float64():

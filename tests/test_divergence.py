@@ -1,0 +1,114 @@
+"""A diverging fit stops at the same update with the same last finite parameters on every
+compiled path as on the reference: each path (b = 1 row loops, the two halves on one or two
+threads, the feature split, the reader thread, streamed and chunked BGD) checks the batch
+loss and the parameters itself."""
+import contextlib
+
+import numpy as np
+import pytest
+
+import fastgd
+from fastgd.optim import SGD, Adam
+
+from conftest import compiled_backends
+
+BACKENDS = [b for b in compiled_backends() if b in ("cython", "numba")]
+
+
+def _jump_at(t0, big):
+    """A step size that is tiny until iteration t0 and ``big`` from there on."""
+    return lambda t: np.where(np.asarray(t) < t0, 1e-3, big)
+
+
+@contextlib.contextmanager
+def _path(backend, path):
+    """Force a path whatever the (small) size of X; restore the thresholds after."""
+    if path is None:
+        yield
+        return
+    if backend == "cython":
+        from fastgd.kernels.cy import linear_epoch as cy
+
+        old = (cy._set_pair_min_work(0 if path in ("pair", "split2") else 1 << 40),
+               cy._set_split_min_d(32 if path in ("split1", "split2") else 1 << 40),
+               cy._set_reader_min_bytes(0 if path == "reader" else 1 << 40))
+        try:
+            yield
+        finally:
+            cy._set_pair_min_work(old[0])
+            cy._set_split_min_d(old[1])
+            cy._set_reader_min_bytes(old[2])
+        return
+    from fastgd.kernels.nb import linear_epoch as nb
+
+    names = ("PAIR_MIN_WORK", "SPLIT_MIN_BYTES", "READER_MIN_BYTES")
+    old = [getattr(nb, name) for name in names]
+    # the feature split: two threads, or one with the reader ("split2")
+    nb.PAIR_MIN_WORK = 0 if path == "pair" else 1 << 40
+    nb.SPLIT_MIN_BYTES = 0 if path in ("split1", "split2") else 1 << 40
+    nb.READER_MIN_BYTES = 0 if path in ("reader", "split2") else 1 << 40
+    try:
+        yield
+    finally:
+        for name, value in zip(names, old):
+            setattr(nb, name, value)
+
+
+# (id, fit arguments, path forced, rows x features)
+PATHS = [
+    ("b1-l2", dict(loss="squared", batch_size=1, penalty="l2", alpha=0.01), None, (200, 40)),
+    ("b1-hinge", dict(loss="hinge", batch_size=1), None, (200, 40)),
+    ("b1-elasticnet", dict(loss="squared_hinge", batch_size=1, penalty="elasticnet", alpha=0.01),
+     None, (200, 40)),
+    ("b1-momentum", dict(loss="modified_huber", batch_size=1, optimizer="momentum"), None,
+     (200, 40)),
+    ("b1-adam", dict(loss="squared", batch_size=1, optimizer="adam"), None, (200, 40)),
+    ("b1-softmax", dict(loss="softmax", batch_size=1), None, (200, 40)),
+    ("b1-softmax-adam", dict(loss="softmax", batch_size=1, optimizer="adam"), None, (200, 40)),
+    ("b5-softmax", dict(loss="softmax", batch_size=5), None, (200, 40)),
+    ("pair", dict(loss="squared", batch_size=16), "pair", (200, 12)),
+    ("pair-hinge", dict(loss="squared_hinge", batch_size=16), "pair", (200, 12)),
+    ("split-1-thread", dict(loss="squared", batch_size=16), "split1", (200, 40)),
+    ("split-2-threads", dict(loss="squared_hinge", batch_size=16), "split2", (200, 40)),
+    ("reader-b1", dict(loss="squared", batch_size=1), "reader", (200, 40)),
+    ("reader-b3", dict(loss="squared_hinge", batch_size=3), "reader", (200, 40)),
+    ("bgd-streamed", dict(loss="squared", batch_size=None), None, (200, 40)),
+    ("bgd-chunked", dict(loss="squared_hinge", batch_size=None), None, (1500, 100)),
+]
+
+
+def _fit(backend, kw, shape):
+    n, d = shape
+    rng = np.random.default_rng(0)
+    X = 10 * rng.standard_normal((n, d))  # every gradient has a component far above 1
+    y = X @ rng.standard_normal(d) / 10 + 0.5
+    kw = dict(kw)
+    if kw["loss"] == "softmax":
+        y = rng.integers(0, 3, n)
+    elif kw["loss"] != "squared":
+        y = (y > 0.5).astype(int)
+    ipe = -(-n // (kw["batch_size"] or n))
+    t0 = ipe + ipe // 2 + 1 if ipe > 1 else 2  # mid-epoch 1 (BGD: epoch 2)
+    opt = kw.pop("optimizer", "sgd")
+    kw["optimizer"] = {"sgd": SGD(lr=1.0), "momentum": SGD(lr=1.0, momentum=0.9),
+                       "adam": Adam(lr=1.0, eps=1e-300)}[opt]
+    with pytest.raises(fastgd.DivergenceError) as info, np.errstate(all="ignore"):
+        fastgd.fit(X, y, epochs=4, seed=0, schedule=_jump_at(t0, 1e308), backend=backend, **kw)
+    return info.value
+
+
+@pytest.mark.parametrize("name,kw,path,shape", PATHS, ids=[p[0] for p in PATHS])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_divergence_on_every_path_matches_the_reference(backend, name, kw, path, shape):
+    if name == "bgd-chunked" and backend == "cython":
+        from fastgd.kernels.cy import linear_epoch as cy
+
+        assert cy.chunk_layout(*shape)[0] > 1
+    want = _fit("numpy", kw, shape)
+    with _path(backend, path):
+        got = _fit(backend, kw, shape)
+    assert (got.epoch, got.iteration, got.result.n_iter) == \
+        (want.epoch, want.iteration, want.result.n_iter)
+    assert str(got).split(":")[0] == str(want).split(":")[0]
+    np.testing.assert_allclose(got.result.params[0][0], want.result.params[0][0], rtol=1e-9,
+                               atol=1e-9 * np.abs(want.result.params[0][0]).max())
