@@ -138,6 +138,21 @@ def test_custom_loss_matches_numpy_formula(name, batch_size, rule):
     assert_runs_match(got, ref)
 
 
+def test_custom_loss_halves_on_one_or_two_threads(monkeypatch):
+    """Batches of 8 rows or more that leave room for two run as two halves, on one thread
+    or (when the work repays it) two; a custom loss compiles into both."""
+    X, y, sw = poisson_data(sw=True)
+    ref = run_linear(ref_le, X, y, sw, poisson_np, 9, rule=MOMENTUM, alpha=0.01, l1_ratio=0.3)
+    one = run_linear(nb_le, X, y, sw, poisson, 9, rule=MOMENTUM, alpha=0.01, l1_ratio=0.3)
+    assert nb_le.epoch_threads(N, D, 1, True, 9, 5) == 1
+    monkeypatch.setattr(nb_le, "PAIR_MIN_WORK", 0)
+    assert nb_le.epoch_threads(N, D, 1, True, 9, 5) == 2
+    two = run_linear(nb_le, X, y, sw, poisson, 9, rule=MOMENTUM, alpha=0.01, l1_ratio=0.3)
+    assert_runs_match(one, ref)
+    for a, b in zip(one[1:], two[1:]):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_loss_object_feeds_both_backends(name):
     fn, fn_np, data = CASES[name]
