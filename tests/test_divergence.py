@@ -112,3 +112,24 @@ def test_divergence_on_every_path_matches_the_reference(backend, name, kw, path,
     assert str(got).split(":")[0] == str(want).split(":")[0]
     np.testing.assert_allclose(got.result.params[0][0], want.result.params[0][0], rtol=1e-9,
                                atol=1e-9 * np.abs(want.result.params[0][0]).max())
+
+
+@pytest.mark.parametrize("batch_size,lr", [(1, 0.25), (32, 2.8), (None, 5.0)],
+                         ids=["b1", "b32", "bgd"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_float32_fit_diverges_where_its_float32_loss_overflows(backend, batch_size, lr):
+    # numba computes a float32 fit's losses in float64: until its batch loss was rounded to
+    # float32, such a fit ran on for as many epochs again (BGD: epoch 52 against 26), its
+    # loss history far beyond float32's range. Per-sample losses still round differently
+    # at the edge of the range, so the update may differ by one.
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((300, 10)).astype(np.float32)
+    y = (X @ rng.standard_normal(10)).astype(np.float32)
+    runs = {}
+    for b in ("numpy", backend):
+        with pytest.raises(fastgd.DivergenceError) as info, np.errstate(all="ignore"):
+            fastgd.fit(X, y, batch_size=batch_size, lr=lr, epochs=300, seed=0, backend=b)
+        runs[b] = info.value.result
+    got, want = runs[backend], runs["numpy"]
+    assert abs(got.n_iter - want.n_iter) <= 1, (got.n_iter, want.n_iter)
+    assert max(got.history["loss"]) <= np.finfo(np.float32).max
