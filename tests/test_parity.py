@@ -91,3 +91,17 @@ def test_reference_float32_is_close_to_float64():
         res = run(case, "numpy")
         assert res.params[0][0].dtype == (np.float64 if "accumulate" in case.options else np.float32)
         assert_params_close(res, reference(case), "float32")
+
+
+def test_the_compiled_backends_are_here():
+    """The registry runs on what `available_backends()` finds, which leaves out a backend
+    that fails to import: a broken build must fail here, not vanish from the parity tests."""
+    import numba
+
+    from fastgd import backends
+
+    wanted = ["cython", "numba"] + (["cuda"] if numba.config.ENABLE_CUDASIM else [])
+    for name in wanted:
+        ok, reason = backends._probe(name)
+        assert ok, f"{name}: {reason}"
+    assert set(wanted) <= set(BACKENDS)
