@@ -135,6 +135,10 @@ def _numeric_array(name, a):
                          f"NumPy array, or lists of equal length") from None
     if (arr.dtype == object or arr.dtype.kind in "mM"
             or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_)):
+        if name == "y" and arr.dtype.kind in "USO":  # class names: the fix is an encoding
+            raise TypeError(f"Invalid y: it must be a numeric array, got dtype {arr.dtype}. "
+                            "Encode class labels as numbers, e.g. classes, y = np.unique(y, "
+                            "return_inverse=True) (classes[k] names class k)")
         raise TypeError(f"Invalid {name}: it must be a numeric array, got dtype {arr.dtype}. "
                         f"Convert it with np.asarray({name}, dtype=float)")
     if np.issubdtype(arr.dtype, np.complexfloating):

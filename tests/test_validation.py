@@ -548,3 +548,13 @@ def test_finite_values_whose_sum_overflows_are_accepted_without_a_warning():
     X = np.full((20, 3), 5e306)  # X.sum() is inf; every entry and the gradient are finite
     res = fastgd.fit(X, Y_REG, lr=1e-300, epochs=1, backend="numpy")
     assert np.all(np.isfinite(res.coef))
+
+
+def test_class_names_as_labels_get_an_encoding_as_the_fix():
+    for y in (np.array(["cat", "dog"] * 10), np.array(["a", "b"] * 10, dtype=object)):
+        with pytest.raises(TypeError) as info:
+            fastgd.fit(X0, y, loss="logistic", backend="numpy")
+        for word in ("Invalid y", "numeric", "np.unique(y, return_inverse=True)"):
+            assert word in str(info.value)
+    with pytest.raises(TypeError, match=r"np.asarray\(X, dtype=float\)"):
+        fastgd.fit(X0.astype(str), Y_REG, backend="numpy")
