@@ -518,13 +518,14 @@ def _check_continuation(prev, model, loss, opt):
         raise ValueError(f"Invalid init: the previous fit used {type(prev.optimizer).__name__}, this one "
                          f"{type(opt).__name__}; its state cannot carry over")
     if (isinstance(opt, optim.SGD) and opt.momentum != 0 and opt.dampening != 0
-            and prev.optimizer.momentum == 0 and prev.n_iter > 0 and not prev._opt_state[0].any()):
+            and prev.optimizer.momentum == 0 and prev.n_iter > 0
+            and not prev._opt_state[0].any()):
         # PyTorch starts a momentum buffer as the first gradient it sees with momentum on; the
         # kernels do that at step 1 only, so later a never-started buffer would be damped
         raise ValueError(
-            f"Invalid optimizer: momentum={opt.momentum} with dampening={opt.dampening} continues a fit "
-            f"that ran without momentum, so its momentum buffer never started; PyTorch would start it "
-            f"as the next gradient, undamped, which a continued fit cannot do; use dampening=0 "
-            f"(then the two agree) or start a new fit")
+            f"Invalid optimizer: momentum={opt.momentum} with dampening={opt.dampening} "
+            f"continues a fit that ran without momentum, so its momentum buffer never started; "
+            f"PyTorch would start it as the next gradient, undamped, which a continued fit "
+            f"cannot do; use dampening=0 (then the two agree) or start a new fit")
 
 

@@ -135,7 +135,9 @@ def _numeric_array(name, a):
                          f"NumPy array, or lists of equal length") from None
     if (arr.dtype == object or arr.dtype.kind in "mM"
             or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_)):
-        if name == "y" and arr.dtype.kind in "USO":  # class names: the fix is an encoding
+        if name == "y" and (arr.dtype.kind in "US" or (arr.dtype == object and arr.size
+                                                       and isinstance(arr.flat[0], str))):
+            # class names: the fix is an encoding, not a conversion
             raise TypeError(f"Invalid y: it must be a numeric array, got dtype {arr.dtype}. "
                             "Encode class labels as numbers, e.g. classes, y = np.unique(y, "
                             "return_inverse=True) (classes[k] names class k)")

@@ -517,7 +517,8 @@ def test_switching_momentum_on_when_continuing_follows_torch_or_is_refused(regre
     # a buffer that has started carries on through a fit without momentum, as in torch
     started = fastgd.fit(X, y, epochs=1, optimizer=SGD(lr=0.1, momentum=0.9, dampening=0.5), **kw)
     paused = fastgd.fit(X, y, epochs=1, optimizer=SGD(lr=0.1), init=started)
-    resumed = fastgd.fit(X, y, epochs=2, optimizer=SGD(lr=0.1, momentum=0.9, dampening=0.5), init=paused)
+    resumed = fastgd.fit(X, y, epochs=2, optimizer=SGD(lr=0.1, momentum=0.9, dampening=0.5),
+                         init=paused)
     torch = pytest.importorskip("torch")
     w = torch.zeros(X.shape[1], dtype=torch.float64, requires_grad=True)
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)

@@ -328,6 +328,7 @@ BAD_EPOCH_ARGS = [
     ("order", np.arange(20.0), TypeError, ["order", "float64", "integer"]),
     ("order", np.arange(20) % 2 == 0, TypeError, ["order", "bool", "integer"]),
     ("step0", -1, ValueError, ["step0", "-1", ">= 0"]),  # Adam: a NaN step, not an error
+    ("step0", 0.5, ValueError, ["step0", "0.5"]),  # a count, not truncated
 ]
 
 
@@ -558,3 +559,5 @@ def test_class_names_as_labels_get_an_encoding_as_the_fix():
             assert word in str(info.value)
     with pytest.raises(TypeError, match=r"np.asarray\(X, dtype=float\)"):
         fastgd.fit(X0.astype(str), Y_REG, backend="numpy")
+    with pytest.raises(TypeError, match=r"np.asarray\(y, dtype=float\)"):  # numbers as objects
+        fastgd.fit(X0, Y_REG.astype(object), backend="numpy")
