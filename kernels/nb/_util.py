@@ -17,22 +17,6 @@ def _ol_zero_of(a):
     return impl
 
 
-def in_dtype_of(a, x):
-    """The float ``x`` rounded to ``a``'s dtype (a float32 fit's batch loss, computed in
-    float64, is inf where the float32 loss the reference computes overflows)."""
-    return float(a.dtype.type(x))
-
-
-@overload(in_dtype_of, inline="always")
-def _ol_in_dtype_of(a, x):
-    dt = a.dtype
-
-    def impl(a, x):
-        return float(dt(x))
-
-    return impl
-
-
 def cast_like(a, x):
     """``x`` converted to ``a``'s dtype."""
     return a.dtype.type(x)

@@ -48,9 +48,9 @@ from numba import prange
 from numba.core import types
 from numba.extending import overload
 
-from ._util import (cast_like, compare_and_swap, cycle_count, in_dtype_of, is_finite,
-                    load_acquire, prefetch_item, prefetch_part, prefetch_row, spin_pause,
-                    store_release, touch, zero_of)
+from ._util import (cast_like, compare_and_swap, cycle_count, is_finite, load_acquire,
+                    prefetch_item, prefetch_part, prefetch_row, spin_pause, store_release, touch,
+                    zero_of)
 from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel
 from .losses import logistic_poly, logistic_poly_rows, point_loss, softmax_loss_dloss
 from .simd import axpy4_rows, dot4_rows
@@ -550,7 +550,7 @@ def _plain_sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_interce
         b0 = theta[d] if fit_intercept else zero_of(theta)
         l, dl = point_loss(loss_id, loss_param, float(acc + b0), float(y[i]))
         c = sw[i] if has_sw else 1.0
-        loss = in_dtype_of(theta, c * l + pen)
+        loss = _batch_loss_value(theta, c * l + pen)
         batch_loss[k] = loss
         if not is_finite(loss):
             return k
@@ -608,7 +608,7 @@ def _sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept, hy
         b0 = theta[d] if fit_intercept else zero_of(theta)
         l, dl = point_loss(loss_id, loss_param, float(acc + b0), float(y[i]))
         c = 1.0 * sw[i] if has_sw else 1.0
-        loss = in_dtype_of(theta, c * l)
+        loss = _batch_loss_value(theta, c * l)
         batch_loss[k] = loss
         if not is_finite(loss):
             return k
@@ -780,6 +780,14 @@ def _add_penalty(theta, grad, n_penalized, alpha, l1_ratio):
 
 
 @kernel(cache=False, inline=True)
+def _batch_loss_value(theta, loss):
+    """The batch loss in the accumulation dtype: a float32 fit's losses are formed in
+    float64 here, and where the reference's float32 loss overflows this must be inf too
+    (else a diverging float32 fit runs on; docs/decisions.md)."""
+    return float(cast_like(theta, loss))
+
+
+@kernel(cache=False, inline=True)
 def _is_plain_sgd(rule_id, hyper):
     """SGD without momentum or weight decay: the update is theta -= lr * grad."""
     return rule_id == RULE_SGD and hyper[0] == 0.0 and hyper[3] == 0.0
@@ -795,7 +803,7 @@ def _end_batch(k, loss, theta, grad, state, n_penalized, alpha, l1_ratio, rule_i
     than the update itself (2.5 ns a row at W1's b = 32)."""
     if alpha != 0.0:
         loss += _add_penalty(theta, grad, n_penalized, alpha, l1_ratio)
-    loss = in_dtype_of(theta, loss)
+    loss = _batch_loss_value(theta, loss)
     batch_loss[k] = loss
     if not is_finite(loss):
         return False
