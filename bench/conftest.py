@@ -38,9 +38,3 @@ def torch_threads():
     torch = pytest.importorskip("torch")
     torch.set_num_threads(os.cpu_count() or 1)  # the same cores fastgd's OpenMP uses
     return torch
-
-
-def compiled_backends(kind="linear"):
-    from fastgd.backends import supports
-
-    return [b for b in ("cython", "numba", "numpy") if supports(b, kind)]

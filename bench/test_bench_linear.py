@@ -10,9 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from fastgd.testing import prepared_run
-
-from conftest import compiled_backends
+from fastgd.testing import benchmarked_backends, prepared_run
 from peers import numpy_logistic_epoch, numpy_two_pass_gradient, torch_epoch_fn
 
 SLOW_ROUNDS = dict(rounds=3, iterations=1, warmup_rounds=1)
@@ -31,7 +29,7 @@ def _fastgd(benchmark, case, X, y, backend, batch_size):
 
 
 @pytest.mark.benchmark(group="W1 b=1")
-@pytest.mark.parametrize("backend", compiled_backends())
+@pytest.mark.parametrize("backend", benchmarked_backends())
 def test_w1_sgd_fastgd(benchmark, w1, backend):
     case, X, y = w1
     _fastgd(benchmark, case, X, y, backend, 1)
@@ -55,7 +53,7 @@ FIT_ROUNDS = dict(rounds=7, iterations=1, warmup_rounds=1)
 
 
 @pytest.mark.benchmark(group="W1 b=1, 5-epoch fit")
-@pytest.mark.parametrize("backend", [b for b in compiled_backends() if b != "numpy"])
+@pytest.mark.parametrize("backend", [b for b in benchmarked_backends() if b != "numpy"])
 def test_w1_sgd_fit5_fastgd(benchmark, w1, backend):
     import fastgd
 
@@ -77,7 +75,7 @@ def test_w1_sgd_fit5_sklearn(benchmark, w1):
 
 
 @pytest.mark.benchmark(group="W1 b=32")
-@pytest.mark.parametrize("backend", compiled_backends())
+@pytest.mark.parametrize("backend", benchmarked_backends())
 def test_w1_mbgd_fastgd(benchmark, w1, backend):
     case, X, y = w1
     _fastgd(benchmark, case, X, y, backend, 32)
@@ -116,7 +114,7 @@ def test_w1_shuffled_read_floor(benchmark, w1, threads):
 
 
 @pytest.mark.benchmark(group="W1 BGD")
-@pytest.mark.parametrize("backend", compiled_backends())
+@pytest.mark.parametrize("backend", benchmarked_backends())
 def test_w1_bgd_fastgd(benchmark, w1, backend):
     case, X, y = w1
     _fastgd(benchmark, case, X, y, backend, None)

@@ -6,14 +6,14 @@ import pytest
 
 from fastgd.testing import prepared_run
 
-from conftest import compiled_backends
+from fastgd.testing import benchmarked_backends
 from peers import torch_epoch_fn
 
 SLOW_ROUNDS = dict(rounds=3, iterations=1, warmup_rounds=1)
 
 
 @pytest.mark.parametrize("batch_size", [32, 256])
-@pytest.mark.parametrize("backend", compiled_backends("mlp"))
+@pytest.mark.parametrize("backend", benchmarked_backends("mlp"))
 def test_w2_fastgd(benchmark, w2, backend, batch_size):
     case, X, y = w2
     benchmark.group = f"W2 b={batch_size}"

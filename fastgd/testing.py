@@ -105,6 +105,21 @@ def prepared_run(case, backend, X, y, sw=None, **overrides):
     return Run(X, y, **{**defaults, **fit_kwargs(case, backend, sw, **overrides)})
 
 
+def compiled_backends():
+    """The backends other than the reference that work here: the parity tests' subjects."""
+    from .backends import available_backends
+
+    return [b for b in available_backends() if b != "numpy"]
+
+
+def benchmarked_backends(kind="linear"):
+    """The CPU backends that have kernels for ``kind`` here, the reference last: the
+    benchmarks' subjects."""
+    from .backends import supports
+
+    return [b for b in ("cython", "numba", "numpy") if supports(b, kind)]
+
+
 def assert_params_close(actual, desired, dtype):
     """Compare two FitResults' parameters with the registry's tolerance for ``dtype``."""
     rtol = RTOL[np.dtype(dtype)]

@@ -22,10 +22,3 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
-
-
-def compiled_backends():
-    """Backends other than the reference that work here (the parity tests' subjects)."""
-    from fastgd import available_backends
-
-    return [b for b in available_backends() if b != "numpy"]

@@ -9,8 +9,8 @@ import pytest
 
 import fastgd
 from fastgd.optim import SGD, Adam
+from fastgd.testing import compiled_backends
 
-from conftest import compiled_backends
 
 BACKENDS = [b for b in compiled_backends() if b in ("cython", "numba")]
 

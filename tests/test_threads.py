@@ -4,9 +4,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from fastgd.testing import Case, make_data, run
+from fastgd.testing import Case, compiled_backends, make_data, run
 
-from conftest import compiled_backends
 
 CASES = [Case(loss="logistic", batch_size=8, n=400, d=12, epochs=3),
          Case(loss="softmax", batch_size=None, n=3000, d=12, epochs=3),  # large batch: parallel path
