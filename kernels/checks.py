@@ -186,8 +186,8 @@ def step_size(name, lr):
 def per_batch(n_batches, lrs, batch_loss, step0):
     """A step size (finite, >= 0) and a loss slot for each of the epoch's batches; the
     updates done before it (``step0``, so the first is update step0 + 1) >= 0."""
-    if (isinstance(step0, (bool, np.bool_)) or not isinstance(step0, (numbers.Integral, np.integer))
-            or step0 < 0):
+    if (isinstance(step0, (bool, np.bool_))
+            or not isinstance(step0, (numbers.Integral, np.integer)) or step0 < 0):
         raise ValueError(f"Invalid step0: {step0!r}; it counts the updates done before this "
                          "epoch (the first one here is update step0 + 1, Adam's bias correction "
                          "reads it), so it must be >= 0")
