@@ -11,7 +11,7 @@ the shuffled-read floor.  The process pins itself to one logical CPU per physica
 
 (--numba: also the Numba backend, its MAX_READERS raised to --max-readers.)
 
-The figures behind docs/benchmarks.md (W1, "Twelfth session": reader threads).  Needs
+The figures behind docs/benchmarks-log.md (W1, "Twelfth session": reader threads).  Needs
 threadpoolctl (scikit-learn's, in the dev extra).
 """
 import argparse

@@ -1026,7 +1026,7 @@ def _set_reader_min_bytes(Py_ssize_t value):
 # Reader threads of a shuffled one-thread epoch, where OpenMP's thread count leaves the
 # cores for them: one core's reads are what limits it on two (docs/w1-b32.md), and each
 # reader keeps its own misses in flight.  Measured on 8 cores of a Xeon with X of
-# 1,000,000 x 100 float64 in DRAM (bench/readers.py, docs/benchmarks.md): b = 32 90 ms
+# 1,000,000 x 100 float64 in DRAM (bench/readers.py, docs/benchmarks-log.md): b = 32 90 ms
 # with one reader, 77 with two, 76 with three; so two.  The trainer's results do not
 # depend on it.
 cdef int _max_readers = 2

@@ -124,7 +124,7 @@ READER_PREFETCH = 16        # the reader's own prefetch distance (its rows)
 #: At most this many reader threads, where numba's thread count leaves the cores for
 #: them: each keeps its own misses in flight (reader r of R loads the positions r mod R).
 #: On 8 Xeon cores, X of 1,000,000 x 100 float64 in DRAM, b = 32: 100 ms with one
-#: reader, 87 with two, 86 with three (bench/readers.py, docs/benchmarks.md).
+#: reader, 87 with two, 86 with three (bench/readers.py, docs/benchmarks-log.md).
 MAX_READERS = 2
 # The reader leaves when it sees that it, or the trainer, did not run for this many
 # cycles (about 2 ms at 2.6 GHz): another process has a core, and a third thread on
