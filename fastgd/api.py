@@ -15,13 +15,14 @@ from .batching import OrderStream, StreamState, _iterations_per_epoch
 from .engines import LinearSpec, MLPSpec
 from .models import MLP, Linear
 from .results import DivergenceError, FitResult
-from .validation import (_is_int, check_batch_options, check_device_X, check_finite, check_labels,
-                         check_penalty, check_sample_weight, check_seed, check_targets, check_X,
+from .validation import (PENALTIES, _is_int, check_batch_options, check_device_X, check_finite,
+                         check_labels, check_penalty, check_sample_weight, check_seed, check_targets,
+                         check_X,
                          device_meta, on_device, resolve_dtype, to_host)
 
 
 def fit(X, y, *, loss=None, model=None, batch_size=None, epochs=1, optimizer=None, lr=None,
-        schedule=None, penalty=None, alpha=0.0, l1_ratio=0.15, fit_intercept=True,
+        schedule=None, penalty=None, alpha=None, l1_ratio=0.15, fit_intercept=True,
         sample_weight=None, shuffle=True, sampling="shuffle", drop_last=False, seed=None,
         init=None, backend="auto", dtype=None, callback=None, accumulate=None):
     """Train a model by mini-batch gradient descent and return a :class:`FitResult`.
@@ -44,9 +45,10 @@ def fit(X, y, *, loss=None, model=None, batch_size=None, epochs=1, optimizer=Non
     schedule : None (constant), a name from ``fastgd.schedules.NAMES``, a
         schedule object or a callable ``t -> lr`` of the 0-based iteration.
     penalty, alpha, l1_ratio : scikit-learn's penalty on the weights (never the
-        intercept), part of the loss the gradient is taken of.  ``alpha`` without a
-        penalty is an error, except for ``schedule="optimal"`` (which reads it, as
-        scikit-learn's does).
+        intercept), part of the loss the gradient is taken of.  A penalty needs its
+        ``alpha`` (no default: scikit-learn's is 1e-4, PyTorch's weight decay 0; when
+        continuing a fit, that fit's); ``alpha`` without a penalty is an error, except
+        for ``schedule="optimal"`` (which reads it, as scikit-learn's does).
     sampling : "shuffle" (a permutation per epoch) or "replacement".
     seed : seeds the one ``np.random.default_rng`` of the fit (see ``batch_order``).
     init : initial parameters, or a previous FitResult to continue exactly
@@ -101,10 +103,18 @@ class Run:
                 fit_intercept = prev.model.fit_intercept if fit_intercept is True else fit_intercept
             else:
                 model = prev.model
-        if prev is not None and penalty is None and alpha == 0.0 and l1_ratio == 0.15:
+        if prev is not None and penalty is None and alpha is None and l1_ratio == 0.15:
             # the penalty carries over like the loss (penalty="none" drops it)
             penalty, alpha = prev._config["penalty"], prev._config["alpha"]
             l1_ratio = prev._config["l1_ratio"] if penalty == "elasticnet" else l1_ratio
+        elif (alpha is None and prev is not None and penalty not in (None, "none")
+              and penalty == prev._config["penalty"]):
+            # the same penalty restated: its strength (and elasticnet's mix) carries over
+            alpha = prev._config["alpha"]
+            l1_ratio = prev._config["l1_ratio"] if penalty == "elasticnet" and l1_ratio == 0.15 else l1_ratio
+        alpha_missing = alpha is None
+        if alpha_missing:
+            alpha = 0.0
         loss_obj = losses.get(loss)
         custom_loss = not isinstance(loss_obj, losses.LinearLoss)
         kind = _model_kind(model)
@@ -119,6 +129,11 @@ class Run:
         if not isinstance(fit_intercept, (bool, np.bool_)):
             raise TypeError(f"Invalid fit_intercept: {fit_intercept!r}; it must be True or False")
         alpha_eff, l1r = check_penalty(penalty, alpha, l1_ratio)
+        if alpha_missing and penalty in PENALTIES:
+            raise ValueError(
+                f"Invalid alpha: None with penalty={penalty!r}; a penalty needs its strength, and "
+                f"without one it would do nothing. Pass alpha=, e.g. alpha=1e-4 (scikit-learn's "
+                f"default)")
         if penalty in (None, "none") and alpha != 0 and not _is_name(schedule, "optimal"):
             raise ValueError(
                 f"Invalid alpha: {alpha} with penalty={penalty!r}; without a penalty alpha would be "

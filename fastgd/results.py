@@ -68,14 +68,23 @@ class FitResult:
             return np.where(out > 0, 1, -1)
         return (out > 0).astype(np.int64)
 
-    def predict_proba(self, X):
-        """Class probabilities: (n, 2) for logistic, (n, K) for softmax."""
+    @property
+    def predict_proba(self):
+        """``predict_proba(X)``, class probabilities: (n, 2) for logistic, (n, K) for softmax.
+
+        The other losses have none: there the attribute does not exist (``hasattr`` is
+        False), as with scikit-learn's ``available_if`` methods, so code that probes for it
+        sees the truth.
+        """
         kind = getattr(self.loss, "kind", None)
         if kind not in ("binary01", "multiclass") or self.loss.name not in ("logistic", "softmax"):
             raise AttributeError(f"predict_proba is available for loss='logistic' and 'softmax', "
                                  f"not {getattr(self.loss, 'name', self.loss)!r}")
+        return self._predict_proba
+
+    def _predict_proba(self, X):
         out = self.decision_function(X)
-        if kind == "binary01":
+        if getattr(self.loss, "kind", None) == "binary01":
             e = np.exp(-np.abs(out))
             p1 = np.where(out >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
             return np.column_stack([1.0 - p1, p1])

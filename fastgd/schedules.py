@@ -162,7 +162,10 @@ class Adaptive(Schedule):
     After every epoch, if the loss has not improved on the best so far by at
     least ``tol`` for ``n_iter_no_change`` epochs in a row, the rate is divided
     by 5 and the count restarts.  The rate is a pure function of the loss
-    history, so continuing a fit from its result reproduces it exactly.
+    history, so continuing a fit from its result reproduces it exactly.  The
+    loss is the fit's objective (sample weights and penalty included), where
+    scikit-learn watches unweighted losses, and the rate keeps falling where
+    scikit-learn stops at 1e-6 (docs/decisions.md).
     """
 
     needs_history = True

@@ -90,6 +90,8 @@ def test_predictions_and_scores(binary, regression):
     assert reg.score(Xr, yr) > 0.99
     with pytest.raises(AttributeError, match="predict_proba"):
         reg.predict_proba(Xr)
+    # probing tells the truth, as scikit-learn's available_if does
+    assert hasattr(res, "predict_proba") and not hasattr(hinge, "predict_proba")
     with pytest.raises(ValueError, match="fitted on 6"):
         reg.predict(Xr[:, :3])
 
@@ -464,6 +466,11 @@ def test_continuing_keeps_the_penalty_unless_told_otherwise():
         np.testing.assert_array_equal(more.coef, whole.coef)
         dropped = fastgd.mbgd(X, y, 8, init=first, epochs=2, penalty="none")
         assert not np.array_equal(dropped.coef, whole.coef)
+        # restating the penalty without its strength keeps the fit's (it had set alpha to 0)
+        restated = fastgd.mbgd(X, y, 8, init=first, epochs=2, penalty=pen["penalty"])
+        np.testing.assert_array_equal(restated.coef, whole.coef)
+    with pytest.raises(ValueError, match=r"alpha: None with penalty='l1'"):
+        fastgd.mbgd(X, y, 8, init=first, epochs=2, penalty="l1")  # another penalty: no strength yet
 
 
 def test_continuing_stays_on_the_fits_backend():

@@ -96,6 +96,24 @@ def test_loss_equals_scikit_learns_definition(name):
     np.testing.assert_allclose(ours.py_dloss(p, y), [twin.py_dloss(a, b) for a, b in zip(p, y)], rtol=1e-12)
 
 
+def test_squared_huber_logistic_equal_scikit_learns_loss_module():
+    """scikit-learn's SGD no longer takes these three from _sgd_fast but from sklearn._loss
+    (HalfSquaredError, HuberLoss, HalfBinomialLoss): the same definitions, checked there,
+    over |p| up to 40, where its logistic loss takes shortcuts (absolute error < 1e-14)."""
+    sk = pytest.importorskip("sklearn._loss.loss")
+    rng = np.random.default_rng(0)
+    p = rng.uniform(-40, 40, 300)
+    y_reg, y01 = rng.uniform(-3, 3, 300), rng.integers(0, 2, 300).astype(float)
+    for ours, twin, y in [(losses.get("squared"), sk.HalfSquaredError(), y_reg),
+                          (losses.Huber(0.5), sk.HuberLoss(delta=0.5), y_reg),
+                          (losses.Huber(1.35), sk.HuberLoss(delta=1.35), y_reg),
+                          (losses.get("logistic"), sk.HalfBinomialLoss(), y01)]:
+        np.testing.assert_allclose(ours.py_loss(p, y), twin.loss(y_true=y, raw_prediction=p),
+                                   rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(ours.py_dloss(p, y), twin.gradient(y_true=y, raw_prediction=p),
+                                   rtol=1e-12, atol=1e-14)
+
+
 def test_huber_matches_its_definition():
     hub = losses.Huber(epsilon=0.5)
     r = np.array([-2.0, -0.5, 0.1, 0.5, 3.0])

@@ -54,6 +54,8 @@ BAD = [
      ["sample_weight", "finite"]),
     ("penalty-unknown", X0, Y_REG, {"penalty": "l3"}, ValueError, ["penalty", "'l3'", "elasticnet"]),
     ("alpha-negative", X0, Y_REG, {"penalty": "l2", "alpha": -0.1}, ValueError, ["alpha", ">= 0"]),
+    ("alpha-missing", X0, Y_REG, {"penalty": "l2"}, ValueError,
+     ["alpha", "None", "penalty='l2'", "nothing", "alpha=1e-4"]),
     ("l1-ratio", X0, Y_REG, {"penalty": "elasticnet", "l1_ratio": 2.0}, ValueError, ["l1_ratio", "[0, 1]"]),
     ("sampling-unknown", X0, Y_REG, {"sampling": "stratified"}, ValueError, ["sampling", "replacement"]),
     ("replacement-drop-last", X0, Y_REG, {"sampling": "replacement", "batch_size": 3, "drop_last": True},
