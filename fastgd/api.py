@@ -203,7 +203,9 @@ class Run:
             # heuristic reads a scalar loss's derivative, and takes softmax as the logistic
             # loss, whose derivative there is below 1 (docs/decisions.md)
             dloss = None if n_outputs > 1 else getattr(loss_obj, "py_dloss", None)
-            sched = schedules.get(schedule, opt.lr, ipe * epochs, float(alpha), dloss)
+            # a name sized by the run covers this run, from the continued fit's count on
+            sched = schedules.get(schedule, opt.lr, ipe * epochs, float(alpha), dloss,
+                                  start=prev.n_iter if prev is not None else 0)
 
         if prev is not None:
             _check_continuation(prev, mdl, loss_obj, opt)

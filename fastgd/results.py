@@ -13,7 +13,9 @@ class FitResult:
 
     Passing it back as ``fit(..., init=result)`` continues exactly where it
     stopped: parameters, optimizer state and the random stream are all carried,
-    so 3 epochs then 2 more equal 5 epochs bit for bit.
+    so 3 epochs then 2 more equal 5 epochs bit for bit (with a schedule named by
+    the run's length, such as "cosine", the run is the first fit's 3 epochs:
+    docs/decisions.md).
     """
 
     def __init__(self, *, model, loss, theta, opt_state, optimizer, stream, history, n_iter,

@@ -126,12 +126,27 @@ class Warmup(Schedule):
                             f"warm-up), a fastgd.schedules object or a callable t -> lr")
         self.after = after
 
+    @property
+    def needs_history(self):
+        return getattr(self.after, "needs_history", False)
+
     def __call__(self, t):
         t = np.asarray(t)
         ramp = self.lr * (t + 1.0) / self.warmup_steps
         rest = (np.full(t.shape, self.lr) if self.after is None
                 else _evaluate(self.after, np.maximum(t - self.warmup_steps, 0)))
         return np.where(t < self.warmup_steps, ramp, rest)
+
+    def lrs(self, start, count, history=()):
+        if not self.needs_history:
+            return super().lrs(start, count, history)
+        # an `after` that reads the loss history (Adaptive) is asked through its lrs
+        t = np.arange(start, start + count, dtype=np.int64)
+        out = self.lr * (t + 1.0) / self.warmup_steps
+        k = int(np.searchsorted(t, self.warmup_steps))  # the first step after the warm-up
+        if k < count:
+            out[k:] = self.after.lrs(int(t[k]) - self.warmup_steps, count - k, history)
+        return out
 
 
 class Optimal(Schedule):
@@ -184,10 +199,34 @@ class Adaptive(Schedule):
         return factor
 
     def __call__(self, t):
-        return np.full(np.shape(t), self.lr)
+        raise TypeError("Adaptive's step size depends on the loss history, not on t alone: "
+                        "fit evaluates it through lrs(start, count, history); to combine it, "
+                        "use it as Warmup's after= (which passes the history on)")
 
     def lrs(self, start, count, history=()):
         return np.full(count, self.lr * self.factor(history))
+
+
+class Shifted(Schedule):
+    """``inner`` started at iteration ``offset``: ``inner(t - offset)``.
+
+    A schedule named by the run's length ("step", "exponential", "cosine", "warmup")
+    given to a continued fit is built over that run and starts with it, as it would
+    in a fresh fit, not where the overall iteration count already stands.
+    """
+
+    def __init__(self, inner, offset):
+        self.inner, self.offset = inner, _count("offset", offset, lo=0)
+
+    @property
+    def needs_history(self):
+        return getattr(self.inner, "needs_history", False)
+
+    def __call__(self, t):
+        return self.inner(np.asarray(t) - self.offset)
+
+    def lrs(self, start, count, history=()):
+        return self.inner.lrs(start - self.offset, count, history)
 
 
 class FromCallable(Schedule):
@@ -223,8 +262,18 @@ def _evaluate(fn, t):
 NAMES = ("constant", "step", "exponential", "inverse_scaling", "cosine", "warmup", "optimal", "adaptive")
 
 
-def get(schedule, lr, total_iterations, alpha=0.0, dloss=None):
-    """Resolve ``fit``'s ``schedule`` argument to a Schedule."""
+RUN_LENGTH_NAMES = ("step", "exponential", "cosine", "warmup")
+
+
+def get(schedule, lr, total_iterations, alpha=0.0, dloss=None, start=0):
+    """Resolve ``fit``'s ``schedule`` argument to a Schedule.
+
+    A name that is sized by the run (``RUN_LENGTH_NAMES``) covers the
+    ``total_iterations`` from iteration ``start`` on (a continued fit's); the
+    others, objects and callables are functions of the overall count ``t``.
+    """
+    if start and isinstance(schedule, str) and schedule in RUN_LENGTH_NAMES:
+        return Shifted(get(schedule, lr, total_iterations, alpha, dloss), start)
     if schedule is None:
         return Constant(lr)
     if isinstance(schedule, Schedule):

@@ -236,6 +236,40 @@ def test_schedule_values():
     assert opt(np.array([0]))[0] == pytest.approx(1 / (1e-4 * opt.t0))
 
 
+@pytest.mark.parametrize("name", ["step", "exponential", "cosine", "warmup"])
+def test_a_run_length_schedule_named_for_a_continued_fit_covers_that_run(name):
+    """Named for a continued fit, the schedule is built over that run and starts with it,
+    as in a fresh fit of that length (it had been read at the overall count: a cosine
+    over 50 updates, asked from update 50 on, gave step size 0 to every update)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = X @ [1.0, 2.0, 3.0] + rng.standard_normal(40)
+    kw = dict(batch_size=4, epochs=5, lr=0.05, backend="numpy")
+    first = fastgd.fit(X, y, seed=0, **kw)
+    more = fastgd.fit(X, y, init=first, schedule=name, **kw)
+    fresh = fastgd.fit(X, y, seed=0, schedule=name, **kw)
+    np.testing.assert_array_equal(more._config["schedule"].lrs(first.n_iter, 50),
+                                  fresh._config["schedule"].lrs(0, 50))
+    # continued in turn, that fit goes on with the same schedule where it left off
+    again = fastgd.fit(X, y, init=more, epochs=1)
+    np.testing.assert_array_equal(again._config["schedule"].lrs(more.n_iter, 10),
+                                  fresh._config["schedule"].lrs(50, 10))
+
+
+def test_warmup_passes_the_loss_history_to_an_adaptive_after():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 3))
+    y = X @ [1.0, 2.0, 3.0] + rng.standard_normal(20)
+    kw = dict(batch_size=4, epochs=40, seed=0, backend="numpy")
+    adaptive = fastgd.fit(X, y, schedule=schedules.Adaptive(0.1), **kw)
+    assert adaptive._config["schedule"].factor(adaptive.history["loss"][:-1]) < 1  # it adapted
+    # a one-step warm-up at lr is no warm-up: the two fits are the same (it had run at 0.1)
+    joined = fastgd.fit(X, y, schedule=schedules.Warmup(0.1, 1, after=schedules.Adaptive(0.1)), **kw)
+    np.testing.assert_array_equal(joined.coef, adaptive.coef)
+    with pytest.raises(TypeError, match="loss history"):
+        schedules.Adaptive(0.1)(np.arange(3))
+
+
 @pytest.mark.parametrize("loss", ["squared", "logistic"])
 def test_sgd_reproduces_scikit_learn(loss):
     sk = pytest.importorskip("sklearn.linear_model")
