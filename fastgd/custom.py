@@ -30,6 +30,7 @@ import numbers
 
 import numpy as np
 
+from .kernels import checks
 from .models import init_array
 
 _KINDS = ("regression", "binary01", "binary_pm1")
@@ -38,12 +39,6 @@ _KINDS = ("regression", "binary01", "binary_pm1")
 def _math_domain(exc):
     """Python's math raises ValueError("math domain error") where compiled code gives NaN."""
     return "math domain error" in str(exc)
-
-
-def _check_njit(fn, what, signature):
-    if not (hasattr(fn, "py_func") and hasattr(fn, "compile")):
-        raise TypeError(f"Invalid {what}: {fn!r} is not a Numba @njit function; decorate "
-                        f"your {signature} function with @numba.njit")
 
 
 class Loss:
@@ -65,7 +60,7 @@ class Loss:
     """
 
     def __init__(self, fn, name=None, py_fn=None, kind="regression"):
-        _check_njit(fn, "loss", "(p, y) -> (loss, dloss)")
+        checks.njit_function("loss", fn, checks.LOSS_SIGNATURE)
         if kind not in _KINDS:
             raise ValueError(f"Invalid kind: {kind!r}; it must be one of {list(_KINDS)}")
         if py_fn is not None and not callable(py_fn):
@@ -146,9 +141,9 @@ class CustomModel:
     kind = "custom"
 
     def __init__(self, fn, init, predict=None, name=None):
-        _check_njit(fn, "model function", "(params, x, y, grad_out) -> loss")
+        checks.njit_function("model function", fn, checks.MODEL_SIGNATURE)
         if predict is not None:
-            _check_njit(predict, "predict", "(params, x) -> float")
+            checks.njit_function("predict", predict, checks.PREDICT_SIGNATURE)
         init = np.asarray(init)
         if init.ndim != 1 or init.size == 0 or not np.issubdtype(init.dtype, np.number) \
                 or np.issubdtype(init.dtype, np.complexfloating):

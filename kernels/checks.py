@@ -77,11 +77,20 @@ def rows_in_range(name, rows, n):
                          f"{n} rows (indices 0..{n - 1})")
 
 
+def count(name, value, lo, why):
+    """An integer >= ``lo`` (a NumPy integer too; not a bool, and not a float, which the
+    compiled loops would truncate where the reference refuses or rounds it otherwise)."""
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer))
+            or value < lo):
+        raise ValueError(f"Invalid {name}: {value!r}; {why}, so it must be an integer >= {lo}")
+    return int(value)
+
+
 def batches_in_order(order, batch_size, n_batches):
     """``n_batches`` batches of ``batch_size`` rows fit in ``order`` (the last may be short)."""
     m = len(order)
-    if batch_size < 1:
-        raise ValueError(f"Invalid batch_size: {batch_size}; it must be >= 1")
+    batch_size = count("batch_size", batch_size, 1, "it is the rows of a batch")
+    n_batches = count("n_batches", n_batches, 0, "it is the batches to run")
     most = -(-m // batch_size)
     if not 0 <= n_batches <= most:
         raise ValueError(f"Invalid n_batches: {n_batches}; an order of {m} rows holds 0..{most} "
@@ -108,6 +117,39 @@ def data(X, y, sw):
                          "row of X) or (0,) (all weights 1)")
 
 
+def data_arrays(X, y, sw):
+    """y and sw as the compiled loops read them: C-contiguous arrays of X's dtype (a
+    copy where they are not), sw ``None`` or empty for no weights."""
+    y = real_array("y", y, X.dtype)
+    sw = np.empty(0, X.dtype) if sw is None else real_array("sw", sw, X.dtype)
+    return y, sw
+
+
+def real_array(name, a, dtype):
+    """``a`` as a C-contiguous ``dtype`` array, from any real (bool, integer, float) one."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"Invalid {name}: dtype {a.dtype}; it must hold real numbers (e.g. "
+                        f"np.asarray({name}, dtype=np.float64))")
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def separate(written, read=None):
+    """No array the kernel writes (``written``: name -> array) shares memory with another
+    one it writes or with one it reads (``read``): the loops read each after writing the
+    others, so an alias gives a silently wrong result, and a different one on each
+    backend.  (Bounds only, as ``np.may_share_memory``: two interleaved views of one
+    buffer are refused too.)"""
+    out = [(k, a) for k, a in written.items() if isinstance(a, np.ndarray) and a.size]
+    inp = [(k, a) for k, a in (read or {}).items() if isinstance(a, np.ndarray) and a.size]
+    for i, (name, a) in enumerate(out):
+        for other, b in out[i + 1:] + inp:
+            if np.may_share_memory(a, b):
+                raise ValueError(f"Invalid {name}: it shares memory with {other}; the kernel "
+                                 f"writes {name} while it reads {other}, so they must be "
+                                 f"separate arrays (pass a copy, e.g. {name}.copy())")
+
+
 def loss_code(loss_id, loss_param):
     """A built-in loss code, or LOSS_CUSTOM with the function in loss_param."""
     if loss_id == ids.LOSS_CUSTOM:
@@ -117,6 +159,11 @@ def loss_code(loss_id, loss_param):
     elif loss_id not in _LOSSES:
         raise ValueError(f"Invalid loss_id: {loss_id!r}; it must be one of 0..9 or -1 "
                          "(fastgd.kernels.ids.LOSS_*)")
+
+
+LOSS_SIGNATURE = "(p, y) -> (loss, dloss)"
+MODEL_SIGNATURE = "(params, x, y, grad_out) -> loss"
+PREDICT_SIGNATURE = "(params, x) -> float"
 
 
 def outputs(loss_id, n_outputs, name="n_outputs"):
@@ -140,9 +187,9 @@ def class_labels(y, K, name="y"):
                          f"labels are class indices 0..{K - 1} (stored as floats)")
 
 
-def param_array(name, a, size, dtype=None, ndim=1):
-    """``a`` is a C-contiguous, writeable float array of ``size`` elements (and ``dtype``,
-    when given: theta's, the accumulation dtype)."""
+def param_array(name, a, size, dtype=None, ndim=1, written=True):
+    """``a`` is a C-contiguous float array of ``size`` elements (and ``dtype``, when given:
+    theta's, the accumulation dtype), writeable unless the kernel only reads it."""
     if not isinstance(a, np.ndarray) or a.dtype not in _FLOATS:
         raise TypeError(f"Invalid {name}: {_describe(a)}; it must be a float32 or float64 "
                         "NumPy array (the accumulation dtype)")
@@ -152,7 +199,10 @@ def param_array(name, a, size, dtype=None, ndim=1):
         want = f"({size},)" if ndim == 1 else f"(rows, {size})"
         raise ValueError(f"Invalid {name}: shape {a.shape}; it must be {want} (P = {size} "
                          "parameters)")
-    if not a.flags.c_contiguous or not a.flags.writeable:
+    if not written and not a.flags.c_contiguous:
+        raise ValueError(f"Invalid {name}: the kernels read it as one block, so it must be "
+                         f"C-contiguous (pass np.ascontiguousarray({name}))")
+    if written and (not a.flags.c_contiguous or not a.flags.writeable):
         raise ValueError(f"Invalid {name}: the kernels write it in place, so it must be a "
                          f"C-contiguous, writeable array (pass np.ascontiguousarray({name}))")
 
@@ -163,6 +213,7 @@ def rule(rule_id, hyper, state, P, dtype):
         raise ValueError(f"Invalid rule_id: {rule_id!r}; it must be one of "
                          f"{sorted(ids.STATE_SLOTS)} (fastgd.kernels.ids.RULE_*)")
     need = ids.HYPER_LEN[rule_id]
+    real_array("hyper", hyper, np.float64)
     if np.ndim(hyper) != 1 or len(hyper) < need:
         raise ValueError(f"Invalid hyper: shape {np.shape(hyper)}; rule {rule_id} needs {need} "
                          "values (layout in fastgd.kernels.ids)")
@@ -186,20 +237,19 @@ def step_size(name, lr):
 def per_batch(n_batches, lrs, batch_loss, step0):
     """A step size (finite, >= 0) and a loss slot for each of the epoch's batches; the
     updates done before it (``step0``, so the first is update step0 + 1) >= 0."""
-    if (isinstance(step0, (bool, np.bool_))
-            or not isinstance(step0, (numbers.Integral, np.integer)) or step0 < 0):
-        raise ValueError(f"Invalid step0: {step0!r}; it counts the updates done before this "
-                         "epoch (the first one here is update step0 + 1, Adam's bias correction "
-                         "reads it), so it must be >= 0")
-    if np.ndim(lrs) != 1 or len(lrs) < n_batches:
-        raise ValueError(f"Invalid lrs: shape {np.shape(lrs)}; it needs a step size for each "
+    count("step0", step0, 0, "it counts the updates done before this epoch (the first one "
+          "here is update step0 + 1, Adam's bias correction reads it)")
+    lrs = real_array("lrs", lrs, np.float64)
+    if lrs.ndim != 1 or len(lrs) < n_batches:
+        raise ValueError(f"Invalid lrs: shape {lrs.shape}; it needs a step size for each "
                          f"of the {n_batches} batches")
-    step_size("lrs", np.asarray(lrs)[:n_batches])
+    step_size("lrs", lrs[:n_batches])
     if (not isinstance(batch_loss, np.ndarray) or batch_loss.dtype != np.float64
             or batch_loss.ndim != 1 or len(batch_loss) < n_batches
-            or not batch_loss.flags.writeable):
-        raise ValueError(f"Invalid batch_loss: {_describe(batch_loss)}; it must be a writeable "
-                         f"float64 array of at least n_batches={n_batches} elements")
+            or not batch_loss.flags.writeable or not batch_loss.flags.c_contiguous):
+        raise ValueError(f"Invalid batch_loss: {_describe(batch_loss)}; it must be a writeable, "
+                         f"C-contiguous float64 array of at least n_batches={n_batches} "
+                         f"elements")
 
 
 def _length(theta):
@@ -214,6 +264,28 @@ def _layer_sizes(layer_sizes):
         raise ValueError(f"Invalid layer_sizes: {layer_sizes!r}; it must be an integer array "
                          "[d, h1, ..., K_out] of positive sizes")
     return s
+
+
+def njit_function(name, fn, signature):
+    """``fn`` is a Numba ``@njit`` function (a dispatcher), as the compiled loops need: a
+    plain Python function would fail inside the kernel, in Numba's words, not ours."""
+    if not (hasattr(fn, "py_func") and hasattr(fn, "compile")):
+        raise TypeError(f"Invalid {name}: {fn!r} is not a Numba @njit function; decorate "
+                        f"your {signature} function with @numba.njit")
+
+
+def predict_arrays(theta, X, out):
+    """``custom_model_predict``'s arrays: theta and X float (X 2-D), ``out`` a writeable
+    float array of one value per row of X, apart from both."""
+    param_array("theta", theta, _length(theta), written=False)
+    if not isinstance(X, np.ndarray) or X.ndim != 2 or X.dtype not in _FLOATS:
+        raise TypeError(f"Invalid X: {_describe(X)}; it must be a 2-D float32 or float64 "
+                        "NumPy array")
+    if (not isinstance(out, np.ndarray) or out.dtype not in _FLOATS or out.ndim != 1
+            or len(out) != X.shape[0] or not out.flags.writeable):
+        raise ValueError(f"Invalid out: {_describe(out)}; it must be a writeable float32 or "
+                         f"float64 array of one value per row of X, shape ({X.shape[0]},)")
+    separate(dict(out=out), dict(theta=theta, X=X))
 
 
 def _model_function(fn):
@@ -243,8 +315,9 @@ def linear_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercep
     rows = index_array("rows", rows)
     rows_in_range("rows", rows, X.shape[0])
     P = linear_params(X, n_outputs, fit_intercept)
-    param_array("theta", theta, P)
+    param_array("theta", theta, P, written=False)
     param_array("grad", grad, P, theta.dtype)
+    separate(dict(grad=grad), dict(theta=theta, X=X, y=y, sw=sw))
     if loss_id == ids.LOSS_SOFTMAX:
         class_labels(np.asarray(y)[rows], n_outputs)
     return rows
@@ -264,36 +337,44 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
     param_array("grad", grad, P, theta.dtype)
     rule(rule_id, hyper, state, P, theta.dtype)
     per_batch(n_batches, lrs, batch_loss, step0)
+    _epoch_separate(X, y, sw, order, hyper, lrs, theta, grad, state, batch_loss)
     if loss_id == ids.LOSS_SOFTMAX:
         class_labels(y, n_outputs)
     return order
 
 
+def _epoch_separate(X, y, sw, order, hyper, lrs, theta, grad, state, batch_loss, **scratch):
+    separate(dict(theta=theta, grad=grad, state=state, batch_loss=batch_loss, **scratch),
+             dict(X=X, y=y, sw=sw, order=order, hyper=hyper, lrs=lrs))
+
+
 def penalty(theta, grad, n_penalized):
     """``add_penalty``'s arguments: the penalised part lies inside theta and grad."""
     P = _length(theta)
-    param_array("theta", theta, P)
+    param_array("theta", theta, P, written=False)
     param_array("grad", grad, P, theta.dtype)
-    if not 0 <= n_penalized <= P:
+    count("n_penalized", n_penalized, 0, "it is the number of weights before the intercept")
+    if not n_penalized <= P:
         raise ValueError(f"Invalid n_penalized: {n_penalized!r}; it must be in 0..{P} (d*K, "
                          "the weights before the intercept)")
+    separate(dict(grad=grad), dict(theta=theta))
 
 
 def update(rule_id, hyper, theta, grad, state, lr, step):
     """``apply_update``'s arguments (``step``: PyTorch's 1-based count of this update)."""
     P = _length(theta)
     param_array("theta", theta, P)
-    param_array("grad", grad, P, theta.dtype)
+    param_array("grad", grad, P, theta.dtype, written=False)
     rule(rule_id, hyper, state, P, theta.dtype)
     step_size("lr", lr)
     step_count(step)
+    separate(dict(theta=theta, state=state), dict(grad=grad, hyper=hyper))
 
 
 def step_count(step):
     """An update's ``step``: PyTorch's 1-based count (Adam divides by 1 - beta^step)."""
-    if not step >= 1:
-        raise ValueError(f"Invalid step: {step!r}; it is the 1-based count of this update "
-                         "(PyTorch's state['step'] after its increment), so it must be >= 1")
+    count("step", step, 1, "it is the 1-based count of this update (PyTorch's state['step'] "
+          "after its increment)")
 
 
 def mlp_params(layer_sizes):
@@ -342,6 +423,8 @@ def mlp_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, gra
     param_array("grad", grad, P, theta.dtype)
     if needs_work:
         mlp_work(work, layer_sizes, len(rows), theta.dtype)
+    separate(dict(grad=grad, work=work if needs_work else None),
+             dict(theta=theta, X=X, y=y, sw=sw))
     if loss_id == ids.LOSS_SOFTMAX:
         class_labels(np.asarray(y)[rows], int(layer_sizes[-1]))
     return rows
@@ -351,8 +434,9 @@ def mlp_penalty(theta, grad, layer_sizes):
     """``mlp_add_penalty``'s arguments."""
     _layer_sizes(layer_sizes)
     P = mlp_params(layer_sizes)
-    param_array("theta", theta, P)
+    param_array("theta", theta, P, written=False)
     param_array("grad", grad, P, theta.dtype)
+    separate(dict(grad=grad), dict(theta=theta))
 
 
 def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, activation_id,
@@ -371,6 +455,8 @@ def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, acti
     per_batch(n_batches, lrs, batch_loss, step0)
     if needs_work:
         mlp_work(work, layer_sizes, min(batch_size, len(order)), theta.dtype)
+    _epoch_separate(X, y, sw, order, hyper, lrs, theta, grad, state, batch_loss,
+                    work=work if needs_work else None)
     if loss_id == ids.LOSS_SOFTMAX:
         class_labels(y, int(layer_sizes[-1]))
     return order
@@ -383,9 +469,10 @@ def custom_gradient(fn, X, y, sw, rows, theta, grad, gbuf):
     rows = index_array("rows", rows)
     rows_in_range("rows", rows, X.shape[0])
     P = _length(theta)
-    param_array("theta", theta, P)
+    param_array("theta", theta, P, written=False)
     param_array("grad", grad, P, theta.dtype)
     param_array("gbuf", gbuf, P, theta.dtype)
+    separate(dict(grad=grad, gbuf=gbuf), dict(theta=theta, X=X, y=y, sw=sw))
     return rows
 
 
@@ -402,4 +489,5 @@ def custom_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyper, lrs
     param_array("gbuf", gbuf, P, theta.dtype)
     rule(rule_id, hyper, state, P, theta.dtype)
     per_batch(n_batches, lrs, batch_loss, step0)
+    _epoch_separate(X, y, sw, order, hyper, lrs, theta, grad, state, batch_loss, gbuf=gbuf)
     return order

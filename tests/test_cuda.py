@@ -424,6 +424,10 @@ def test_convention_linear_epoch_on_host_arrays():
 
     with pytest.raises(ValueError, match="Invalid rule_id"):
         apply_update(9, s.hyper, g_theta, np.zeros_like(g_theta), g_state, 0.1, 1)
+    for threads in (0, -64, 2.5, 2048):  # a block of 1..1024 threads (2.5 had run as 2)
+        with pytest.raises(ValueError, match=f"Invalid threads: {threads}"):
+            apply_update(s.rule_id, s.hyper, g_theta, np.zeros_like(g_theta), g_state, 0.1, 1,
+                         threads=threads)
 
 
 # --------------------------------------------------------------------------- determinism

@@ -552,3 +552,62 @@ def test_custom_model_epoch_refuses_a_negative_step0(mod):
                                np.array([0.9, 0.999, 1e-8, 0.0, 0.0]), np.full(2, 0.1), -1,
                                theta, np.zeros(2), np.zeros((3, 2)), np.zeros(2), np.zeros(2))
     assert (theta == 0).all()
+
+
+def test_the_numba_entries_take_only_njit_functions():
+    """A plain Python function would fail inside the kernel, in Numba's words
+    ("non-precise type pyobject"); the entries say what is wrong."""
+    def plain_model(params, x, y, g):
+        return 0.0
+
+    def plain_loss(p, y):
+        return 0.0, 0.0
+
+    X, y = np.ones((6, 1)), np.ones(6)
+    with pytest.raises(TypeError, match="Invalid fn: .* not a Numba @njit function"):
+        nb_ce.custom_model_batch_gradient(plain_model, X, y, np.empty(0), np.arange(6),
+                                          np.zeros(2), np.zeros(2), 1 / 6, np.zeros(2))
+    with pytest.raises(TypeError, match="Invalid fn"):
+        nb_ce.custom_model_epoch(plain_model, X, y, np.empty(0), np.arange(6), 3, 2, ids.RULE_SGD,
+                                 np.zeros(4), np.full(2, 0.1), 0, np.zeros(2), np.zeros(2),
+                                 np.zeros((1, 2)), np.zeros(2), np.zeros(2))
+    with pytest.raises(TypeError, match="Invalid loss_param: .* not a Numba @njit function"):
+        nb_le.linear_batch_gradient(X, y, np.empty(0), np.arange(6), ids.LOSS_CUSTOM, plain_loss,
+                                    1, True, np.zeros(2), np.zeros(2), 1 / 6)
+
+
+def test_custom_model_predict_checks_its_output():
+    """out shorter than X's rows had been written past its end (a heap corruption)."""
+    @njit
+    def pred(params, x):
+        return params[0] * x[0] + params[1]
+
+    X, theta = np.ones((50, 1)), np.array([1.0, 2.0])
+    with pytest.raises(ValueError, match=r"Invalid out: shape \(10,\).*\(50,\)"):
+        nb_ce.custom_model_predict(pred, theta, X, np.zeros(10))
+    with pytest.raises(ValueError, match="out: it shares memory with X"):
+        nb_ce.custom_model_predict(pred, theta, X, X[:, 0])
+    out = np.zeros(50)
+    nb_ce.custom_model_predict(pred, theta, X, out)
+    np.testing.assert_array_equal(out, ref_ce.custom_model_predict(pred, theta, X, np.zeros(50)))
+
+
+@njit
+def _raises_on_a_large_x(params, x, y, g):
+    if x[0] > 4.5:
+        raise ValueError("bad row")
+    r = params[0] * x[0] + params[1] - y
+    g[0] = r * x[0]
+    g[1] = r
+    return 0.5 * r * r
+
+
+def test_a_users_exception_comes_out_as_itself_on_the_parallel_path():
+    """Raised inside a parallel region, it had reached Python as a SystemError."""
+    for n in (200, 140_000):  # the serial path, and chunks run in parallel
+        X = np.zeros((n, 1))
+        X[n // 2, 0] = 5.0
+        with pytest.raises(ValueError, match="bad row"):
+            nb_ce.custom_model_batch_gradient(_raises_on_a_large_x, X, np.zeros(n), np.empty(0),
+                                              np.arange(n), np.zeros(2), np.zeros(2), 1 / n,
+                                              np.zeros(2))

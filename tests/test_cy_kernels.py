@@ -446,13 +446,36 @@ def test_update_wrappers_check_lengths():
                                 np.zeros((1, 5)), 0.1, 1)
     with pytest.raises(ValueError, match="rule"):
         cy_updates.apply_update(9, np.zeros(5), np.zeros(5), np.zeros(5), np.zeros((3, 5)), 0.1, 1)
-    z = np.zeros(5)
-    for call in (lambda: cy_updates.sgd_update(z, z, z, 0.1, 0.9, 0.0, False, 0.0, 0),
-                 lambda: cy_updates.adam_update(z, z, z, z, z, 0.1, 0.9, 0.999, 1e-8, 0.0, False,
-                                                False, 0),
-                 lambda: cy_updates.adagrad_update(z, z, z, 0.1, 0.1, 0.0, 1e-10, -3)):
+    def z():
+        return np.zeros(5)
+
+    for call in (lambda: cy_updates.sgd_update(z(), z(), z(), 0.1, 0.9, 0.0, False, 0.0, 0),
+                 lambda: cy_updates.adam_update(z(), z(), z(), z(), z(), 0.1, 0.9, 0.999, 1e-8,
+                                                0.0, False, False, 0),
+                 lambda: cy_updates.adagrad_update(z(), z(), z(), 0.1, 0.1, 0.0, 1e-10, -3),
+                 lambda: cy_updates.adagrad_update(z(), z(), z(), 0.1, 0.1, 0.0, 1e-10, 1.5)):
         with pytest.raises(ValueError, match="Invalid step"):  # Adam: 0/0 at step 0
             call()
+
+
+def test_update_wrappers_name_the_array_whose_layout_is_wrong():
+    """Strided, read-only, 2-D or aliased arrays had met Cython's buffer errors, which name
+    no argument ("ndarray is not C-contiguous"), or run on an alias."""
+    z = np.zeros(5)
+    read_only = np.zeros(5)
+    read_only.flags.writeable = False
+    for args, words in (((np.zeros(10)[::2], z, np.zeros(5)), ["theta", "strided"]),
+                        ((np.zeros(5), np.zeros(10)[::2], np.zeros(5)), ["grad", "strided"]),
+                        ((read_only, z, np.zeros(5)), ["theta", "read-only", "writeable"]),
+                        ((np.zeros(5), z, np.zeros((1, 5))), ["buf", "(1, 5)", "1-D"]),
+                        ((np.zeros(5), z, z), ["buf", "shares memory with grad"])):
+        with pytest.raises(ValueError) as info:
+            cy_updates.sgd_update(*args, 0.1, 0.9, 0.0, False, 0.0, 1)
+        for word in words:
+            assert word in str(info.value), f"{word!r} missing from: {info.value}"
+    theta = np.ones(5)
+    cy_updates.sgd_update(theta, read_only, np.zeros(5), 0.1, 0.9, 0.0, False, 0.0, 1)  # read
+    np.testing.assert_array_equal(theta, np.ones(5))  # a zero gradient moved nothing
 
 
 def test_update_wrappers_reject_mixed_dtypes():

@@ -331,6 +331,12 @@ BAD_EPOCH_ARGS = [
     ("order", np.arange(20) % 2 == 0, TypeError, ["order", "bool", "integer"]),
     ("step0", -1, ValueError, ["step0", "-1", ">= 0"]),  # Adam: a NaN step, not an error
     ("step0", 0.5, ValueError, ["step0", "0.5"]),  # a count, not truncated
+    ("batch_size", 2.5, ValueError, ["batch_size", "2.5", "integer"]),  # was truncated to 2
+    ("n_batches", True, ValueError, ["n_batches", "True", "integer"]),
+    ("batch_loss", np.zeros(8)[::2], ValueError, ["batch_loss", "C-contiguous"]),
+    ("y", np.array(list("abcdefghijklmnopqrst"), dtype=object), TypeError,
+     ["y", "object", "real numbers"]),
+    ("hyper", ["0.9", "0.999", "1e-8", "0", "0"], TypeError, ["hyper", "<U", "real numbers"]),
 ]
 
 
@@ -378,6 +384,56 @@ def test_linear_kernels_check_every_argument(mod, name, value, error, words):
 
 
 @pytest.mark.parametrize("mod", _kernel_modules("linear_epoch"))
+def test_kernels_refuse_outputs_that_share_memory_with_another_argument(mod):
+    """An alias (grad=theta, a state row as grad, batch_loss over lrs) is read after being
+    written: silently wrong, and differently on each backend (it ran on all three)."""
+    def refused(names, call):
+        with pytest.raises(ValueError) as info:
+            call()
+        for word in (*names, "shares memory", "separate arrays"):
+            assert word in str(info.value), f"{word!r} missing from: {info.value}"
+
+    for names, make in ((("theta", "grad"), lambda a: dict(grad=a["theta"])),
+                        (("grad", "state"), lambda a: dict(grad=a["state"][1])),
+                        (("batch_loss", "lrs"), lambda a: dict(batch_loss=a["lrs"]))):
+        args = _epoch_args()
+        args.update(make(args))
+        refused(names, lambda: mod.linear_epoch(**args))
+        assert (args["theta"] == 0.5).all()
+    a = _epoch_args()
+    refused(("grad", "theta"), lambda: mod.linear_batch_gradient(
+        X0, Y_REG, np.empty(0), np.arange(5), a["loss_id"], 0.0, 1, True, a["theta"], a["theta"],
+        0.2))
+    refused(("grad", "theta"), lambda: mod.add_penalty(a["theta"], a["theta"], 3, 0.1, 0.0))
+    update = importlib.import_module(mod.__name__.replace("linear_epoch", "updates")).apply_update
+    refused(("theta", "grad"), lambda: update(a["rule_id"], a["hyper"], a["theta"], a["theta"],
+                                              a["state"], 0.1, 1))
+
+
+@pytest.mark.parametrize("mod", _kernel_modules("linear_epoch"))
+def test_kernels_read_labels_weights_and_hyper_parameters_of_any_real_dtype(mod):
+    """y and sw in X's dtype, hyper and lrs as float64, sw=None as no weights: the same
+    result from integer labels, a list, None, as from the float arrays (numba had failed to
+    compile on them, or compiled a new kernel for each dtype)."""
+    def run(**changes):
+        args = _epoch_args(**changes)
+        mod.linear_epoch(**args)
+        return args["theta"]
+
+    y_int = np.round(Y_REG * 3).astype(np.int64)
+    want = run(y=y_int.astype(np.float64))
+    np.testing.assert_array_equal(run(y=y_int), want)
+    np.testing.assert_array_equal(run(y=y_int.astype(np.float64), sw=None), want)
+    np.testing.assert_array_equal(run(y=y_int.astype(np.float64), hyper=[0.9, 0.999, 1e-8, 0, 0],
+                                      lrs=[0.1] * 4), want)
+    read_only = np.zeros(4)
+    read_only.flags.writeable = False  # apply_update only reads grad
+    update = importlib.import_module(mod.__name__.replace("linear_epoch", "updates")).apply_update
+    update(_ADAM, np.array([0.9, 0.999, 1e-8, 0, 0]), np.ones(4), read_only, np.zeros((3, 4)),
+           0.1, 1)
+
+
+@pytest.mark.parametrize("mod", _kernel_modules("linear_epoch"))
 def test_softmax_labels_reaching_the_kernels_are_class_indices(mod):
     from fastgd.kernels import ids
 
@@ -405,6 +461,8 @@ def test_softmax_labels_reaching_the_kernels_are_class_indices(mod):
 def test_add_penalty_checks_its_range(mod):
     with pytest.raises(ValueError, match="n_penalized"):
         mod.add_penalty(np.ones(4), np.zeros(4), 9, 0.1, 0.0)
+    with pytest.raises(ValueError, match="n_penalized: 2.5"):  # was truncated to 2
+        mod.add_penalty(np.ones(4), np.zeros(4), 2.5, 0.1, 0.0)
     with pytest.raises(ValueError, match="grad"):
         mod.add_penalty(np.ones(4), np.zeros(2), 3, 0.1, 0.0)
 

@@ -18,6 +18,7 @@ from .updates import _apply_update
 def custom_model_batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf):
     """grad = scale * sum_{i in rows} s_i grad_i; returns scale * sum s_i loss_i."""
     rows = checks.custom_gradient(fn, X, y, sw, rows, theta, grad, gbuf)
+    y, sw = checks.data_arrays(X, y, sw)
     return _batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf)
 
 
@@ -44,6 +45,7 @@ def custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hype
                        theta, grad, state, batch_loss, gbuf):
     order = checks.custom_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyper, lrs,
                                 step0, theta, grad, state, batch_loss, gbuf)
+    y, sw = checks.data_arrays(X, y, sw)
     m = len(order)
     for k in range(n_batches):
         rows = order[k * batch_size:min((k + 1) * batch_size, m)]

@@ -39,6 +39,7 @@ def linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_in
     """
     rows = checks.linear_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept,
                                   theta, grad)
+    y, sw = checks.data_arrays(X, y, sw)
     return _batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept,
                            theta, grad, scale)
 
@@ -85,6 +86,7 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
     order = checks.linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param,
                                 n_outputs, fit_intercept, rule_id, hyper, lrs, step0, theta, grad,
                                 state, batch_loss)
+    y, sw = checks.data_arrays(X, y, sw)
     m = len(order)
     n_penalized = X.shape[1] * n_outputs
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned about

@@ -142,6 +142,7 @@ def mlp_batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, thet
     """
     rows = checks.mlp_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad,
                                work, needs_work=False)
+    y, sw = checks.data_arrays(X, y, sw)
     return _batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad,
                            scale)
 
@@ -196,6 +197,7 @@ def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, acti
     order = checks.mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes,
                              activation_id, rule_id, hyper, lrs, step0, theta, grad, state,
                              batch_loss, work, needs_work=False)
+    y, sw = checks.data_arrays(X, y, sw)
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned about
         return _epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes,
                       activation_id, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,

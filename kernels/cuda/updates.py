@@ -164,7 +164,10 @@ def apply_update(rule_id, hyper, theta, grad, state, lr, step, threads=None):
     """
     from . import config
 
-    tpb = int(threads or config.THREADS_PER_BLOCK)
+    tpb = config.THREADS_PER_BLOCK if threads is None else checks.count(
+        "threads", threads, 1, "it is the threads of a CUDA block")
+    if tpb > 1024:
+        raise ValueError(f"Invalid threads: {tpb}; a CUDA block has at most 1024 threads")
     P = theta.shape[0]
     if all(isinstance(a, np.ndarray) for a in (theta, grad, state)):  # the CPU entries' check
         checks.update(rule_id, hyper, theta, grad, state, lr, step)

@@ -1771,8 +1771,7 @@ def linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_in
     sw = np.empty(0, X.dtype) if sw is None else sw
     rows = checks.linear_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs,
                                   fit_intercept, theta, grad)
-    y = np.ascontiguousarray(y, dtype=X.dtype)
-    sw = np.ascontiguousarray(sw, dtype=X.dtype)
+    y, sw = checks.data_arrays(X, y, sw)
     return _batch_gradient_impl(X, y, sw, rows, int(loss_id),
                                 0.0 if loss_param is None else float(loss_param),
                                 int(n_outputs), bool(fit_intercept), theta, grad, float(scale))
@@ -1822,16 +1821,15 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
     _check_loss(loss_id)
     X = checks.contiguous_X(X)
     sw = np.empty(0, X.dtype) if sw is None else sw
-    order = checks.linear_epoch(X, y, sw, order, int(batch_size), int(n_batches), loss_id,
-                                loss_param, n_outputs, fit_intercept, rule_id, hyper, lrs, step0,
-                                theta, grad, state, batch_loss)
-    y = np.ascontiguousarray(y, dtype=X.dtype)
-    sw = np.ascontiguousarray(sw, dtype=X.dtype)
+    order = checks.linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param,
+                                n_outputs, fit_intercept, rule_id, hyper, lrs, step0, theta,
+                                grad, state, batch_loss)
+    y, sw = checks.data_arrays(X, y, sw)
     return _epoch_impl(X, y, sw, order, int(batch_size), int(n_batches), int(loss_id),
                        0.0 if loss_param is None else float(loss_param), int(n_outputs),
                        bool(fit_intercept), float(alpha), float(l1_ratio), int(rule_id),
-                       np.ascontiguousarray(hyper, dtype=np.float64),
-                       np.ascontiguousarray(lrs, dtype=np.float64), int(step0), theta, grad,
+                       checks.real_array("hyper", hyper, np.float64),
+                       checks.real_array("lrs", lrs, np.float64), int(step0), theta, grad,
                        state, batch_loss)
 
 

@@ -541,9 +541,9 @@ def mlp_batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, thet
     layer_sizes = checks.layer_sizes_array(layer_sizes)
     rows = checks.mlp_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad,
                                work)
-    return _batch_gradient(X, np.ascontiguousarray(y, dtype=X.dtype),
-                           np.ascontiguousarray(sw, dtype=X.dtype), rows, int(loss_id),
-                           layer_sizes, int(activation_id), theta, grad, float(scale), work)
+    y, sw = checks.data_arrays(X, y, sw)
+    return _batch_gradient(X, y, sw, rows, int(loss_id), layer_sizes, int(activation_id), theta,
+                           grad, float(scale), work)
 
 
 def _batch_gradient(const xfloat[:, ::1] X, const xfloat[::1] y, const xfloat[::1] sw,
@@ -585,14 +585,14 @@ def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, acti
     X = checks.contiguous_X(X)
     sw = np.empty(0, X.dtype) if sw is None else sw
     layer_sizes = checks.layer_sizes_array(layer_sizes)
-    order = checks.mlp_epoch(X, y, sw, order, int(batch_size), int(n_batches), loss_id, layer_sizes,
+    order = checks.mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes,
                              activation_id, rule_id, hyper, lrs, step0, theta, grad, state,
                              batch_loss, work)
-    return _epoch(X, np.ascontiguousarray(y, dtype=X.dtype),
-                  np.ascontiguousarray(sw, dtype=X.dtype), order, int(batch_size),
-                  int(n_batches), int(loss_id), layer_sizes, int(activation_id), float(alpha),
-                  float(l1_ratio), int(rule_id), np.ascontiguousarray(hyper, dtype=np.float64),
-                  np.ascontiguousarray(lrs, dtype=np.float64), int(step0), theta, grad, state,
+    y, sw = checks.data_arrays(X, y, sw)
+    return _epoch(X, y, sw, order, int(batch_size), int(n_batches), int(loss_id), layer_sizes,
+                  int(activation_id), float(alpha), float(l1_ratio), int(rule_id),
+                  checks.real_array("hyper", hyper, np.float64),
+                  checks.real_array("lrs", lrs, np.float64), int(step0), theta, grad, state,
                   batch_loss, work)
 
 

@@ -381,16 +381,29 @@ cdef _need(str name, Py_ssize_t got, Py_ssize_t want):
                          f"pass an array of the same length as theta")
 
 
-def _one_dtype(theta, **arrays):
-    # Checked before the fused-type dispatch, whose own error names no argument.
+def _one_dtype(theta, grad, **state):
+    # Checked before the fused-type dispatch and the buffers, whose own errors name no
+    # argument: one float dtype, 1-D C-contiguous arrays, theta and the state written in
+    # place (writeable, none sharing memory with another or with grad), grad only read.
     dt = getattr(theta, "dtype", None)
     if dt is None or dt not in (np.float32, np.float64):
         raise TypeError(f"theta must be a float32 or float64 NumPy array; got "
                         f"{type(theta).__name__} of dtype {dt}")
+    arrays = dict(theta=theta, grad=grad, **state)
     for name, a in arrays.items():
         if getattr(a, "dtype", None) != dt:
             raise TypeError(f"{name} has dtype {getattr(a, 'dtype', type(a).__name__)} but theta "
                             f"has {dt}: pass every array of an update in theta's dtype")
+        written = name != "grad"
+        if a.ndim != 1 or not a.flags.c_contiguous or (written and a.size
+                                                        and not a.flags.writeable):
+            what = "a 1-D C-contiguous, writeable array (the update writes it in place)"
+            raise ValueError(f"Invalid {name}: shape {a.shape}"
+                             f"{'' if a.flags.c_contiguous else ', strided'}"
+                             f"{'' if a.flags.writeable else ', read-only'}; it must be "
+                             f"{what if written else 'a 1-D C-contiguous array'} (e.g. "
+                             f"np.ascontiguousarray({name}).ravel(), or a copy)")
+    checks.separate(dict(theta=theta, **state), dict(grad=grad))
 
 
 def sgd_update(theta, grad, buf, lr, momentum, dampening, nesterov, weight_decay, step):
@@ -511,5 +524,5 @@ def _apply(int rule_id, const double[::1] hyper, floating[::1] theta,
 def apply_update(rule_id, hyper, theta, grad, state, lr, step):
     """Dispatch on the rule code; ``state`` is (STATE_SLOTS[rule_id], P), in place."""
     checks.update(rule_id, hyper, theta, grad, state, lr, step)
-    _apply(int(rule_id), np.ascontiguousarray(hyper, dtype=np.float64), theta, grad, state,
+    _apply(int(rule_id), checks.real_array("hyper", hyper, np.float64), theta, grad, state,
            float(lr), int(step))

@@ -174,8 +174,18 @@ def _layer_is_threadsafe():
 
 
 def guarded(call, *args):
-    """``call(*args)``, serialised unless the threading layer is thread-safe."""
-    if _layer_is_threadsafe():
-        return call(*args)
-    with _LAUNCH_LOCK:
-        return call(*args)
+    """``call(*args)``, serialised unless the threading layer is thread-safe.
+
+    An exception that a user's function (a custom loss or model) raises inside a
+    parallel region reaches Python as a SystemError ("... returned a result with an
+    exception set") caused by it; the user's own exception is raised instead, as on
+    the serial paths."""
+    try:
+        if _layer_is_threadsafe():
+            return call(*args)
+        with _LAUNCH_LOCK:
+            return call(*args)
+    except SystemError as e:
+        if e.__cause__ is not None and "with an exception set" in str(e):
+            raise e.__cause__ from None
+        raise

@@ -131,7 +131,9 @@ def _custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyp
 
 def custom_model_batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf):
     """grad = scale * sum_{i in rows} s_i grad_i; returns scale * sum s_i loss_i."""
+    checks.njit_function("fn", fn, checks.MODEL_SIGNATURE)
     rows = checks.custom_gradient(fn, X, y, sw, rows, theta, grad, gbuf)
+    y, sw = checks.data_arrays(X, y, sw)
     return guarded(_custom_model_batch_gradient, fn, X, y, sw, rows, theta, grad, float(scale),
                    gbuf)
 
@@ -146,8 +148,12 @@ def _ol_custom_model_batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf
 def custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyper, lrs, step0,
                        theta, grad, state, batch_loss, gbuf):
     """A whole epoch of a custom model; returns the number of batches applied."""
-    order = checks.custom_epoch(fn, X, y, sw, order, int(batch_size), int(n_batches), rule_id,
-                                hyper, lrs, step0, theta, grad, state, batch_loss, gbuf)
+    checks.njit_function("fn", fn, checks.MODEL_SIGNATURE)
+    order = checks.custom_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyper, lrs,
+                                step0, theta, grad, state, batch_loss, gbuf)
+    y, sw = checks.data_arrays(X, y, sw)
+    hyper = checks.real_array("hyper", hyper, np.float64)
+    lrs = checks.real_array("lrs", lrs, np.float64)
     return guarded(_custom_model_epoch, fn, X, y, sw, order, int(batch_size), int(n_batches),
                    int(rule_id), hyper, lrs, int(step0), theta, grad, state, batch_loss, gbuf)
 
@@ -163,7 +169,21 @@ def _ol_custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, 
 
 
 @kernel(cache=False)
-def custom_model_predict(predict, theta, X, out):
-    """out[i] = predict(theta, X[i]) for every row."""
+def _custom_model_predict(predict, theta, X, out):
     for i in range(X.shape[0]):
         out[i] = predict(theta, X[i])
+
+
+def custom_model_predict(predict, theta, X, out):
+    """out[i] = predict(theta, X[i]) for every row (checked from Python, the kernel
+    itself in ``@njit`` code)."""
+    checks.njit_function("predict", predict, checks.PREDICT_SIGNATURE)
+    checks.predict_arrays(theta, X, out)
+    _custom_model_predict(predict, theta, X, out)
+
+
+@overload(custom_model_predict)
+def _ol_custom_model_predict(predict, theta, X, out):
+    def impl(predict, theta, X, out):
+        _custom_model_predict(predict, theta, X, out)
+    return impl

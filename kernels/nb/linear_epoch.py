@@ -1727,11 +1727,19 @@ def _ol_add_penalty(theta, grad, n_penalized, alpha, l1_ratio):
     return impl
 
 
+def _custom_loss(loss_param):
+    # a custom loss (loss_id LOSS_CUSTOM, checked callable) must be compiled to be inlined
+    if callable(loss_param):
+        checks.njit_function("loss_param", loss_param, checks.LOSS_SIGNATURE)
+
+
 def linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept, theta,
                           grad, scale):
     """grad = scale * sum_{i in rows} s_i dl_i/dtheta; returns scale * sum s_i l_i."""
     rows = checks.linear_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept,
                                   theta, grad)
+    _custom_loss(loss_param)
+    y, sw = checks.data_arrays(X, y, sw)
     if callable(loss_param):
         return guarded(_linear_batch_gradient_custom, X, y, sw, rows, int(loss_id), loss_param,
                        int(n_outputs), bool(fit_intercept), theta, grad, float(scale))
@@ -1828,9 +1836,13 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
                  fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state,
                  batch_loss):
     """A whole epoch (docs/kernels.md); returns n_done."""
-    order = checks.linear_epoch(X, y, sw, order, int(batch_size), int(n_batches), loss_id,
-                                loss_param, n_outputs, fit_intercept, rule_id, hyper, lrs, step0,
-                                theta, grad, state, batch_loss)
+    order = checks.linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param,
+                                n_outputs, fit_intercept, rule_id, hyper, lrs, step0, theta,
+                                grad, state, batch_loss)
+    _custom_loss(loss_param)
+    y, sw = checks.data_arrays(X, y, sw)
+    hyper = checks.real_array("hyper", hyper, np.float64)
+    lrs = checks.real_array("lrs", lrs, np.float64)
     args_tail = (int(n_outputs), bool(fit_intercept), float(alpha), float(l1_ratio),
                  int(rule_id), hyper, lrs, int(step0), theta, grad, state, batch_loss)
     custom = callable(loss_param)

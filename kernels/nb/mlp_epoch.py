@@ -573,6 +573,7 @@ def mlp_batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, thet
     layer_sizes = checks.layer_sizes_array(layer_sizes)
     rows = checks.mlp_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad,
                                work)
+    y, sw = checks.data_arrays(X, y, sw)
     return _mlp_batch_gradient(X, y, sw, rows, int(loss_id), layer_sizes, int(activation_id),
                                theta, grad, float(scale), work)
 
@@ -620,9 +621,12 @@ def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, acti
     Runs on ``team_size(...)`` threads: this one plus T - 1 Python threads, each in the
     same ``nogil`` kernel (see the module docstring)."""
     layer_sizes = checks.layer_sizes_array(layer_sizes)
-    order = checks.mlp_epoch(X, y, sw, order, int(batch_size), int(n_batches), loss_id, layer_sizes,
+    order = checks.mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes,
                              activation_id, rule_id, hyper, lrs, step0, theta, grad, state,
                              batch_loss, work)
+    y, sw = checks.data_arrays(X, y, sw)
+    hyper = checks.real_array("hyper", hyper, np.float64)
+    lrs = checks.real_array("lrs", lrs, np.float64)
     T = team_size(layer_sizes, batch_size, len(order))
     args = (X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, activation_id,
             alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state, batch_loss, work)
