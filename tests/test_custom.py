@@ -583,10 +583,11 @@ def test_custom_model_predict_checks_its_output():
         return params[0] * x[0] + params[1]
 
     X, theta = np.ones((50, 1)), np.array([1.0, 2.0])
-    with pytest.raises(ValueError, match=r"Invalid out: shape \(10,\).*\(50,\)"):
-        nb_ce.custom_model_predict(pred, theta, X, np.zeros(10))
-    with pytest.raises(ValueError, match="out: it shares memory with X"):
-        nb_ce.custom_model_predict(pred, theta, X, X[:, 0])
+    for mod in (ref_ce, nb_ce):
+        with pytest.raises(ValueError, match=r"Invalid out: shape \(10,\).*\(50,\)"):
+            mod.custom_model_predict(pred, theta, X, np.zeros(10))
+        with pytest.raises(ValueError, match="out: it shares memory with X"):
+            mod.custom_model_predict(pred, theta, X, X[:, 0])
     out = np.zeros(50)
     nb_ce.custom_model_predict(pred, theta, X, out)
     np.testing.assert_array_equal(out, ref_ce.custom_model_predict(pred, theta, X, np.zeros(50)))

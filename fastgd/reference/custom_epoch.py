@@ -59,6 +59,7 @@ def custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hype
 
 def custom_model_predict(predict, theta, X, out):
     """out[i] = predict(theta, X[i]) for every row."""
+    checks.predict_arrays(theta, X, out)
     for i in range(X.shape[0]):
         out[i] = predict(theta, X[i])
     return out
