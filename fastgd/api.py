@@ -4,7 +4,6 @@
 batch order, then runs one compiled call per epoch.  The Python loop runs
 once per epoch, never per batch.
 """
-import copy
 import numbers
 import time
 
@@ -22,8 +21,8 @@ from .validation import (PENALTIES, _is_int, check_batch_options, check_device_X
 
 
 def fit(X, y, *, loss=None, model=None, batch_size=None, epochs=1, optimizer=None, lr=None,
-        schedule=None, penalty=None, alpha=None, l1_ratio=0.15, fit_intercept=True,
-        sample_weight=None, shuffle=True, sampling="shuffle", drop_last=False, seed=None,
+        schedule=None, penalty=None, alpha=None, l1_ratio=None, fit_intercept=None,
+        sample_weight=None, shuffle=None, sampling=None, drop_last=None, seed=None,
         init=None, backend="auto", dtype=None, callback=None, accumulate=None):
     """Train a model by mini-batch gradient descent and return a :class:`FitResult`.
 
@@ -40,7 +39,9 @@ def fit(X, y, *, loss=None, model=None, batch_size=None, epochs=1, optimizer=Non
     model : None (linear), ``fastgd.MLP(...)`` or ``fastgd.CustomModel(...)``.
     optimizer : None (``SGD(lr=lr)``), a name ("sgd", "adam", ...) built with
         ``lr``, or an instance from ``fastgd.optim`` (it carries its own lr: an
-        ``lr=`` that differs from it is an error).
+        ``lr=`` that differs from it is an error).  The fit works on a copy: editing
+        the instance later changes neither the fit nor its results, and each result's
+        ``optimizer`` is its own.
     lr : the learning rate (None: 0.01, or the previous fit's when continuing).
     schedule : None (constant), a name from ``fastgd.schedules.NAMES``, a
         schedule object or a callable ``t -> lr`` of the 0-based iteration.
@@ -48,13 +49,16 @@ def fit(X, y, *, loss=None, model=None, batch_size=None, epochs=1, optimizer=Non
         intercept), part of the loss the gradient is taken of.  A penalty needs its
         ``alpha`` (no default: scikit-learn's is 1e-4, PyTorch's weight decay 0; when
         continuing a fit, that fit's); ``alpha`` without a penalty is an error, except
-        for ``schedule="optimal"`` (which reads it, as scikit-learn's does).
+        for ``schedule="optimal"`` (which reads it, as scikit-learn's does), and so is
+        ``l1_ratio`` (default 0.15) with any penalty but "elasticnet".
+    fit_intercept, shuffle, sampling, drop_last : None means the default (True, True,
+        "shuffle", False), or the continued fit's setting.
     sampling : "shuffle" (a permutation per epoch) or "replacement".
     seed : seeds the one ``np.random.default_rng`` of the fit (see ``batch_order``).
     init : initial parameters, or a previous FitResult to continue exactly
         where it stopped (parameters, optimizer state, random stream; the
-        previous loss, optimizer and schedule are reused unless new ones are
-        given).  A new ``lr`` keeps the optimizer and its state and replaces a
+        previous model, loss, optimizer, schedule, penalty, shuffle, sampling and
+        drop_last are reused unless new ones are given; ``batch_size`` is not).  A new ``lr`` keeps the optimizer and its state and replaces a
         constant schedule's step size; a ``seed`` other than the first fit's is
         refused (the stream carries on).
     backend : "auto", "numpy", "cython", "numba" or "cuda" ("auto" continuing a fit:
@@ -98,20 +102,40 @@ class Run:
             loss = prev.loss if prev is not None else "squared"
         if prev is not None and _is_name(backend, "auto"):
             backend = prev.backend  # the same kernels, so the same bits
+            if backend not in backends.available_backends():
+                raise ValueError(
+                    f"Invalid init: the fit ran on backend={backend!r} (backend='auto' continues "
+                    f"on it, for the same bits), which is not available here; pass one of "
+                    f"{backends.available_backends()} as backend= to continue it there (the "
+                    f"backends agree to 1e-9, not bit for bit)")
         if prev is not None and model is None:  # the model carries over like the loss
             if prev.model.kind == "linear":
-                fit_intercept = prev.model.fit_intercept if fit_intercept is True else fit_intercept
+                fit_intercept = prev.model.fit_intercept if fit_intercept is None else fit_intercept
             else:
                 model = prev.model
-        if prev is not None and penalty is None and alpha is None and l1_ratio == 0.15:
-            # the penalty carries over like the loss (penalty="none" drops it)
-            penalty, alpha = prev._config["penalty"], prev._config["alpha"]
-            l1_ratio = prev._config["l1_ratio"] if penalty == "elasticnet" else l1_ratio
+        if fit_intercept is None:
+            fit_intercept = True
+        # options not given (None) carry over from a continued fit, else take their defaults
+        carried = prev._config if prev is not None else {}
+        shuffle = carried.get("shuffle", True) if shuffle is None else shuffle
+        sampling = carried.get("sampling", "shuffle") if sampling is None else sampling
+        drop_last = carried.get("drop_last", False) if drop_last is None else drop_last
+        given_l1_ratio = l1_ratio is not None
+        if prev is not None and penalty is None and alpha is None:
+            # the penalty carries over like the loss (penalty="none" drops it); an
+            # l1_ratio alone changes an elasticnet's mix
+            penalty, alpha = carried["penalty"], carried["alpha"]
         elif (alpha is None and prev is not None and penalty not in (None, "none")
-              and penalty == prev._config["penalty"]):
-            # the same penalty restated: its strength (and elasticnet's mix) carries over
-            alpha = prev._config["alpha"]
-            l1_ratio = prev._config["l1_ratio"] if penalty == "elasticnet" and l1_ratio == 0.15 else l1_ratio
+              and penalty == carried["penalty"]):
+            alpha = carried["alpha"]  # the same penalty restated: its strength carries over
+        if l1_ratio is None:
+            same = prev is not None and penalty == carried["penalty"] == "elasticnet"
+            l1_ratio = carried["l1_ratio"] if same else 0.15
+        if given_l1_ratio and penalty != "elasticnet" and penalty in PENALTIES + (None, "none"):
+            raise ValueError(
+                f"Invalid l1_ratio: {l1_ratio!r} with penalty={penalty!r}; only the elasticnet "
+                f"penalty mixes l1 and l2, so it would be ignored. Pass penalty='elasticnet' (with "
+                f"alpha=) to use it, or leave l1_ratio out")
         alpha_missing = alpha is None
         if alpha_missing:
             alpha = 0.0
@@ -161,6 +185,8 @@ class Run:
         if prev is not None and dtype is None:
             dtype = prev._config["dtype"]
         dtype = resolve_dtype(dtype, X)
+        if prev is not None and accumulate is None and prev._theta.dtype != dtype:
+            accumulate = "float64"  # float32 data accumulated in float64 goes on so
         acc = _accumulation_dtype(accumulate, dtype)
         if prev is not None and np.dtype(prev._theta.dtype) != acc:
             raise ValueError(f"Invalid init: the previous fit accumulated in {prev._theta.dtype}, this one "
@@ -169,7 +195,8 @@ class Run:
         Xc = check_device_X(X, dtype) if x_on_device else check_X(X, dtype)
         n, d = device_meta(Xc)[0] if x_on_device else Xc.shape
         y_int, encoding = check_labels(check_targets(y, n), getattr(loss_obj, "kind", "regression"),
-                                       getattr(loss_obj, "name", "custom"))
+                                       getattr(loss_obj, "name", "custom"),
+                                       known=carried.get("label_encoding"))
         n_outputs = 1
         if getattr(loss_obj, "kind", None) == "multiclass":
             n_outputs = max(encoding, prev.model.n_outputs if prev is not None else 2, 2)
@@ -178,10 +205,9 @@ class Run:
         check_batch_options(n, bs, epochs, sampling, drop_last, shuffle)
         bs, epochs = int(bs), int(epochs)  # NumPy integers would wrap in ipe * epochs
         if prev is not None and optimizer is None:
-            opt = prev.optimizer
-            if lr is not None and lr != opt.lr:  # a new step size, the same rule and state
-                opt = copy.copy(opt)
-                opt.lr = lr
+            # a new step size, the same rule and state (checked again: the result's optimizer
+            # is the user's to edit)
+            opt = prev.optimizer.copy(**({} if lr is None else {"lr": lr}))
         else:
             if lr is None:  # the documented default, or the continued fit's step size
                 lr = prev.optimizer.lr if prev is not None else 0.01
@@ -235,7 +261,8 @@ class Run:
             yk = y_int.astype(dtype)
         check_finite("y", yk, source=y_int)
         config = {"dtype": dtype, "label_encoding": encoding, "schedule": sched, "seed": seed,
-                  "penalty": penalty, "alpha": alpha_eff, "l1_ratio": l1r}
+                  "penalty": penalty, "alpha": alpha_eff, "l1_ratio": l1r, "shuffle": shuffle,
+                  "sampling": sampling, "drop_last": drop_last}
 
         self.engine = backends.make_engine(name, kind, Xc, yk, sw, spec, theta, state)
         self.kind, self.backend, self.model, self.loss, self.optimizer = kind, name, mdl, loss_obj, opt
@@ -267,7 +294,7 @@ class Run:
 
     def result(self, theta, state, n_iter, n_epochs):
         return FitResult(model=self.model, loss=self.loss, theta=theta, opt_state=state,
-                         optimizer=self.optimizer, stream=self.stream.state(),
+                         optimizer=self.optimizer.copy(), stream=self.stream.state(),
                          history={k: list(v) for k, v in self.history.items()}, n_iter=n_iter,
                          iterations_per_epoch=self.ipe, epochs=n_epochs, batch_size=self.batch_size,
                          backend=self.backend, config=self.config)

@@ -55,9 +55,14 @@ class Linear:
         theta = self.init_theta(None, dtype)
         theta[:self.n_features * self.n_outputs] = coef.reshape(-1)
         if intercept is not None:
-            if not self.fit_intercept:
-                raise ValueError("Invalid init: an intercept was given but fit_intercept=False")
             b = init_array(intercept, "the intercept (init[1])")
+            if not self.fit_intercept:
+                if b.any():  # a zero is what such a fit reports as its intercept: accepted
+                    raise ValueError(f"Invalid init: an intercept {b.tolist()} was given but "
+                                     f"fit_intercept=False; pass init=coef alone (or a zero "
+                                     f"intercept), or fit_intercept=True")
+                intercept = None
+        if intercept is not None:
             if b.size not in (1, self.n_outputs) or b.ndim > 1:
                 more = "" if self.n_outputs == 1 else f" or {self.n_outputs} numbers (one a class)"
                 raise ValueError(f"Invalid init: the intercept (init[1]) must be a number{more}, "

@@ -79,6 +79,11 @@ class Optimizer:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({fields})"
 
+    def copy(self, **changes):
+        """A new optimizer with these settings (and ``changes``), checked again: a fit
+        keeps its own, so neither the caller's later edits nor a result's reach it."""
+        return type(self)(**{**vars(self), **changes})
+
     def __eq__(self, other):
         return type(self) is type(other) and vars(self) == vars(other)
 
@@ -178,7 +183,7 @@ def get(optimizer, lr):
     if optimizer is None:
         return SGD(lr=lr)
     if isinstance(optimizer, Optimizer):
-        return optimizer
+        return optimizer.copy()
     if isinstance(optimizer, str):
         cls = OPTIMIZERS.get(optimizer.lower())
         if cls is None:

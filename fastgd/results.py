@@ -5,8 +5,9 @@ import numpy as np
 class FitResult:
     """The outcome of a fit.
 
-    Public attributes: ``coef`` ((d,), or (d, K) for softmax; None for an MLP),
-    ``intercept`` (a scalar of the parameters' dtype, or (K,)), ``params`` (list of (W, b)), ``history``
+    Public attributes: ``coef`` ((d,), or (d, K) for softmax; None for an MLP or a
+    CustomModel), ``intercept`` (a scalar of the parameters' dtype, or (K,); None for an
+    MLP or a CustomModel), ``params`` (list of (W, b); a CustomModel's ``[params]``), ``history``
     ({"loss": per-epoch mean batch loss, "time": per-epoch seconds}), ``n_iter``
     (total updates), ``iterations_per_epoch``, ``epochs``, ``batch_size``,
     ``backend``, ``loss`` and ``optimizer``.

@@ -61,6 +61,8 @@ def resolve_dtype(dtype, X):
     """float32 stays float32, everything else becomes float64 unless ``dtype`` says otherwise."""
     if dtype is None:
         x_dtype = device_meta(X)[1] if on_device(X) else getattr(X, "dtype", None)
+        if x_dtype is not None and not isinstance(x_dtype, np.dtype):
+            x_dtype = None  # a torch tensor's torch.float32: what np.asarray makes of it
         if x_dtype is None:  # a list, a DataFrame (.dtypes): the dtype its array will have
             try:
                 x_dtype = np.asarray(X).dtype
@@ -128,11 +130,19 @@ def _check_X_shape(shape):
 
 
 def _numeric_array(name, a):
+    if hasattr(a, "toarray") and hasattr(a, "nnz"):  # NumPy would make a 0-d object array
+        raise TypeError(f"Invalid {name}: a SciPy sparse {type(a).__name__}; the kernels read "
+                        f"dense rows (sparse input is not supported yet). Pass {name}.toarray() "
+                        f"if it fits in memory")
     try:
         arr = np.asarray(a)
     except ValueError as exc:  # ragged nested lists
         raise ValueError(f"Invalid {name}: it cannot be read as an array ({exc}). Pass a "
                          f"NumPy array, or lists of equal length") from None
+    except (TypeError, RuntimeError) as exc:  # e.g. a torch tensor that requires grad, bfloat16
+        raise TypeError(f"Invalid {name}: it cannot be read as a NumPy array "
+                        f"({type(exc).__name__}: {exc}). Pass a NumPy array (a torch tensor as "
+                        f"{name}.detach().cpu().float().numpy())") from None
     if (arr.dtype == object or arr.dtype.kind in "mM"
             or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_)):
         if name == "y" and (arr.dtype.kind in "US" or (arr.dtype == object and arr.size
@@ -200,11 +210,13 @@ def check_targets(y, n):
     return out
 
 
-def check_labels(y, kind, loss_name):
+def check_labels(y, kind, loss_name, known=None):
     """Convert validated float64 targets to the loss's internal labels.
 
     Returns (y_internal, encoding) where encoding records how to map
-    predictions back to the caller's labels.
+    predictions back to the caller's labels.  ``known``: the encoding of the fit
+    being continued (labels that fit it keep it: a hinge fit on 0/1 labels goes on
+    predicting 0/1 from a batch of 1s, softmax keeps its K classes).
     """
     if kind == "regression":
         return y, None
@@ -216,6 +228,8 @@ def check_labels(y, kind, loss_name):
                 f"{_show(np.unique(y).tolist())}. Map them, e.g. y = (y == positive_class).astype(int)")
         return y, "01"
     if kind == "binary_pm1":
+        if known == "01" and _all_in(y, 0.0, 1.0):  # (all 1s: either encoding)
+            return 2.0 * y - 1.0, "01"
         if _all_in(y, -1.0, 1.0):
             return y, "pm1"
         if _all_in(y, 0.0, 1.0):
@@ -229,7 +243,7 @@ def check_labels(y, kind, loss_name):
                 f"Invalid y for loss={loss_name!r}: labels must be integers 0..K-1, got values "
                 f"{_show(np.unique(y).tolist())}. Encode them, e.g. classes, y = np.unique(y, return_inverse=True)")
         K = int(y.max()) + 1
-        if K > max(y.shape[0], 2):
+        if K > max(y.shape[0], 2, known if isinstance(known, int) else 0):
             raise ValueError(
                 f"Invalid y for loss={loss_name!r}: the largest label, {int(y.max())}, asks for "
                 f"{K} classes, more than the {y.shape[0]} samples; labels must be 0..K-1. Encode "

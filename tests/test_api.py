@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastgd
-from fastgd import schedules
+from fastgd import optim, schedules
 from fastgd.optim import Adam, SGD
 
 
@@ -580,3 +580,91 @@ def test_switching_momentum_on_when_continuing_follows_torch_or_is_refused(regre
     steps(1, momentum=0.0, dampening=0.0)
     steps(2, momentum=0.9, dampening=0.5)
     np.testing.assert_allclose(resumed.coef, w.detach().numpy(), rtol=1e-12)
+
+
+def test_a_fit_keeps_its_own_optimizer():
+    """PyTorch-style code edits one optimizer object between fits: each result keeps what
+    it ran with, and continuing one is exact (every result had reported the last lr, and a
+    continuation had mixed the edited momentum with the stored step size)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 3))
+    y = X @ np.array([1.0, -2.0, 0.5])
+    opt, res = optim.SGD(lr=0.1, momentum=0.9), {}
+    for lr in (0.1, 0.03):
+        opt.lr = lr
+        res[lr] = fastgd.mbgd(X, y, 16, optimizer=opt, epochs=3, seed=0, backend="numpy")
+    assert [r.optimizer.lr for r in res.values()] == [0.1, 0.03]
+    opt.momentum = 0.0
+    res[0.1].optimizer.momentum = -5.0  # a result's optimizer is its own: checked when reused
+    with pytest.raises(ValueError, match="momentum"):
+        fastgd.mbgd(X, y, 16, epochs=1, init=res[0.1])
+    res[0.1].optimizer.momentum = 0.9
+    more = fastgd.mbgd(X, y, 16, epochs=1, init=res[0.1])
+    whole = fastgd.mbgd(X, y, 16, epochs=4, optimizer=optim.SGD(lr=0.1, momentum=0.9), seed=0,
+                        backend="numpy")
+    np.testing.assert_array_equal(more.coef, whole.coef)
+
+
+def test_a_float32_torch_tensor_trains_in_float32():
+    torch = pytest.importorskip("torch")
+    X, y = torch.randn(50, 3), torch.randn(50)
+    res = fastgd.mbgd(X, y, 8, backend="numpy")
+    assert res.coef.dtype == np.float32  # torch.float32 had been read as "not float32"
+
+
+def test_continuing_carries_the_batch_options_and_the_penalty_mix():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = X @ np.array([1.0, -2.0, 0.5])
+    kw = dict(backend="numpy", seed=0)
+    for opts in (dict(shuffle=False), dict(sampling="replacement"), dict(drop_last=True)):
+        whole = fastgd.mbgd(X, y, 16, epochs=3, **opts, **kw)
+        more = fastgd.mbgd(X, y, 16, epochs=2, init=fastgd.mbgd(X, y, 16, epochs=1, **opts, **kw))
+        np.testing.assert_array_equal(more.coef, whole.coef)  # they had reverted to defaults
+    net = fastgd.mbgd(X, y, 16, penalty="elasticnet", alpha=0.5, epochs=2, **kw)
+    mixed = fastgd.mbgd(X, y, 16, epochs=2, init=net, l1_ratio=0.5)
+    assert (mixed._config["penalty"], mixed._config["alpha"], mixed._config["l1_ratio"]) == \
+        ("elasticnet", 0.5, 0.5)  # an l1_ratio alone had dropped the penalty
+    l2 = fastgd.mbgd(X, y, 16, penalty="l2", alpha=0.5, **kw)
+    for call in (lambda: fastgd.mbgd(X, y, 16, init=l2, l1_ratio=0.3),
+                 lambda: fastgd.mbgd(X, y, 16, penalty="l2", alpha=0.1, l1_ratio=0.3, **kw),
+                 lambda: fastgd.mbgd(X, y, 16, l1_ratio=0.3, **kw)):
+        with pytest.raises(ValueError, match="Invalid l1_ratio: 0.3 .*only the elasticnet"):
+            call()
+
+
+def test_continuing_keeps_the_label_encoding_where_the_labels_fit_it():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    y01 = (X[:, 0] > 0).astype(int)
+    hinge = fastgd.mbgd(X, y01, 8, loss="hinge", epochs=3, seed=0, backend="numpy")
+    ones = y01 == 1
+    more = fastgd.mbgd(X[ones][:8], y01[ones][:8], 8, epochs=1, init=hinge)
+    assert set(np.unique(more.predict(X))) <= {0, 1}  # a batch of 1s had switched it to -1/+1
+    soft = fastgd.mbgd(X, np.arange(60) % 4, 8, loss="softmax", epochs=1, seed=0, backend="numpy")
+    two = fastgd.sgd(X[:2], np.array([0, 3]), init=soft)  # 4 classes known: 2 samples are enough
+    assert two.coef.shape == (3, 4)
+
+
+def test_a_no_intercept_fit_restarts_from_its_own_coef_and_intercept():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = X @ np.array([1.0, -2.0, 0.5])
+    r = fastgd.mbgd(X, y, 8, fit_intercept=False, epochs=2, seed=0, backend="numpy")
+    for init in ((r.coef, r.intercept), r.params, r.coef):  # the Invalid seed error's advice
+        again = fastgd.mbgd(X, y, 8, fit_intercept=False, init=init, seed=1, backend="numpy")
+        assert again.n_iter == 5
+    with pytest.raises(ValueError, match="an intercept 0.5 was given but fit_intercept=False"):
+        fastgd.mbgd(X, y, 8, fit_intercept=False, init=(r.coef, 0.5), backend="numpy")
+    with pytest.raises(ValueError, match="does not match"):  # an explicit other intercept
+        fastgd.mbgd(X, y, 8, init=r, fit_intercept=True)
+
+
+def test_continuing_where_the_fits_backend_is_missing_says_so(monkeypatch):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = X @ np.array([1.0, -2.0, 0.5])
+    r = fastgd.mbgd(X, y, 8, seed=0, backend="numpy")
+    monkeypatch.setattr(fastgd.backends, "available_backends", lambda: ["cython"])
+    with pytest.raises(ValueError, match=r"ran on backend='numpy'.*not available here.*'cython'"):
+        fastgd.mbgd(X, y, 8, init=r)

@@ -6,6 +6,7 @@ the Numba epoch with the @njit function must match the reference epoch with
 the NumPy formula to rtol 1e-9.  A small nonlinear model (y ~ a exp(b x0))
 through custom_model_epoch against its reference twin.
 """
+import contextlib
 import math
 
 import numba
@@ -138,7 +139,16 @@ def test_custom_loss_matches_numpy_formula(name, batch_size, rule):
     assert_runs_match(got, ref)
 
 
-def test_custom_loss_halves_on_one_or_two_threads(monkeypatch):
+@pytest.fixture
+def user_code_on_any_thread(monkeypatch):
+    """From Python a user's function runs on the calling thread only (its exceptions
+    must come out); these tests run the kernels' parallel paths, as calls from a user's
+    own @njit code do, to check they give the same bits."""
+    for mod in (nb_le, nb_ce):
+        monkeypatch.setattr(mod, "on_calling_thread", lambda user_code: contextlib.nullcontext())
+
+
+def test_custom_loss_halves_on_one_or_two_threads(monkeypatch, user_code_on_any_thread):
     """Batches of 8 rows or more that leave room for two run as two halves, on one thread
     or (when the work repays it) two; a custom loss compiles into both."""
     X, y, sw = poisson_data(sw=True)
@@ -218,7 +228,7 @@ def test_custom_loss_divergence_stops_like_the_reference():
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
-def test_custom_loss_large_batch_bit_identical_for_any_thread_count():
+def test_custom_loss_large_batch_bit_identical_for_any_thread_count(user_code_on_any_thread):
     X, y, sw = poisson_data(n=6000, d=24, sw=True)
 
     def run(t):
@@ -378,7 +388,7 @@ def test_custom_model_divergence_stops_like_the_reference():
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
-def test_custom_model_large_batch_bit_identical_for_any_thread_count():
+def test_custom_model_large_batch_bit_identical_for_any_thread_count(user_code_on_any_thread):
     X, y, sw = exp_data(n=6000, d=24, sw=True)
 
     def run(t):
@@ -603,12 +613,27 @@ def _raises_on_a_large_x(params, x, y, g):
     return 0.5 * r * r
 
 
-def test_a_users_exception_comes_out_as_itself_on_the_parallel_path():
-    """Raised inside a parallel region, it had reached Python as a SystemError."""
-    for n in (200, 140_000):  # the serial path, and chunks run in parallel
+@njit
+def _refuses_a_large_y(p, y):
+    if y > 100.0:
+        raise ValueError("my loss refuses y > 100")
+    return 0.5 * (p - y) ** 2, p - y
+
+
+def test_a_users_exception_comes_out_as_itself_where_batches_are_large():
+    """Numba drops an exception raised on a worker thread of a parallel region (the fit
+    then went on with garbage: a BGD loss of 6e228, or no error at all); one raised on the
+    calling thread had reached Python as a SystemError.  A user's function now runs on the
+    calling thread, and its own exception comes out."""
+    for n in (200, 140_000):  # the serial path, and chunks that would run in parallel
         X = np.zeros((n, 1))
-        X[n // 2, 0] = 5.0
+        X[int(0.95 * n), 0] = 5.0  # in one of the last chunks: a worker thread's
         with pytest.raises(ValueError, match="bad row"):
             nb_ce.custom_model_batch_gradient(_raises_on_a_large_x, X, np.zeros(n), np.empty(0),
                                               np.arange(n), np.zeros(2), np.zeros(2), 1 / n,
                                               np.zeros(2))
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((2000, 100)), rng.standard_normal(2000)
+    y[1900] = 1000.0
+    with pytest.raises(ValueError, match="my loss refuses y > 100"):
+        fastgd.bgd(X, y, loss=Loss(_refuses_a_large_y), backend="numba", lr=1e-3, epochs=2)

@@ -1,9 +1,10 @@
 """Tunables of the CUDA backend, all in one place.
 
 Every launch geometry the CUDA engine uses is read from this module when an
-engine is built (not at import), so tests and benchmarks may change a value
-(``monkeypatch.setattr(config, "TILE_ROWS", 4)``) or set it from the
-environment (``FASTGD_CUDA_TILE_ROWS=32``) before the engine is made.
+engine is built, so tests and benchmarks may change a value in it
+(``monkeypatch.setattr(config, "TILE_ROWS", 4)``) before the engine is made.
+The environment (``FASTGD_CUDA_TILE_ROWS=32``) sets the values once, when this
+module is imported (the process's first CUDA fit); after that, assign them here.
 
 Under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) every CUDA thread is a
 Python thread, so the defaults shrink to tiny blocks and tiles (stumpy does the

@@ -27,6 +27,7 @@ not when a kernel it calls (in another file) does.  Kernels made with
 (``SHARED_MODULES``, and ``ids.py``) to their cache key, so editing ``losses.py`` can never leave a
 stale ``linear_epoch`` in the cache.
 """
+import contextlib
 import hashlib
 import os
 
@@ -189,3 +190,24 @@ def guarded(call, *args):
         if e.__cause__ is not None and "with an exception set" in str(e):
             raise e.__cause__ from None
         raise
+
+
+@contextlib.contextmanager
+def on_calling_thread(user_code):
+    """Numba threads set to 1 for the kernels run inside, when they call a user's function
+    (``user_code``: a custom loss or model).  Numba drops an exception raised on a worker
+    thread of a parallel region, and the batch's values are then garbage, so a user's
+    function runs on the calling thread only: its exception comes out, and the results are
+    the same bits (the chunked reductions do not depend on the thread count).  Numba's
+    thread count is per calling thread, so concurrent fits do not see it."""
+    if not user_code:
+        yield
+        return
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)

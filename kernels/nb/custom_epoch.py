@@ -32,7 +32,7 @@ from numba import prange
 from numba.extending import overload
 
 from ._util import cast_like, is_finite
-from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel
+from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel, on_calling_thread
 from .updates import _apply_update
 from .. import checks
 
@@ -134,8 +134,9 @@ def custom_model_batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf):
     checks.njit_function("fn", fn, checks.MODEL_SIGNATURE)
     rows = checks.custom_gradient(fn, X, y, sw, rows, theta, grad, gbuf)
     y, sw = checks.data_arrays(X, y, sw)
-    return guarded(_custom_model_batch_gradient, fn, X, y, sw, rows, theta, grad, float(scale),
-                   gbuf)
+    with on_calling_thread(True):
+        return guarded(_custom_model_batch_gradient, fn, X, y, sw, rows, theta, grad,
+                       float(scale), gbuf)
 
 
 @overload(custom_model_batch_gradient)
@@ -154,8 +155,10 @@ def custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hype
     y, sw = checks.data_arrays(X, y, sw)
     hyper = checks.real_array("hyper", hyper, np.float64)
     lrs = checks.real_array("lrs", lrs, np.float64)
-    return guarded(_custom_model_epoch, fn, X, y, sw, order, int(batch_size), int(n_batches),
-                   int(rule_id), hyper, lrs, int(step0), theta, grad, state, batch_loss, gbuf)
+    with on_calling_thread(True):
+        return guarded(_custom_model_epoch, fn, X, y, sw, order, int(batch_size),
+                       int(n_batches), int(rule_id), hyper, lrs, int(step0), theta, grad, state,
+                       batch_loss, gbuf)
 
 
 @overload(custom_model_epoch)

@@ -51,7 +51,7 @@ from numba.extending import overload
 from ._util import (cast_like, compare_and_swap, cycle_count, is_finite, load_acquire,
                     prefetch_item, prefetch_part, prefetch_row, spin_pause, store_release, touch,
                     zero_of)
-from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel
+from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel, on_calling_thread
 from .losses import logistic_poly, logistic_poly_rows, point_loss, softmax_loss_dloss
 from .simd import axpy4_rows, dot4_rows
 from .updates import _apply_update, plain_sgd_update, sgd_momentum_step
@@ -1741,8 +1741,10 @@ def linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_in
     _custom_loss(loss_param)
     y, sw = checks.data_arrays(X, y, sw)
     if callable(loss_param):
-        return guarded(_linear_batch_gradient_custom, X, y, sw, rows, int(loss_id), loss_param,
-                       int(n_outputs), bool(fit_intercept), theta, grad, float(scale))
+        with on_calling_thread(True):
+            return guarded(_linear_batch_gradient_custom, X, y, sw, rows, int(loss_id),
+                           loss_param, int(n_outputs), bool(fit_intercept), theta, grad,
+                           float(scale))
     return guarded(_linear_batch_gradient_builtin, X, y, sw, rows, int(loss_id),
                    float(0.0 if loss_param is None else loss_param), int(n_outputs),
                    bool(fit_intercept), theta, grad, float(scale))
@@ -1847,15 +1849,16 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
                  int(rule_id), hyper, lrs, int(step0), theta, grad, state, batch_loss)
     custom = callable(loss_param)
     param = loss_param if custom else float(0.0 if loss_param is None else loss_param)
-    path = _epoch_path(X, order, int(batch_size), int(n_batches), int(loss_id), int(n_outputs),
-                       int(rule_id), hyper)
-    target = _EPOCHS[path][custom]
-    if path.startswith("blocks"):
-        args_tail += (GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
-    elif path in ("read", "rule1_read", "split_read", "halves_read"):
-        args_tail += (_reader_count(),)
-    return guarded(target, X, y, sw, order, int(batch_size), int(n_batches), int(loss_id), param,
-                   *args_tail)
+    with on_calling_thread(custom):  # the path is chosen for the threads it will have
+        path = _epoch_path(X, order, int(batch_size), int(n_batches), int(loss_id),
+                           int(n_outputs), int(rule_id), hyper)
+        target = _EPOCHS[path][custom]
+        if path.startswith("blocks"):
+            args_tail += (GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
+        elif path in ("read", "rule1_read", "split_read", "halves_read"):
+            args_tail += (_reader_count(),)
+        return guarded(target, X, y, sw, order, int(batch_size), int(n_batches), int(loss_id),
+                       param, *args_tail)
 
 
 @overload(linear_epoch)
