@@ -668,3 +668,23 @@ def test_continuing_where_the_fits_backend_is_missing_says_so(monkeypatch):
     monkeypatch.setattr(fastgd.backends, "available_backends", lambda: ["cython"])
     with pytest.raises(ValueError, match=r"ran on backend='numpy'.*not available here.*'cython'"):
         fastgd.mbgd(X, y, 8, init=r)
+
+
+def test_continuing_a_float32_fit_accumulated_in_float64():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3)).astype(np.float32)
+    y = X @ np.array([1.0, -2.0, 0.5], np.float32)
+    kw = dict(accumulate="float64", seed=0, backend="numpy")
+    whole = fastgd.mbgd(X, y, 8, epochs=3, **kw)
+    more = fastgd.mbgd(X, y, 8, epochs=2, init=fastgd.mbgd(X, y, 8, epochs=1, **kw))  # was refused
+    np.testing.assert_array_equal(more.coef, whole.coef)
+
+
+def test_sparse_or_unconvertible_input_is_named():
+    sparse = pytest.importorskip("scipy.sparse")
+    X = np.random.default_rng(0).standard_normal((20, 3))
+    with pytest.raises(TypeError, match=r"Invalid X: a SciPy sparse csr_matrix.*X.toarray\(\)"):
+        fastgd.sgd(sparse.csr_matrix(X), X[:, 0], backend="numpy")
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match=r"Invalid y: it cannot be read as a NumPy array"):
+        fastgd.sgd(X, torch.tensor(X[:, 0], requires_grad=True), backend="numpy")
