@@ -16,8 +16,7 @@ from .models import MLP, Linear
 from .results import DivergenceError, FitResult
 from .validation import (PENALTIES, _is_int, check_batch_options, check_device_X, check_finite,
                          check_labels, check_penalty, check_sample_weight, check_seed, check_targets,
-                         check_X,
-                         device_meta, on_device, resolve_dtype, to_host)
+                         check_X, device_meta, on_device, resolve_dtype, to_host)
 
 
 def fit(X, y, *, loss=None, model=None, batch_size=None, epochs=1, optimizer=None, lr=None,
@@ -58,9 +57,10 @@ def fit(X, y, *, loss=None, model=None, batch_size=None, epochs=1, optimizer=Non
     init : initial parameters, or a previous FitResult to continue exactly
         where it stopped (parameters, optimizer state, random stream; the
         previous model, loss, optimizer, schedule, penalty, shuffle, sampling and
-        drop_last are reused unless new ones are given; ``batch_size`` is not).  A new ``lr`` keeps the optimizer and its state and replaces a
-        constant schedule's step size; a ``seed`` other than the first fit's is
-        refused (the stream carries on).
+        drop_last are reused unless new ones are given; ``batch_size`` is not).  A
+        new ``lr`` keeps the optimizer and its state and replaces a constant
+        schedule's step size; a ``seed`` other than the first fit's is refused (the
+        stream carries on).
     backend : "auto", "numpy", "cython", "numba" or "cuda" ("auto" continuing a fit:
         the backend it ran on).
     dtype : float32 or float64 (default: float32 input stays float32, else float64).
@@ -185,7 +185,8 @@ class Run:
         if prev is not None and dtype is None:
             dtype = prev._config["dtype"]
         dtype = resolve_dtype(dtype, X)
-        if prev is not None and accumulate is None and prev._theta.dtype != dtype:
+        if (prev is not None and accumulate is None and dtype == prev._config["dtype"]
+                and prev._theta.dtype != dtype):
             accumulate = "float64"  # float32 data accumulated in float64 goes on so
         acc = _accumulation_dtype(accumulate, dtype)
         if prev is not None and np.dtype(prev._theta.dtype) != acc:

@@ -278,7 +278,7 @@ def get(schedule, lr, total_iterations, alpha=0.0, dloss=None, start=0):
     if schedule is None:
         return Constant(lr)
     if isinstance(schedule, Schedule):
-        return copy.deepcopy(schedule)  # the fit's own: the caller may go on editing theirs
+        return copy.copy(schedule)  # the fit's own: the caller may go on editing theirs
     if isinstance(schedule, str):
         name = {"invscaling": "inverse_scaling"}.get(schedule, schedule)
         total = max(1, int(total_iterations))
