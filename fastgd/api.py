@@ -63,9 +63,10 @@ def fit(X, y, *, loss=None, model=None, batch_size=None, epochs=1, optimizer=Non
         stream carries on).
     backend : "auto", "numpy", "cython", "numba" or "cuda" ("auto" continuing a fit:
         the backend it ran on).
-    dtype : float32 or float64 (default: float32 input stays float32, else float64).
+    dtype : float32 or float64 (default: float32 input stays float32, else float64;
+        continuing a fit: its dtype).
     accumulate : None, or "float64" to keep float32 data but accumulate
-        gradients and parameters in float64.
+        gradients and parameters in float64 (continuing a fit: as it did).
     callback : called after every epoch with the FitResult so far; returning
         True stops training.
     """
@@ -117,14 +118,17 @@ class Run:
             fit_intercept = True
         # options not given (None) carry over from a continued fit, else take their defaults
         carried = prev._config if prev is not None else {}
-        shuffle = carried.get("shuffle", True) if shuffle is None else shuffle
         sampling = carried.get("sampling", "shuffle") if sampling is None else sampling
-        drop_last = carried.get("drop_last", False) if drop_last is None else drop_last
+        if sampling == carried.get("sampling", "shuffle"):  # (another sampling: its defaults)
+            shuffle = carried.get("shuffle", True) if shuffle is None else shuffle
+            drop_last = carried.get("drop_last", False) if drop_last is None else drop_last
+        shuffle = True if shuffle is None else shuffle
+        drop_last = False if drop_last is None else drop_last
         given_l1_ratio = l1_ratio is not None
-        if prev is not None and penalty is None and alpha is None:
-            # the penalty carries over like the loss (penalty="none" drops it); an
-            # l1_ratio alone changes an elasticnet's mix
-            penalty, alpha = carried["penalty"], carried["alpha"]
+        if prev is not None and penalty is None:
+            # the penalty carries over like the loss (penalty="none" drops it); an alpha
+            # or an l1_ratio alone changes its strength or an elasticnet's mix
+            penalty, alpha = carried["penalty"], carried["alpha"] if alpha is None else alpha
         elif (alpha is None and prev is not None and penalty not in (None, "none")
               and penalty == carried["penalty"]):
             alpha = carried["alpha"]  # the same penalty restated: its strength carries over
@@ -161,7 +165,7 @@ class Run:
         if penalty in (None, "none") and alpha != 0 and not _is_name(schedule, "optimal"):
             raise ValueError(
                 f"Invalid alpha: {alpha} with penalty={penalty!r}; without a penalty alpha would be "
-                f"ignored. Pass penalty='l2' (or 'l1', 'elasticnet') to use it, or leave alpha at 0")
+                f"ignored. Pass penalty='l2' (or 'l1', 'elasticnet') to use it, or leave alpha out")
         if lr is not None:
             lr = optim._check_lr(lr)
         lr = _lr_from_schedule(lr, schedule, optimizer)
@@ -261,6 +265,8 @@ class Run:
         with np.errstate(over="ignore"):  # named below, with the value that overflowed
             yk = y_int.astype(dtype)
         check_finite("y", yk, source=y_int)
+        if getattr(loss_obj, "kind", None) == "multiclass":
+            encoding = n_outputs  # the model's K, which a later batch may not show in full
         config = {"dtype": dtype, "label_encoding": encoding, "schedule": sched, "seed": seed,
                   "penalty": penalty, "alpha": alpha_eff, "l1_ratio": l1r, "shuffle": shuffle,
                   "sampling": sampling, "drop_last": drop_last}

@@ -92,7 +92,9 @@ class CPUEngine:
         # on another thread only while the epoch runs on one (an MLP team, a paired or
         # chunked batch would be slowed down by it).
         self.epoch_threads = os.cpu_count() or 1
-        if isinstance(spec, LinearSpec):
+        if isinstance(spec, LinearSpec) and callable(spec.loss_param):
+            self.epoch_threads = 1  # a user's loss runs on the calling thread (nb/config.py)
+        elif isinstance(spec, LinearSpec):
             fn = getattr(module, "epoch_threads", None)
             n_batches = -(-X.shape[0] // spec.batch_size)
             self.epoch_threads = 1 if fn is None else int(fn(

@@ -16,6 +16,8 @@ so every backend applies exactly these formulas:
 - RMSprop: ``a = alpha*a + (1-alpha)*g²``; centered subtracts the mean gradient
   squared; ``w -= lr*g/(sqrt(a)+eps)`` or through a momentum buffer.
 """
+import copy as _copy
+import inspect
 import numbers
 
 import numpy as np
@@ -80,9 +82,16 @@ class Optimizer:
         return f"{type(self).__name__}({fields})"
 
     def copy(self, **changes):
-        """A new optimizer with these settings (and ``changes``), checked again: a fit
-        keeps its own, so neither the caller's later edits nor a result's reach it."""
-        return type(self)(**{**vars(self), **changes})
+        """This optimizer with ``changes``, its settings checked again by the built-in rule
+        it is (a subclass may take other arguments): a fit keeps its own copy, so neither
+        the caller's later edits nor a result's reach it."""
+        new = _copy.copy(self)
+        vars(new).update(changes)
+        rule = next((c for c in type(self).__mro__ if c in OPTIMIZERS.values()), None)
+        if rule is not None:
+            params = inspect.signature(rule.__init__).parameters
+            rule(**{k: v for k, v in vars(new).items() if k in params})
+        return new
 
     def __eq__(self, other):
         return type(self) is type(other) and vars(self) == vars(other)

@@ -132,6 +132,9 @@ class Warmup(Schedule):
         return getattr(self.after, "needs_history", False)
 
     def __call__(self, t):
+        if self.needs_history:
+            raise TypeError("This Warmup's after= depends on the loss history, not on t alone: "
+                            "fit evaluates it through lrs(start, count, history)")
         t = np.asarray(t)
         ramp = self.lr * (t + 1.0) / self.warmup_steps
         rest = (np.full(t.shape, self.lr) if self.after is None

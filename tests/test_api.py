@@ -688,3 +688,27 @@ def test_sparse_or_unconvertible_input_is_named():
     torch = pytest.importorskip("torch")
     with pytest.raises(TypeError, match=r"Invalid y: it cannot be read as a NumPy array"):
         fastgd.sgd(X, torch.tensor(X[:, 0], requires_grad=True), backend="numpy")
+
+
+def test_continuing_with_another_sampling_or_strength_or_a_subclassed_optimizer():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    y = X @ np.array([1.0, -2.0, 0.5])
+    kw = dict(seed=0, backend="numpy")
+    for opts in (dict(drop_last=True), dict(shuffle=False)):  # carried, they had blocked it
+        first = fastgd.mbgd(X, y, 16, **opts, **kw)
+        assert fastgd.mbgd(X, y, 16, init=first, sampling="replacement").n_iter == first.n_iter + 4
+    net = fastgd.mbgd(X, y, 16, penalty="elasticnet", alpha=0.5, l1_ratio=0.3, **kw)
+    weaker = fastgd.mbgd(X, y, 16, init=net, alpha=0.1)  # an alpha alone had been refused
+    assert (weaker._config["penalty"], weaker._config["alpha"], weaker._config["l1_ratio"]) == \
+        ("elasticnet", 0.1, 0.3)
+    soft = fastgd.mbgd(X, np.arange(60) % 4, 8, loss="softmax", **kw)
+    mid = fastgd.sgd(X[:2], np.array([0, 1]), init=soft)
+    assert fastgd.sgd(X[:2], np.array([0, 3]), init=mid).coef.shape == (3, 4)  # K kept twice
+
+    class MySGD(optim.SGD):  # another __init__: the fit's copy must not call it with settings
+        def __init__(self, lr=0.05):
+            super().__init__(lr=lr, momentum=0.9)
+
+    res = fastgd.mbgd(X, y, 8, optimizer=MySGD(), **kw)
+    assert type(res.optimizer) is MySGD and res.optimizer.momentum == 0.9
