@@ -25,10 +25,10 @@ out = {"import": time.perf_counter() - t0}
 rng = np.random.default_rng(0)
 X = rng.standard_normal((64, 5)); y = (rng.random(64) < 0.5).astype(float)
 
-def epoch(X, y, b, loss_param=0.0, loss_id=ids.LOSS_LOGISTIC, theta_dtype=np.float64):
-    n = X.shape[0]; nb = -(-n // b); P = 6
+def epoch(X, y, b, loss_param=0.0, loss_id=ids.LOSS_LOGISTIC, theta_dtype=np.float64, K=1):
+    n = X.shape[0]; nb = -(-n // b); P = 6 * K
     return le.linear_epoch(X, y, np.empty(0, X.dtype), rng.permutation(n), b, nb, loss_id,
-                           loss_param, 1, True, 0.0, 0.0, ids.RULE_SGD, np.zeros(4),
+                           loss_param, K, True, 0.0, 0.0, ids.RULE_SGD, np.zeros(4),
                            np.full(nb, 0.1), 0, np.zeros(P, theta_dtype), np.zeros(P, theta_dtype),
                            np.zeros((1, P), theta_dtype), np.zeros(nb))
 
@@ -38,7 +38,9 @@ for name, f in [("float64 BGD epoch (its own kernel)", lambda: epoch(X, y, 64)),
                 ("float64 b = 1 epoch (plain SGD)", lambda: epoch(X, y, 1)),
                 ("float64 b = 3 epoch (serial)", lambda: epoch(X, y, 3)),
                 ("float32 b = 8 epoch", lambda: epoch(X.astype(np.float32), y.astype(np.float32),
-                                                      8, theta_dtype=np.float32))]:
+                                                      8, theta_dtype=np.float32)),
+                ("float64 softmax BGD epoch, K = 3", lambda: epoch(
+                    X, rng.integers(0, 3, 64).astype(float), 64, loss_id=ids.LOSS_SOFTMAX, K=3))]:
     t = time.perf_counter(); f(); out[name] = time.perf_counter() - t
 
 # the b = 1 epoch with a reader thread (large shuffled X in real use; forced here)

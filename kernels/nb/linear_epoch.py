@@ -137,6 +137,18 @@ _POS, _END = 0, 8
 # --------------------------------------------------------------------------
 # Building blocks (compiled into the public kernels; not cached on their own).
 
+#: The loss_param that the kernels get for softmax, whatever the caller passed (the
+#: entries below, Python and njit, pass it; a float or a user's function otherwise).  A
+#: type of its own, so that _loss_rows and _rule_b1 pick softmax's rows or the K = 1 rows
+#: when a kernel is compiled, not per batch: each kernel holds one of the two (a first
+#: float64 BGD fit, cold, 41 s with both, 23 s with the K = 1 rows alone).
+_SOFTMAX_PARAM = None
+
+
+def _is_softmax_param(loss_param_type):
+    return isinstance(loss_param_type, types.NoneType)
+
+
 @kernel(inline=True)
 def _prefetch_sample(X, y, sw, i):
     """Requests row i of X and its label and weight (a random row's label misses the
@@ -393,11 +405,30 @@ def _rows_gradient(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_intercept
     """
     for t in range(g.shape[0]):
         g[t] = 0
-    if loss_id != LOSS_SOFTMAX:
-        return _scalar_rows(X, y, sw, rows, lo, hi, loss_id, loss_param, fit_intercept, theta, g,
-                            scale, ahead)
-    return _softmax_rows(X, y, sw, rows, lo, hi, K, fit_intercept, theta, g, scale, pk, dlk,
-                         ahead)
+    return _loss_rows(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_intercept, theta, g,
+                      scale, pk, dlk, ahead)
+
+
+def _loss_rows(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_intercept, theta, g, scale,
+               pk, dlk, ahead):
+    """_softmax_rows for softmax (_SOFTMAX_PARAM), else _scalar_rows: the one its caller
+    compiles is picked by loss_param's type."""
+
+
+@overload(_loss_rows, inline="always")
+def _ol_loss_rows(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_intercept, theta, g,
+                  scale, pk, dlk, ahead):
+    if _is_softmax_param(loss_param):
+        def impl(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_intercept, theta, g,
+                 scale, pk, dlk, ahead):
+            return _softmax_rows(X, y, sw, rows, lo, hi, K, fit_intercept, theta, g, scale, pk,
+                                 dlk, ahead)
+    else:
+        def impl(X, y, sw, rows, lo, hi, loss_id, loss_param, K, fit_intercept, theta, g,
+                 scale, pk, dlk, ahead):
+            return _scalar_rows(X, y, sw, rows, lo, hi, loss_id, loss_param, fit_intercept,
+                                theta, g, scale, ahead)
+    return impl
 
 
 @kernel(parallel=True, cache=False)
@@ -710,18 +741,30 @@ def _softmax_b1(X, y, sw, rows, base, k0, k1, fit_intercept, alpha, l1_ratio, ru
     return done
 
 
-@kernel(cache=False)
 def _rule_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept, alpha, l1_ratio,
              rule_id, hyper, lrs, step0, theta, grad, state, batch_loss, progress):
     """Batch size 1 with any update rule, samples k0..k1-1 (sample k is row rows[k - base]
-    of X): _softmax_b1 for softmax, else _scalar_rule_b1.  Returns k1, or the first k
-    whose loss is not finite (not applied).  ``progress``: as _plain_sgd_b1's."""
-    if loss_id == LOSS_SOFTMAX:
-        return _softmax_b1(X, y, sw, rows, base, k0, k1, fit_intercept, alpha, l1_ratio,
-                           rule_id, hyper, lrs, step0, theta, grad, state, batch_loss, progress)
-    return _scalar_rule_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept,
-                           alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state,
-                           batch_loss, progress)
+    of X): _softmax_b1 for softmax (_SOFTMAX_PARAM, picked by type as in _loss_rows), else
+    _scalar_rule_b1.  Returns k1, or the first k whose loss is not finite (not applied).
+    ``progress``: as _plain_sgd_b1's."""
+
+
+@overload(_rule_b1, inline="always")
+def _ol_rule_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept, alpha,
+                l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state, batch_loss, progress):
+    if _is_softmax_param(loss_param):
+        def impl(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept, alpha,
+                 l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state, batch_loss, progress):
+            return _softmax_b1(X, y, sw, rows, base, k0, k1, fit_intercept, alpha, l1_ratio,
+                               rule_id, hyper, lrs, step0, theta, grad, state, batch_loss,
+                               progress)
+    else:
+        def impl(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept, alpha,
+                 l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state, batch_loss, progress):
+            return _scalar_rule_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param,
+                                   fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0,
+                                   theta, grad, state, batch_loss, progress)
+    return impl
 
 
 @kernel(cache=False)
@@ -1197,9 +1240,11 @@ def _run_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_para
     """Batches k0..k1-1 of the epoch; position p of the epoch is row rows[p - base] of X.
 
     Returns k1, or the first batch whose loss is not finite (not applied)."""
-    if plain_b1:
-        return _plain_sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept,
-                             alpha, l1_ratio, lrs, theta, batch_loss, sync[:0])
+    if loss_param is not None:  # (never plain_b1 for softmax: not compiled into its kernel)
+        if plain_b1:
+            return _plain_sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param,
+                                 fit_intercept, alpha, l1_ratio, lrs, theta, batch_loss,
+                                 sync[:0])
     if batch_size == 1:
         return _rule_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept, alpha,
                         l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state, batch_loss,
@@ -1710,8 +1755,15 @@ def _split_reads(X, order, batch_size, n_outputs):
     return _splits(X, order, batch_size, n_outputs) and _reader_helps(X, order)
 
 
+def _builtin_param(loss_id, loss_param):
+    """What the kernels get as loss_param for a built-in loss code (Python entries)."""
+    if loss_id == LOSS_SOFTMAX:
+        return _SOFTMAX_PARAM
+    return float(0.0 if loss_param is None else loss_param)
+
+
 def _is_builtin_param(t):
-    return isinstance(t, (types.Number, types.Boolean))
+    return isinstance(t, (types.Number, types.Boolean, types.NoneType, types.Omitted))
 
 
 def add_penalty(theta, grad, n_penalized, alpha, l1_ratio):
@@ -1746,8 +1798,8 @@ def linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_in
                            loss_param, int(n_outputs), bool(fit_intercept), theta, grad,
                            float(scale))
     return guarded(_linear_batch_gradient_builtin, X, y, sw, rows, int(loss_id),
-                   float(0.0 if loss_param is None else loss_param), int(n_outputs),
-                   bool(fit_intercept), theta, grad, float(scale))
+                   _builtin_param(loss_id, loss_param), int(n_outputs), bool(fit_intercept),
+                   theta, grad, float(scale))
 
 
 @overload(linear_batch_gradient)
@@ -1756,7 +1808,12 @@ def _ol_linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fi
     if _is_builtin_param(loss_param):
         def impl(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept, theta, grad,
                  scale):
-            return _linear_batch_gradient_builtin(X, y, sw, rows, loss_id, loss_param, n_outputs,
+            if loss_id == LOSS_SOFTMAX:
+                return _linear_batch_gradient_builtin(X, y, sw, rows, loss_id, _SOFTMAX_PARAM,
+                                                      n_outputs, fit_intercept, theta, grad,
+                                                      scale)
+            return _linear_batch_gradient_builtin(X, y, sw, rows, loss_id,
+                                                  _scalar_param(loss_param), n_outputs,
                                                   fit_intercept, theta, grad, scale)
     else:
         def impl(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept, theta, grad,
@@ -1848,7 +1905,7 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
     args_tail = (int(n_outputs), bool(fit_intercept), float(alpha), float(l1_ratio),
                  int(rule_id), hyper, lrs, int(step0), theta, grad, state, batch_loss)
     custom = callable(loss_param)
-    param = loss_param if custom else float(0.0 if loss_param is None else loss_param)
+    param = loss_param if custom else _builtin_param(int(loss_id), loss_param)
     with on_calling_thread(custom):  # the path is chosen for the threads it will have
         path = _epoch_path(X, order, int(batch_size), int(n_batches), int(loss_id),
                            int(n_outputs), int(rule_id), hyper)
@@ -1869,16 +1926,48 @@ def _ol_linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
     target = _linear_epoch_builtin if builtin else _linear_epoch_custom
     split = _split_epoch_builtin if builtin else _split_epoch_custom
 
+    if not builtin:
+        def impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
+                 fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state,
+                 batch_loss):
+            if _uses_split(min(batch_size, order.shape[0]), X.shape[0], X.shape[1], n_outputs,
+                           X.itemsize, SPLIT_MIN_BYTES):
+                return split(X, y, sw, order, batch_size, n_batches, loss_id, loss_param,
+                             n_outputs, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs,
+                             step0, theta, grad, state, batch_loss)
+            return target(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
+                          fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta,
+                          grad, state, batch_loss, GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
+        return impl
+
+    # a built-in code: the softmax kernel and the K = 1 one, picked here (_SOFTMAX_PARAM;
+    # softmax is never split: it has K > 1 outputs)
     def impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
              fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state,
              batch_loss):
+        if loss_id == LOSS_SOFTMAX:
+            return target(X, y, sw, order, batch_size, n_batches, loss_id, _SOFTMAX_PARAM,
+                          n_outputs, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0,
+                          theta, grad, state, batch_loss, GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
+        param = _scalar_param(loss_param)
         if _uses_split(min(batch_size, order.shape[0]), X.shape[0], X.shape[1], n_outputs,
                        X.itemsize, SPLIT_MIN_BYTES):
-            return split(X, y, sw, order, batch_size, n_batches, loss_id, loss_param,
-                         n_outputs, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0,
-                         theta, grad, state, batch_loss)
-        return target(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
+            return split(X, y, sw, order, batch_size, n_batches, loss_id, param, n_outputs,
+                         fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta,
+                         grad, state, batch_loss)
+        return target(X, y, sw, order, batch_size, n_batches, loss_id, param, n_outputs,
                       fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
                       state, batch_loss, GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
 
     return impl
+
+
+def _scalar_param(loss_param):
+    """A built-in K = 1 loss's parameter in njit code: a float (None: 0.0)."""
+
+
+@overload(_scalar_param)
+def _ol_scalar_param(loss_param):
+    if isinstance(loss_param, (types.NoneType, types.Omitted)):
+        return lambda loss_param: 0.0
+    return lambda loss_param: float(loss_param)
