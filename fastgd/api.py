@@ -4,7 +4,6 @@
 batch order, then runs one compiled call per epoch.  The Python loop runs
 once per epoch, never per batch.
 """
-import numbers
 import time
 
 import numpy as np
@@ -12,9 +11,10 @@ import numpy as np
 from . import backends, losses, optim, schedules
 from .batching import OrderStream, StreamState, _iterations_per_epoch
 from .engines import LinearSpec, MLPSpec
+from .kernels.checks import is_integer, is_real
 from .models import MLP, Linear
 from .results import DivergenceError, FitResult
-from .validation import (PENALTIES, _is_int, check_batch_options, check_device_X, check_finite,
+from .validation import (PENALTIES, check_batch_options, check_device_X, check_finite,
                          check_labels, check_penalty, check_sample_weight, check_seed, check_targets,
                          check_X, device_meta, on_device, resolve_dtype, to_host)
 
@@ -411,7 +411,7 @@ def _lr_from_schedule(lr, schedule, optimizer):
     would be ignored (and reported as what ran), so either is refused unless equal.
     ("optimal" and callables ignore lr as scikit-learn's "optimal" ignores eta0.)"""
     own = None
-    if isinstance(schedule, numbers.Real) and not isinstance(schedule, (bool, np.bool_)):
+    if is_real(schedule):
         own = float(schedule)
     elif isinstance(schedule, schedules.Schedule):
         own = getattr(schedule, "lr", None)
@@ -468,7 +468,7 @@ def bgd(X, y, **kw):
 
 def sgd(X, y, **kw):
     """Stochastic gradient descent: one update per sample (batch size 1)."""
-    if "batch_size" in kw and not (_is_int(kw["batch_size"]) and kw["batch_size"] == 1):
+    if "batch_size" in kw and not (is_integer(kw["batch_size"]) and kw["batch_size"] == 1):
         raise ValueError(f"Invalid batch_size for sgd: {kw['batch_size']!r}; sgd always uses "
                          f"batch_size=1 (call mbgd for mini-batches)")
     kw["batch_size"] = 1

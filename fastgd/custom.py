@@ -31,6 +31,7 @@ import numbers
 import numpy as np
 
 from .kernels import checks
+from .kernels.checks import is_real
 from .models import init_array
 
 _KINDS = ("regression", "binary01", "binary_pm1")
@@ -72,8 +73,7 @@ class Loss:
                             f"fn(0.5, 1.0) with two float64 scalars failed ({type(exc).__name__}: "
                             f"{exc}); it must be @njit (p, y) -> (loss, dloss)") from exc
         if not (isinstance(out, tuple) and len(out) == 2
-                and all(isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
-                        for v in out)):
+                and all(is_real(v) for v in out)):
             raise TypeError(f"Invalid loss function {getattr(fn, '__name__', fn)!r}: fn(0.5, 1.0) "
                             f"returned {out!r}; it must return a pair of numbers (loss, dloss)")
         self.fn = fn
@@ -183,7 +183,7 @@ class CustomModel:
                 raise TypeError(f"Invalid predict: calling it as predict(params (P,), x (d,)) "
                                 f"failed ({type(exc).__name__}: {exc}); it must be @njit "
                                 f"(params, x) -> float") from exc
-            if not isinstance(p, numbers.Real) or isinstance(p, bool):
+            if not is_real(p):
                 raise TypeError(f"Invalid predict: it returned {p!r}; it must return one number "
                                 f"(the prediction for x)")
         try:

@@ -16,11 +16,11 @@ Label rules (checked once by :func:`fastgd.validation`):
 ``multiclass``              integers 0..K-1 (softmax)
 ==========================  =====================================================
 """
-import numbers
 
 import numpy as np
 
 from .kernels import ids
+from .kernels.checks import is_real
 from .reference.losses import loss_and_dloss
 
 
@@ -65,7 +65,7 @@ class LinearLoss:
 class _EpsilonLoss(LinearLoss):
     def __init__(self, epsilon=0.1):
         # not float(epsilon): it would take "0.5" and True, and word "a" as a bare float() error
-        if isinstance(epsilon, (bool, np.bool_)) or not isinstance(epsilon, numbers.Real):
+        if not is_real(epsilon):
             raise TypeError(f"Invalid epsilon: {epsilon!r}; {type(self).__name__} needs a number, "
                             f"e.g. epsilon=0.1")
         epsilon = float(epsilon)

@@ -8,6 +8,7 @@ runs as one fused pass over it.
 import numpy as np
 
 from .kernels import ids
+from .kernels.checks import is_integer
 
 ACTIVATIONS = {"relu": ids.ACT_RELU, "tanh": ids.ACT_TANH, "sigmoid": ids.ACT_SIGMOID}
 
@@ -105,15 +106,14 @@ class MLP:
     HEAD_LOSSES = ("squared", "logistic", "softmax")
 
     def __init__(self, hidden=(100,), activation="relu"):
-        if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, (bool, np.bool_)):
+        if is_integer(hidden):
             hidden = (int(hidden),)
         try:
             hidden = tuple(hidden)
         except TypeError:
             raise TypeError(f"Invalid hidden: {hidden!r}; it must be a tuple of layer widths "
                             f"(or one width), e.g. hidden=(64,)") from None
-        if not hidden or not all(isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h >= 1
-                                 for h in hidden):
+        if not hidden or not all(is_integer(h) and h >= 1 for h in hidden):
             raise ValueError(f"Invalid hidden: {hidden!r}; it must be a non-empty tuple of layer "
                              f"widths >= 1, e.g. hidden=(64,)")
         if not isinstance(activation, str) or activation not in ACTIVATIONS:

@@ -18,11 +18,11 @@ so every backend applies exactly these formulas:
 """
 import copy as _copy
 import inspect
-import numbers
 
 import numpy as np
 
 from .kernels import ids
+from .kernels.checks import is_real
 from .reference import updates as _ref
 
 
@@ -36,7 +36,7 @@ def _check_lr(lr):
 
 
 def _check_range(name, value, lo, hi=None, lo_open=False, hi_open=True):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if not is_real(value):
         raise TypeError(f"Invalid {name}: {value!r}; it must be a number")
     value = float(value)
     ok = np.isfinite(value) and (value > lo if lo_open else value >= lo)

@@ -13,18 +13,17 @@ for other settings.  ``t`` counts updates (iterations), not epochs:
 """
 import copy
 import math
-import numbers
 
 import numpy as np
 
+from .kernels.checks import is_integer, is_real
 from .optim import _check_lr as _lr
 from .optim import _check_range
-from .validation import _is_int
 
 
 def _count(name, value, lo=1):
     """An integer >= ``lo`` (no silent truncation of 2.5), or an error naming ``name``."""
-    if not _is_int(value):
+    if not is_integer(value):
         raise TypeError(f"Invalid {name}: {value!r}; it must be an integer >= {lo}")
     if value < lo:
         raise ValueError(f"Invalid {name}: {value}; it must be an integer >= {lo}")
@@ -305,7 +304,7 @@ def get(schedule, lr, total_iterations, alpha=0.0, dloss=None, start=0):
                          f"a fastgd.schedules object or a callable t -> lr")
     if callable(schedule):
         return FromCallable(schedule)
-    if isinstance(schedule, numbers.Real) and not isinstance(schedule, (bool, np.bool_)):
+    if is_real(schedule):
         return Constant(float(schedule))  # NumPy scalars too
     raise TypeError(f"Invalid schedule: {schedule!r} of type {type(schedule).__name__}; pass a "
                     f"name such as 'cosine', a fastgd.schedules object or a callable t -> lr")

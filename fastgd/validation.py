@@ -4,11 +4,11 @@ Every error names the argument, the rule it broke, the value it had and a fix.
 Nothing here modifies the caller's arrays: conversions make new arrays and
 in-place kernels only ever see those.
 """
-import numbers
 
 import numpy as np
 
 from .batching import SAMPLINGS
+from .kernels.checks import is_integer, is_real
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -281,12 +281,8 @@ def check_sample_weight(sample_weight, n, dtype):
     return out
 
 
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
 def check_n_samples(n):
-    if not _is_int(n):
+    if not is_integer(n):
         raise TypeError(f"Invalid n: {_show(n)}; it must be an integer >= 1 (the number of samples)")
     if n < 1:
         raise ValueError(f"Invalid n: {n}; it must be >= 1 (the number of samples)")
@@ -308,13 +304,13 @@ def check_seed(seed):
 
 
 def check_batch_options(n, batch_size, epochs, sampling, drop_last, shuffle=True):
-    if not _is_int(batch_size):
+    if not is_integer(batch_size):
         raise TypeError(f"Invalid batch_size: {_show(batch_size)}; it must be an integer in "
                         f"[1, n_samples={n}] (1 for SGD) or None for the full batch (BGD)")
     if not 1 <= batch_size <= n:
         raise ValueError(f"Invalid batch_size: {batch_size}; it must lie in [1, n_samples={n}]. "
                          f"Use batch_size=None for BGD, 1 for SGD")
-    if not _is_int(epochs):
+    if not is_integer(epochs):
         raise TypeError(f"Invalid epochs: {_show(epochs)}; it must be an integer >= 1")
     if epochs < 1:
         raise ValueError(f"Invalid epochs: {epochs}; it must be >= 1")
@@ -337,7 +333,7 @@ def check_penalty(penalty, alpha, l1_ratio):
     if penalty is not None and penalty not in PENALTIES and penalty != "none":
         raise ValueError(f"Invalid penalty: {_show(penalty)}; it must be None, 'l2', 'l1' or 'elasticnet'")
     for name, value in (("alpha", alpha), ("l1_ratio", l1_ratio)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        if not is_real(value) or not np.isfinite(value):
             raise TypeError(f"Invalid {name}: {_show(value)}; it must be a finite number")
     if alpha < 0:
         raise ValueError(f"Invalid alpha: {alpha}; it must be >= 0")

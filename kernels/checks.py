@@ -78,11 +78,20 @@ def rows_in_range(name, rows, n):
                          f"{n} rows (indices 0..{n - 1})")
 
 
+def is_integer(value):
+    """A Python or NumPy integer, not a bool (the one test of the kernels and the API)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def is_real(value):
+    """A Python or NumPy real number (integers too), not a bool and not a string."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
 def count(name, value, lo, why):
     """An integer >= ``lo`` (a NumPy integer too; not a bool, and not a float, which the
     compiled loops would truncate where the reference refuses or rounds it otherwise)."""
-    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer))
-            or value < lo):
+    if not is_integer(value) or value < lo:
         raise ValueError(f"Invalid {name}: {value!r}; {why}, so it must be an integer >= {lo}")
     return int(value)
 
