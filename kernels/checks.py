@@ -169,6 +169,10 @@ def loss_code(loss_id, loss_param):
     elif loss_id not in _LOSSES:
         raise ValueError(f"Invalid loss_id: {loss_id!r}; it must be one of 0..9 or -1 "
                          "(fastgd.kernels.ids.LOSS_*)")
+    elif callable(loss_param):  # (the backends had used it, ignored it or failed on it)
+        raise TypeError(f"Invalid loss_param: {loss_param!r} with loss_id={loss_id!r}; a "
+                        "function is a custom loss, taken with loss_id=LOSS_CUSTOM (-1) only: "
+                        f"pass loss_id=-1, or a number (epsilon) for loss {loss_id}")
 
 
 LOSS_SIGNATURE = "(p, y) -> (loss, dloss)"

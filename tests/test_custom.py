@@ -17,6 +17,7 @@ from numba import njit
 import fastgd
 from fastgd.custom import CustomModel, Loss
 from fastgd.kernels import ids
+from fastgd.kernels.cy import linear_epoch as cy_le
 from fastgd.kernels.nb import custom_epoch as nb_ce
 from fastgd.kernels.nb import linear_epoch as nb_le
 from fastgd.reference import custom_epoch as ref_ce
@@ -584,6 +585,27 @@ def test_the_numba_entries_take_only_njit_functions():
     with pytest.raises(TypeError, match="Invalid loss_param: .* not a Numba @njit function"):
         nb_le.linear_batch_gradient(X, y, np.empty(0), np.arange(6), ids.LOSS_CUSTOM, plain_loss,
                                     1, True, np.zeros(2), np.zeros(2), 1 / 6)
+
+
+def test_a_function_with_a_builtin_loss_code_is_refused():
+    """A function is a custom loss only with LOSS_CUSTOM; beside a built-in code the
+    backends had differed (numba used it, softmax ignored it, the reference took it for
+    epsilon), and numba's softmax kernel now has no room for it."""
+    @njit
+    def sq(p, y):
+        return 0.5 * (p - y) ** 2, p - y
+
+    X, y = np.ones((6, 2)), np.zeros(6)
+    for mod in (ref_le, nb_le, cy_le):
+        for loss_id, K in ((ids.LOSS_SOFTMAX, 2), (ids.LOSS_HUBER, 1)):
+            P = 3 * K
+            with pytest.raises(TypeError, match="Invalid loss_param: .* loss_id=LOSS_CUSTOM"):
+                mod.linear_batch_gradient(X, y, np.empty(0), np.arange(6), loss_id, sq, K, True,
+                                          np.zeros(P), np.zeros(P), 1 / 6)
+            with pytest.raises(TypeError, match="Invalid loss_param"):
+                mod.linear_epoch(X, y, np.empty(0), np.arange(6), 3, 2, loss_id, sq, K, True,
+                                 0.0, 0.0, ids.RULE_SGD, np.zeros(4), np.full(2, 0.1), 0,
+                                 np.zeros(P), np.zeros(P), np.zeros((1, P)), np.zeros(2))
 
 
 def test_custom_model_predict_checks_its_output():
