@@ -119,10 +119,11 @@ def kernel(fn=None, *, parallel=False, cache=True, inline=False, reassoc=True):
     """``njit`` with this package's options; ``cache`` only where it can work.
 
     ``cache=False`` is for kernels specialised on a user's function.  ``inline=True``:
-    Numba inlines the function's IR into every ``@njit`` caller (a call between
-    Numba functions is never inlined by LLVM, which sees one function at a time, and
-    passes every array as seven values: tens of nanoseconds, paid per batch); called
-    from Python it is an ordinary kernel.  ``reassoc=False`` drops "reassoc" from the
+    Numba inlines the function's IR into every ``@njit`` caller.  (A callee compiled on
+    its own is linked into its caller's module, which LLVM then optimises as a whole, so
+    it may inline it, but by its cost model: a large callee stays a call, which passes
+    every array as seven values, tens of nanoseconds paid per batch.)  Called from Python
+    it is an ordinary kernel.  ``reassoc=False`` drops "reassoc" from the
     fast-math flags, for elementwise formulas that must keep their order (the update
     rules: with it LLVM turned Adam's ``step_size * (m / denom)`` into
     ``(step_size * m) / denom``, which overflows where the formula does not); loops
