@@ -706,8 +706,9 @@ def test_adam_late_steps_match_reference(rule):
 
 
 @njit
-def _user_training_loop(X, y, orders, batch_size, lr, theta, state):
-    """A user's njit function: several epochs of linear_epoch, then a hand-made step."""
+def _user_training_loop(X, y, orders, batch_size, lr, loss_id, K, theta, state):
+    """A user's njit function: several epochs of linear_epoch, then a hand-made step.
+    ``loss_id`` is a run-time value: the overloads reach softmax's kernel or the K = 1 one."""
     n_batches = (orders.shape[1] + batch_size - 1) // batch_size
     hyper = np.array([0.9, 0.0, 0.0, 0.0])
     grad = np.zeros_like(theta)
@@ -716,7 +717,7 @@ def _user_training_loop(X, y, orders, batch_size, lr, theta, state):
     for e in range(orders.shape[0]):
         lrs = np.full(n_batches, lr)
         done = nb_le.linear_epoch(X, y, np.empty(0), orders[e], batch_size, n_batches,
-                                  ids.LOSS_LOGISTIC, 0.0, 1, True, 0.01, 0.0, ids.RULE_SGD,
+                                  loss_id, 0.0, K, True, 0.01, 0.0, ids.RULE_SGD,
                                   hyper, lrs, step, theta, grad, state, losses)
         step += done
     # One data-parallel style step: two partial gradients, summed, penalty, update.
@@ -725,43 +726,64 @@ def _user_training_loop(X, y, orders, batch_size, lr, theta, state):
     g1 = np.zeros_like(theta)
     g2 = np.zeros_like(theta)
     scale = 1.0 / rows.shape[0]
-    loss = nb_le.linear_batch_gradient(X, y, np.empty(0), rows[:half], ids.LOSS_LOGISTIC, 0.0, 1,
+    loss = nb_le.linear_batch_gradient(X, y, np.empty(0), rows[:half], loss_id, 0.0, K,
                                        True, theta, g1, scale)
-    loss += nb_le.linear_batch_gradient(X, y, np.empty(0), rows[half:], ids.LOSS_LOGISTIC, 0.0,
-                                        1, True, theta, g2, scale)
+    loss += nb_le.linear_batch_gradient(X, y, np.empty(0), rows[half:], loss_id, 0.0, K,
+                                        True, theta, g2, scale)
     g = g1 + g2
-    loss += nb_le.add_penalty(theta, g, X.shape[1], 0.01, 0.0)
+    loss += nb_le.add_penalty(theta, g, X.shape[1] * K, 0.01, 0.0)
     nb_updates.apply_update(ids.RULE_SGD, hyper, theta, g, state, lr, step + 1)
     return loss
 
 
 def test_kernels_callable_from_user_njit_code():
-    X, y, _ = make_problem(ids.LOSS_LOGISTIC)
-    rng = np.random.default_rng(11)
-    orders = np.stack([rng.permutation(N) for _ in range(3)]).astype(np.int64)
-    theta, state = np.zeros(D + 1), np.zeros((1, D + 1))
-    loss = _user_training_loop(X, y, orders, 7, 0.1, theta, state)
-
-    # The same computation through the reference, step by step in Python.
-    t2, s2 = np.zeros(D + 1), np.zeros((1, D + 1))
-    hyper = np.array([0.9, 0.0, 0.0, 0.0])
-    nb = -(-N // 7)
-    step = 0
-    for e in range(3):
-        ref_le.linear_epoch(X, y, np.empty(0), orders[e], 7, nb, ids.LOSS_LOGISTIC, 0.0, 1, True,
-                            0.01, 0.0, ids.RULE_SGD, hyper, np.full(nb, 0.1), step, t2,
-                            np.zeros(D + 1), s2, np.zeros(nb))
-        step += nb
-    g = np.zeros(D + 1)
-    l2 = ref_le.linear_batch_gradient(X, y, np.empty(0), orders[0], ids.LOSS_LOGISTIC, 0.0, 1,
-                                      True, t2, g, 1.0 / N)
-    l2 += ref_le.add_penalty(t2, g, D, 0.01, 0.0)
     from fastgd.reference.updates import apply_update
 
-    apply_update(ids.RULE_SGD, hyper, t2, g, s2, 0.1, step + 1)
-    assert_close(theta, t2, 1e-9)
-    assert_close(state, s2, 1e-9)
-    assert_close(loss, l2, 1e-9)
+    rng = np.random.default_rng(11)
+    orders = np.stack([rng.permutation(N) for _ in range(3)]).astype(np.int64)
+    for loss_id, K in ((ids.LOSS_LOGISTIC, 1), (ids.LOSS_SOFTMAX, K3)):
+        X, y, _ = make_problem(loss_id)
+        P = D * K + K
+        theta, state = np.zeros(P), np.zeros((1, P))
+        loss = _user_training_loop(X, y, orders, 7, 0.1, loss_id, K, theta, state)
+
+        # The same computation through the reference, step by step in Python.
+        t2, s2 = np.zeros(P), np.zeros((1, P))
+        hyper = np.array([0.9, 0.0, 0.0, 0.0])
+        nb = -(-N // 7)
+        step = 0
+        for e in range(3):
+            ref_le.linear_epoch(X, y, np.empty(0), orders[e], 7, nb, loss_id, 0.0, K, True,
+                                0.01, 0.0, ids.RULE_SGD, hyper, np.full(nb, 0.1), step, t2,
+                                np.zeros(P), s2, np.zeros(nb))
+            step += nb
+        g = np.zeros(P)
+        l2 = ref_le.linear_batch_gradient(X, y, np.empty(0), orders[0], loss_id, 0.0, K,
+                                          True, t2, g, 1.0 / N)
+        l2 += ref_le.add_penalty(t2, g, D * K, 0.01, 0.0)
+        apply_update(ids.RULE_SGD, hyper, t2, g, s2, 0.1, step + 1)
+        assert_close(theta, t2, 1e-9)
+        assert_close(state, s2, 1e-9)
+        assert_close(loss, l2, 1e-9)
+
+
+@njit
+def _njit_gradient(X, y, loss_id, loss_param, K, theta, grad):
+    return nb_le.linear_batch_gradient(X, y, np.empty(0), np.arange(X.shape[0]), loss_id,
+                                       loss_param, K, True, theta, grad, 1.0)
+
+
+def test_njit_callers_get_an_error_for_a_function_beside_a_builtin_code():
+    """From njit code a function as loss_param with softmax's code had run the K = 1 rows
+    (a loss 0.3 off, most of the gradient 0): only LOSS_CUSTOM takes a function."""
+    @njit
+    def sq(p, y):
+        return 0.5 * (p - y) ** 2, p - y
+
+    X, y, _ = make_problem(ids.LOSS_SOFTMAX)
+    P = D * K3 + K3
+    with pytest.raises(ValueError, match="loss_id must be LOSS_CUSTOM"):
+        _njit_gradient(X, y, ids.LOSS_SOFTMAX, sq, K3, np.zeros(P), np.zeros(P))
 
 
 # --------------------------------------------------------------------------------------
@@ -795,7 +817,7 @@ def test_each_kernel_compiles_the_rows_of_one_loss_family():
     """Softmax reaches the kernels with loss_param None (_SOFTMAX_PARAM), every other loss
     with a float or a function, and the rows and b = 1 loops are picked by that type when a
     kernel is compiled: a scalar loss's kernel holds no softmax rows and the reverse
-    (a first BGD fit compiled both: 41 s cold against 21 here).  The overloads return one
+    (a first BGD fit compiled both: 41 s cold against 21-27 here).  The overloads return one
     implementation each, naming only its own loop."""
     from numba.core import types
 

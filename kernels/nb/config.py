@@ -16,7 +16,8 @@
   writable the kernels are compiled in memory (``cache=False``) instead of
   failing at import.  ``FASTGD_NUMBA_CACHE=0`` turns caching off explicitly.
 
-Only kernels whose argument types are plain arrays and scalars are cached.
+Only kernels whose argument types are plain arrays and scalars (and None: softmax's
+loss_param) are cached.
 Kernels specialised on a user's ``@njit`` function (custom losses and models)
 are never cached: Numba would key the cache entry on that function's identity
 and write a new, never-reused entry on every run.

@@ -56,7 +56,7 @@ from .losses import logistic_poly, logistic_poly_rows, point_loss, softmax_loss_
 from .simd import axpy4_rows, dot4_rows
 from .updates import _apply_update, plain_sgd_update, sgd_momentum_step
 from .. import checks
-from ..ids import LOSS_LOGISTIC, LOSS_SOFTMAX, RULE_SGD
+from ..ids import LOSS_CUSTOM, LOSS_LOGISTIC, LOSS_SOFTMAX, RULE_SGD
 
 
 #: Epochs of small batches over an X of at least this many bytes first gather
@@ -141,7 +141,7 @@ _POS, _END = 0, 8
 #: entries below, Python and njit, pass it; a float or a user's function otherwise).  A
 #: type of its own, so that _loss_rows and _rule_b1 pick softmax's rows or the K = 1 rows
 #: when a kernel is compiled, not per batch: each kernel holds one of the two (a first
-#: float64 BGD fit, cold, 41 s with both, 23 s with the K = 1 rows alone).
+#: float64 BGD fit, cold, 41 s with both, 21-27 s with the K = 1 rows alone).
 _SOFTMAX_PARAM = None
 
 
@@ -1766,6 +1766,11 @@ def _is_builtin_param(t):
     return isinstance(t, (types.Number, types.Boolean, types.NoneType, types.Omitted))
 
 
+# (njit callers: a function is the loss itself, which no built-in code's kernel has room for)
+_FUNCTION_NEEDS_CUSTOM = ("Invalid loss_param: a function is a custom loss, so loss_id must "
+                          "be LOSS_CUSTOM (-1)")
+
+
 def add_penalty(theta, grad, n_penalized, alpha, l1_ratio):
     """Add alpha*((1-r) w + r sign(w)) to grad[:n_penalized]; return the penalty's value."""
     checks.penalty(theta, grad, n_penalized)
@@ -1818,6 +1823,8 @@ def _ol_linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fi
     else:
         def impl(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept, theta, grad,
                  scale):
+            if loss_id != LOSS_CUSTOM:
+                raise ValueError(_FUNCTION_NEEDS_CUSTOM)
             return _linear_batch_gradient_custom(X, y, sw, rows, loss_id, loss_param, n_outputs,
                                                  fit_intercept, theta, grad, scale)
     return impl
@@ -1930,6 +1937,8 @@ def _ol_linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
         def impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
                  fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state,
                  batch_loss):
+            if loss_id != LOSS_CUSTOM:
+                raise ValueError(_FUNCTION_NEEDS_CUSTOM)
             if _uses_split(min(batch_size, order.shape[0]), X.shape[0], X.shape[1], n_outputs,
                            X.itemsize, SPLIT_MIN_BYTES):
                 return split(X, y, sw, order, batch_size, n_batches, loss_id, loss_param,
@@ -1963,11 +1972,14 @@ def _ol_linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
 
 
 def _scalar_param(loss_param):
-    """A built-in K = 1 loss's parameter in njit code: a float (None: 0.0)."""
+    """A built-in K = 1 loss's parameter in njit code as a float64 (None: 0.0), the type of
+    the cached kernels."""
 
 
 @overload(_scalar_param)
 def _ol_scalar_param(loss_param):
     if isinstance(loss_param, (types.NoneType, types.Omitted)):
         return lambda loss_param: 0.0
-    return lambda loss_param: float(loss_param)
+    if isinstance(loss_param, types.Boolean):
+        return lambda loss_param: 1.0 if loss_param else 0.0
+    return lambda loss_param: np.float64(loss_param)
