@@ -26,6 +26,7 @@ _ACTIVATIONS = frozenset((ids.ACT_RELU, ids.ACT_TANH, ids.ACT_SIGMOID))
 _MLP_LOSSES = frozenset((ids.LOSS_SQUARED, ids.LOSS_LOGISTIC, ids.LOSS_SOFTMAX))
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _INT64 = np.dtype(np.int64)
+_INT64_MAX = int(np.iinfo(np.int64).max)
 
 
 # ---------------------------------------------------------------- building blocks
@@ -44,26 +45,14 @@ def index_array(name, a):
     return np.ascontiguousarray(a)
 
 
-def contiguous_X(X):
-    """X as the Cython kernels read it: a C-contiguous float32/float64 array (refused
-    otherwise, not copied: X is the one large array of a fit)."""
-    X = np.asarray(X)
-    if X.dtype not in _FLOATS:
-        raise TypeError(f"Invalid X: dtype {X.dtype}; it must be float32 or float64 (convert "
-                        "it with X.astype(np.float64))")
-    if not X.flags.c_contiguous:
-        raise ValueError("Invalid X: the Cython kernels read its rows in place, so it must be "
-                         "C-contiguous; pass np.ascontiguousarray(X)")
-    return X
-
-
 def layer_sizes_array(layer_sizes):
-    """An MLP's ``[d, h1, ..., K_out]`` as the kernels take it: int64, C-contiguous."""
+    """An MLP's ``[d, h1, ..., K_out]`` as the kernels take it: an int64 copy (a few
+    numbers; a copy, so that no array the kernel writes can be a view of it)."""
     s = np.asarray(layer_sizes)
     if s.dtype.kind not in "iu":
         raise TypeError(f"Invalid layer_sizes: {layer_sizes!r}; it must be an integer array "
                         "[d, h1, ..., K_out]")
-    return np.ascontiguousarray(s, dtype=np.int64)
+    return np.array(s, dtype=np.int64, order="C")
 
 
 def rows_in_range(name, rows, n):
@@ -90,10 +79,38 @@ def is_real(value):
 
 def count(name, value, lo, why):
     """An integer >= ``lo`` (a NumPy integer too; not a bool, and not a float, which the
-    compiled loops would truncate where the reference refuses or rounds it otherwise)."""
+    compiled loops would truncate where the reference refuses or rounds it otherwise) that
+    fits in int64, as the loops hold it."""
     if not is_integer(value) or value < lo:
         raise ValueError(f"Invalid {name}: {value!r}; {why}, so it must be an integer >= {lo}")
+    if value > _INT64_MAX:
+        raise ValueError(f"Invalid {name}: {value!r}; {why}, held as an int64, so it must be "
+                         "at most 2**63 - 1")
     return int(value)
+
+
+def code(name, value, known, fix):
+    """A code (``loss_id``, ``rule_id``, ``activation_id``) is an integer of ``known``: a
+    float or a bool equal to one (``True == 1``) is refused, not taken for it."""
+    if not is_integer(value) or value not in known:
+        raise ValueError(f"Invalid {name}: {value!r}; it must be one of {fix}")
+
+
+def real_scalar(name, value, lo=-np.inf, hi=np.inf, rule="a finite real number"):
+    """A real number (a Python or NumPy scalar, or a 0-d array; not a bool or a string)
+    that is finite and in [lo, hi]; returned as a float."""
+    v = value[()] if isinstance(value, np.ndarray) and value.ndim == 0 else value
+    if not is_real(v):
+        raise TypeError(f"Invalid {name}: {value!r}; it must be a real number (a float)")
+    if not (lo <= v <= hi and np.isfinite(v)):  # NaN fails the first
+        raise ValueError(f"Invalid {name}: {value!r}; it must be {rule}")
+    return float(v)
+
+
+def penalty_strength(alpha, l1_ratio):
+    """The penalty's ``alpha`` (finite, >= 0) and ``l1_ratio`` (in [0, 1])."""
+    real_scalar("alpha", alpha, 0.0, rule="finite and >= 0 (the penalty's strength; 0: none)")
+    real_scalar("l1_ratio", l1_ratio, 0.0, 1.0, rule="in [0, 1] (0: l2, 1: l1)")
 
 
 def batches_in_order(order, batch_size, n_batches):
@@ -114,10 +131,14 @@ def epoch_order(order, n, batch_size, n_batches):
 
 
 def data(X, y, sw):
-    """X is 2-D float32/float64; y has a label per row; sw is empty or a weight per row."""
+    """X is 2-D float32/float64, C-contiguous (read in place, never copied: it is the one
+    large array); y has a label per row; sw is empty or a weight per row."""
     if not isinstance(X, np.ndarray) or X.ndim != 2 or X.dtype not in _FLOATS:
         raise TypeError(f"Invalid X: {_describe(X)}; it must be a 2-D float32 or float64 "
                         "NumPy array (e.g. np.ascontiguousarray(X, dtype=np.float64))")
+    if not X.flags.c_contiguous:
+        raise ValueError("Invalid X: the kernels read its rows in place, so it must be "
+                         "C-contiguous; pass np.ascontiguousarray(X)")
     n = X.shape[0]
     if np.ndim(y) != 1 or len(y) != n:
         raise ValueError(f"Invalid y: shape {np.shape(y)}; X has {n} rows, so y must have "
@@ -162,17 +183,19 @@ def separate(written, read=None):
 
 def loss_code(loss_id, loss_param):
     """A built-in loss code, or LOSS_CUSTOM with the function in loss_param."""
+    code("loss_id", loss_id, _LOSSES | {ids.LOSS_CUSTOM},
+         "0..9 or -1 (fastgd.kernels.ids.LOSS_*)")
     if loss_id == ids.LOSS_CUSTOM:
         if not callable(loss_param):
             raise TypeError(f"Invalid loss_param: {loss_param!r}; loss_id=LOSS_CUSTOM (-1) "
                             "needs the loss function itself as loss_param")
-    elif loss_id not in _LOSSES:
-        raise ValueError(f"Invalid loss_id: {loss_id!r}; it must be one of 0..9 or -1 "
-                         "(fastgd.kernels.ids.LOSS_*)")
     elif callable(loss_param):  # (the backends had used it, ignored it or failed on it)
         raise TypeError(f"Invalid loss_param: {loss_param!r} with loss_id={loss_id!r}; a "
                         "function is a custom loss, taken with loss_id=LOSS_CUSTOM (-1) only: "
                         f"pass loss_id=-1, or a number (epsilon) for loss {loss_id}")
+    elif loss_param is not None:
+        real_scalar("loss_param", loss_param,
+                    rule="None or a finite real number (the loss's epsilon)")
 
 
 LOSS_SIGNATURE = "(p, y) -> (loss, dloss)"
@@ -182,6 +205,9 @@ PREDICT_SIGNATURE = "(params, x) -> float"
 
 def outputs(loss_id, n_outputs, name="n_outputs"):
     """K = 1 for every loss but softmax, K >= 2 (the classes) for softmax."""
+    if not is_integer(n_outputs):
+        raise ValueError(f"Invalid {name}: {n_outputs!r}; it counts the outputs per row, so it "
+                         "must be an integer")
     if loss_id == ids.LOSS_SOFTMAX:
         if not n_outputs >= 2:
             raise ValueError(f"Invalid {name}: {n_outputs!r}; softmax needs the number of "
@@ -223,9 +249,8 @@ def param_array(name, a, size, dtype=None, ndim=1, written=True):
 
 def rule(rule_id, hyper, state, P, dtype):
     """A known rule, its hyper-parameters, and a state of STATE_SLOTS[rule] rows of P."""
-    if rule_id not in ids.STATE_SLOTS:
-        raise ValueError(f"Invalid rule_id: {rule_id!r}; it must be one of "
-                         f"{sorted(ids.STATE_SLOTS)} (fastgd.kernels.ids.RULE_*)")
+    code("rule_id", rule_id, ids.STATE_SLOTS,
+         f"{sorted(ids.STATE_SLOTS)} (fastgd.kernels.ids.RULE_*)")
     need = ids.HYPER_LEN[rule_id]
     real_array("hyper", hyper, np.float64)
     if np.ndim(hyper) != 1 or len(hyper) < need:
@@ -241,6 +266,8 @@ def rule(rule_id, hyper, state, P, dtype):
 def step_size(name, lr):
     """A step size is finite and >= 0 (a schedule may reach 0)."""
     a = np.asarray(lr)
+    if a.dtype.kind not in "iuf":
+        raise TypeError(f"Invalid {name}: {lr!r}; step sizes must be real numbers (floats)")
     if a.size and not (a.min() >= 0 and a.max() < np.inf):  # NaN fails the first
         bad = a.reshape(-1)
         k = int(np.argmax(~(np.isfinite(bad) & (bad >= 0))))
@@ -253,6 +280,10 @@ def per_batch(n_batches, lrs, batch_loss, step0):
     updates done before it (``step0``, so the first is update step0 + 1) >= 0."""
     count("step0", step0, 0, "it counts the updates done before this epoch (the first one "
           "here is update step0 + 1, Adam's bias correction reads it)")
+    if step0 + n_batches > _INT64_MAX:
+        raise ValueError(f"Invalid step0: {step0!r}; this epoch's last update is step0 + "
+                         f"n_batches = {step0 + n_batches}, held as an int64, so it must be at "
+                         "most 2**63 - 1")
     lrs = real_array("lrs", lrs, np.float64)
     if lrs.ndim != 1 or len(lrs) < n_batches:
         raise ValueError(f"Invalid lrs: shape {lrs.shape}; it needs a step size for each "
@@ -321,7 +352,8 @@ def linear_params(X, n_outputs, fit_intercept):
     return X.shape[1] * n_outputs + (n_outputs if fit_intercept else 0)
 
 
-def linear_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept, theta, grad):
+def linear_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept, theta, grad,
+                    scale):
     """``linear_batch_gradient``'s arguments; returns ``rows`` as int64."""
     data(X, y, sw)
     loss_code(loss_id, loss_param)
@@ -331,14 +363,19 @@ def linear_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercep
     P = linear_params(X, n_outputs, fit_intercept)
     param_array("theta", theta, P, written=False)
     param_array("grad", grad, P, theta.dtype)
-    separate(dict(grad=grad), dict(theta=theta, X=X, y=y, sw=sw))
+    gradient_scale(scale)
+    separate(dict(grad=grad), dict(theta=theta, X=X, y=y, sw=sw, rows=rows))
     if loss_id == ids.LOSS_SOFTMAX:
         class_labels(np.asarray(y)[rows], n_outputs)
     return rows
 
 
+def gradient_scale(scale):
+    real_scalar("scale", scale, rule="a finite real number (e.g. 1 / batch size)")
+
+
 def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
-                 fit_intercept, rule_id, hyper, lrs, step0, theta, grad, state,
+                 fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state,
                  batch_loss):
     """``linear_epoch``'s arguments; returns ``order`` as int64."""
     data(X, y, sw)
@@ -349,6 +386,7 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
     P = linear_params(X, n_outputs, fit_intercept)
     param_array("theta", theta, P)
     param_array("grad", grad, P, theta.dtype)
+    penalty_strength(alpha, l1_ratio)
     rule(rule_id, hyper, state, P, theta.dtype)
     per_batch(n_batches, lrs, batch_loss, step0)
     _epoch_separate(X, y, sw, order, hyper, lrs, theta, grad, state, batch_loss)
@@ -362,11 +400,12 @@ def _epoch_separate(X, y, sw, order, hyper, lrs, theta, grad, state, batch_loss,
              dict(X=X, y=y, sw=sw, order=order, hyper=hyper, lrs=lrs))
 
 
-def penalty(theta, grad, n_penalized):
+def penalty(theta, grad, n_penalized, alpha, l1_ratio):
     """``add_penalty``'s arguments: the penalised part lies inside theta and grad."""
     P = _length(theta)
     param_array("theta", theta, P, written=False)
     param_array("grad", grad, P, theta.dtype)
+    penalty_strength(alpha, l1_ratio)
     count("n_penalized", n_penalized, 0, "it is the number of weights before the intercept")
     if not n_penalized <= P:
         raise ValueError(f"Invalid n_penalized: {n_penalized!r}; it must be in 0..{P} (d*K, "
@@ -380,9 +419,14 @@ def update(rule_id, hyper, theta, grad, state, lr, step):
     param_array("theta", theta, P)
     param_array("grad", grad, P, theta.dtype, written=False)
     rule(rule_id, hyper, state, P, theta.dtype)
-    step_size("lr", lr)
+    learning_rate(lr)
     step_count(step)
     separate(dict(theta=theta, state=state), dict(grad=grad, hyper=hyper))
+
+
+def learning_rate(lr):
+    """One update's step size: a real number, finite and >= 0."""
+    real_scalar("lr", lr, 0.0, rule="finite and >= 0 (a step size)")
 
 
 def step_count(step):
@@ -403,13 +447,12 @@ def mlp_layers(X, layer_sizes, loss_id, activation_id):
     if s[0] != X.shape[1]:
         raise ValueError(f"Invalid layer_sizes: it starts with {int(s[0])}, but X has "
                          f"{X.shape[1]} features; layer_sizes[0] must be X.shape[1]")
-    if loss_id not in _MLP_LOSSES:
+    if not is_integer(loss_id) or loss_id not in _MLP_LOSSES:
         raise ValueError(f"Invalid loss_id: {loss_id!r}; an MLP's head takes LOSS_SQUARED, "
                          "LOSS_LOGISTIC or LOSS_SOFTMAX")
     outputs(loss_id, int(s[-1]), "layer_sizes[-1] (the head's outputs)")
-    if activation_id not in _ACTIVATIONS:
-        raise ValueError(f"Invalid activation_id: {activation_id!r}; it must be one of "
-                         f"{sorted(_ACTIVATIONS)} (fastgd.kernels.ids.ACT_*)")
+    code("activation_id", activation_id, _ACTIVATIONS,
+         f"{sorted(_ACTIVATIONS)} (fastgd.kernels.ids.ACT_*)")
 
 
 def mlp_work(work, layer_sizes, rows, dtype):
@@ -424,7 +467,7 @@ def mlp_work(work, layer_sizes, rows, dtype):
                          f"batch_size) = {size} elements")
 
 
-def mlp_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad, work,
+def mlp_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad, scale, work,
                  needs_work=True):
     """``mlp_batch_gradient``'s arguments (``needs_work``: False for the reference, which
     ignores ``work``); returns ``rows`` as int64."""
@@ -433,28 +476,30 @@ def mlp_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, gra
     rows = index_array("rows", rows)
     rows_in_range("rows", rows, X.shape[0])
     P = mlp_params(layer_sizes)
-    param_array("theta", theta, P)
+    param_array("theta", theta, P, written=False)
     param_array("grad", grad, P, theta.dtype)
+    gradient_scale(scale)
     if needs_work:
         mlp_work(work, layer_sizes, len(rows), theta.dtype)
     separate(dict(grad=grad, work=work if needs_work else None),
-             dict(theta=theta, X=X, y=y, sw=sw))
+             dict(theta=theta, X=X, y=y, sw=sw, rows=rows))
     if loss_id == ids.LOSS_SOFTMAX:
         class_labels(np.asarray(y)[rows], int(layer_sizes[-1]))
     return rows
 
 
-def mlp_penalty(theta, grad, layer_sizes):
+def mlp_penalty(theta, grad, layer_sizes, alpha, l1_ratio):
     """``mlp_add_penalty``'s arguments."""
     _layer_sizes(layer_sizes)
     P = mlp_params(layer_sizes)
     param_array("theta", theta, P, written=False)
     param_array("grad", grad, P, theta.dtype)
+    penalty_strength(alpha, l1_ratio)
     separate(dict(grad=grad), dict(theta=theta))
 
 
 def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, activation_id,
-              rule_id, hyper, lrs, step0, theta, grad, state, batch_loss, work,
+              alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state, batch_loss, work,
               needs_work=True):
     """``mlp_epoch``'s arguments (``needs_work`` as for mlp_gradient); returns ``order`` as
     int64."""
@@ -465,6 +510,7 @@ def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, acti
     P = mlp_params(layer_sizes)
     param_array("theta", theta, P)
     param_array("grad", grad, P, theta.dtype)
+    penalty_strength(alpha, l1_ratio)
     rule(rule_id, hyper, state, P, theta.dtype)
     per_batch(n_batches, lrs, batch_loss, step0)
     if needs_work:
@@ -476,7 +522,7 @@ def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, acti
     return order
 
 
-def custom_gradient(fn, X, y, sw, rows, theta, grad, gbuf):
+def custom_gradient(fn, X, y, sw, rows, theta, grad, gbuf, scale):
     """``custom_model_batch_gradient``'s arguments; returns ``rows`` as int64."""
     _model_function(fn)
     data(X, y, sw)
@@ -486,7 +532,8 @@ def custom_gradient(fn, X, y, sw, rows, theta, grad, gbuf):
     param_array("theta", theta, P, written=False)
     param_array("grad", grad, P, theta.dtype)
     param_array("gbuf", gbuf, P, theta.dtype)
-    separate(dict(grad=grad, gbuf=gbuf), dict(theta=theta, X=X, y=y, sw=sw))
+    gradient_scale(scale)
+    separate(dict(grad=grad, gbuf=gbuf), dict(theta=theta, X=X, y=y, sw=sw, rows=rows))
     return rows
 
 

@@ -17,7 +17,7 @@ from .updates import _apply_update
 
 def custom_model_batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf):
     """grad = scale * sum_{i in rows} s_i grad_i; returns scale * sum s_i loss_i."""
-    rows = checks.custom_gradient(fn, X, y, sw, rows, theta, grad, gbuf)
+    rows = checks.custom_gradient(fn, X, y, sw, rows, theta, grad, gbuf, scale)
     y, sw = checks.data_arrays(X, y, sw)
     return _batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf)
 

@@ -38,7 +38,7 @@ def linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_in
     disjoint row sets add up exactly to the batch gradient (data-parallel use).
     """
     rows = checks.linear_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept,
-                                  theta, grad)
+                                  theta, grad, scale)
     y, sw = checks.data_arrays(X, y, sw)
     return _batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept,
                            theta, grad, scale)
@@ -68,7 +68,7 @@ def add_penalty(theta, grad, n_penalized, alpha, l1_ratio):
 
     alpha * ((1 - r)/2 ||w||^2 + r ||w||_1): l2 is r = 0, l1 is r = 1.
     """
-    checks.penalty(theta, grad, n_penalized)
+    checks.penalty(theta, grad, n_penalized, alpha, l1_ratio)
     return _add_penalty(theta, grad, n_penalized, alpha, l1_ratio)
 
 
@@ -84,8 +84,8 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
                  fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
                  state, batch_loss):
     order = checks.linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param,
-                                n_outputs, fit_intercept, rule_id, hyper, lrs, step0, theta, grad,
-                                state, batch_loss)
+                                n_outputs, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs,
+                                step0, theta, grad, state, batch_loss)
     y, sw = checks.data_arrays(X, y, sw)
     m = len(order)
     n_penalized = X.shape[1] * n_outputs

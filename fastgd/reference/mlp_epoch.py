@@ -140,8 +140,9 @@ def mlp_batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, thet
     partial sums over disjoint row sets add up to the batch's (data-parallel use).
     ``work`` is ignored here (compiled backends need it, sized for len(rows) rows).
     """
+    layer_sizes = checks.layer_sizes_array(layer_sizes)
     rows = checks.mlp_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad,
-                               work, needs_work=False)
+                               scale, work, needs_work=False)
     y, sw = checks.data_arrays(X, y, sw)
     return _batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad,
                            scale)
@@ -168,7 +169,8 @@ def _batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, 
 def mlp_add_penalty(theta, grad, layer_sizes, alpha, l1_ratio):
     """Add alpha * ((1 - r) W + r sign(W)) to the W parts of grad; return the penalty
     alpha * ((1 - r)/2 ||W||^2 + r ||W||_1) summed over the layers' W's."""
-    checks.mlp_penalty(theta, grad, layer_sizes)
+    layer_sizes = checks.layer_sizes_array(layer_sizes)
+    checks.mlp_penalty(theta, grad, layer_sizes, alpha, l1_ratio)
     return _add_penalty(theta, grad, layer_sizes, alpha, l1_ratio)
 
 
@@ -194,9 +196,10 @@ def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, acti
     penalty) at theta before its update.  A non-finite batch loss stops the epoch at
     that batch, which is then not applied (theta and state stay as before it).
     """
+    layer_sizes = checks.layer_sizes_array(layer_sizes)
     order = checks.mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes,
-                             activation_id, rule_id, hyper, lrs, step0, theta, grad, state,
-                             batch_loss, work, needs_work=False)
+                             activation_id, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta,
+                             grad, state, batch_loss, work, needs_work=False)
     y, sw = checks.data_arrays(X, y, sw)
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned about
         return _epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes,

@@ -629,9 +629,10 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
     if not any(is_device_array(a) for a in (X, y, sw, order, theta, state)):
         # host arrays: the CPU entries' checks (device arrays are trusted, as in a fit)
         order = checks.linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id,
-                                    loss_param, n_outputs, fit_intercept, rule_id, hyper, lrs,
-                                    step0, theta, np.zeros_like(theta) if grad is None else grad,
-                                    state, batch_loss)
+                                    loss_param, n_outputs, fit_intercept, alpha, l1_ratio,
+                                    rule_id, hyper, lrs, step0, theta,
+                                    np.zeros_like(theta) if grad is None else grad, state,
+                                    batch_loss)
 
     class _Spec:
         pass

@@ -261,8 +261,8 @@ def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, acti
     if not any(is_device_array(a) for a in (X, y, sw, order, theta, state)):
         # host arrays: the CPU entries' checks (device arrays are trusted, as in a fit)
         order = checks.mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id,
-                                 checks.layer_sizes_array(layer_sizes), activation_id, rule_id,
-                                 hyper, lrs, step0, theta,
+                                 checks.layer_sizes_array(layer_sizes), activation_id, alpha,
+                                 l1_ratio, rule_id, hyper, lrs, step0, theta,
                                  np.zeros_like(theta) if grad is None else grad, state, batch_loss,
                                  work, needs_work=False)
 

@@ -1766,11 +1766,9 @@ def linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_in
                           theta, grad, scale):
     """grad = scale * sum_{i in rows} sw_i dl_i/dtheta (overwritten); returns
     scale * sum sw_i l_i.  No penalty (see add_penalty)."""
-    _check_loss(loss_id)
-    X = checks.contiguous_X(X)
-    sw = np.empty(0, X.dtype) if sw is None else sw
     rows = checks.linear_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs,
-                                  fit_intercept, theta, grad)
+                                  fit_intercept, theta, grad, scale)
+    _check_loss(loss_id)
     y, sw = checks.data_arrays(X, y, sw)
     return _batch_gradient_impl(X, y, sw, rows, int(loss_id),
                                 0.0 if loss_param is None else float(loss_param),
@@ -1789,7 +1787,7 @@ def _add_penalty_impl(const afloat[::1] theta, afloat[::1] grad, Py_ssize_t n_pe
 
 def add_penalty(theta, grad, n_penalized, alpha, l1_ratio):
     """grad[:n_penalized] += alpha*((1-r) w + r sign(w)); returns the penalty value."""
-    checks.penalty(theta, grad, n_penalized)
+    checks.penalty(theta, grad, n_penalized, alpha, l1_ratio)
     return _add_penalty_impl(theta, grad, int(n_penalized), float(alpha), float(l1_ratio))
 
 
@@ -1818,12 +1816,10 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
                  fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
                  state, batch_loss):
     """One epoch, batch by batch, in one nogil call; returns n_done (docs/kernels.md)."""
-    _check_loss(loss_id)
-    X = checks.contiguous_X(X)
-    sw = np.empty(0, X.dtype) if sw is None else sw
     order = checks.linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param,
-                                n_outputs, fit_intercept, rule_id, hyper, lrs, step0, theta,
-                                grad, state, batch_loss)
+                                n_outputs, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs,
+                                step0, theta, grad, state, batch_loss)
+    _check_loss(loss_id)
     y, sw = checks.data_arrays(X, y, sw)
     return _epoch_impl(X, y, sw, order, int(batch_size), int(n_batches), int(loss_id),
                        0.0 if loss_param is None else float(loss_param), int(n_outputs),

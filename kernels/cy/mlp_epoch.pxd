@@ -29,7 +29,7 @@ cdef Py_ssize_t c_mlp_workspace_size(const int64_t* sizes, Py_ssize_t n_layers,
 cdef double c_mlp_batch_gradient(const xfloat* X, const xfloat* y, const xfloat* sw,
                                  const int64_t* rows, Py_ssize_t n_rows, int loss_id,
                                  const int64_t* sizes, Py_ssize_t n_layers, int activation_id,
-                                 afloat* theta, afloat* grad, double scale,
+                                 const afloat* theta, afloat* grad, double scale,
                                  afloat* work) noexcept nogil
 
 # Adds alpha * ((1 - r) W + r sign(W)) to the W parts of grad (sign(0) = 0); returns

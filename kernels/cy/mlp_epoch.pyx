@@ -390,7 +390,7 @@ cdef void _batch_backward(const int64_t* sizes, Py_ssize_t L, int act, afloat* t
 cdef double c_mlp_batch_gradient(const xfloat* X, const xfloat* y, const xfloat* sw,
                                  const int64_t* rows, Py_ssize_t n_rows, int loss_id,
                                  const int64_t* sizes, Py_ssize_t n_layers, int activation_id,
-                                 afloat* theta, afloat* grad, double scale,
+                                 const afloat* theta, afloat* grad, double scale,
                                  afloat* work) noexcept nogil:
     cdef fgd_team_barrier bar
     cdef fgd_thread_state ts
@@ -400,8 +400,10 @@ cdef double c_mlp_batch_gradient(const xfloat* X, const xfloat* y, const xfloat*
     fgd_thread_init(&ts)
     loss = _batch_forward(X, y, sw, rows, n_rows, loss_id, sizes, n_layers, activation_id,
                           theta, scale, work, 0, 1, &bar, &ts, shared)
-    _batch_backward(sizes, n_layers, activation_id, theta, grad, n_rows, work, 0.0, False, 0,
-                    1, &bar, &ts)
+    # (the backward pass takes theta writeable for the epoch's fused update; with fused
+    # False it only reads it, so a read-only theta is safe here)
+    _batch_backward(sizes, n_layers, activation_id, <afloat*>theta, grad, n_rows, work, 0.0,
+                    False, 0, 1, &bar, &ts)
     return loss
 
 
@@ -536,11 +538,9 @@ def mlp_batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, thet
     """grad = scale * sum_{i in rows} s_i dl_i/dtheta; returns scale * sum s_i l_i.
     ``work`` holds at least ``mlp_workspace_size(layer_sizes, len(rows))`` elements.
     Runs on the calling thread."""
-    X = checks.contiguous_X(X)
-    sw = np.empty(0, X.dtype) if sw is None else sw
     layer_sizes = checks.layer_sizes_array(layer_sizes)
     rows = checks.mlp_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad,
-                               work)
+                               scale, work)
     y, sw = checks.data_arrays(X, y, sw)
     return _batch_gradient(X, y, sw, rows, int(loss_id), layer_sizes, int(activation_id), theta,
                            grad, float(scale), work)
@@ -548,7 +548,7 @@ def mlp_batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, thet
 
 def _batch_gradient(const xfloat[:, ::1] X, const xfloat[::1] y, const xfloat[::1] sw,
                     const int64_t[::1] rows, int loss_id, const int64_t[::1] layer_sizes,
-                    int activation_id, afloat[::1] theta, afloat[::1] grad, double scale,
+                    int activation_id, const afloat[::1] theta, afloat[::1] grad, double scale,
                     afloat[::1] work):
     cdef const xfloat* swp = &sw[0] if sw.shape[0] > 0 else NULL
     cdef double loss
@@ -565,7 +565,7 @@ def _batch_gradient(const xfloat[:, ::1] X, const xfloat[::1] y, const xfloat[::
 def mlp_add_penalty(theta, grad, layer_sizes, alpha, l1_ratio):
     """Add the penalty's (sub)gradient to the W parts of grad; return its value."""
     layer_sizes = checks.layer_sizes_array(layer_sizes)
-    checks.mlp_penalty(theta, grad, layer_sizes)
+    checks.mlp_penalty(theta, grad, layer_sizes, alpha, l1_ratio)
     return _add_penalty(theta, grad, layer_sizes, float(alpha), float(l1_ratio))
 
 
@@ -582,12 +582,10 @@ def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, acti
               alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state, batch_loss,
               work):
     """See ``fastgd.reference.mlp_epoch.mlp_epoch``; returns the number of batches applied."""
-    X = checks.contiguous_X(X)
-    sw = np.empty(0, X.dtype) if sw is None else sw
     layer_sizes = checks.layer_sizes_array(layer_sizes)
     order = checks.mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes,
-                             activation_id, rule_id, hyper, lrs, step0, theta, grad, state,
-                             batch_loss, work)
+                             activation_id, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta,
+                             grad, state, batch_loss, work)
     y, sw = checks.data_arrays(X, y, sw)
     return _epoch(X, y, sw, order, int(batch_size), int(n_batches), int(loss_id), layer_sizes,
                   int(activation_id), float(alpha), float(l1_ratio), int(rule_id),

@@ -409,6 +409,7 @@ def _one_dtype(theta, grad, **state):
 def sgd_update(theta, grad, buf, lr, momentum, dampening, nesterov, weight_decay, step):
     """torch.optim.SGD step in place (buf: momentum buffer, used when momentum != 0)."""
     _one_dtype(theta, grad=grad, buf=buf)
+    checks.learning_rate(lr)
     checks.step_count(step)
     _sgd_update(theta, grad, buf, lr, momentum, dampening, nesterov, weight_decay, step)
 
@@ -432,6 +433,7 @@ def adam_update(theta, grad, m, v, vmax, lr, beta1, beta2, eps, weight_decay, de
                 amsgrad, step):
     """torch.optim.Adam (decoupled=False) / AdamW (decoupled=True) step in place."""
     _one_dtype(theta, grad=grad, m=m, v=v, vmax=vmax)
+    checks.learning_rate(lr)
     checks.step_count(step)
     _adam_update(theta, grad, m, v, vmax, lr, beta1, beta2, eps, weight_decay, decoupled,
                  amsgrad, step)
@@ -464,6 +466,7 @@ def _adam_update(floating[::1] theta, const floating[::1] grad, floating[::1] m,
 def adagrad_update(theta, grad, acc, lr, lr_decay, weight_decay, eps, step):
     """torch.optim.Adagrad step in place (acc: the running sum of squares)."""
     _one_dtype(theta, grad=grad, acc=acc)
+    checks.learning_rate(lr)
     checks.step_count(step)
     _adagrad_update(theta, grad, acc, lr, lr_decay, weight_decay, eps, step)
 
@@ -486,6 +489,7 @@ def rmsprop_update(theta, grad, square_avg, buf, grad_avg, lr, alpha, eps, weigh
                    momentum, centered):
     """torch.optim.RMSprop step in place."""
     _one_dtype(theta, grad=grad, square_avg=square_avg, buf=buf, grad_avg=grad_avg)
+    checks.learning_rate(lr)
     _rmsprop_update(theta, grad, square_avg, buf, grad_avg, lr, alpha, eps, weight_decay,
                     momentum, centered)
 

@@ -132,7 +132,7 @@ def _custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyp
 def custom_model_batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf):
     """grad = scale * sum_{i in rows} s_i grad_i; returns scale * sum s_i loss_i."""
     checks.njit_function("fn", fn, checks.MODEL_SIGNATURE)
-    rows = checks.custom_gradient(fn, X, y, sw, rows, theta, grad, gbuf)
+    rows = checks.custom_gradient(fn, X, y, sw, rows, theta, grad, gbuf, scale)
     y, sw = checks.data_arrays(X, y, sw)
     with on_calling_thread(True):
         return guarded(_custom_model_batch_gradient, fn, X, y, sw, rows, theta, grad,

@@ -1763,7 +1763,7 @@ def _builtin_param(loss_id, loss_param):
 
 
 def _is_builtin_param(t):
-    return isinstance(t, (types.Number, types.Boolean, types.NoneType, types.Omitted))
+    return isinstance(t, (types.Number, types.Boolean, types.NoneType))
 
 
 # (njit callers: a function is the loss itself, which no built-in code's kernel has room for)
@@ -1773,7 +1773,7 @@ _FUNCTION_NEEDS_CUSTOM = ("Invalid loss_param: a function is a custom loss, so l
 
 def add_penalty(theta, grad, n_penalized, alpha, l1_ratio):
     """Add alpha*((1-r) w + r sign(w)) to grad[:n_penalized]; return the penalty's value."""
-    checks.penalty(theta, grad, n_penalized)
+    checks.penalty(theta, grad, n_penalized, alpha, l1_ratio)
     return _add_penalty(theta, grad, int(n_penalized), float(alpha), float(l1_ratio))
 
 
@@ -1794,7 +1794,7 @@ def linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_in
                           grad, scale):
     """grad = scale * sum_{i in rows} s_i dl_i/dtheta; returns scale * sum s_i l_i."""
     rows = checks.linear_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept,
-                                  theta, grad)
+                                  theta, grad, scale)
     _custom_loss(loss_param)
     y, sw = checks.data_arrays(X, y, sw)
     if callable(loss_param):
@@ -1903,8 +1903,8 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
                  batch_loss):
     """A whole epoch (docs/kernels.md); returns n_done."""
     order = checks.linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param,
-                                n_outputs, fit_intercept, rule_id, hyper, lrs, step0, theta,
-                                grad, state, batch_loss)
+                                n_outputs, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs,
+                                step0, theta, grad, state, batch_loss)
     _custom_loss(loss_param)
     y, sw = checks.data_arrays(X, y, sw)
     hyper = checks.real_array("hyper", hyper, np.float64)
@@ -1930,8 +1930,21 @@ def _ol_linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
                      fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
                      state, batch_loss):
     builtin = _is_builtin_param(loss_param)
-    target = _linear_epoch_builtin if builtin else _linear_epoch_custom
+    whole = _linear_epoch_builtin if builtin else _linear_epoch_custom
     split = _split_epoch_builtin if builtin else _split_epoch_custom
+
+    @numba.njit(inline="always")
+    def split_or_whole(X, y, sw, order, batch_size, n_batches, loss_id, param, n_outputs,
+                       fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
+                       state, batch_loss):
+        if _uses_split(min(batch_size, order.shape[0]), X.shape[0], X.shape[1], n_outputs,
+                       X.itemsize, SPLIT_MIN_BYTES):
+            return split(X, y, sw, order, batch_size, n_batches, loss_id, param, n_outputs,
+                         fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta,
+                         grad, state, batch_loss)
+        return whole(X, y, sw, order, batch_size, n_batches, loss_id, param, n_outputs,
+                     fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
+                     state, batch_loss, GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
 
     if not builtin:
         def impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
@@ -1939,34 +1952,25 @@ def _ol_linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
                  batch_loss):
             if loss_id != LOSS_CUSTOM:
                 raise ValueError(_FUNCTION_NEEDS_CUSTOM)
-            if _uses_split(min(batch_size, order.shape[0]), X.shape[0], X.shape[1], n_outputs,
-                           X.itemsize, SPLIT_MIN_BYTES):
-                return split(X, y, sw, order, batch_size, n_batches, loss_id, loss_param,
-                             n_outputs, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs,
-                             step0, theta, grad, state, batch_loss)
-            return target(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
-                          fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta,
-                          grad, state, batch_loss, GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
+            return split_or_whole(X, y, sw, order, batch_size, n_batches, loss_id, loss_param,
+                                  n_outputs, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs,
+                                  step0, theta, grad, state, batch_loss)
         return impl
 
-    # a built-in code: the softmax kernel and the K = 1 one, picked here (_SOFTMAX_PARAM;
-    # softmax is never split: it has K > 1 outputs)
+    # a built-in code: the softmax kernel and the K = 1 one, picked here (_SOFTMAX_PARAM).
+    # Softmax goes straight to the whole-epoch kernel: it has K > 1 outputs, so it is never
+    # split, and typing the split kernel with its None would compile softmax's rows there.
     def impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
              fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state,
              batch_loss):
         if loss_id == LOSS_SOFTMAX:
-            return target(X, y, sw, order, batch_size, n_batches, loss_id, _SOFTMAX_PARAM,
-                          n_outputs, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0,
-                          theta, grad, state, batch_loss, GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
-        param = _scalar_param(loss_param)
-        if _uses_split(min(batch_size, order.shape[0]), X.shape[0], X.shape[1], n_outputs,
-                       X.itemsize, SPLIT_MIN_BYTES):
-            return split(X, y, sw, order, batch_size, n_batches, loss_id, param, n_outputs,
-                         fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta,
-                         grad, state, batch_loss)
-        return target(X, y, sw, order, batch_size, n_batches, loss_id, param, n_outputs,
-                      fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
-                      state, batch_loss, GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
+            return whole(X, y, sw, order, batch_size, n_batches, loss_id, _SOFTMAX_PARAM,
+                         n_outputs, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0,
+                         theta, grad, state, batch_loss, GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
+        return split_or_whole(X, y, sw, order, batch_size, n_batches, loss_id,
+                              _scalar_param(loss_param), n_outputs, fit_intercept, alpha,
+                              l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state,
+                              batch_loss)
 
     return impl
 
@@ -1978,7 +1982,7 @@ def _scalar_param(loss_param):
 
 @overload(_scalar_param)
 def _ol_scalar_param(loss_param):
-    if isinstance(loss_param, (types.NoneType, types.Omitted)):
+    if isinstance(loss_param, types.NoneType):
         return lambda loss_param: 0.0
     if isinstance(loss_param, types.Boolean):
         return lambda loss_param: 1.0 if loss_param else 0.0

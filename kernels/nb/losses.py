@@ -140,7 +140,7 @@ def _ol_point_loss(loss_id, loss_param, p, y):
     if isinstance(loss_param, (types.Number, types.Boolean)):
         def impl(loss_id, loss_param, p, y):
             return loss_dloss(loss_id, loss_param, p, y)
-    elif isinstance(loss_param, (types.NoneType, types.Omitted)):
+    elif isinstance(loss_param, types.NoneType):
         def impl(loss_id, loss_param, p, y):
             return loss_dloss(loss_id, 0.0, p, y)
     else:  # a user's @njit (p, y) -> (loss, dloss), compiled into the caller

@@ -572,7 +572,7 @@ def mlp_batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, thet
     when Python calls it; the kernel itself (trusting its inputs) in ``@njit`` code."""
     layer_sizes = checks.layer_sizes_array(layer_sizes)
     rows = checks.mlp_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad,
-                               work)
+                               scale, work)
     y, sw = checks.data_arrays(X, y, sw)
     return _mlp_batch_gradient(X, y, sw, rows, int(loss_id), layer_sizes, int(activation_id),
                                theta, grad, float(scale), work)
@@ -591,7 +591,7 @@ def mlp_add_penalty(theta, grad, layer_sizes, alpha, l1_ratio):
     """Add the penalty's (sub)gradient to the W parts of grad; return its value (checked
     from Python, the kernel itself in ``@njit`` code)."""
     layer_sizes = checks.layer_sizes_array(layer_sizes)
-    checks.mlp_penalty(theta, grad, layer_sizes)
+    checks.mlp_penalty(theta, grad, layer_sizes, alpha, l1_ratio)
     return _mlp_add_penalty(theta, grad, layer_sizes, float(alpha), float(l1_ratio))
 
 
@@ -622,8 +622,8 @@ def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, acti
     same ``nogil`` kernel (see the module docstring)."""
     layer_sizes = checks.layer_sizes_array(layer_sizes)
     order = checks.mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes,
-                             activation_id, rule_id, hyper, lrs, step0, theta, grad, state,
-                             batch_loss, work)
+                             activation_id, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta,
+                             grad, state, batch_loss, work)
     y, sw = checks.data_arrays(X, y, sw)
     hyper = checks.real_array("hyper", hyper, np.float64)
     lrs = checks.real_array("lrs", lrs, np.float64)
