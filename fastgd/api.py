@@ -12,7 +12,7 @@ from . import backends, losses, optim, schedules
 from .batching import OrderStream, StreamState, _iterations_per_epoch
 from .engines import LinearSpec, MLPSpec
 from .kernels.checks import is_integer, is_real
-from .models import MLP, Linear
+from .models import MLP, Linear, split_linear_init
 from .results import DivergenceError, FitResult
 from .validation import (PENALTIES, check_batch_options, check_device_X, check_finite,
                          check_labels, check_penalty, check_sample_weight, check_seed, check_targets,
@@ -119,7 +119,7 @@ class Run:
         # options not given (None) carry over from a continued fit, else take their defaults
         carried = prev._config if prev is not None else {}
         sampling = carried.get("sampling", "shuffle") if sampling is None else sampling
-        if sampling == carried.get("sampling", "shuffle"):  # (another sampling: its defaults)
+        if _is_name(sampling, carried.get("sampling", "shuffle")):  # (another: its defaults)
             shuffle = carried.get("shuffle", True) if shuffle is None else shuffle
             drop_last = carried.get("drop_last", False) if drop_last is None else drop_last
         shuffle = True if shuffle is None else shuffle
@@ -129,13 +129,15 @@ class Run:
             # the penalty carries over like the loss (penalty="none" drops it); an alpha
             # or an l1_ratio alone changes its strength or an elasticnet's mix
             penalty, alpha = carried["penalty"], carried["alpha"] if alpha is None else alpha
-        elif (alpha is None and prev is not None and penalty not in (None, "none")
-              and penalty == carried["penalty"]):
+        elif (alpha is None and prev is not None and penalty is not None
+              and not _is_name(penalty, "none") and _is_name(penalty, carried["penalty"])):
             alpha = carried["alpha"]  # the same penalty restated: its strength carries over
         if l1_ratio is None:
-            same = prev is not None and penalty == carried["penalty"] == "elasticnet"
+            same = (prev is not None and _is_name(penalty, "elasticnet")
+                    and carried["penalty"] == "elasticnet")
             l1_ratio = carried["l1_ratio"] if same else 0.15
-        if given_l1_ratio and penalty != "elasticnet" and penalty in PENALTIES + (None, "none"):
+        if (given_l1_ratio and (penalty is None or isinstance(penalty, str))
+                and penalty != "elasticnet" and penalty in PENALTIES + (None, "none")):
             raise ValueError(
                 f"Invalid l1_ratio: {l1_ratio!r} with penalty={penalty!r}; only the elasticnet "
                 f"penalty mixes l1 and l2, so it would be ignored. Pass penalty='elasticnet' (with "
@@ -205,6 +207,10 @@ class Run:
         n_outputs = 1
         if getattr(loss_obj, "kind", None) == "multiclass":
             n_outputs = max(encoding, prev.model.n_outputs if prev is not None else 2, 2)
+            if prev is None and init is not None and kind == "linear":
+                # an explicit coef (d, K) keeps its K classes, as a result does, on data
+                # that lacks the last ones
+                n_outputs = max(n_outputs, _init_classes(init))
         sw = check_sample_weight(sample_weight, n, dtype)
         bs = n if batch_size is None else batch_size
         check_batch_options(n, bs, epochs, sampling, drop_last, shuffle)
@@ -412,7 +418,7 @@ def _lr_from_schedule(lr, schedule, optimizer):
     ("optimal" and callables ignore lr as scikit-learn's "optimal" ignores eta0.)"""
     own = None
     if is_real(schedule):
-        own = float(schedule)
+        own = schedules.constant_step(schedule)
     elif isinstance(schedule, schedules.Schedule):
         own = getattr(schedule, "lr", None)
     if own is None:
@@ -481,6 +487,15 @@ def mbgd(X, y, batch_size, **kw):
 
 
 # -- helpers ------------------------------------------------------------------------
+
+def _init_classes(init):
+    """The classes of an explicit linear init, its coef's columns (0 unless 2-D)."""
+    try:
+        shape = np.shape(split_linear_init(init)[0])
+    except ValueError:  # ragged: theta_from_init words the error
+        return 0
+    return int(shape[1]) if len(shape) == 2 else 0
+
 
 def _model_kind(model):
     if model is None or isinstance(model, Linear):

@@ -44,12 +44,35 @@ class LinearLoss:
         return self._eval(p, y)[1]
 
     def _eval(self, p, y):
-        p = np.asarray(p, dtype=np.float64)
-        y = np.asarray(y, dtype=np.float64)
+        p, y = _real_array("p", p), _real_array("y", y)
         multi = self.code == ids.LOSS_SOFTMAX
+        if multi and (p.ndim != 2 or y.shape != p.shape[:1]):
+            raise ValueError(f"Invalid p: shape {p.shape} with y of shape {y.shape}; softmax "
+                             "takes p of shape (n, K), each sample's K class scores, and y of "
+                             "shape (n,)")
+        if not multi and p.shape != y.shape:
+            raise ValueError(f"Invalid p: shape {p.shape} with y of shape {y.shape}; {self.name} "
+                             "takes one prediction per label, so p and y must have one shape")
+        self._check_labels(y, p.shape[1] if multi else None)
         P = p if multi else p.reshape(-1, 1)
         loss, dloss = loss_and_dloss(self.code, self.param, P, y.reshape(-1))
         return loss.reshape(y.shape), (dloss if multi else dloss.reshape(p.shape))
+
+    def _check_labels(self, y, K):
+        """The internal labels the formulas take (fit converts the caller's to them)."""
+        if self.kind == "binary01":
+            bad, rule = (y != 0) & (y != 1), "logistic's labels are 0 or 1"
+        elif self.kind == "binary_pm1":
+            bad, rule = (y != -1) & (y != 1), (f"{self.name}'s internal labels are -1 or +1 "
+                                               "(fit maps 0/1 labels to them)")
+        elif self.kind == "multiclass":
+            bad = ~((y >= 0) & (y < K) & (y == np.floor(y)))  # NaN fails every comparison
+            rule = f"softmax labels are class indices 0..{K - 1} (p has K = {K} columns)"
+        else:
+            bad, rule = ~np.isfinite(y), "regression targets are finite"
+        if bad.any():
+            k = int(np.argmax(bad.ravel()))
+            raise ValueError(f"Invalid y: it holds {float(y.flat[k])!r} at position {k}; {rule}")
 
     def __eq__(self, other):
         return type(self) is type(other) and self.param == other.param
@@ -60,6 +83,14 @@ class LinearLoss:
     def __repr__(self):
         extra = f"(epsilon={self.param})" if isinstance(self, _EpsilonLoss) else "()"
         return type(self).__name__ + extra
+
+
+def _real_array(name, a):
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"Invalid {name}: dtype {a.dtype}; it must hold real numbers (e.g. "
+                        f"np.asarray({name}, dtype=np.float64))")
+    return a.astype(np.float64, copy=False)
 
 
 class _EpsilonLoss(LinearLoss):

@@ -27,6 +27,14 @@ def init_array(value, what):
     return arr.astype(np.float64)
 
 
+def split_linear_init(init):
+    """A linear model's explicit ``init`` as (coef, intercept or None): (coef, intercept),
+    a coef array, or a one-layer [(W, b)] list."""
+    if isinstance(init, (list, tuple)) and len(init) == 1 and isinstance(init[0], (list, tuple)):
+        init = init[0]
+    return init if isinstance(init, tuple) and len(init) == 2 else (init, None)
+
+
 class Linear:
     """f(x) = x·W + b with W of shape (d, K) (K = 1 except for softmax)."""
 
@@ -46,9 +54,7 @@ class Linear:
 
     def theta_from_init(self, init, dtype):
         """``init`` as (coef, intercept), a coef array, or a [(W, b)] list."""
-        if isinstance(init, (list, tuple)) and len(init) == 1 and isinstance(init[0], (list, tuple)):
-            init = init[0]
-        coef, intercept = (init if isinstance(init, tuple) and len(init) == 2 else (init, None))
+        coef, intercept = split_linear_init(init)
         coef = init_array(coef, "coef (init, or init[0] of a (coef, intercept) pair)")
         shape = (self.n_features,) if self.n_outputs == 1 else (self.n_features, self.n_outputs)
         if coef.shape != shape and coef.shape != (self.n_features, self.n_outputs):

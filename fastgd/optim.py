@@ -85,6 +85,10 @@ class Optimizer:
         """This optimizer with ``changes``, its settings checked again by the built-in rule
         it is (a subclass may take other arguments): a fit keeps its own copy, so neither
         the caller's later edits nor a result's reach it."""
+        unknown = sorted(set(changes) - set(vars(self)))
+        if unknown:  # (a typo, momentun=0.9, would have been kept and ignored)
+            raise TypeError(f"Invalid {unknown[0]}: {type(self).__name__} has no setting of that "
+                            f"name; its settings are {sorted(vars(self))}")
         new = _copy.copy(self)
         vars(new).update(changes)
         rule = next((c for c in type(self).__mro__ if c in OPTIMIZERS.values()), None)

@@ -38,7 +38,7 @@ class Schedule:
     def lrs(self, start, count, history=()):
         """Step sizes for iterations ``start .. start + count - 1`` as float64."""
         t = np.arange(start, start + count, dtype=np.int64)
-        out = np.asarray(self(t), dtype=np.float64)
+        out = _step_sizes(self(t), t)
         return out if out.shape == (count,) else np.broadcast_to(out, (count,)).copy()
 
     def __repr__(self):
@@ -244,14 +244,26 @@ class FromCallable(Schedule):
         return _evaluate(self.fn, t)
 
 
+def _step_sizes(out, t):
+    """A schedule's values as float64, refused unless real numbers: a bool, string or
+    complex array had been cast to step sizes without a word (``t < 3`` as lr 1, 0)."""
+    out = np.asarray(out)
+    if out.dtype.kind not in "iuf":
+        first = out.flat[0].item() if out.size else None
+        raise TypeError(f"Invalid schedule: it gave {out.dtype} values ({first!r} at iteration "
+                        f"{int(np.ravel(t)[0])}); a schedule must return real numbers (the step "
+                        "sizes)")
+    return out.astype(np.float64, copy=False)
+
+
 def _evaluate(fn, t):
     t = np.asarray(t)
     try:
-        out = np.asarray(fn(t), dtype=np.float64)
-        if out.shape == t.shape:
-            return out
+        out = np.asarray(fn(t))
     except Exception:  # a scalar-only callable: fall back to one call per iteration
-        pass
+        out = None
+    if out is not None and out.shape == t.shape:
+        return _step_sizes(out, t)
     out = np.empty(t.size)
     for k, i in enumerate(t.ravel()):
         lr = fn(int(i))
@@ -268,6 +280,14 @@ NAMES = ("constant", "step", "exponential", "inverse_scaling", "cosine", "warmup
 RUN_LENGTH_NAMES = ("step", "exponential", "cosine", "warmup")
 
 
+def constant_step(schedule):
+    """A number given as the schedule: the constant step size, finite and > 0."""
+    if not (schedule > 0 and np.isfinite(schedule)):
+        raise ValueError(f"Invalid schedule: {schedule!r}; a number is a constant step size, "
+                         "so it must be finite and > 0 (e.g. schedule=0.01)")
+    return float(schedule)
+
+
 def get(schedule, lr, total_iterations, alpha=0.0, dloss=None, start=0):
     """Resolve ``fit``'s ``schedule`` argument to a Schedule.
 
@@ -279,6 +299,9 @@ def get(schedule, lr, total_iterations, alpha=0.0, dloss=None, start=0):
         return Shifted(get(schedule, lr, total_iterations, alpha, dloss), start)
     if schedule is None:
         return Constant(lr)
+    if isinstance(schedule, type):  # (callable, so it would be called with t)
+        raise TypeError(f"Invalid schedule: {schedule.__name__} is a class; pass an instance, "
+                        f"e.g. schedule=fastgd.schedules.{schedule.__name__}(...), or a name")
     if isinstance(schedule, Schedule):
         return copy.copy(schedule)  # the fit's own: the caller may go on editing theirs
     if isinstance(schedule, str):
@@ -304,7 +327,7 @@ def get(schedule, lr, total_iterations, alpha=0.0, dloss=None, start=0):
                          f"a fastgd.schedules object or a callable t -> lr")
     if callable(schedule):
         return FromCallable(schedule)
-    if is_real(schedule):
-        return Constant(float(schedule))  # NumPy scalars too
+    if is_real(schedule):  # NumPy scalars too
+        return Constant(constant_step(schedule))
     raise TypeError(f"Invalid schedule: {schedule!r} of type {type(schedule).__name__}; pass a "
                     f"name such as 'cosine', a fastgd.schedules object or a callable t -> lr")

@@ -134,6 +134,11 @@ def _numeric_array(name, a):
         raise TypeError(f"Invalid {name}: a SciPy sparse {type(a).__name__}; the kernels read "
                         f"dense rows (sparse input is not supported yet). Pass {name}.toarray() "
                         f"if it fits in memory")
+    if isinstance(a, np.ma.MaskedArray) and np.ma.is_masked(a):
+        # np.asarray would train on the values under the mask without a word
+        raise ValueError(f"Invalid {name}: a masked array with {int(np.ma.count_masked(a))} "
+                         f"masked entries; fastgd has no missing values. Fill them "
+                         f"({name}.filled(value)) or drop those rows first")
     try:
         arr = np.asarray(a)
     except ValueError as exc:  # ragged nested lists
@@ -314,7 +319,7 @@ def check_batch_options(n, batch_size, epochs, sampling, drop_last, shuffle=True
         raise TypeError(f"Invalid epochs: {_show(epochs)}; it must be an integer >= 1")
     if epochs < 1:
         raise ValueError(f"Invalid epochs: {epochs}; it must be >= 1")
-    if sampling not in SAMPLINGS:
+    if not isinstance(sampling, str) or sampling not in SAMPLINGS:
         raise ValueError(f"Invalid sampling: {_show(sampling)}; it must be one of {list(SAMPLINGS)}")
     if not isinstance(drop_last, (bool, np.bool_)):
         raise TypeError(f"Invalid drop_last: {_show(drop_last)}; it must be True or False")
@@ -330,7 +335,8 @@ PENALTIES = ("l2", "l1", "elasticnet")
 
 def check_penalty(penalty, alpha, l1_ratio):
     """Return (alpha, r) for the kernels: alpha * ((1-r)/2 ||w||^2 + r ||w||_1)."""
-    if penalty is not None and penalty not in PENALTIES and penalty != "none":
+    if penalty is not None and (not isinstance(penalty, str)
+                                or penalty not in PENALTIES and penalty != "none"):
         raise ValueError(f"Invalid penalty: {_show(penalty)}; it must be None, 'l2', 'l1' or 'elasticnet'")
     for name, value in (("alpha", alpha), ("l1_ratio", l1_ratio)):
         if not is_real(value) or not np.isfinite(value):

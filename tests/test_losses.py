@@ -126,3 +126,26 @@ def test_loss_codes_are_distinct_and_names_resolve():
     assert len(set(codes)) == len(codes)
     assert losses.get("log_loss").code == ids.LOSS_LOGISTIC
     assert losses.get("huber") == losses.Huber(0.1)
+
+
+@pytest.mark.parametrize("name,p,y,error,words", [
+    ("softmax", [[1.0, 2, 3], [0, 0, 0]], [-1, 0], ValueError, ["y", "-1.0", "0..2"]),
+    ("softmax", [[1.0, 2, 3], [0, 0, 0]], [1.5, 0], ValueError, ["y", "1.5"]),
+    ("softmax", [[1.0, 2, 3], [0, 0, 0]], [3, 0], ValueError, ["y", "3.0", "K = 3"]),
+    ("softmax", [[1.0, 2, 3], [0, 0, 0]], [np.nan, 0], ValueError, ["y", "nan"]),
+    ("softmax", [1.0, 2, 3], [2], ValueError, ["p", "(3,)", "(n, K)"]),
+    ("logistic", [0.5], [2], ValueError, ["y", "2.0", "0 or 1"]),
+    ("hinge", [0.5, 1], [0, 1], ValueError, ["y", "0.0", "-1 or +1"]),
+    ("squared", [0.5, 1], [0, np.inf], ValueError, ["y", "inf", "finite"]),
+    ("squared", [0.5, 1], [0.5], ValueError, ["p", "(2,)", "(1,)", "one shape"]),
+    ("squared", [0.5], ["a"], TypeError, ["y", "<U1", "real numbers"]),
+])
+def test_reference_formulas_check_their_labels_and_shapes(name, p, y, error, words):
+    """py_loss / py_dloss had scored a label of -1 as class 2 and 1.5 as class 1, given a
+    negative logistic loss for the label 2, and failed inside NumPy on the rest."""
+    loss = losses.get(name)
+    for method in (loss.py_loss, loss.py_dloss):
+        with pytest.raises(error) as info:
+            method(p, y)
+        for word in words:
+            assert word in str(info.value), f"{word!r} missing from: {info.value}"

@@ -91,9 +91,22 @@ BAD = [
      ["y", "1000000000", "classes", "20 samples", "0..K-1"]),
     ("weights-all-zero", X0, Y_REG, {"sample_weight": np.zeros(20)}, ValueError,
      ["sample_weight", "every weight is 0"]),
-    ("schedule-zero", X0, Y_REG, {"schedule": 0}, ValueError, ["learning rate", "lr=0.0", "> 0"]),
+    ("schedule-zero", X0, Y_REG, {"schedule": 0}, ValueError, ["schedule", "0", "> 0"]),
     ("schedule-text", X0, Y_REG, {"schedule": lambda t: "a"}, TypeError,
      ["schedule", "iteration 0", "'a'", "real number"]),
+    # a vectorised schedule's values had been cast: t < 3 ran as step sizes 1.0 and 0.0
+    ("schedule-bools", X0, Y_REG, {"schedule": lambda t: t < 3, "batch_size": 4}, TypeError,
+     ["schedule", "bool", "True", "iteration 0", "real numbers"]),
+    ("schedule-complex", X0, Y_REG, {"schedule": lambda t: np.full(np.shape(t), 0.1 + 1j)},
+     TypeError, ["schedule", "complex128", "real numbers"]),
+    ("schedule-class", X0, Y_REG, {"schedule": fastgd.schedules.Cosine}, TypeError,
+     ["schedule", "Cosine is a class", "schedule=fastgd.schedules.Cosine(...)"]),
+    ("penalty-array", X0, Y_REG, {"penalty": np.array(["l2", "l1"])}, ValueError,
+     ["penalty", "'l2', 'l1' or 'elasticnet'"]),
+    ("sampling-array", X0, Y_REG, {"sampling": np.array(["shuffle", "replacement"])}, ValueError,
+     ["sampling", "['shuffle', 'replacement']"]),
+    ("X-masked", np.ma.masked_array(X0, mask=X0 > 1.5), Y_REG, {}, ValueError,
+     ["X", "masked entries", "X.filled(value)"]),
 ]
 
 
@@ -111,6 +124,27 @@ def test_bad_input_gets_a_clear_error_and_nothing_is_modified(X, y, kwargs, exc,
             assert now == before
         else:
             np.testing.assert_array_equal(np.asarray(now), before)
+
+
+def test_an_explicit_softmax_init_keeps_its_classes_on_data_that_lacks_some():
+    coef, intercept = np.arange(9.0).reshape(3, 3) / 10, np.array([0.1, -0.2, 0.3])
+    y = Y_01  # classes 0 and 1 only
+    r = fastgd.fit(X0, y, loss="softmax", init=(coef, intercept), epochs=1, batch_size=5,
+                   seed=0, backend="numpy")
+    assert r.coef.shape == (3, 3) and r.predict_proba(X0).shape == (20, 3)
+    # a class-2 column from init keeps moving: its softmax probability is pushed down
+    assert not np.array_equal(r.coef[:, 2], coef[:, 2])
+    with pytest.raises(ValueError, match=r"coef must have shape \(3, 4\)"):
+        fastgd.fit(X0, np.arange(20) % 4, loss="softmax", init=coef, backend="numpy")
+
+
+def test_optimizer_copy_refuses_a_setting_it_does_not_have():
+    sgd = fastgd.optim.SGD(lr=0.1)
+    assert sgd.copy(momentum=0.9).momentum == 0.9
+    with pytest.raises(TypeError) as info:
+        sgd.copy(momentun=0.9)  # a typo had been kept and ignored
+    for word in ("momentun", "SGD", "'momentum'"):
+        assert word in str(info.value)
 
 
 def test_callers_arrays_are_untouched_by_a_fit():
@@ -337,6 +371,23 @@ BAD_EPOCH_ARGS = [
     ("y", np.array(list("abcdefghijklmnopqrst"), dtype=object), TypeError,
      ["y", "object", "real numbers"]),
     ("hyper", ["0.9", "0.999", "1e-8", "0", "0"], TypeError, ["hyper", "<U", "real numbers"]),
+    # X is read in place: Cython refused a strided one, numba compiled a kernel for it
+    ("X", np.asfortranarray(X0), ValueError, ["X", "C-contiguous", "np.ascontiguousarray"]),
+    # a code is an integer: True == 1 had run as logistic, 1.0 as Adam
+    ("loss_id", True, ValueError, ["loss_id", "True", "LOSS_"]),
+    ("rule_id", 1.0, ValueError, ["rule_id", "1.0", "RULE_"]),
+    ("n_outputs", 1.0, ValueError, ["n_outputs", "1.0", "integer"]),
+    # the scalars are numbers in their range (a string had failed in float(), unnamed)
+    ("alpha", -0.1, ValueError, ["alpha", "-0.1", ">= 0"]),
+    ("alpha", "x", TypeError, ["alpha", "'x'", "real number"]),
+    ("l1_ratio", 1.5, ValueError, ["l1_ratio", "1.5", "[0, 1]"]),
+    ("loss_param", np.nan, ValueError, ["loss_param", "nan", "finite"]),
+    ("loss_param", "0.1", TypeError, ["loss_param", "'0.1'", "real number"]),
+    # counts fit in int64: Cython ran Adam's overflowed step count into NaN weights, numba
+    # raised a bare OverflowError after two updates
+    ("step0", 2**63, ValueError, ["step0", "2**63 - 1"]),
+    ("step0", 2**63 - 3, ValueError, ["step0", "step0 + n_batches", "2**63 - 1"]),
+    ("batch_size", 2**64, ValueError, ["batch_size", "2**63 - 1"]),
 ]
 
 
@@ -376,8 +427,10 @@ def test_linear_kernels_check_every_argument(mod, name, value, error, words):
             update(args["rule_id"], args["hyper"], args["theta"], args["grad"], args["state"],
                    0.1, 1)
     good = _epoch_args()
-    for lr, step, word in ((0.1, 0, "step"), (-0.1, 1, "lr"), (np.inf, 1, "lr")):
-        with pytest.raises(ValueError, match=f"Invalid {word}"):
+    for lr, step, word, err in ((0.1, 0, "step", ValueError), (-0.1, 1, "lr", ValueError),
+                                (np.inf, 1, "lr", ValueError), (0.1, 2**63, "step", ValueError),
+                                ("0.1", 1, "lr", TypeError), (None, 1, "lr", TypeError)):
+        with pytest.raises(err, match=f"Invalid {word}"):
             update(good["rule_id"], good["hyper"], good["theta"], good["grad"], good["state"],
                    lr, step)
     assert (theta == 0.5).all()
@@ -405,6 +458,13 @@ def test_kernels_refuse_outputs_that_share_memory_with_another_argument(mod):
         X0, Y_REG, np.empty(0), np.arange(5), a["loss_id"], 0.0, 1, True, a["theta"], a["theta"],
         0.2))
     refused(("grad", "theta"), lambda: mod.add_penalty(a["theta"], a["theta"], 3, 0.1, 0.0))
+    # rows read while grad is written: a view of grad as rows had segfaulted both compiled
+    # backends (the kernel overwrote its own indices)
+    grad = np.zeros(64)
+    rows = grad.view(np.int64)[:5]
+    refused(("grad", "rows"), lambda: mod.linear_batch_gradient(
+        np.ones((20, 63)), Y_REG, np.empty(0), rows, a["loss_id"], 0.0, 1, True, np.zeros(64),
+        grad, 0.2))
     update = importlib.import_module(mod.__name__.replace("linear_epoch", "updates")).apply_update
     refused(("theta", "grad"), lambda: update(a["rule_id"], a["hyper"], a["theta"], a["theta"],
                                               a["state"], 0.1, 1))
@@ -501,6 +561,38 @@ def test_mlp_kernels_check_every_argument(mod):
         assert (good["theta"] == 0.1).all()
     with pytest.raises(ValueError, match="theta"):
         mod.mlp_add_penalty(np.ones(2), np.zeros(2), sizes, 1.0, 0.0)
+    with pytest.raises(ValueError, match="Invalid alpha: -1.0"):
+        mod.mlp_add_penalty(good["theta"], np.zeros(P), sizes, -1.0, 0.0)
+    with pytest.raises(ValueError, match="Invalid activation_id: 0.0"):
+        mod.mlp_epoch(**dict(good, activation_id=float(ids.ACT_RELU)))
+    with pytest.raises(ValueError, match="Invalid scale: nan"):
+        mod.mlp_batch_gradient(X0, Y_REG, np.empty(0), np.arange(5), ids.LOSS_SQUARED, sizes,
+                               ids.ACT_RELU, good["theta"], good["grad"], np.nan, good["work"])
+    # the gradient only reads theta: a read-only one (a broadcast buffer) is taken
+    read_only = good["theta"].copy()
+    read_only.flags.writeable = False
+    grad = np.zeros(P)
+    mod.mlp_batch_gradient(X0, Y_REG, np.empty(0), np.arange(5), ids.LOSS_SQUARED, sizes,
+                           ids.ACT_RELU, read_only, grad, 0.2, good["work"])
+    assert grad.any()
+    # rows viewing an output: the kernel would overwrite the rows it is reading (a
+    # segfault in both compiled backends), so they are refused; layer_sizes is copied (a
+    # few numbers), so one viewing an output is harmless
+    call = dict(X=X0, y=Y_REG, sw=np.empty(0), rows=np.arange(5), loss_id=ids.LOSS_SQUARED,
+                layer_sizes=sizes, activation_id=ids.ACT_RELU, theta=good["theta"], scale=0.2,
+                work=good["work"])
+    want = np.zeros(P)
+    mod.mlp_batch_gradient(grad=want, **call)
+    grad = np.zeros(P)
+    with pytest.raises(ValueError) as info:
+        mod.mlp_batch_gradient(grad=grad, **dict(call, rows=grad.view(np.int64)[:5]))
+    for word in ("grad", "rows", "shares memory"):
+        assert word in str(info.value), f"{word!r} missing from: {info.value}"
+    grad = np.zeros(P)
+    viewing_grad = grad.view(np.int64)[-3:]
+    viewing_grad[:] = sizes
+    mod.mlp_batch_gradient(grad=grad, **dict(call, layer_sizes=viewing_grad))
+    np.testing.assert_array_equal(grad, want)
     if not compiled:
         return
     with pytest.raises(ValueError, match="work"):
