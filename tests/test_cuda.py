@@ -642,6 +642,23 @@ def test_path_choice_follows_config(monkeypatch):
     assert Problem("squared", b=1).engine().path == "batched"
 
 
+@pytest.mark.parametrize("name,value,words", [
+    ("THREADS_PER_BLOCK", 2048, ["THREADS_PER_BLOCK", "2048", "32..1024"]),
+    ("THREADS_PER_BLOCK", 48, ["THREADS_PER_BLOCK", "48", "multiple of 32"]),
+    ("SHARED_BYTES", 64 * 1024, ["SHARED_BYTES", "65536", "49152"]),
+    ("TILE_ROWS", 0, ["TILE_ROWS", ">= 1"]),
+])
+def test_tunables_a_gpu_launch_would_refuse_are_an_error_when_the_engine_is_built(
+        monkeypatch, name, value, words):
+    """The simulator launches any block size and allocates any shared memory; a GPU refuses
+    both at the launch, so the engine refuses them first, naming the tunable."""
+    monkeypatch.setattr(config, name, value)
+    with pytest.raises(ValueError) as info:
+        Problem("squared").engine()
+    for word in words:
+        assert word in str(info.value), f"{word!r} missing from: {info.value}"
+
+
 def test_tile_plan_fits_shared_memory():
     cfg = dict(config.snapshot(), THREADS_PER_BLOCK=256, TILE_ROWS=64, TILE_COLS=128,
                SHARED_BYTES=48 * 1024)

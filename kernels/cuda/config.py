@@ -15,7 +15,7 @@ a fixed order that depends on them (and on the batch size), never on timing.
 
 Values
 ------
-THREADS_PER_BLOCK   threads of every block (a multiple of 32).
+THREADS_PER_BLOCK   threads of every block (a multiple of 32, at most 1024).
 TILE_ROWS           rows of X staged in shared memory at a time (one thread per
                     row computes that row's prediction).
 TILE_COLS           most features per staged tile; wider X is walked in
@@ -104,6 +104,26 @@ for _name in _NAMES:
         globals()[_name] = int(_env)
 
 
+#: Dynamic shared memory a block gets without the opt-in attribute (which numba-cuda does
+#: not set): a launch asking for more fails on every GPU (the simulator allocates any size).
+MAX_SHARED_BYTES = 48 * 1024
+
+
 def snapshot():
-    """The current values, as a dict (the engine copies them when built)."""
-    return {name: int(globals()[name]) for name in _NAMES}
+    """The current values, as a dict (the engine copies them when built), checked against
+    what a GPU launch accepts: the simulator takes any block size or shared-memory size, a
+    GPU refuses the launch, so a bad value is an error here, naming it, not at the launch."""
+    cfg = {name: int(globals()[name]) for name in _NAMES}
+    nt = cfg["THREADS_PER_BLOCK"]
+    if nt % 32 != 0 or not 32 <= nt <= 1024:
+        raise ValueError(f"Invalid config.THREADS_PER_BLOCK: {nt}; a CUDA block has whole warps "
+                         "and at most 1024 threads, so it must be a multiple of 32 in 32..1024")
+    if not 1 <= cfg["SHARED_BYTES"] <= MAX_SHARED_BYTES:
+        raise ValueError(f"Invalid config.SHARED_BYTES: {cfg['SHARED_BYTES']}; a block gets at "
+                         f"most {MAX_SHARED_BYTES} bytes of dynamic shared memory without "
+                         "opting in, so it must be in 1..49152")
+    for name in ("TILE_ROWS", "TILE_COLS", "ROWS_PER_BLOCK", "MAX_PARTIAL_ELEMS",
+                 "COLUMN_WIDTH"):
+        if cfg[name] < 1:
+            raise ValueError(f"Invalid config.{name}: {cfg[name]}; it must be >= 1")
+    return cfg

@@ -99,9 +99,6 @@ class LinearEngine:
 
     def __init__(self, X, y, sw, spec, theta, state, *, path=None):
         cfg = config.snapshot()
-        if cfg["THREADS_PER_BLOCK"] % 32 != 0 or cfg["THREADS_PER_BLOCK"] < 32:
-            raise ValueError("config.THREADS_PER_BLOCK must be a positive multiple of 32, got "
-                             f"{cfg['THREADS_PER_BLOCK']}")
         self.cfg = cfg
         loss_id = int(spec.loss_id)
         rule_id = int(spec.rule_id)
@@ -336,8 +333,6 @@ class MLPEngine:
         if int(spec.activation_id) not in (ids.ACT_RELU, ids.ACT_TANH, ids.ACT_SIGMOID):
             raise ValueError(f"unknown activation id {spec.activation_id}")
         nt = cfg["THREADS_PER_BLOCK"]
-        if nt % 32 != 0 or nt < 32:
-            raise ValueError(f"config.THREADS_PER_BLOCK must be a positive multiple of 32, got {nt}")
         self.threads = nt
         _make_resident(self, X, y, sw, theta, state)
         sizes = np.ascontiguousarray(spec.layer_sizes, dtype=np.int64)

@@ -66,7 +66,9 @@ def mlp_kernels(dtype):
     @cuda.jit(device=True)
     def activate(act, z):
         if act == ACT_RELU:
-            return max(z, zero)
+            # not max(z, zero): on a GPU it is fmax, which returns 0 for a NaN z, and the
+            # fit would go on where the reference and the simulator stop
+            return zero if z < zero else z
         if act == ACT_TANH:
             return T(math.tanh(z))
         e = T(math.exp(-abs(z)))

@@ -83,7 +83,9 @@ def update_functions(dtype):
         bias1 = 1.0 - beta1 ** step
         bias2_sqrt = math.sqrt(1.0 - beta2 ** step)
         if amsgrad:
-            vmax = max(state[2, j], v)
+            vmax = state[2, j]
+            if not vmax >= v:  # not max(): a GPU's fmax drops a NaN, torch.maximum keeps it
+                vmax = v
             state[2, j] = vmax
             denom = T(math.sqrt(vmax)) / T(bias2_sqrt) + T(eps)
         else:

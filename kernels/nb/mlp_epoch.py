@@ -628,8 +628,11 @@ def mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, acti
     hyper = checks.real_array("hyper", hyper, np.float64)
     lrs = checks.real_array("lrs", lrs, np.float64)
     T = team_size(layer_sizes, batch_size, len(order))
-    args = (X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, activation_id,
-            alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state, batch_loss, work)
+    # (as the types of the cached kernels: an int alpha or a NumPy-integer count would
+    # compile a kernel of its own)
+    args = (X, y, sw, order, int(batch_size), int(n_batches), int(loss_id), layer_sizes,
+            int(activation_id), float(alpha), float(l1_ratio), int(rule_id), hyper, lrs,
+            int(step0), theta, grad, state, batch_loss, work)
     if T == 1:
         return int(mlp_epoch_serial(*args))
     bar = np.array([0, 0, T, 0, _contended_wait], np.int64)
