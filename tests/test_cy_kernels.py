@@ -161,10 +161,16 @@ def test_codes_match_ids():
 
 def test_custom_loss_is_refused_clearly():
     X, y, sw = make_problem(ids.LOSS_SQUARED)
-    with pytest.raises(ValueError, match="numba"):
-        cy_le.linear_epoch(X, y, sw, np.arange(N), 1, N, ids.LOSS_CUSTOM, None, 1, True, 0.0,
-                           0.0, 0, np.zeros(4), np.full(N, 0.1), 0, np.zeros(D + 1),
+
+    def epoch(loss_param):
+        cy_le.linear_epoch(X, y, sw, np.arange(N), 1, N, ids.LOSS_CUSTOM, loss_param, 1, True,
+                           0.0, 0.0, 0, np.zeros(4), np.full(N, 0.1), 0, np.zeros(D + 1),
                            np.zeros(D + 1), np.zeros((1, D + 1)), np.zeros(N))
+
+    with pytest.raises(ValueError, match="numba"):  # a well-formed custom loss: not here
+        epoch(lambda p, y: (0.5 * (p - y) ** 2, p - y))
+    with pytest.raises(TypeError, match="loss function itself"):  # the shared check first
+        epoch(None)
     with pytest.raises(ValueError, match="numba"):
         cy_losses.py_loss(ids.LOSS_CUSTOM, 0.0, 1.0, 1.0)
 

@@ -574,6 +574,8 @@ def mlp_batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, thet
     rows = checks.mlp_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, grad,
                                scale, work)
     y, sw = checks.data_arrays(X, y, sw)
+    if not theta.flags.writeable:  # (only read, but the passes it shares with the epoch
+        theta = theta.copy()       # type it writeable: P elements, not a kernel of its own)
     return _mlp_batch_gradient(X, y, sw, rows, int(loss_id), layer_sizes, int(activation_id),
                                theta, grad, float(scale), work)
 
