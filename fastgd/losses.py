@@ -20,7 +20,7 @@ Label rules (checked once by :func:`fastgd.validation`):
 import numpy as np
 
 from .kernels import ids
-from .kernels.checks import is_real
+from .kernels.checks import first_non_real, is_real
 from .reference.losses import loss_and_dloss
 
 
@@ -87,7 +87,7 @@ class LinearLoss:
 
 def _real_array(name, a):
     a = np.asarray(a)
-    if a.dtype.kind not in "biuf":
+    if a.dtype.kind != "b" and first_non_real(a) is not None:
         raise TypeError(f"Invalid {name}: dtype {a.dtype}; it must hold real numbers (e.g. "
                         f"np.asarray({name}, dtype=np.float64))")
     return a.astype(np.float64, copy=False)

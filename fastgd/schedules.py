@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from .kernels.checks import is_integer, is_real
+from .kernels.checks import first_non_real, is_integer, is_real, real_scalar
 from .optim import _check_lr as _lr
 from .optim import _check_range
 
@@ -248,11 +248,13 @@ def _step_sizes(out, t):
     """A schedule's values as float64, refused unless real numbers: a bool, string or
     complex array had been cast to step sizes without a word (``t < 3`` as lr 1, 0)."""
     out = np.asarray(out)
-    if out.dtype.kind not in "iuf":
-        first = out.flat[0].item() if out.size else None
-        raise TypeError(f"Invalid schedule: it gave {out.dtype} values ({first!r} at iteration "
-                        f"{int(np.ravel(t)[0])}); a schedule must return real numbers (the step "
-                        "sizes)")
+    k = first_non_real(out)
+    if k is not None:
+        bad = out.flat[k]
+        bad = bad.item() if isinstance(bad, np.generic) else bad
+        at = int(np.ravel(t)[min(k, np.size(t) - 1)])
+        raise TypeError(f"Invalid schedule: it gave {out.dtype} values ({bad!r} at iteration "
+                        f"{at}); a schedule must return real numbers (the step sizes)")
     return out.astype(np.float64, copy=False)
 
 
@@ -282,10 +284,11 @@ RUN_LENGTH_NAMES = ("step", "exponential", "cosine", "warmup")
 
 def constant_step(schedule):
     """A number given as the schedule: the constant step size, finite and > 0."""
-    if not (schedule > 0 and np.isfinite(schedule)):
-        raise ValueError(f"Invalid schedule: {schedule!r}; a number is a constant step size, "
-                         "so it must be finite and > 0 (e.g. schedule=0.01)")
-    return float(schedule)
+    rule = "finite and > 0: a number is a constant step size (e.g. schedule=0.01)"
+    lr = real_scalar("schedule", schedule, 0.0, rule=rule)
+    if lr == 0:
+        raise ValueError(f"Invalid schedule: {schedule!r}; it must be {rule}")
+    return lr
 
 
 def get(schedule, lr, total_iterations, alpha=0.0, dloss=None, start=0):

@@ -102,9 +102,24 @@ def real_scalar(name, value, lo=-np.inf, hi=np.inf, rule="a finite real number")
     v = value[()] if isinstance(value, np.ndarray) and value.ndim == 0 else value
     if not is_real(v):
         raise TypeError(f"Invalid {name}: {value!r}; it must be a real number (a float)")
-    if not (lo <= v <= hi and np.isfinite(v)):  # NaN fails the first
+    try:
+        f = float(v)
+    except OverflowError:  # an int past float's range
+        f = np.inf
+    if not (lo <= f <= hi and np.isfinite(f)):  # NaN fails the first
         raise ValueError(f"Invalid {name}: {value!r}; it must be {rule}")
-    return float(v)
+    return f
+
+
+def first_non_real(a):
+    """The flat index of the first value of array ``a`` that is not a real number, or
+    None: an object array says nothing by its dtype (``np.frompyfunc`` returns one), so
+    its values are looked at one by one; any other non-real dtype fails at 0."""
+    if a.dtype.kind in "iuf":
+        return None
+    if a.dtype.kind != "O":
+        return 0 if a.size else None
+    return next((k for k, v in enumerate(a.flat) if not is_real(v)), None)
 
 
 def penalty_strength(alpha, l1_ratio):
@@ -278,9 +293,9 @@ def step_size(name, lr):
 def per_batch(n_batches, lrs, batch_loss, step0):
     """A step size (finite, >= 0) and a loss slot for each of the epoch's batches; the
     updates done before it (``step0``, so the first is update step0 + 1) >= 0."""
-    count("step0", step0, 0, "it counts the updates done before this epoch (the first one "
-          "here is update step0 + 1, Adam's bias correction reads it)")
-    if step0 + n_batches > _INT64_MAX:
+    step0 = count("step0", step0, 0, "it counts the updates done before this epoch (the first "
+                  "one here is update step0 + 1, Adam's bias correction reads it)")
+    if step0 + int(n_batches) > _INT64_MAX:  # (Python ints: a NumPy sum would wrap)
         raise ValueError(f"Invalid step0: {step0!r}; this epoch's last update is step0 + "
                          f"n_batches = {step0 + n_batches}, held as an int64, so it must be at "
                          "most 2**63 - 1")

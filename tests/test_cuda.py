@@ -240,6 +240,25 @@ def test_update_rules_match_reference(name, kw, dtype):
         close(g_state, state, dtype)
 
 
+def test_amsgrad_keeps_a_nan_in_either_operand_of_its_running_maximum():
+    """torch.maximum: a NaN in the running maximum or the new second moment wins, as in
+    the reference and Cython; max() would lower to a GPU's fmax, which drops it."""
+    o = optim.Adam(lr=0.1, amsgrad=True)
+    for where in (0, 1):  # the NaN in the stored maximum, then in the new v
+        theta = np.ones(2)
+        state = o.init(theta)
+        grad = np.array([0.05, 0.05])
+        if where == 0:
+            state[2, 0] = np.nan
+        else:
+            grad[0] = np.nan
+        g_theta, g_state = theta.copy(), state.copy()
+        ref_updates.apply_update(o.rule_id, o.hyper, theta, grad, state, 0.1, 1)
+        cuda_updates.apply_update(o.rule_id, o.hyper, g_theta, grad, g_state, 0.1, 1)
+        assert np.isnan(g_state[2, 0]) and np.isnan(state[2, 0])
+        np.testing.assert_array_equal(g_theta, theta)  # NaN in the same place, same values
+
+
 # --------------------------------------------------------------------------- engine parity
 @pytest.mark.parametrize("b", [1, 7, N], ids=["b1", "b7", "bn"])
 @pytest.mark.parametrize("loss", list(LOSS_IDS))

@@ -138,6 +138,19 @@ def test_an_explicit_softmax_init_keeps_its_classes_on_data_that_lacks_some():
         fastgd.fit(X0, np.arange(20) % 4, loss="softmax", init=coef, backend="numpy")
 
 
+def test_a_schedule_may_return_an_object_array_of_numbers():
+    """np.frompyfunc vectorises a scalar function into object arrays: real numbers in one
+    are step sizes, anything else is named (a bare AttributeError had come out)."""
+    step = np.frompyfunc(lambda t: 0.01 / (1 + t), 1, 1)
+    a = fastgd.fit(X0, Y_REG, schedule=step, batch_size=4, seed=0, backend="numpy")
+    b = fastgd.fit(X0, Y_REG, schedule=lambda t: 0.01 / (1 + np.asarray(t)), batch_size=4,
+                   seed=0, backend="numpy")
+    np.testing.assert_array_equal(a.coef, b.coef)
+    with pytest.raises(TypeError, match=r"None at iteration 2"):
+        fastgd.fit(X0, Y_REG, schedule=np.frompyfunc(lambda t: 0.1 if t < 2 else None, 1, 1),
+                   batch_size=4, backend="numpy")
+
+
 def test_optimizer_copy_refuses_a_setting_it_does_not_have():
     sgd = fastgd.optim.SGD(lr=0.1)
     assert sgd.copy(momentum=0.9).momentum == 0.9
@@ -387,6 +400,7 @@ BAD_EPOCH_ARGS = [
     # raised a bare OverflowError after two updates
     ("step0", 2**63, ValueError, ["step0", "2**63 - 1"]),
     ("step0", 2**63 - 3, ValueError, ["step0", "step0 + n_batches", "2**63 - 1"]),
+    ("step0", np.int64(2**63 - 3), ValueError, ["step0", "2**63 - 1"]),  # (a NumPy sum wraps)
     ("batch_size", 2**64, ValueError, ["batch_size", "2**63 - 1"]),
 ]
 

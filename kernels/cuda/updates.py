@@ -84,8 +84,8 @@ def update_functions(dtype):
         bias2_sqrt = math.sqrt(1.0 - beta2 ** step)
         if amsgrad:
             vmax = state[2, j]
-            if not vmax >= v:  # not max(): a GPU's fmax drops a NaN, torch.maximum keeps it
-                vmax = v
+            if v > vmax or v != v:  # torch.maximum: a NaN in either wins (a GPU's fmax,
+                vmax = v            # which max() lowers to, drops it)
             state[2, j] = vmax
             denom = T(math.sqrt(vmax)) / T(bias2_sqrt) + T(eps)
         else:

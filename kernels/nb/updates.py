@@ -108,7 +108,7 @@ def adam_update(theta, grad, m, v, vmax, lr, beta1, beta2, eps, weight_decay, de
         v[i] = vi
         if amsgrad:
             vm = vmax[i]
-            if not vm >= vi:
+            if vi > vm or vi != vi:  # torch.maximum: a NaN in either wins
                 vm = vi
             vmax[i] = vm
             denom = math.sqrt(vm) / bias2_sqrt + eps
