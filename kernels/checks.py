@@ -278,16 +278,13 @@ def rule(rule_id, hyper, state, P, dtype):
                          f"rows, so it must be ({slots}, {P})")
 
 
-def step_size(name, lr):
-    """A step size is finite and >= 0 (a schedule may reach 0)."""
-    a = np.asarray(lr)
-    if a.dtype.kind not in "iuf":
-        raise TypeError(f"Invalid {name}: {lr!r}; step sizes must be real numbers (floats)")
+def step_sizes(name, a):
+    """Every step size of the float64 array ``a`` is finite and >= 0 (a schedule may reach
+    0; one update's ``lr``: ``learning_rate``)."""
     if a.size and not (a.min() >= 0 and a.max() < np.inf):  # NaN fails the first
-        bad = a.reshape(-1)
-        k = int(np.argmax(~(np.isfinite(bad) & (bad >= 0))))
-        what = f"{float(bad[k])!r}" if a.ndim == 0 else f"it holds {float(bad[k])!r} at position {k}"
-        raise ValueError(f"Invalid {name}: {what}; step sizes must be finite and >= 0")
+        k = int(np.argmax(~(np.isfinite(a) & (a >= 0))))
+        raise ValueError(f"Invalid {name}: it holds {float(a[k])!r} at position {k}; step sizes "
+                         "must be finite and >= 0")
 
 
 def per_batch(n_batches, lrs, batch_loss, step0):
@@ -303,7 +300,7 @@ def per_batch(n_batches, lrs, batch_loss, step0):
     if lrs.ndim != 1 or len(lrs) < n_batches:
         raise ValueError(f"Invalid lrs: shape {lrs.shape}; it needs a step size for each "
                          f"of the {n_batches} batches")
-    step_size("lrs", lrs[:n_batches])
+    step_sizes("lrs", lrs[:n_batches])
     if (not isinstance(batch_loss, np.ndarray) or batch_loss.dtype != np.float64
             or batch_loss.ndim != 1 or len(batch_loss) < n_batches
             or not batch_loss.flags.writeable or not batch_loss.flags.c_contiguous):
