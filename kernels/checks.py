@@ -23,6 +23,8 @@ from . import ids
 
 _LOSSES = frozenset(range(10))
 _ACTIVATIONS = frozenset((ids.ACT_RELU, ids.ACT_TANH, ids.ACT_SIGMOID))
+_EPSILON_LOSSES = frozenset((ids.LOSS_HUBER, ids.LOSS_EPSILON_INSENSITIVE,
+                             ids.LOSS_SQUARED_EPSILON_INSENSITIVE))
 _MLP_LOSSES = frozenset((ids.LOSS_SQUARED, ids.LOSS_LOGISTIC, ids.LOSS_SOFTMAX))
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _INT64 = np.dtype(np.int64)
@@ -208,9 +210,14 @@ def loss_code(loss_id, loss_param):
         raise TypeError(f"Invalid loss_param: {loss_param!r} with loss_id={loss_id!r}; a "
                         "function is a custom loss, taken with loss_id=LOSS_CUSTOM (-1) only: "
                         f"pass loss_id=-1, or a number (epsilon) for loss {loss_id}")
+    elif loss_id in _EPSILON_LOSSES:
+        if loss_param is not None:  # (None: epsilon 0)
+            real_scalar("loss_param", loss_param, lo=0.0,
+                        rule="None or the loss's epsilon, a finite real number >= 0 (a "
+                             "negative one had given negative losses)")
     elif loss_param is not None:
         real_scalar("loss_param", loss_param,
-                    rule="None or a finite real number (the loss's epsilon)")
+                    rule="None or a finite real number (unused by this loss)")
 
 
 LOSS_SIGNATURE = "(p, y) -> (loss, dloss)"

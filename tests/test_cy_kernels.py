@@ -175,6 +175,38 @@ def test_custom_loss_is_refused_clearly():
         cy_losses.py_loss(ids.LOSS_CUSTOM, 0.0, 1.0, 1.0)
 
 
+@pytest.mark.parametrize("fn", ["py_loss", "py_dloss", "loss_and_dloss"])
+def test_loss_wrappers_check_their_arguments(fn):
+    """The wrappers that reach the C losses take the shared checks of the epoch entries: a
+    bool or float code had run as logistic, a string epsilon failed inside float() and a
+    negative one gave negative losses."""
+    call = getattr(cy_losses, fn)
+    p, y = (np.array([[0.5]]), np.array([1.0])) if fn == "loss_and_dloss" else (0.5, 1.0)
+    for loss_id, param, error, words in (
+            (True, 0.0, ValueError, ["loss_id", "True"]),
+            (1.0, 0.0, ValueError, ["loss_id", "1.0"]),
+            (12, 0.0, ValueError, ["loss_id", "12"]),
+            (ids.LOSS_HUBER, "a", TypeError, ["loss_param", "'a'", "real number"]),
+            (ids.LOSS_HUBER, -1.0, ValueError, ["loss_param", "-1.0", ">= 0"]),
+            (ids.LOSS_HUBER, np.nan, ValueError, ["loss_param", "nan"])):
+        with pytest.raises(error) as info:
+            call(loss_id, param, p, y)
+        for word in words:
+            assert word in str(info.value), f"{word!r} missing from: {info.value}"
+    bad_p = np.array([["a"]]) if fn == "loss_and_dloss" else "a"
+    with pytest.raises(TypeError, match="Invalid p"):
+        call(ids.LOSS_SQUARED, None, bad_p, y)
+    # None is epsilon 0 (documented), not an unnamed TypeError
+    out = call(ids.LOSS_HUBER, None, p, y)
+    want = ref_losses.loss_and_dloss(ids.LOSS_HUBER, 0.0, np.array([[0.5]]), np.array([1.0]))
+    if fn == "py_loss":
+        assert out == want[0][0]
+    elif fn == "py_dloss":
+        assert out == want[1][0, 0]
+    else:
+        np.testing.assert_array_equal(out[0], want[0])
+
+
 # --------------------------------------------------------------------------- losses
 
 def loss_inputs(loss_id, n=200, seed=3, spread=4.0):

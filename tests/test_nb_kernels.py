@@ -1222,3 +1222,16 @@ def test_prefetch_and_touch_take_any_integer_index():
 
     X, y = np.arange(20.0).reshape(10, 2), np.arange(10.0)
     assert [read(X, y, t(3)) for t in (np.int32, np.int64, np.uint32, np.int16)] == [10.0] * 4
+
+
+def test_njit_callers_get_epsilon_rounded_like_the_python_entries():
+    """A float32 theta takes epsilon rounded to float32 (the losses are formed in float64:
+    against the double 0.1, a float32 residual 0.1f would take the other branch than on
+    every other backend), on the njit path as on the Python one."""
+    from fastgd.kernels.nb import linear_epoch as le
+
+    param = numba.njit(lambda e, t: le._scalar_param(e, t))
+    t32, t64 = np.zeros(1, np.float32), np.zeros(1)
+    assert param(0.1, t32) == float(np.float32(0.1)) == le._builtin_param(6, 0.1, t32.dtype)
+    assert param(0.1, t64) == 0.1 == le._builtin_param(6, 0.1, t64.dtype)
+    assert param(None, t32) == 0.0

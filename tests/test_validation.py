@@ -451,6 +451,24 @@ def test_linear_kernels_check_every_argument(mod, name, value, error, words):
 
 
 @pytest.mark.parametrize("mod", _kernel_modules("linear_epoch"))
+def test_kernels_refuse_a_negative_epsilon(mod):
+    """Huber and the epsilon-insensitive losses take epsilon >= 0 (a negative one had given
+    negative losses on every backend); the other losses ignore loss_param."""
+    from fastgd.kernels import ids
+
+    for loss_id in (ids.LOSS_HUBER, ids.LOSS_EPSILON_INSENSITIVE,
+                    ids.LOSS_SQUARED_EPSILON_INSENSITIVE):
+        args = _epoch_args(loss_id=loss_id, loss_param=-0.5)
+        with pytest.raises(ValueError, match=r"Invalid loss_param: -0\.5.*>= 0"):
+            mod.linear_epoch(**args)
+        with pytest.raises(ValueError, match=r"Invalid loss_param: -0\.5.*>= 0"):
+            mod.linear_batch_gradient(args["X"], args["y"], args["sw"], args["order"], loss_id,
+                                      -0.5, 1, True, args["theta"], args["grad"], 0.2)
+        assert (args["theta"] == 0.5).all()
+    assert mod.linear_epoch(**_epoch_args(loss_param=-0.5)) == 4  # squared: unused
+
+
+@pytest.mark.parametrize("mod", _kernel_modules("linear_epoch"))
 def test_kernels_refuse_outputs_that_share_memory_with_another_argument(mod):
     """An alias (grad=theta, a state row as grad, batch_loss over lrs) is read after being
     written: silently wrong, and differently on each backend (it ran on all three)."""

@@ -25,48 +25,55 @@ from .losses cimport (loss_dloss, loss_value, dloss_value, softmax_loss_dloss,
 LOSS_CUSTOM = -1
 
 
-cdef _check_supported(int loss_id):
+def _checked_param(loss_id, loss_param):
+    """The shared checks of the code and epsilon, then the one rule of this backend: no
+    custom loss.  Returns loss_param as the double the C functions take."""
     if loss_id == LOSS_CUSTOM:
         raise ValueError("loss_id=LOSS_CUSTOM (-1): user-defined losses are not supported by "
                          "the Cython backend; use backend='numba' (or 'numpy')")
-    if loss_id < 0 or loss_id > 9:
-        raise ValueError(f"loss_id={loss_id}: unknown loss code; expected one of 0..9 "
-                         "(fastgd.kernels.ids.LOSS_*)")
+    checks.loss_code(loss_id, loss_param)
+    return 0.0 if loss_param is None else float(loss_param)
 
 
-def _logits(p, double y):
+cdef double _scalar(name, value) except? -1.0:
+    return checks.real_scalar(name, value, rule="a real number (one sample's prediction or "
+                              "label; softmax's p is the (K,) logits)")
+
+
+def _logits(p, y):
     """A softmax sample's (K,) logits, and its label checked to be one of the K classes."""
+    y = _scalar("y", y)
     p = np.ascontiguousarray(p, dtype=np.float64)
     if p.ndim != 1 or p.shape[0] < 2:
         raise ValueError(f"Invalid p: shape {p.shape}; softmax takes the (K,) logits of one "
                          "sample, K >= 2")
     checks.class_labels(np.array([y]), p.shape[0])
-    return p
+    return p, y
 
 
-def py_loss(int loss_id, double loss_param, p, double y):
+def py_loss(loss_id, loss_param, p, y):
     """Loss of one sample (float64), computed by the inline C function."""
-    _check_supported(loss_id)
+    cdef double param = _checked_param(loss_id, loss_param)
     cdef double[::1] pv, dl
     if loss_id == LOSS_SOFTMAX:
-        pv = _logits(p, y)
+        pv, y = _logits(p, y)
         dl = np.empty(pv.shape[0])
-        return softmax_loss_dloss(&pv[0], pv.shape[0], <Py_ssize_t>y, &dl[0])
-    return loss_value(loss_id, loss_param, <double>p, y)
+        return softmax_loss_dloss(&pv[0], pv.shape[0], <Py_ssize_t><double>y, &dl[0])
+    return loss_value(<int>loss_id, param, _scalar("p", p), _scalar("y", y))
 
 
-def py_dloss(int loss_id, double loss_param, p, double y):
+def py_dloss(loss_id, loss_param, p, y):
     """d loss / d p of one sample (float64); a (K,) array for softmax."""
-    _check_supported(loss_id)
+    cdef double param = _checked_param(loss_id, loss_param)
     cdef double[::1] pv
     cdef double[::1] dl
     if loss_id == LOSS_SOFTMAX:
-        pv = _logits(p, y)
+        pv, y = _logits(p, y)
         out = np.empty(pv.shape[0])
         dl = out
-        softmax_loss_dloss(&pv[0], pv.shape[0], <Py_ssize_t>y, &dl[0])
+        softmax_loss_dloss(&pv[0], pv.shape[0], <Py_ssize_t><double>y, &dl[0])
         return out
-    return dloss_value(loss_id, loss_param, <double>p, y)
+    return dloss_value(<int>loss_id, param, _scalar("p", p), _scalar("y", y))
 
 
 cdef void _batch(int loss_id, double param, const floating[:, ::1] p, const floating[::1] y,
@@ -79,21 +86,19 @@ cdef void _batch(int loss_id, double param, const floating[:, ::1] p, const floa
             loss[i] = loss_dloss(loss_id, param, p[i, 0], y[i], &dloss[i, 0])
 
 
-def loss_and_dloss(int loss_id, loss_param, p, y):
+def loss_and_dloss(loss_id, loss_param, p, y):
     """Return (loss (b,), dloss (b, K)) for predictions p (b, K), labels y (b,).
 
     Same contract as ``fastgd.reference.losses.loss_and_dloss``; the arithmetic
     is done in p's dtype (float32 or float64) by the inline C functions.
     """
-    _check_supported(loss_id)
-    cdef double param = 0.0 if loss_param is None else float(loss_param)
-    p = np.ascontiguousarray(p)
-    if p.dtype != np.float32:
-        p = p.astype(np.float64, copy=False)
+    cdef double param = _checked_param(loss_id, loss_param)
+    p = np.asarray(p)
+    p = checks.real_array("p", p, np.float32 if p.dtype == np.float32 else np.float64)
     if p.ndim != 2:
         raise ValueError(f"Invalid p: shape {p.shape}; it must be 2-D (b, K)")
     checks.outputs(loss_id, p.shape[1], "p.shape[1] (K)")
-    y = np.ascontiguousarray(y, dtype=p.dtype)
+    y = checks.real_array("y", y, p.dtype)
     if y.shape != (p.shape[0],):
         raise ValueError(f"Invalid y: shape {y.shape}; p holds {p.shape[0]} samples, so y must "
                          f"have shape ({p.shape[0]},)")

@@ -1755,11 +1755,17 @@ def _split_reads(X, order, batch_size, n_outputs):
     return _splits(X, order, batch_size, n_outputs) and _reader_helps(X, order)
 
 
-def _builtin_param(loss_id, loss_param):
-    """What the kernels get as loss_param for a built-in loss code (Python entries)."""
+def _builtin_param(loss_id, loss_param, dtype):
+    """What the kernels get as loss_param for a built-in loss code (Python entries):
+    epsilon as a float64, rounded to float32 first when theta (the computing dtype) is
+    float32.  The losses are formed in float64, and against the double epsilon a float32
+    residual 0.1f (a label 0.1, a zero prediction) exceeds 0.1, where NumPy's, Cython's
+    and the GPU's float32 comparisons with epsilon in float32 (the weak-scalar rule of
+    NumPy and PyTorch) find a tie, as a float64 fit does: a different derivative."""
     if loss_id == LOSS_SOFTMAX:
         return _SOFTMAX_PARAM
-    return float(0.0 if loss_param is None else loss_param)
+    eps = float(0.0 if loss_param is None else loss_param)
+    return float(np.float32(eps)) if dtype == np.float32 else eps
 
 
 def _is_builtin_param(t):
@@ -1803,7 +1809,8 @@ def linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_in
                            loss_param, int(n_outputs), bool(fit_intercept), theta, grad,
                            float(scale))
     return guarded(_linear_batch_gradient_builtin, X, y, sw, rows, int(loss_id),
-                   _builtin_param(loss_id, loss_param), int(n_outputs), bool(fit_intercept),
+                   _builtin_param(loss_id, loss_param, theta.dtype), int(n_outputs),
+                   bool(fit_intercept),
                    theta, grad, float(scale))
 
 
@@ -1818,7 +1825,7 @@ def _ol_linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fi
                                                       n_outputs, fit_intercept, theta, grad,
                                                       scale)
             return _linear_batch_gradient_builtin(X, y, sw, rows, loss_id,
-                                                  _scalar_param(loss_param), n_outputs,
+                                                  _scalar_param(loss_param, theta), n_outputs,
                                                   fit_intercept, theta, grad, scale)
     else:
         def impl(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept, theta, grad,
@@ -1912,7 +1919,7 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
     args_tail = (int(n_outputs), bool(fit_intercept), float(alpha), float(l1_ratio),
                  int(rule_id), hyper, lrs, int(step0), theta, grad, state, batch_loss)
     custom = callable(loss_param)
-    param = loss_param if custom else _builtin_param(int(loss_id), loss_param)
+    param = loss_param if custom else _builtin_param(int(loss_id), loss_param, theta.dtype)
     with on_calling_thread(custom):  # the path is chosen for the threads it will have
         path = _epoch_path(X, order, int(batch_size), int(n_batches), int(loss_id),
                            int(n_outputs), int(rule_id), hyper)
@@ -1968,22 +1975,24 @@ def _ol_linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
                          n_outputs, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0,
                          theta, grad, state, batch_loss, GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
         return split_or_whole(X, y, sw, order, batch_size, n_batches, loss_id,
-                              _scalar_param(loss_param), n_outputs, fit_intercept, alpha,
+                              _scalar_param(loss_param, theta), n_outputs, fit_intercept, alpha,
                               l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state,
                               batch_loss)
 
     return impl
 
 
-def _scalar_param(loss_param):
+def _scalar_param(loss_param, theta):
     """A built-in K = 1 loss's parameter in njit code as a float64 (None: 0.0), the type of
-    the cached kernels."""
+    the cached kernels; rounded to float32 first for a float32 theta (_builtin_param)."""
 
 
 @overload(_scalar_param)
-def _ol_scalar_param(loss_param):
+def _ol_scalar_param(loss_param, theta):
     if isinstance(loss_param, types.NoneType):
-        return lambda loss_param: 0.0
+        return lambda loss_param, theta: 0.0
     if isinstance(loss_param, types.Boolean):
-        return lambda loss_param: 1.0 if loss_param else 0.0
-    return lambda loss_param: np.float64(loss_param)
+        return lambda loss_param, theta: 1.0 if loss_param else 0.0
+    if theta.dtype == types.float32:
+        return lambda loss_param, theta: np.float64(np.float32(loss_param))
+    return lambda loss_param, theta: np.float64(loss_param)
