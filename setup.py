@@ -61,6 +61,7 @@ def compile_flags():
         "-fno-math-errno",
         "-Wno-unused-function",
         "-Wno-unreachable-code",
+        "-g0",  # no debug info (Python's own CFLAGS carry -g): 4.1 -> 0.8 MB a module
     ]
     if os.environ.get("FASTGD_NATIVE", "") not in ("", "0"):
         cflags.append("-march=native")

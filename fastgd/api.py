@@ -548,8 +548,7 @@ def _spec(model, loss, backend, alpha, l1_ratio, opt, batch_size):
     if model.kind == "custom":
         from .engines import CustomSpec
 
-        return CustomSpec(model.fn if backend == "numba" else model.py_fn, opt.rule_id, opt.hyper,
-                          batch_size)
+        return CustomSpec(model.fn, opt.rule_id, opt.hyper, batch_size)
     if isinstance(loss, losses.LinearLoss):
         code, param = loss.code, loss.param
     else:  # a custom loss: the kernel gets the function itself
@@ -573,13 +572,22 @@ def _epoch_lrs(sched, start, count, history):
     return lrs
 
 
+_SAME_FUNCTION = ("another function under the same name: a fit continues with the very "
+                  "function object it started with (closures made by one factory share a name)")
+
+
 def _check_continuation(prev, model, loss, opt):
+    if (prev.model.kind == model.kind == "custom" and prev.model.fn is not model.fn
+            and prev.model.signature()[:4] == model.signature()[:4]):
+        raise ValueError(f"Invalid init: the previous fit's model {prev.model!r} ran {_SAME_FUNCTION}; "
+                         f"pass its CustomModel (result.model) to continue it")
     if prev.model.signature() != model.signature():
         raise ValueError(f"Invalid init: the previous fit's model {prev.model.signature()} does not "
                          f"match this one {model.signature()} (same features, classes and intercept needed)")
     if prev.loss != loss:
-        raise ValueError(f"Invalid init: the previous fit used loss {prev.loss!r}, this one {loss!r}; "
-                         f"leave loss out (or pass the previous one) to continue it")
+        same = f" ({_SAME_FUNCTION})" if repr(prev.loss) == repr(loss) else ""
+        raise ValueError(f"Invalid init: the previous fit used loss {prev.loss!r}, this one {loss!r}"
+                         f"{same}; leave loss out (or pass the previous one) to continue it")
     if prev.optimizer.rule_id != opt.rule_id:
         raise ValueError(f"Invalid init: the previous fit used {type(prev.optimizer).__name__}, this one "
                          f"{type(opt).__name__}; its state cannot carry over")

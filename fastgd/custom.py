@@ -2,11 +2,12 @@
 
 A custom **loss** for a linear model, ``fastgd.Loss(fn)``: ``fn`` is an
 ``@njit`` function ``(p, y) -> (loss, dloss)`` of one sample, with ``p`` the
-prediction ``x.w + b`` and ``y`` the label (both float64 scalars) and
-``dloss = d loss / d p``.  The Numba backend compiles it straight into the
-epoch loop; the reference backend (``backend="numpy"``) evaluates it with
-``py_loss_dloss`` (your NumPy version if you give ``py_fn``, else ``fn``'s
-Python code, sample by sample)::
+prediction ``x.w + b`` and ``y`` the label (both float64 scalars, float32 data
+included) and ``dloss = d loss / d p``.  The Numba backend compiles it straight
+into the epoch loop; the reference backend (``backend="numpy"``) evaluates it with
+``py_loss_dloss``: your NumPy version if you give ``py_fn``, else ``fn`` itself,
+compiled, sample by sample (so overflow, NaN and ``error_model`` behave as in the
+Numba epoch; set ``NUMBA_DISABLE_JIT=1`` to step through it as Python)::
 
     from numba import njit
     import math, fastgd
@@ -24,7 +25,7 @@ length and dtype as ``params``) arrives zeroed and ``fn`` writes d loss /
 d params into it.  ``init`` is the 1-D array of initial parameters.  The batch
 gradient is ``(1/|B|) sum s_i grad_i``, as everywhere in fastgd.  Give
 ``predict=`` (an ``@njit`` ``(params, x) -> float``) to use
-``FitResult.predict``.
+``FitResult.predict``.  Both backends call ``fn`` compiled.
 """
 import numbers
 
@@ -37,9 +38,19 @@ from .models import init_array
 _KINDS = ("regression", "binary01", "binary_pm1")
 
 
-def _math_domain(exc):
-    """Python's math raises ValueError("math domain error") where compiled code gives NaN."""
-    return "math domain error" in str(exc)
+def _every_path_returns(fn, args, what, fix):
+    """Numba types a function that falls off its end on some branch as returning an
+    Optional (None on that branch): it passes a probe call that takes another branch and
+    fails inside the epoch loop, in Numba's words.  Refused here, once it is compiled for
+    ``args``."""
+    import numba
+    from numba.core import types
+
+    cres = fn.overloads.get(tuple(numba.typeof(a) for a in args))
+    ret = None if cres is None else cres.signature.return_type
+    if isinstance(ret, types.Optional):
+        raise TypeError(f"Invalid {what}: Numba typed its result as {ret} (None on a path "
+                        f"that ends without a return statement); {fix} on every path")
 
 
 class Loss:
@@ -51,8 +62,8 @@ class Loss:
         ``(loss, d loss / d p)``.
     name : shown in messages and reprs (default: ``fn``'s name).
     py_fn : optional NumPy version ``(p array, y array) -> (loss array, dloss
-        array)`` for the reference backend; by default ``fn``'s Python code is
-        run sample by sample (an ``OverflowError`` there counts as an inf loss).
+        array)`` for the reference backend; by default it calls ``fn`` (compiled)
+        sample by sample.
     kind : the labels it takes: "regression" (any real, default), "binary01"
         ({0, 1}) or "binary_pm1" (given as -1/+1 or 0/1, passed as -1/+1).
 
@@ -61,7 +72,7 @@ class Loss:
     """
 
     def __init__(self, fn, name=None, py_fn=None, kind="regression"):
-        checks.njit_function("loss", fn, checks.LOSS_SIGNATURE)
+        checks.njit_function("fn", fn, checks.LOSS_SIGNATURE)
         if kind not in _KINDS:
             raise ValueError(f"Invalid kind: {kind!r}; it must be one of {list(_KINDS)}")
         if py_fn is not None and not callable(py_fn):
@@ -76,6 +87,8 @@ class Loss:
                 and all(is_real(v) for v in out)):
             raise TypeError(f"Invalid loss function {getattr(fn, '__name__', fn)!r}: fn(0.5, 1.0) "
                             f"returned {out!r}; it must return a pair of numbers (loss, dloss)")
+        _every_path_returns(fn, (0.5, 1.0), f"loss function {getattr(fn, '__name__', fn)!r}",
+                            "return (loss, dloss)")
         self.fn = fn
         self.py_fn = py_fn
         self.name = name if name is not None else getattr(fn, "__name__", "custom")
@@ -86,22 +99,31 @@ class Loss:
         p = np.asarray(p, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         if self.py_fn is not None:
-            loss, dloss = self.py_fn(p, y)
-            return (np.broadcast_to(np.asarray(loss, dtype=np.float64), p.shape),
-                    np.broadcast_to(np.asarray(dloss, dtype=np.float64), p.shape))
-        f = self.fn.py_func
+            return self._py_fn_pair(self.py_fn(p, y), p.shape)
+        # fn compiled, not its Python code: Python's math raises OverflowError and
+        # ZeroDivisionError where the compiled code gives inf or NaN (or follows the
+        # function's error_model), which would stop one backend's fit and not the other's
+        f = self.fn
         loss = np.empty(p.shape)
         dloss = np.empty(p.shape)
         for idx in np.ndindex(p.shape):
-            try:
-                loss[idx], dloss[idx] = f(float(p[idx]), float(y[idx]))
-            except OverflowError:  # Python's math raises where compiled code gives inf
-                loss[idx], dloss[idx] = np.inf, np.nan
-            except ValueError as exc:  # ... or NaN (sqrt, log of a negative number)
-                if not _math_domain(exc):
-                    raise
-                loss[idx], dloss[idx] = np.nan, np.nan
+            loss[idx], dloss[idx] = f(float(p[idx]), float(y[idx]))
         return loss, dloss
+
+    def _py_fn_pair(self, out, shape):
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise TypeError(f"Invalid py_fn of {self!r}: it returned {type(out).__name__} "
+                            f"{_short(out)}; it must return a pair (loss, dloss) of arrays shaped "
+                            f"like p, {shape}, or scalars")
+        pair = []
+        for name, v in zip(("loss", "dloss"), out):
+            a = np.asarray(v)
+            if a.dtype.kind not in "biuf" or not (a.ndim == 0 or a.shape == shape):
+                raise TypeError(f"Invalid py_fn of {self!r}: its {name} has shape {a.shape} "
+                                f"and dtype {a.dtype}; it must be real numbers shaped like p, "
+                                f"{shape} (or a scalar)")
+            pair.append(np.broadcast_to(a.astype(np.float64, copy=False), shape))
+        return tuple(pair)
 
     def py_loss(self, p, y):
         return self.py_loss_dloss(p, y)[0]
@@ -122,6 +144,11 @@ class Loss:
         return f"Loss({self.name})"
 
 
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 class CustomModel:
     """A model given by its per-sample loss and gradient, ``fn(params, x, y, grad_out) -> loss``.
 
@@ -129,13 +156,14 @@ class CustomModel:
     ----------
     fn : numba ``@njit`` function.  ``params`` (P,), ``x`` one row of X (d,),
         ``y`` a float64 scalar, ``grad_out`` (P,) zeroed before the call: write
-        d loss / d params of this sample into it and return the loss.
+        d loss / d params of this sample into it and return the loss.  Every
+        backend calls it compiled (``NUMBA_DISABLE_JIT=1`` to debug it as Python).
     init : 1-D array of the P initial parameters (``fit(init=...)`` overrides it).
     predict : optional ``@njit`` ``(params, x) -> float`` for ``FitResult.predict``.
     name : shown in messages.
 
-    Attributes ``fn`` (for the Numba kernels) and ``py_fn`` (``fn``'s Python
-    code, for the reference backend).
+    Attributes ``fn`` (what every backend calls) and ``py_fn`` (``fn``'s Python
+    code: ``bind`` runs it once on a zero row, where NumPy checks the indices).
     """
 
     kind = "custom"
@@ -195,6 +223,7 @@ class CustomModel:
         if not isinstance(out, numbers.Real):
             raise TypeError(f"Invalid model function {self.name!r}: it returned {out!r}; it must "
                             f"return the sample's loss as a float")
+        _every_path_returns(self.fn, args, f"model function {self.name!r}", "return the loss")
         return bound
 
     @property
@@ -230,7 +259,9 @@ class CustomModel:
         return out
 
     def signature(self):
-        return ("custom", self.name, self.n_params, self.n_features)
+        # fn itself, not only its name: closures made by one factory share a name, and a
+        # fit continued with another one would carry parameters into another model
+        return ("custom", self.name, self.n_params, self.n_features, self.fn)
 
     def __repr__(self):
         return f"CustomModel({self.name}, P={self.n_params})"

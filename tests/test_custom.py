@@ -191,6 +191,9 @@ def test_custom_loss_float32_against_float64_reference():
     ref = run_linear(ref_le, X, y, sw, poisson_np, 7, rule=ADAM)
     assert got[1].dtype == np.float32
     assert_runs_match(got, ref, rtol=1e-4)
+    # p and y reach the function as float64, as documented (float32 ones had compiled a
+    # second specialisation that Loss never checked)
+    assert set(poisson.signatures) == {(numba.float64, numba.float64)}
 
 
 def test_custom_loss_same_as_builtin_when_it_is_the_same_loss():
@@ -656,3 +659,100 @@ def test_a_users_exception_comes_out_as_itself_where_batches_are_large():
     y[1900] = 1000.0
     with pytest.raises(ValueError, match="my loss refuses y > 100"):
         fastgd.bgd(X, y, loss=Loss(_refuses_a_large_y), backend="numba", lr=1e-3, epochs=2)
+
+
+@njit
+def _falls_off_on_one_side(p, y):  # no return when p > y: Numba types it Optional
+    r = p - y
+    if r <= 0.0:  # (the probe, fn(0.5, 1.0), takes this branch)
+        return 0.5 * r * r, r
+
+
+@njit
+def _model_falls_off(params, x, y, g):
+    r = params[0] * x[0] - y
+    g[0] = r * x[0]
+    if r >= 0.0:  # (the zero-row probe takes this branch)
+        return 0.5 * r * r
+
+
+def test_a_function_without_a_return_on_some_path_is_refused_up_front():
+    """It passed the probe call, which took the other path, and failed inside the epoch in
+    Numba's words (a 53-line typing error for a model)."""
+    with pytest.raises(TypeError, match=r"_falls_off_on_one_side.*Optional.*return \(loss, dloss\) on every path"):
+        Loss(_falls_off_on_one_side)
+    X = np.random.default_rng(0).standard_normal((10, 1))
+    with pytest.raises(TypeError, match="return the loss on every path"):
+        fastgd.sgd(X, X[:, 0], model=CustomModel(_model_falls_off, init=[0.0]), epochs=1,
+                   backend="numpy")
+
+
+@njit
+def _naive_logistic(p, y):  # exp(-p) overflows to inf for p < -709: compiled, no error
+    s = 1.0 / (1.0 + math.exp(-p))
+    return -y * math.log(s + 1e-300) - (1.0 - y) * math.log(1.0 - s + 1e-300), s - y
+
+
+@njit(error_model="numpy")
+def _divides_by_zero(p, y):
+    return 1.0 / (p - y), 0.0
+
+
+def test_the_reference_runs_the_compiled_function():
+    """The reference calls fn compiled, not its Python code: Python's math raised
+    OverflowError where compiled code gives inf (a fit that went on under numba diverged
+    under numpy), and error_model="numpy" was ignored (ZeroDivisionError against numba's
+    DivergenceError)."""
+    X = np.array([[1.0], [-1.0], [2.0]])
+    y = np.array([0.0, 1.0, 0.0])
+    res = fastgd.sgd(X, y, loss=Loss(_naive_logistic, kind="binary01"), epochs=2,
+                     init=(np.array([-800.0]), 0.0), lr=0.1, shuffle=False, backend="numpy")
+    assert np.isfinite(res.coef).all() and res.coef[0] < -799
+    with pytest.raises(fastgd.DivergenceError):
+        fastgd.sgd(X, y, loss=Loss(_divides_by_zero), init=(np.array([0.0]), 0.0),
+                   epochs=1, backend="numpy")
+
+
+def _scaled_square(c):
+    @njit
+    def model(params, x, y, g):
+        r = c * params[0] * x[0] - y
+        g[0] = c * r * x[0]
+        return 0.5 * r * r
+    return model
+
+
+def test_a_fit_continues_only_with_its_own_function():
+    """Closures from one factory share a name: one had continued the other's fit."""
+    X = np.random.default_rng(0).standard_normal((20, 1))
+    y = X[:, 0]
+    first = fastgd.sgd(X, y, model=CustomModel(_scaled_square(1.0), init=[0.0]), epochs=1,
+                       backend="numpy")
+    with pytest.raises(ValueError, match="same name"):
+        fastgd.sgd(X, y, model=CustomModel(_scaled_square(100.0), init=[0.0]), init=first,
+                   backend="numpy")
+    again = fastgd.sgd(X, y, model=first.model, init=first, epochs=1, backend="numpy")
+    assert again.n_iter == 2 * first.n_iter
+    with pytest.raises(ValueError, match="same name"):
+        fastgd.sgd(X, y, loss=Loss(pinball_loss_of(0.2)), init=fastgd.sgd(
+            X, y, loss=Loss(pinball_loss_of(0.1)), epochs=1, backend="numpy"), backend="numpy")
+
+
+def pinball_loss_of(tau):
+    @njit
+    def pin(p, y):
+        r = y - p
+        return (tau * r, -tau) if r > 0 else ((tau - 1.0) * r, 1.0 - tau)
+    return pin
+
+
+def test_py_fn_results_are_checked():
+    p, y = np.zeros(3), np.ones(3)
+    for bad, words in ((lambda p, y: (p, y, p), "pair"),
+                       (lambda p, y: (p[:, None], y), "shape (3, 1)"),
+                       (lambda p, y: ("a", y), "dtype <U1")):
+        with pytest.raises(TypeError, match="Invalid py_fn") as info:
+            Loss(poisson, py_fn=bad).py_loss_dloss(p, y)
+        assert words in str(info.value)
+    loss, dloss = Loss(poisson, py_fn=lambda p, y: (1.0, p - y)).py_loss_dloss(p, y)
+    assert loss.shape == dloss.shape == (3,)

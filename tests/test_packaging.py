@@ -39,7 +39,7 @@ def test_the_sdist_ships_the_cython_sources_and_no_generated_c(tmp_path):
         names = {Path(*Path(m).parts[1:]).as_posix() for m in tar.getnames()}
     kernels = {p.relative_to(src).as_posix() for p in (src / "kernels").rglob("*")
                if p.suffix in (".py", ".pyx", ".pxd", ".h")}
-    needed = kernels | {"setup.py", "pyproject.toml", "README.md", "MANIFEST.in",
+    needed = kernels | {"setup.py", "pyproject.toml", "README.md", "LICENSE", "MANIFEST.in",
                         "fastgd/data/digits.npz", "tests/cimport_demo/fgd_cimport_demo.pyx"}
     assert any(n.endswith(".pyx") for n in kernels)
     assert needed <= names, sorted(needed - names)

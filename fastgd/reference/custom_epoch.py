@@ -1,12 +1,13 @@
 """Custom per-sample models, one sample at a time in Python: the readable oracle.
 
 Same signatures as ``fastgd.kernels.nb.custom_epoch``.  ``fn(params, x, y,
-grad_out) -> loss`` is called per sample (here as plain Python, e.g. the
-``py_func`` of the user's ``@njit`` function), with ``grad_out`` zeroed
-before each call; ``y`` is a Python float.  Python's ``math`` raises
-``OverflowError`` where compiled code gives inf, and ``ValueError("math domain
-error")`` where it gives NaN (the square root or log of a negative number): such a
-sample's loss is taken as inf or NaN, so the epoch stops at that batch exactly as the
+grad_out) -> loss`` is called per sample from Python, with ``grad_out`` zeroed
+before each call; ``y`` is a Python float.  A fit passes the user's ``@njit``
+function itself, so that overflow, NaN and its ``error_model`` behave as in the
+Numba kernel.  Any other callable works too; if it is plain Python, its ``math``
+raises ``OverflowError`` where compiled code gives inf, and ``ValueError("math
+domain error")`` where it gives NaN (the square root or log of a negative number):
+such a sample's loss is taken as inf or NaN, so the epoch stops at that batch as the
 Numba kernel does.
 """
 import math

@@ -130,7 +130,7 @@ def softmax_loss_dloss(p, y, dl):
 def point_loss(loss_id, loss_param, p, y):
     """(loss, dloss) of one sample: a user's function or a built-in code."""
     if callable(loss_param):
-        l, dl = loss_param(p, y)
+        l, dl = loss_param(np.float64(p), np.float64(y))
         return float(l), float(dl)
     return loss_dloss(loss_id, 0.0 if loss_param is None else loss_param, p, y)
 
@@ -143,9 +143,12 @@ def _ol_point_loss(loss_id, loss_param, p, y):
     elif isinstance(loss_param, types.NoneType):
         def impl(loss_id, loss_param, p, y):
             return loss_dloss(loss_id, 0.0, p, y)
-    else:  # a user's @njit (p, y) -> (loss, dloss), compiled into the caller
+    else:  # a user's @njit (p, y) -> (loss, dloss), compiled into the caller.  Given
+        # float64 p and y whatever the data's dtype, as documented and as the reference
+        # gives them (np.float64: Numba's float() keeps a float32): float32 ones had
+        # compiled a second specialisation that Loss never checked, overflowing at exp(89)
         def impl(loss_id, loss_param, p, y):
-            l, dl = loss_param(p, y)
+            l, dl = loss_param(np.float64(p), np.float64(y))
             return float(l), float(dl)
     return impl
 
