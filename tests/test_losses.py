@@ -149,3 +149,26 @@ def test_reference_formulas_check_their_labels_and_shapes(name, p, y, error, wor
             method(p, y)
         for word in words:
             assert word in str(info.value), f"{word!r} missing from: {info.value}"
+
+
+def test_squared_loss_keeps_the_references_order_near_overflow():
+    """0.5 r r is (0.5 r) r, as NumPy evaluates it: reassociated into 0.5 (r r), it was inf
+    for |r| in [sqrt(max), sqrt(2 max)), and the compiled backends' diverging fits stopped
+    about 100 updates before the reference's."""
+    from fastgd.kernels import ids
+    from fastgd.kernels.cy import losses as cy_losses
+    from fastgd.kernels.nb import losses as nb_losses
+    from fastgd.reference import losses as ref_losses
+
+    for dtype, r in ((np.float64, 1.5e154), (np.float32, 2.0e19)):
+        p = np.array([[r]], dtype=dtype)
+        y = np.zeros(1, dtype=dtype)
+        want, _ = ref_losses.loss_and_dloss(ids.LOSS_SQUARED, None, p, y)
+        with np.errstate(over="ignore"):
+            assert np.isfinite(want[0]) and not np.isfinite(dtype(r) * dtype(r))
+        got, _ = cy_losses.loss_and_dloss(ids.LOSS_SQUARED, None, p, y)
+        assert got[0] == want[0], dtype
+        for loss_id, param in ((ids.LOSS_SQUARED, 0.0), (ids.LOSS_HUBER, 1e300)):
+            if dtype == np.float64:
+                assert cy_losses.py_loss(loss_id, param, r, 0.0) == want[0]
+                assert nb_losses.loss_dloss(loss_id, param, r, 0.0)[0] == want[0]

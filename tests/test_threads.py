@@ -1,4 +1,7 @@
 """Several fits at once in threads (kernels release the GIL) give the sequential results."""
+import subprocess
+import sys
+import textwrap
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -95,3 +98,37 @@ def test_a_forked_child_trains_after_the_parent_used_openmp_threads():
     proc = subprocess.run([sys.executable, "-c", FORK_SCRIPT], env=env, timeout=120,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+
+def test_numba_fits_are_not_serialised_before_a_parallel_launch():
+    """The launch lock is for Numba's workqueue layer only.  The layer used to be asked
+    for before any parallel launch, which b = 1 and small batches never make, so every
+    numba call in such a process took the lock: two b = 1 fits in threads ran one after
+    the other.  (A fresh process: in this one, earlier tests have launched threads.)"""
+    pytest.importorskip("numba")
+    script = textwrap.dedent("""
+        import numpy as np, numba, fastgd
+        from fastgd.kernels.nb import config
+
+        class NoLock:
+            def __enter__(self):
+                raise AssertionError("a numba call was serialised")
+
+            def __exit__(self, *exc):
+                return False
+
+        config._LAUNCH_LOCK = NoLock()
+        X = np.random.default_rng(0).standard_normal((60, 4))
+        try:
+            fastgd.sgd(X, (X[:, 0] > 0).astype(int), loss="logistic", epochs=1, backend="numba")
+        except AssertionError:
+            print("serialised", numba.threading_layer())
+        else:
+            print("free", numba.threading_layer())
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr
+    verdict, layer = out.stdout.split()
+    assert verdict == ("free" if layer in ("omp", "tbb") else "serialised"), out.stdout

@@ -154,25 +154,27 @@ def kernel(fn=None, *, parallel=False, cache=True, inline=False, reassoc=True):
 # "omp" and "tbb" threading layers accept parallel launches from several
 # threads at once; "workqueue" (Numba's fallback where neither OpenMP nor TBB
 # is available) aborts the process instead.  The Python entry points therefore
-# serialise their calls while the layer is unknown (before the first parallel
-# launch) or is workqueue.  Calls made from your own @njit code bypass this:
-# with workqueue, do not launch large-batch kernels from several threads.
+# serialise their calls where the layer is workqueue.  Calls made from your own
+# @njit code bypass this: with workqueue, do not launch large-batch kernels from
+# several threads.
 
 import threading  # noqa: E402
 
 _LAUNCH_LOCK = threading.RLock()
-_THREADSAFE = False
+_THREADSAFE = None
 
 
 def _layer_is_threadsafe():
+    """Decided once: ``numba.get_num_threads()`` starts the thread pool, which chooses
+    the layer.  (Numba chooses it at the first parallel launch otherwise, which b = 1
+    and small batches never make: every call had been serialised until one did, and
+    two b = 1 fits in threads took twice as long as one; review.)"""
     global _THREADSAFE
-    if not _THREADSAFE:
-        try:
-            import numba
+    if _THREADSAFE is None:
+        import numba
 
-            _THREADSAFE = numba.threading_layer() in ("omp", "tbb")
-        except ValueError:  # no parallel launch yet: layer not chosen
-            return False
+        numba.get_num_threads()
+        _THREADSAFE = numba.threading_layer() in ("omp", "tbb")
     return _THREADSAFE
 
 

@@ -40,9 +40,13 @@ from ..ids import (LOSS_SQUARED, LOSS_LOGISTIC, LOSS_SOFTMAX, LOSS_HINGE, LOSS_S
                    LOSS_SQUARED_EPSILON_INSENSITIVE, LOSS_PERCEPTRON)
 
 
-@kernel
+@kernel(reassoc=False)
 def loss_dloss(loss_id, loss_param, p, y):
-    """(loss, d loss / d p) of one sample for a scalar loss code (float64)."""
+    """(loss, d loss / d p) of one sample for a scalar loss code (float64).  Without the
+    reassoc flag: LLVM had turned the squared loss's (0.5 r) r, the reference's order,
+    into 0.5 (r r), which overflows from |r| = sqrt(max) instead of sqrt(2 max), so a
+    diverging fit stopped about 100 updates before the reference's (review); nothing
+    here is a reduction that reassociation would vectorise."""
     p = float(p)
     y = float(y)
     eps = float(loss_param)
