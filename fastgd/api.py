@@ -403,11 +403,18 @@ class Run:
             what = (f"the update made the parameters non-finite (that batch's loss was "
                     f"{batch_loss[j]:g})")
         last = self.result(engine.get_theta(), engine.get_state(), step + j, epoch)
+        from .custom import Loss
+
+        yours = ("model" if self.kind == "custom" else "loss" if isinstance(self.loss, Loss)
+                 else None)
+        user_fn = (f"; or check your {yours} function at those parameters (a NaN or inf it "
+                   f"returns stops the fit too)" if yours else "")
         raise DivergenceError(
             f"fit diverged at epoch {epoch}, iteration {j} of {ipe} (0-based; update "
             f"{step + j + 1} overall): {what}. The error's .result holds the last finite "
             f"parameters (after {step + j} updates). Lower the learning rate (it was "
-            f"{lrs[j]:g}), standardise X{'' if self.kind == 'custom' else ', or add a penalty'}.",
+            f"{lrs[j]:g}), standardise X{'' if self.kind == 'custom' else ', or add a penalty'}"
+            f"{user_fn}.",
             epoch=epoch, iteration=j, result=last)
 
 

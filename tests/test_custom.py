@@ -554,6 +554,7 @@ def test_a_math_domain_error_in_python_is_the_nan_compiled_code_gives():
             fastgd.sgd(X, y, loss=Loss(_sqrt_loss), lr=1.0, epochs=2, seed=0, backend=backend)
         where.append((info.value.epoch, info.value.iteration))
         assert "add a penalty" in str(info.value)
+        assert "check your loss function" in str(info.value)
     assert where[0] == where[1]
 
 

@@ -156,8 +156,8 @@ def test_divergence_on_every_path_matches_the_reference(backend, name, kw, path,
 def test_a_float32_fit_diverges_where_its_float32_loss_overflows(backend, batch_size, lr):
     # numba computes a float32 fit's losses in float64: until its batch loss was rounded to
     # float32, such a fit ran on for as many epochs again (BGD: epoch 52 against 26), its
-    # loss history far beyond float32's range. Per-sample losses still round differently
-    # at the edge of the range, so the update may differ by one.
+    # loss history far beyond float32's range. Each sample's loss is rounded to float32 too
+    # (the test below); sums in other orders may still overflow one update apart.
     rng = np.random.default_rng(1)
     X = rng.standard_normal((300, 10)).astype(np.float32)
     y = (X @ rng.standard_normal(10)).astype(np.float32)
@@ -169,3 +169,22 @@ def test_a_float32_fit_diverges_where_its_float32_loss_overflows(backend, batch_
     got, want = runs[backend], runs["numpy"]
     assert abs(got.n_iter - want.n_iter) <= 1, (got.n_iter, want.n_iter)
     assert max(got.history["loss"]) <= np.finfo(np.float32).max
+
+
+@pytest.mark.parametrize("batch_size,lr", [(None, 2.2), (None, 1.9), (32, 1.9)],
+                         ids=["bgd-2.2", "bgd-1.9", "b32"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_float32_fit_stops_where_one_samples_float32_loss_overflows(backend, batch_size, lr):
+    """The reference's batch loss is inf as soon as one sample's float32 loss is, while
+    their mean may still be finite: numba, forming the losses in float64, had rounded only
+    the mean and stopped epochs later (BGD epoch 120 against 117 here; review)."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((200, 5)).astype(np.float32)
+    y = X @ rng.standard_normal(5)
+    where = {}
+    for b in ("numpy", backend):
+        with pytest.raises(fastgd.DivergenceError) as info, np.errstate(all="ignore"):
+            fastgd.fit(X, y, loss="squared", batch_size=batch_size, lr=lr, epochs=3000, seed=3,
+                       backend=b)
+        where[b] = (info.value.epoch, info.value.iteration)
+    assert where[backend] == where["numpy"]

@@ -798,9 +798,10 @@ def test_compile_options_in_one_place():
                  nb_updates._apply_update, nb_updates.sgd_update, nb_losses.loss_dloss,
                  nb_updates.adam_update, nb_updates.adagrad_update, nb_updates.rmsprop_update):
         opts = disp.targetoptions
-        # the update rules' elementwise formulas keep their order (no reductions to vectorise)
+        # the update rules' elementwise formulas and the scalar losses keep their order (no
+        # reductions to vectorise)
         exact = disp in (nb_updates.adam_update, nb_updates.adagrad_update,
-                         nb_updates.rmsprop_update)
+                         nb_updates.rmsprop_update, nb_losses.loss_dloss)
         assert opts["fastmath"] == ({"contract", "nsz"} if exact else
                                     {"reassoc", "contract", "nsz"}), disp
         assert opts["nogil"] is True, disp
@@ -836,9 +837,10 @@ def test_each_kernel_compiles_the_rows_of_one_loss_family():
         names = called(nb_le._ol_rule_b1, 21, 8, param_type)
         assert fam in names and other not in names, (param_type, names)
     # the entries pass softmax's marker whatever loss_param they were given
-    assert nb_le._builtin_param(ids.LOSS_SOFTMAX, 0.1) is nb_le._SOFTMAX_PARAM is None
-    assert nb_le._builtin_param(ids.LOSS_HUBER, 0.3) == 0.3
-    assert nb_le._builtin_param(ids.LOSS_SQUARED, None) == 0.0
+    f64 = np.dtype(np.float64)
+    assert nb_le._builtin_param(ids.LOSS_SOFTMAX, 0.1, f64) is nb_le._SOFTMAX_PARAM is None
+    assert nb_le._builtin_param(ids.LOSS_HUBER, 0.3, f64) == 0.3
+    assert nb_le._builtin_param(ids.LOSS_SQUARED, None, f64) == 0.0
 
 
 _CACHED_BITS_SCRIPT = textwrap.dedent("""
@@ -1008,7 +1010,7 @@ def _epoch_gathered_or_not(gathered, block_batches, X, y, sw, order, b, nb, loss
     bl = np.zeros(nb)
     row_bytes = X.shape[1] * X.itemsize
     min_bytes, block_bytes = (0, block_batches * b * row_bytes) if gathered else (1 << 62, 1 << 20)
-    param = nb_le._builtin_param(loss_id, EPS)  # (softmax's kernel takes it as None)
+    param = nb_le._builtin_param(loss_id, EPS, theta.dtype)  # (softmax's: None)
     k = nb_le._linear_epoch_builtin(X, y, sw, order, b, nb, loss_id, param, K, True, alpha, 0.3,
                                     rule_id, np.asarray(hyper, float), lrs, 3, theta,
                                     np.zeros(P), state, bl, min_bytes, block_bytes)

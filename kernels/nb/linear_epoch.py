@@ -206,10 +206,10 @@ def _scalar_rows(X, y, sw, rows, lo, hi, loss_id, loss_param, fit_intercept, the
                 c1 = scale * sw[i1] if has_sw else scale
                 c2 = scale * sw[i2] if has_sw else scale
                 c3 = scale * sw[i3] if has_sw else scale
-                lsum += c0 * lw[2, t]
-                lsum += c1 * lw[2, t + 1]
-                lsum += c2 * lw[2, t + 2]
-                lsum += c3 * lw[2, t + 3]
+                lsum += c0 * _sample_loss(theta, lw[2, t])
+                lsum += c1 * _sample_loss(theta, lw[2, t + 1])
+                lsum += c2 * _sample_loss(theta, lw[2, t + 2])
+                lsum += c3 * _sample_loss(theta, lw[2, t + 3])
                 g0 = cast_like(theta, c0 * lw[3, t])
                 g1 = cast_like(theta, c1 * lw[3, t + 1])
                 g2 = cast_like(theta, c2 * lw[3, t + 2])
@@ -261,10 +261,10 @@ def _scalar_rows(X, y, sw, rows, lo, hi, loss_id, loss_param, fit_intercept, the
         c1 = scale * sw[i1] if has_sw else scale
         c2 = scale * sw[i2] if has_sw else scale
         c3 = scale * sw[i3] if has_sw else scale
-        lsum += c0 * l0
-        lsum += c1 * l1
-        lsum += c2 * l2
-        lsum += c3 * l3
+        lsum += c0 * _sample_loss(theta, l0)
+        lsum += c1 * _sample_loss(theta, l1)
+        lsum += c2 * _sample_loss(theta, l2)
+        lsum += c3 * _sample_loss(theta, l3)
         g0 = cast_like(theta, c0 * e0)
         g1 = cast_like(theta, c1 * e1)
         g2 = cast_like(theta, c2 * e2)
@@ -283,7 +283,7 @@ def _scalar_rows(X, y, sw, rows, lo, hi, loss_id, loss_param, fit_intercept, the
             acc += xi[j] * theta[j]
         l, dl = point_loss(loss_id, loss_param, float(acc + b0), float(y[i]))
         c = scale * sw[i] if has_sw else scale
-        lsum += c * l
+        lsum += c * _sample_loss(theta, l)
         gi = cast_like(theta, c * dl)
         for j in range(d):
             g[j] += xi[j] * gi
@@ -330,7 +330,7 @@ def _softmax_rows(X, y, sw, rows, lo, hi, K, fit_intercept, theta, g, scale, pk,
                     pk[k] = s4[k, q] + theta[dk + k] if fit_intercept else s4[k, q]
                 l = softmax_loss_dloss(pk, y[i], dlk)
                 c = scale * sw[i] if has_sw else scale
-                lsum += c * l
+                lsum += c * _sample_loss(theta, l)
                 for k in range(K):
                     ck = cast_like(pk, c * dlk[k])
                     s4[k, q] = ck
@@ -353,7 +353,7 @@ def _softmax_rows(X, y, sw, rows, lo, hi, K, fit_intercept, theta, g, scale, pk,
                 pk[k] = s + theta[dk + k] if fit_intercept else s
             l = softmax_loss_dloss(pk, y[i], dlk)
             c = scale * sw[i] if has_sw else scale
-            lsum += c * l
+            lsum += c * _sample_loss(theta, l)
             for k in range(K):
                 ck = cast_like(pk, c * dlk[k])
                 gk = gt[k]
@@ -378,7 +378,7 @@ def _softmax_rows(X, y, sw, rows, lo, hi, K, fit_intercept, theta, g, scale, pk,
                 pk[k] += xij * theta[j * K + k]
         l = softmax_loss_dloss(pk, y[i], dlk)
         c = scale * sw[i] if has_sw else scale
-        lsum += c * l
+        lsum += c * _sample_loss(theta, l)
         for k in range(K):
             pk[k] = cast_like(pk, c * dlk[k])  # pk now holds c * dloss
         for j in range(d):
@@ -581,7 +581,7 @@ def _plain_sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_interce
         b0 = theta[d] if fit_intercept else zero_of(theta)
         l, dl = point_loss(loss_id, loss_param, float(acc + b0), float(y[i]))
         c = sw[i] if has_sw else 1.0
-        loss = _batch_loss_value(theta, c * l + pen)
+        loss = _batch_loss_value(theta, c * _sample_loss(theta, l) + pen)
         batch_loss[k] = loss
         if not is_finite(loss):
             return k
@@ -639,7 +639,7 @@ def _sgd_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_intercept, hy
         b0 = theta[d] if fit_intercept else zero_of(theta)
         l, dl = point_loss(loss_id, loss_param, float(acc + b0), float(y[i]))
         c = 1.0 * sw[i] if has_sw else 1.0
-        loss = _batch_loss_value(theta, c * l)
+        loss = _batch_loss_value(theta, c * _sample_loss(theta, l))
         batch_loss[k] = loss
         if not is_finite(loss):
             return k
@@ -731,8 +731,8 @@ def _softmax_b1(X, y, sw, rows, base, k0, k1, fit_intercept, alpha, l1_ratio, ru
                 grad[q * d + j] = xi[j] * gq
             if fit_intercept:
                 grad[dk + q] = gq
-        if not _end_batch(k, c * l, tt, grad, st, dk, alpha, l1_ratio, rule_id, hyper, lrs,
-                          step0, batch_loss):
+        if not _end_batch(k, c * _sample_loss(theta, l), tt, grad, st, dk, alpha, l1_ratio,
+                          rule_id, hyper, lrs, step0, batch_loss):
             done = k
             break
     _transposed(tt, theta, K, d)
@@ -791,6 +791,7 @@ def _scalar_rule_b1(X, y, sw, rows, base, k0, k1, loss_id, loss_param, fit_inter
             acc += xi[j] * theta[j]
         b0 = theta[d] if fit_intercept else zero_of(theta)
         l, dl = point_loss(loss_id, loss_param, float(acc + b0), float(y[i]))
+        l = _sample_loss(theta, l)
         c = 1.0 * sw[i] if has_sw else 1.0
         gi = cast_like(theta, c * dl)
         for j in range(d):
@@ -820,6 +821,15 @@ def _add_penalty(theta, grad, n_penalized, alpha, l1_ratio):
         ww += w * w
         wa += abs(w)
     return alpha * (0.5 * (1.0 - r) * ww + r * wa)
+
+
+@kernel(cache=False, inline=True)
+def _sample_loss(theta, l):
+    """A sample's loss (formed in float64) as the reference's fit has it, in theta's dtype
+    and back: a float32 fit's is inf where it overflows float32, though the batch's mean
+    may not (the reference's batch loss is then inf: the fit stops there); float64 passes
+    unchanged."""
+    return np.float64(cast_like(theta, l))
 
 
 @kernel(cache=False, inline=True)
@@ -1072,7 +1082,7 @@ def _split_batches(X, y, sw, rows, k0, k1, batch_size, m, loss_id, loss_param, f
         lsum = 0.0
         for r in range(nb):
             c = scale * sw[rows[lo + r]] if has_sw else scale
-            lsum += c * lw[2, r]
+            lsum += c * _sample_loss(theta, lw[2, r])
             q[2, r] = cast_like(theta, c * lw[3, r])
         for t in range(grad.shape[0]):
             grad[t] = 0
