@@ -7,7 +7,8 @@ included) and ``dloss = d loss / d p``.  The Numba backend compiles it straight
 into the epoch loop; the reference backend (``backend="numpy"``) evaluates it with
 ``py_loss_dloss``: your NumPy version if you give ``py_fn``, else ``fn`` itself,
 compiled, sample by sample (so overflow, NaN and ``error_model`` behave as in the
-Numba epoch; set ``NUMBA_DISABLE_JIT=1`` to step through it as Python)::
+Numba epoch; to step through it as Python, call ``fn.py_func`` yourself, or give a
+NumPy ``py_fn``)::
 
     from numba import njit
     import math, fastgd
@@ -157,7 +158,7 @@ class CustomModel:
     fn : numba ``@njit`` function.  ``params`` (P,), ``x`` one row of X (d,),
         ``y`` a float64 scalar, ``grad_out`` (P,) zeroed before the call: write
         d loss / d params of this sample into it and return the loss.  Every
-        backend calls it compiled (``NUMBA_DISABLE_JIT=1`` to debug it as Python).
+        backend calls it compiled (call ``fn.py_func`` to step through it as Python).
     init : 1-D array of the P initial parameters (``fit(init=...)`` overrides it).
     predict : optional ``@njit`` ``(params, x) -> float`` for ``FitResult.predict``.
     name : shown in messages.
