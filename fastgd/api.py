@@ -297,12 +297,16 @@ class Run:
         self.step, self.epochs_done, self.history = step, epochs_done, history
 
     def _lrs(self):
-        """This epoch's step sizes (one read-only array for the whole run when constant)."""
+        """This epoch's step sizes (one array for the whole run when constant).
+
+        Writeable, though no kernel writes it: Numba types a read-only array apart, so a
+        read-only one would compile every epoch kernel a second time beside the one that a
+        schedule's fresh arrays (or a direct kernel call) use.
+        """
         if type(self.schedule) is not schedules.Constant:
             return _epoch_lrs(self.schedule, self.step, self.ipe, self.history["loss"])
         if self._constant_lrs is None:
             self._constant_lrs = _epoch_lrs(self.schedule, self.step, self.ipe, self.history["loss"])
-            self._constant_lrs.flags.writeable = False
         return self._constant_lrs
 
     def result(self, theta, state, n_iter, n_epochs):
@@ -326,7 +330,11 @@ class Run:
                 all_lrs.append(lrs)
                 batch_loss = self._batch_loss
                 t0 = time.perf_counter()
-                n_done = engine.run_epoch(e % block, ipe, lrs, self.step, batch_loss)
+                try:
+                    n_done = engine.run_epoch(e % block, ipe, lrs, self.step, batch_loss)
+                except Exception as exc:
+                    self._note_user_error(exc)
+                    raise
                 elapsed = time.perf_counter() - t0
                 if n_done < ipe or not _theta_is_finite(engine):
                     self._diverged(theta0, state0, step0, stream0, all_lrs, e, n_done,
@@ -342,6 +350,28 @@ class Run:
             self.trained = True
             stream.close()
         return self.result(engine.get_theta(), engine.get_state(), self.step, self.epochs_done)
+
+    def _user_function(self):
+        """'model' or 'loss' when the epoch runs the user's compiled code, else None."""
+        from .custom import Loss
+
+        return ("model" if self.kind == "custom" else "loss" if isinstance(self.loss, Loss)
+                else None)
+
+    def _note_user_error(self, exc):
+        """Tell where an exception raised inside the user's compiled function came from.
+
+        Only a Loss or a CustomModel runs user code inside an epoch; the kernel cannot say
+        which batch it was on, but the driver knows the epoch.
+        """
+        yours = self._user_function()
+        if yours and hasattr(exc, "add_note"):  # Python >= 3.11
+            first, last = self.step + 1, self.step + self.ipe
+            updates = f"update {first}" if first == last else f"updates {first} to {last}"
+            exc.add_note(f"fastgd: raised while your {yours} function ran in epoch "
+                         f"{self.epochs_done} of the fit (0-based; {updates} overall). The "
+                         f"parameters reached so far are not returned: pass callback= to keep "
+                         f"each epoch's result")
 
     def _orders(self, count, more_to_come, stream=None):
         """The next ``count`` epochs' orders, (count, m), for ``engine.prepare``."""
@@ -403,10 +433,7 @@ class Run:
             what = (f"the update made the parameters non-finite (that batch's loss was "
                     f"{batch_loss[j]:g})")
         last = self.result(engine.get_theta(), engine.get_state(), step + j, epoch)
-        from .custom import Loss
-
-        yours = ("model" if self.kind == "custom" else "loss" if isinstance(self.loss, Loss)
-                 else None)
+        yours = self._user_function()
         user_fn = (f"; or check your {yours} function at those parameters (a NaN or inf it "
                    f"returns stops the fit too)" if yours else "")
         raise DivergenceError(

@@ -8,6 +8,7 @@ through custom_model_epoch against its reference twin.
 """
 import contextlib
 import math
+import sys
 
 import numba
 import numpy as np
@@ -660,6 +661,29 @@ def test_a_users_exception_comes_out_as_itself_where_batches_are_large():
     y[1900] = 1000.0
     with pytest.raises(ValueError, match="my loss refuses y > 100"):
         fastgd.bgd(X, y, loss=Loss(_refuses_a_large_y), backend="numba", lr=1e-3, epochs=2)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python >= 3.11")
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_a_users_exception_says_in_which_epoch_it_was_raised(backend):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 2)), rng.standard_normal(40)
+    y[7] = 1000.0  # every epoch meets it: the third fit's first epoch is epoch 2
+    first = fastgd.fit(X, np.clip(y, -3, 3), loss=Loss(_refuses_a_large_y), batch_size=4, epochs=2,
+                       lr=0.01, backend=backend)
+    with pytest.raises(ValueError, match="my loss refuses") as info:
+        fastgd.fit(X, y, loss=Loss(_refuses_a_large_y), init=first, batch_size=4, epochs=1,
+                   lr=0.01, backend=backend)
+    assert info.value.__notes__ == [
+        "fastgd: raised while your loss function ran in epoch 2 of the fit (0-based; updates 21 "
+        "to 30 overall). The parameters reached so far are not returned: pass callback= to keep "
+        "each epoch's result"]
+    model = CustomModel(_raises_on_a_large_x, [0.0, 0.0])
+    X[13, 0] = 5.0
+    with pytest.raises(ValueError, match="bad row") as info:
+        fastgd.fit(X, y, model=model, batch_size=40, epochs=3, lr=0.01, backend=backend)
+    assert "your model function ran in epoch 0 of the fit (0-based; update 1 overall)" in \
+        info.value.__notes__[0]
 
 
 @njit

@@ -843,6 +843,30 @@ def test_each_kernel_compiles_the_rows_of_one_loss_family():
     assert nb_le._builtin_param(ids.LOSS_SQUARED, None, f64) == 0.0
 
 
+def test_a_fit_and_a_direct_call_share_one_compiled_epoch_kernel():
+    """Numba types a read-only array apart from a writeable one.  The driver's constant
+    step sizes were a read-only array, so a fit with a float lr compiled its epoch kernel
+    a second time beside the one a schedule's fresh array or a direct call had compiled."""
+    import fastgd
+
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((N, D)), (rng.random(N) < 0.5).astype(float)
+    for b in (1, 8):
+        n_batches = -(-N // b)
+        path = nb_le._epoch_path(X, np.arange(N), b, n_batches, ids.LOSS_LOGISTIC, 1,
+                                 ids.RULE_SGD, np.zeros(4))
+        kernel = nb_le._EPOCHS[path][False]
+        fastgd.fit(X, y, loss="logistic", batch_size=b, epochs=2, lr=0.1, backend="numba")
+        fastgd.fit(X, y, loss="logistic", batch_size=b, epochs=2, lr=0.1,
+                   schedule="inverse_scaling", backend="numba")
+        nb_le.linear_epoch(X, y, np.empty(0), rng.permutation(N), b, n_batches,
+                           ids.LOSS_LOGISTIC, None, 1, True, 0.0, 0.0, ids.RULE_SGD, np.zeros(4),
+                           np.full(n_batches, 0.1), 0, np.zeros(D + 1), np.zeros(D + 1),
+                           np.zeros((1, D + 1)), np.zeros(n_batches))
+        lrs_types = {sig[14] for sig in kernel.signatures if sig[0] == numba.typeof(X)}
+        assert len(lrs_types) == 1 and next(iter(lrs_types)).mutable, (path, lrs_types)
+
+
 _CACHED_BITS_SCRIPT = textwrap.dedent("""
     import numpy as np
     from fastgd.kernels import ids
