@@ -31,7 +31,7 @@ import numpy as np
 from numba import prange
 from numba.extending import overload
 
-from ._util import cast_like, is_finite
+from ._util import ZERO, cast_like, is_finite
 from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel, on_calling_thread
 from .updates import _apply_update
 from .. import checks
@@ -105,7 +105,7 @@ def _model_workspace(n_rows, theta):
 def _custom_model_batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf):
     n = rows.shape[0]
     parts, lparts, gbs = _model_workspace(n, theta)
-    return _model_batch(fn, X, y, sw, rows, 0, n, theta, grad, scale, gbuf, parts, lparts, gbs)
+    return _model_batch(fn, X, y, sw, rows, ZERO, n, theta, grad, scale, gbuf, parts, lparts, gbs)
 
 
 @kernel(cache=False)

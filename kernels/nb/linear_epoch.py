@@ -48,7 +48,7 @@ from numba import prange
 from numba.core import types
 from numba.extending import overload
 
-from ._util import (cast_like, compare_and_swap, cycle_count, is_finite, load_acquire,
+from ._util import (TRUE, ZERO, cast_like, compare_and_swap, cycle_count, is_finite, load_acquire,
                     prefetch_item, prefetch_part, prefetch_row, spin_pause, store_release, touch,
                     zero_of)
 from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel, on_calling_thread
@@ -88,7 +88,7 @@ PAIR_EPOCH_FACTOR = 500
 # Spin-wait bounds (pause instructions) of the pair: the first thread computes the
 # second half itself when the helper's does not come (a descheduled helper); the
 # helper leaves when no new batch comes (the epoch ended or its partner stalls).
-_WAIT_SPINS = 4096
+_WAIT_SPINS = np.int64(4096)  # (an int would type as a literal: _util.ZERO)
 _IDLE_SPINS = 1 << 16
 # Slots of the pair's int64 sync array, a cache line apart: the batch published by
 # the first thread, the last batch whose second half was claimed, the last the
@@ -871,8 +871,8 @@ def _linear_batch_gradient_impl(X, y, sw, rows, loss_id, loss_param, n_outputs, 
                                 theta, grad, scale):
     n = rows.shape[0]
     parts, lparts, pks, dlks = _workspace(n, theta, n_outputs)
-    return _batch_gradient(X, y, sw, rows, 0, n, loss_id, loss_param, n_outputs, fit_intercept,
-                           theta, grad, scale, parts, lparts, pks, dlks, True)
+    return _batch_gradient(X, y, sw, rows, ZERO, n, loss_id, loss_param, n_outputs, fit_intercept,
+                           theta, grad, scale, parts, lparts, pks, dlks, TRUE)
 
 
 @kernel(cache=False)
@@ -1001,7 +1001,7 @@ def _pair_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
     done = _team_scratch(2)[2]
     for t in prange(2):
         if t == 0:
-            done[0] = _halves_batches(X, y, sw, order, 0, 0, n_batches, batch_size,
+            done[0] = _halves_batches(X, y, sw, order, ZERO, ZERO, n_batches, batch_size,
                                       order.shape[0], loss_id, loss_param, K, fit_intercept,
                                       alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
                                       state, batch_loss, hparts, hl, sync, hp, hd, _WAIT_SPINS,
@@ -1166,7 +1166,7 @@ def _read_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
     progress, sink, done = _team_scratch(1 + readers)
     for t in prange(1 + readers):
         if t == 0:
-            done[0] = _plain_sgd_b1(X, y, sw, order, 0, 0, n_batches, loss_id, loss_param,
+            done[0] = _plain_sgd_b1(X, y, sw, order, ZERO, ZERO, n_batches, loss_id, loss_param,
                                     fit_intercept, alpha, l1_ratio, lrs, theta, batch_loss,
                                     progress)
             store_release(progress, _END, 1)
@@ -1182,7 +1182,7 @@ def _rule1_read_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss
     progress, sink, done = _team_scratch(1 + readers)
     for t in prange(1 + readers):
         if t == 0:
-            done[0] = _rule_b1(X, y, sw, order, 0, 0, n_batches, loss_id, loss_param,
+            done[0] = _rule_b1(X, y, sw, order, ZERO, ZERO, n_batches, loss_id, loss_param,
                                fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta,
                                grad, state, batch_loss, progress)
             store_release(progress, _END, 1)
@@ -1262,7 +1262,7 @@ def _run_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_para
     if halves:
         return _halves_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_param,
                                K, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0,
-                               theta, grad, state, batch_loss, hparts, hl, sync, hp, hd, 0,
+                               theta, grad, state, batch_loss, hparts, hl, sync, hp, hd, ZERO,
                                sync[:0])
     return _gradient_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_param, K,
                              fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta,
@@ -1306,7 +1306,7 @@ def _run_halves(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_param
                 hp, hd):
     return _halves_batches(X, y, sw, rows, base, k0, k1, batch_size, m, loss_id, loss_param, K,
                            fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta,
-                           grad, state, batch_loss, hparts, hl, sync, hp, hd, 0, sync[:0])
+                           grad, state, batch_loss, hparts, hl, sync, hp, hd, ZERO, sync[:0])
 
 
 @kernel(cache=False)
@@ -1550,7 +1550,7 @@ def _sgd1_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
     with a custom loss compiles in every process (1.8 s here against 21.8 s for the
     whole of _linear_epoch_impl), and a first fit with a built-in loss before its cache
     is written."""
-    return _plain_sgd_b1(X, y, sw, order, 0, 0, n_batches, loss_id, loss_param, fit_intercept,
+    return _plain_sgd_b1(X, y, sw, order, ZERO, ZERO, n_batches, loss_id, loss_param, fit_intercept,
                          alpha, l1_ratio, lrs, theta, batch_loss, np.zeros(0, dtype=np.int64))
 
 
@@ -1559,7 +1559,7 @@ def _rule1_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_para
                       state, batch_loss):
     """_sgd1_epoch_impl for any other rule at batch size 1 (scalar losses, _scalar_rule_b1):
     what _linear_epoch_impl runs for it when X is too small to gather (the same bits)."""
-    return _scalar_rule_b1(X, y, sw, order, 0, 0, n_batches, loss_id, loss_param,
+    return _scalar_rule_b1(X, y, sw, order, ZERO, ZERO, n_batches, loss_id, loss_param,
                            fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta,
                            grad, state, batch_loss, np.zeros(0, dtype=np.int64))
 
@@ -1569,7 +1569,7 @@ def _softmax1_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_p
                          state, batch_loss):
     """Softmax at batch size 1 (_softmax_b1) when X is too small to gather: apart from
     _rule1_epoch_impl, which compiled it for every scalar loss too (4 of its 8.6 s)."""
-    return _softmax_b1(X, y, sw, order, 0, 0, n_batches, fit_intercept, alpha, l1_ratio,
+    return _softmax_b1(X, y, sw, order, ZERO, ZERO, n_batches, fit_intercept, alpha, l1_ratio,
                        rule_id, hyper, lrs, step0, theta, grad, state, batch_loss,
                        np.zeros(0, dtype=np.int64))
 
@@ -1581,10 +1581,10 @@ def _halves_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_par
     _linear_epoch_impl runs for them when X is too small to gather (the same call, the
     same bits), in a kernel of its own (7 s to compile with a custom loss, against 19 s)."""
     hparts, hl, sync, hp, hd = _halves_workspace(theta, n_outputs, 2)
-    return _halves_batches(X, y, sw, order, 0, 0, n_batches, batch_size, order.shape[0],
+    return _halves_batches(X, y, sw, order, ZERO, ZERO, n_batches, batch_size, order.shape[0],
                            loss_id, loss_param, n_outputs, fit_intercept, alpha, l1_ratio,
                            rule_id, hyper, lrs, step0, theta, grad, state, batch_loss, hparts,
-                           hl, sync, hp, hd, 0, sync[:0])
+                           hl, sync, hp, hd, ZERO, sync[:0])
 
 
 def _halves_read_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param,
@@ -1600,11 +1600,11 @@ def _halves_read_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, los
     progress, sink, done = _team_scratch(1 + readers)
     for t in prange(1 + readers):
         if t == 0:
-            done[0] = _halves_batches(X, y, sw, order, 0, 0, n_batches, batch_size,
+            done[0] = _halves_batches(X, y, sw, order, ZERO, ZERO, n_batches, batch_size,
                                       order.shape[0], loss_id, loss_param, n_outputs,
                                       fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0,
                                       theta, grad, state, batch_loss, hparts, hl, sync, hp, hd,
-                                      0, progress)
+                                      ZERO, progress)
             store_release(progress, _END, 1)
         else:
             sink[t] = _read_ahead(X, y, sw, order, progress, t - 1, readers)
@@ -1649,9 +1649,9 @@ def _large_epoch_impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_para
     if (batch_size >= m and n_batches == 1 and not _is_sorted(order)
             and _is_permutation(order, X.shape[0])):
         rows = np.arange(m)  # BGD: the same set of rows, streamed in storage order
-    return _gradient_batches(X, y, sw, rows, 0, 0, n_batches, batch_size, m, loss_id,
+    return _gradient_batches(X, y, sw, rows, ZERO, ZERO, n_batches, batch_size, m, loss_id,
                              loss_param, n_outputs, fit_intercept, alpha, l1_ratio, rule_id,
-                             hyper, lrs, step0, theta, grad, state, batch_loss, True, parts,
+                             hyper, lrs, step0, theta, grad, state, batch_loss, TRUE, parts,
                              lparts, pks, dlks)
 
 
@@ -1830,20 +1830,22 @@ def _ol_linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fi
     if _is_builtin_param(loss_param):
         def impl(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept, theta, grad,
                  scale):
+            lid, K, fi, sc = np.int64(loss_id), np.int64(n_outputs), np.bool_(fit_intercept), \
+                np.float64(scale)  # the Python entry's types (_epoch_scalars)
             if loss_id == LOSS_SOFTMAX:
-                return _linear_batch_gradient_builtin(X, y, sw, rows, loss_id, _SOFTMAX_PARAM,
-                                                      n_outputs, fit_intercept, theta, grad,
-                                                      scale)
-            return _linear_batch_gradient_builtin(X, y, sw, rows, loss_id,
-                                                  _scalar_param(loss_param, theta), n_outputs,
-                                                  fit_intercept, theta, grad, scale)
+                return _linear_batch_gradient_builtin(X, y, sw, rows, lid, _SOFTMAX_PARAM, K, fi,
+                                                      theta, grad, sc)
+            return _linear_batch_gradient_builtin(X, y, sw, rows, lid,
+                                                  _scalar_param(loss_param, theta), K, fi, theta,
+                                                  grad, sc)
     else:
         def impl(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept, theta, grad,
                  scale):
             if loss_id != LOSS_CUSTOM:
                 raise ValueError(_FUNCTION_NEEDS_CUSTOM)
-            return _linear_batch_gradient_custom(X, y, sw, rows, loss_id, loss_param, n_outputs,
-                                                 fit_intercept, theta, grad, scale)
+            return _linear_batch_gradient_custom(X, y, sw, rows, np.int64(loss_id), loss_param,
+                                                 np.int64(n_outputs), np.bool_(fit_intercept),
+                                                 theta, grad, np.float64(scale))
     return impl
 
 
@@ -1942,6 +1944,17 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
                        param, *args_tail)
 
 
+@numba.njit(inline="always")
+def _epoch_scalars(batch_size, n_batches, loss_id, n_outputs, fit_intercept, alpha, l1_ratio,
+                   rule_id, step0):
+    """The scalars as the Python entry hands them over (its int(), float(), bool()): a
+    literal (a constant in the caller's code types as Literal[int]) or a narrower type
+    would compile the epoch kernels again beside the ones fits use (_util.ZERO)."""
+    return (np.int64(batch_size), np.int64(n_batches), np.int64(loss_id), np.int64(n_outputs),
+            np.bool_(fit_intercept), np.float64(alpha), np.float64(l1_ratio), np.int64(rule_id),
+            np.int64(step0))
+
+
 @overload(linear_epoch)
 def _ol_linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
                      fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
@@ -1961,17 +1974,20 @@ def _ol_linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
                          grad, state, batch_loss)
         return whole(X, y, sw, order, batch_size, n_batches, loss_id, param, n_outputs,
                      fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
-                     state, batch_loss, GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
+                     state, batch_loss, np.int64(GATHER_MIN_BYTES),
+                     np.int64(GATHER_BLOCK_BYTES))
 
     if not builtin:
         def impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
                  fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state,
                  batch_loss):
+            b, nb, lid, K, fi, a, r, rid, s0 = _epoch_scalars(
+                batch_size, n_batches, loss_id, n_outputs, fit_intercept, alpha, l1_ratio,
+                rule_id, step0)
             if loss_id != LOSS_CUSTOM:
                 raise ValueError(_FUNCTION_NEEDS_CUSTOM)
-            return split_or_whole(X, y, sw, order, batch_size, n_batches, loss_id, loss_param,
-                                  n_outputs, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs,
-                                  step0, theta, grad, state, batch_loss)
+            return split_or_whole(X, y, sw, order, b, nb, lid, loss_param, K, fi, a, r, rid,
+                                  hyper, lrs, s0, theta, grad, state, batch_loss)
         return impl
 
     # a built-in code: the softmax kernel and the K = 1 one, picked here (_SOFTMAX_PARAM).
@@ -1980,14 +1996,15 @@ def _ol_linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
     def impl(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
              fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state,
              batch_loss):
-        if loss_id == LOSS_SOFTMAX:
-            return whole(X, y, sw, order, batch_size, n_batches, loss_id, _SOFTMAX_PARAM,
-                         n_outputs, fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0,
-                         theta, grad, state, batch_loss, GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
-        return split_or_whole(X, y, sw, order, batch_size, n_batches, loss_id,
-                              _scalar_param(loss_param, theta), n_outputs, fit_intercept, alpha,
-                              l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state,
-                              batch_loss)
+        b, nb, lid, K, fi, a, r, rid, s0 = _epoch_scalars(
+            batch_size, n_batches, loss_id, n_outputs, fit_intercept, alpha, l1_ratio, rule_id,
+            step0)
+        if loss_id == LOSS_SOFTMAX:  # (a literal code prunes the other family's kernels)
+            return whole(X, y, sw, order, b, nb, lid, _SOFTMAX_PARAM, K, fi, a, r, rid, hyper,
+                         lrs, s0, theta, grad, state, batch_loss, np.int64(GATHER_MIN_BYTES),
+                         np.int64(GATHER_BLOCK_BYTES))
+        return split_or_whole(X, y, sw, order, b, nb, lid, _scalar_param(loss_param, theta), K,
+                              fi, a, r, rid, hyper, lrs, s0, theta, grad, state, batch_loss)
 
     return impl
 
