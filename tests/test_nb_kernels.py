@@ -765,6 +765,12 @@ def test_kernels_callable_from_user_njit_code():
         assert_close(theta, t2, 1e-9)
         assert_close(state, s2, 1e-9)
         assert_close(loss, l2, 1e-9)
+    # The njit entries hand the kernels the Python entries' scalar types: the literals in
+    # the caller's code (True, ids.RULE_SGD) compiled kernels of their own (docs/numba.md).
+    for kernel in (nb_le._linear_epoch_builtin, nb_le._linear_batch_gradient_builtin):
+        assert kernel.signatures
+        assert not any(isinstance(t, numba.types.Literal) for sig in kernel.signatures
+                       for t in sig), kernel.signatures
 
 
 @njit
