@@ -38,7 +38,6 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic, overload
 
-from ._util import FALSE, ONE, ZERO
 from .config import kernel
 from .losses import loss_dloss, softmax_loss_dloss
 from .updates import _apply_update
@@ -515,10 +514,10 @@ def _team_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes, ac
             if not _finite(shared[0]):
                 return k
             _batch_backward(layer_sizes, activation_id, theta, grad, nb, work, w_off, cum,
-                            lrs[k], fused, ab, tid, T, bar, ts)
+                            lrs[k], True, ab, tid, T, bar, ts)
             continue
         _batch_backward(layer_sizes, activation_id, theta, grad, nb, work, w_off, cum, 0.0,
-                        fused, ab, tid, T, bar, ts)
+                        False, ab, tid, T, bar, ts)
         if tid == 0:
             loss += _penalty(theta, grad, layer_sizes, alpha, l1_ratio, w_off)
             batch_loss[k] = loss
@@ -541,9 +540,9 @@ def _mlp_batch_gradient(X, y, sw, rows, loss_id, layer_sizes, activation_id, the
     bar = np.array([0, 0, 1, 0, -1], np.int64)
     ts = np.zeros(3, np.int64)
     loss = _batch_forward(X, y, sw, rows, loss_id, layer_sizes, activation_id, theta, scale,
-                          work, w_off, cum, ab, ZERO, ONE, bar, ts, np.zeros(2))
+                          work, w_off, cum, ab, 0, 1, bar, ts, np.zeros(2))
     _batch_backward(layer_sizes, activation_id, theta, grad, rows.shape[0], work, w_off, cum,
-                    0.0, FALSE, ab, ZERO, ONE, bar, ts)
+                    0.0, False, ab, 0, 1, bar, ts)
     return loss
 
 
@@ -561,7 +560,7 @@ def mlp_epoch_serial(X, y, sw, order, batch_size, n_batches, loss_id, layer_size
     to the threaded ``mlp_epoch``)."""
     return _team_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes,
                        activation_id, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta,
-                       grad, state, batch_loss, work, ZERO, ONE,
+                       grad, state, batch_loss, work, 0, 1,
                        np.array([0, 0, 1, 0, -1], np.int64), np.zeros(2))
 
 
