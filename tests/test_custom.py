@@ -687,6 +687,24 @@ def test_a_users_exception_says_in_which_epoch_it_was_raised(backend):
 
 
 @njit
+def _dot_on_mixed_dtypes(params, x, y, g):  # np.dot of float32 and float64: no typing
+    r = np.dot(x, np.ones(x.shape[0])) * params[0] - y
+    for j in range(x.shape[0]):
+        g[j] = r * x[j]
+    return 0.5 * r * r
+
+
+def test_a_function_numba_cannot_compile_gets_no_epoch_note():
+    """Nothing ran: a note that the function "ran in epoch 0" would mislead (review)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((30, 2)).astype(np.float32), rng.standard_normal(30)
+    with pytest.raises(numba.core.errors.TypingError) as info:
+        fastgd.fit(X, y, model=CustomModel(_dot_on_mixed_dtypes, [0.0, 0.0]), batch_size=5,
+                   epochs=2, lr=0.01, backend="numba")
+    assert not getattr(info.value, "__notes__", None)
+
+
+@njit
 def _falls_off_on_one_side(p, y):  # no return when p > y: Numba types it Optional
     r = p - y
     if r <= 0.0:  # (the probe, fn(0.5, 1.0), takes this branch)

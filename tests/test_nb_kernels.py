@@ -765,12 +765,11 @@ def test_kernels_callable_from_user_njit_code():
         assert_close(theta, t2, 1e-9)
         assert_close(state, s2, 1e-9)
         assert_close(loss, l2, 1e-9)
-    # The njit entries hand the kernels the Python entries' scalar types: the literals in
-    # the caller's code (True, ids.RULE_SGD) compiled kernels of their own (docs/numba.md).
-    for kernel in (nb_le._linear_epoch_builtin, nb_le._linear_batch_gradient_builtin):
-        assert kernel.signatures
-        assert not any(isinstance(t, numba.types.Literal) for sig in kernel.signatures
-                       for t in sig), kernel.signatures
+    # The njit entry passed the module-level GATHER_* ints as literals, which compiled the
+    # whole epoch kernel again beside the one Python calls compile (docs/numba.md).
+    assert nb_le._linear_epoch_builtin.signatures
+    assert not any(isinstance(t, numba.types.Literal)
+                   for sig in nb_le._linear_epoch_builtin.signatures for t in sig)
 
 
 @njit
@@ -790,6 +789,32 @@ def test_njit_callers_get_an_error_for_a_function_beside_a_builtin_code():
     P = D * K3 + K3
     with pytest.raises(ValueError, match="loss_id must be LOSS_CUSTOM"):
         _njit_gradient(X, y, ids.LOSS_SOFTMAX, sq, K3, np.zeros(P), np.zeros(P))
+
+
+def test_njit_callers_get_a_typing_error_for_a_float_count():
+    """The njit entries hand the kernels int64 counts, and np.int64(8.5) is 8: a float
+    count from the caller's code would have run truncated.  It is refused when the
+    caller's function compiles (before any kernel does)."""
+    @njit
+    def epoch(X, y, b):
+        P = X.shape[1] + 1
+        return nb_le.linear_epoch(X, y, np.empty(0), np.arange(X.shape[0]), b, 5, 1, 0.0, 1,
+                                  True, 0.0, 0.0, 0, np.zeros(4), np.full(5, 0.1), 0,
+                                  np.zeros(P), np.zeros(P), np.zeros((1, P)), np.zeros(5))
+
+    @njit
+    def gradient(X, y, K):
+        P = X.shape[1] + 1
+        return nb_le.linear_batch_gradient(X, y, np.empty(0), np.arange(X.shape[0]), 1, 0.0, K,
+                                           True, np.zeros(P), np.zeros(P), 1.0)
+
+    X, y, _ = make_problem(ids.LOSS_LOGISTIC)
+    with pytest.raises(numba.core.errors.TypingError,
+                       match="linear_epoch: batch_size must be an integer, got float64"):
+        epoch(X, y, 8.5)
+    with pytest.raises(numba.core.errors.TypingError,
+                       match="linear_batch_gradient: n_outputs must be an integer, got float64"):
+        gradient(X, y, 1.0)
 
 
 # --------------------------------------------------------------------------------------

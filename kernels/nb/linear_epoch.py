@@ -1827,6 +1827,9 @@ def linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_in
 @overload(linear_batch_gradient)
 def _ol_linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept,
                               theta, grad, scale):
+    _check_scalar_types("linear_batch_gradient",
+                        counts=(("loss_id", loss_id), ("n_outputs", n_outputs)),
+                        reals=(("scale", scale),), flags=(("fit_intercept", fit_intercept),))
     if _is_builtin_param(loss_param):
         def impl(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept, theta, grad,
                  scale):
@@ -1944,12 +1947,28 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
                        param, *args_tail)
 
 
+def _check_scalar_types(entry, counts=(), reals=(), flags=()):
+    """An @njit caller's scalar arguments, at typing time: ``counts`` integers, ``reals``
+    integers or floats, ``flags`` booleans or integers (name, Numba type pairs).  The
+    conversions below would otherwise truncate a float count (np.int64(8.5) is 8)."""
+    for names, kinds, what in ((counts, (types.Integer,), "an integer"),
+                               (reals, (types.Integer, types.Float), "a real number"),
+                               (flags, (types.Boolean, types.Integer), "a bool")):
+        for name, t in names:
+            if not isinstance(t, kinds):  # (a Numba bool is no Integer)
+                raise numba.core.errors.TypingError(
+                    f"{entry}: {name} must be {what}, got {t}; pass it as the Python entry "
+                    f"would take it (docs/kernels.md)")
+
+
 @numba.njit(inline="always")
 def _epoch_scalars(batch_size, n_batches, loss_id, n_outputs, fit_intercept, alpha, l1_ratio,
                    rule_id, step0):
-    """The scalars as the Python entry hands them over (its int(), float(), bool()): a
-    literal (a constant in the caller's code types as Literal[int]) or a narrower type
-    would compile the epoch kernels again beside the ones fits use (_util.ZERO)."""
+    """The scalars in the types the Python entry hands over (its int(), float(), bool()),
+    whatever integer or float types the caller's code has (an int alpha, an int32 count):
+    each other type would compile the epoch kernels again beside the ones fits use.
+    (Plain literals in the caller's call already arrive unliteral: @overload types its
+    implementation with the plain types first.)"""
     return (np.int64(batch_size), np.int64(n_batches), np.int64(loss_id), np.int64(n_outputs),
             np.bool_(fit_intercept), np.float64(alpha), np.float64(l1_ratio), np.int64(rule_id),
             np.int64(step0))
@@ -1959,6 +1978,11 @@ def _epoch_scalars(batch_size, n_batches, loss_id, n_outputs, fit_intercept, alp
 def _ol_linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_outputs,
                      fit_intercept, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad,
                      state, batch_loss):
+    _check_scalar_types("linear_epoch", counts=(
+        ("batch_size", batch_size), ("n_batches", n_batches), ("loss_id", loss_id),
+        ("n_outputs", n_outputs), ("rule_id", rule_id), ("step0", step0)),
+        reals=(("alpha", alpha), ("l1_ratio", l1_ratio)),
+        flags=(("fit_intercept", fit_intercept),))
     builtin = _is_builtin_param(loss_param)
     whole = _linear_epoch_builtin if builtin else _linear_epoch_custom
     split = _split_epoch_builtin if builtin else _split_epoch_custom
@@ -1999,7 +2023,7 @@ def _ol_linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param
         b, nb, lid, K, fi, a, r, rid, s0 = _epoch_scalars(
             batch_size, n_batches, loss_id, n_outputs, fit_intercept, alpha, l1_ratio, rule_id,
             step0)
-        if loss_id == LOSS_SOFTMAX:  # (a literal code prunes the other family's kernels)
+        if loss_id == LOSS_SOFTMAX:
             return whole(X, y, sw, order, b, nb, lid, _SOFTMAX_PARAM, K, fi, a, r, rid, hyper,
                          lrs, s0, theta, grad, state, batch_loss, np.int64(GATHER_MIN_BYTES),
                          np.int64(GATHER_BLOCK_BYTES))
