@@ -364,9 +364,9 @@ class Run:
         Only a Loss or a CustomModel runs user code inside an epoch; the kernel cannot say
         which batch it was on, but the driver knows the epoch.
         """
-        yours = self._user_function()
         if type(exc).__module__.split(".")[0] == "numba":
             return  # Numba could not compile the function (a TypingError): nothing ran yet
+        yours = self._user_function()
         if yours and hasattr(exc, "add_note"):  # Python >= 3.11
             first, last = self.step + 1, self.step + self.ipe
             updates = f"update {first}" if first == last else f"updates {first} to {last}"

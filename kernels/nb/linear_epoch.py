@@ -1833,8 +1833,7 @@ def _ol_linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fi
     if _is_builtin_param(loss_param):
         def impl(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_intercept, theta, grad,
                  scale):
-            lid, K, fi, sc = np.int64(loss_id), np.int64(n_outputs), np.bool_(fit_intercept), \
-                np.float64(scale)  # the Python entry's types (_epoch_scalars)
+            lid, K, fi, sc = _gradient_scalars(loss_id, n_outputs, fit_intercept, scale)
             if loss_id == LOSS_SOFTMAX:
                 return _linear_batch_gradient_builtin(X, y, sw, rows, lid, _SOFTMAX_PARAM, K, fi,
                                                       theta, grad, sc)
@@ -1846,9 +1845,9 @@ def _ol_linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fi
                  scale):
             if loss_id != LOSS_CUSTOM:
                 raise ValueError(_FUNCTION_NEEDS_CUSTOM)
-            return _linear_batch_gradient_custom(X, y, sw, rows, np.int64(loss_id), loss_param,
-                                                 np.int64(n_outputs), np.bool_(fit_intercept),
-                                                 theta, grad, np.float64(scale))
+            lid, K, fi, sc = _gradient_scalars(loss_id, n_outputs, fit_intercept, scale)
+            return _linear_batch_gradient_custom(X, y, sw, rows, lid, loss_param, K, fi, theta,
+                                                 grad, sc)
     return impl
 
 
@@ -1972,6 +1971,12 @@ def _epoch_scalars(batch_size, n_batches, loss_id, n_outputs, fit_intercept, alp
     return (np.int64(batch_size), np.int64(n_batches), np.int64(loss_id), np.int64(n_outputs),
             np.bool_(fit_intercept), np.float64(alpha), np.float64(l1_ratio), np.int64(rule_id),
             np.int64(step0))
+
+
+@numba.njit(inline="always")
+def _gradient_scalars(loss_id, n_outputs, fit_intercept, scale):
+    """_epoch_scalars for linear_batch_gradient."""
+    return np.int64(loss_id), np.int64(n_outputs), np.bool_(fit_intercept), np.float64(scale)
 
 
 @overload(linear_epoch)
