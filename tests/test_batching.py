@@ -44,6 +44,24 @@ def test_sampling_with_replacement_draws_b_per_iteration():
         np.testing.assert_array_equal(g, e)
 
 
+@pytest.mark.parametrize("n", [11, 1000])
+def test_replacement_draws_an_epoch_in_one_call_with_the_per_batch_numbers(n, monkeypatch):
+    """An epoch's batches come from one rng.integers call (per-batch calls from Python
+    cost more than the epoch at b = 1): the same numbers, and the same stream after, as
+    one call a batch, which is what runs where NumPy would not give them."""
+    from fastgd import batching
+
+    assert batching._one_draw_is_k_draws()  # this NumPy takes the one-call path
+    one = np.random.default_rng(8)
+    got = [batching.epoch_order(one, n, 3, sampling="replacement") for _ in range(3)]
+    monkeypatch.setattr(batching, "_one_draw", False)
+    per_batch = np.random.default_rng(8)
+    want = [batching.epoch_order(per_batch, n, 3, sampling="replacement") for _ in range(3)]
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    assert one.bit_generator.state == per_batch.bit_generator.state
+
+
 @pytest.mark.parametrize("b,expected", [(1, 500), (None, 1), (499, 2), (500, 1)])
 def test_fit_runs_the_contracted_number_of_updates(b, expected):
     X = np.random.default_rng(0).standard_normal((500, 3))
