@@ -319,15 +319,16 @@ class Run:
     def train(self, epochs, callback=None):
         """Run ``epochs`` more epochs; return the FitResult (DivergenceError on failure)."""
         engine, ipe, history, stream = self.engine, self.ipe, self.history, self.stream
-        theta0, state0, step0, stream0 = engine.get_theta(), engine.get_state(), self.step, stream.state()
+        stream0 = stream.state()
         block = max(1, min(epochs, self.order_block_bytes // (8 * stream.m)))
-        all_lrs = []
         try:
             for e in range(epochs):
                 if e % block == 0:
                     engine.prepare(self._orders(min(block, epochs - e), e + 1 < epochs or self.trained))
                 lrs = self._lrs()
-                all_lrs.append(lrs)
+                # where a divergence replay starts: a copy of the parameters, not every
+                # epoch's step sizes (a schedule's are n * 8 bytes an epoch at b = 1)
+                start = engine.get_theta(), engine.get_state()
                 batch_loss = self._batch_loss
                 t0 = time.perf_counter()
                 try:
@@ -337,8 +338,7 @@ class Run:
                     raise
                 elapsed = time.perf_counter() - t0
                 if n_done < ipe or not _theta_is_finite(engine):
-                    self._diverged(theta0, state0, step0, stream0, all_lrs, e, n_done,
-                                   batch_loss, self.epochs_done)
+                    self._diverged(start, stream0, lrs, e, n_done, batch_loss)
                 self.step += ipe
                 self.epochs_done += 1
                 history["loss"].append(float(np.add.reduce(batch_loss)) / ipe)  # np.mean, less overhead
@@ -385,7 +385,7 @@ class Run:
             row[...] = stream.next(prefetch=False)
         return orders
 
-    def _diverged(self, theta0, state0, step0, stream0, all_lrs, e, k, batch_loss, epoch):
+    def _diverged(self, start, stream0, lrs, e, k, batch_loss):
         """Find where this call's epoch ``e`` diverged, with the last finite parameters; raise.
 
         The epoch stopped before its update ``k`` (``k < ipe``: that batch's loss was
@@ -393,22 +393,21 @@ class Run:
         a loss can map a NaN margin to a finite value, or an update rule can make
         them (Adam with eps = 0 on a constant column).  Either way an earlier update
         may already have made them non-finite, so replay the epoch deterministically
-        on a fresh engine (every earlier epoch ended finite: the driver checks each)
-        and find the first update whose result is not finite.  Divergence is rare: the
-        normal path pays one finiteness check of the parameters an epoch.
+        on a fresh engine from ``start``, the parameters and optimizer state it began
+        with (finite: the driver checks every epoch's end), with the epoch's order
+        drawn again from ``stream0``, the stream as this call found it, and find the
+        first update whose result is not finite.  Divergence is rare: the normal path
+        pays a copy and one finiteness check of the parameters an epoch.
         """
+        start_theta, start_state = start
         engine = backends.make_engine(self.backend, self.kind, self.X, self.y, self.sw, self.spec,
-                                      theta0, state0)
+                                      start_theta, start_state)
         stream = OrderStream(stream0, self.n, self.batch_size, self.shuffle, self.sampling,
                              self.drop_last)
-        step = step0
-        for ep in range(e):
-            engine.prepare(self._orders(1, False, stream))
-            engine.run_epoch(0, len(all_lrs[ep]), all_lrs[ep], step, np.empty(len(all_lrs[ep])))
-            step += len(all_lrs[ep])
-        engine.prepare(self._orders(1, False, stream))
-        start_theta, start_state = engine.get_theta(), engine.get_state()
-        lrs, ipe = all_lrs[e], len(all_lrs[e])
+        for _ in range(e + 1):  # the epochs before e ran with the orders drawn first
+            orders = self._orders(1, False, stream)
+        engine.prepare(orders)
+        step, epoch, ipe = self.step, self.epochs_done, len(lrs)
 
         def finite_after(j):  # the parameters after the epoch's first j updates
             engine.set_theta_state(start_theta, start_state)

@@ -203,6 +203,50 @@ def test_divergence_on_the_last_update_of_an_epoch_counts_it_once(regression, ba
     assert "iteration 6 of 7 (0-based; update 7 overall)" in str(err)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "cython"])
+def test_a_divergence_in_a_later_epoch_is_replayed_with_that_epochs_batches(regression, backend):
+    """The replay starts from the diverged epoch's own start and order: its last finite
+    parameters are those of a fit continued from the previous epoch's result, which
+    diverges in its first epoch."""
+    X, y = regression
+    X, y = 10 * X[:60], y[:60]  # 8 batches an epoch: update 20 is epoch 2's fifth
+    kept = []
+    with pytest.raises(fastgd.DivergenceError) as info:
+        fastgd.fit(X, y, batch_size=8, epochs=4, schedule=_jump_at(20, 1e308), seed=3,
+                   callback=kept.append, backend=backend)
+    with pytest.raises(fastgd.DivergenceError) as again:
+        fastgd.fit(X, y, batch_size=8, epochs=2, init=kept[-1])
+    first, second = info.value, again.value
+    assert (first.epoch, first.iteration, first.result.n_iter) == (2, 4, 20)
+    assert (second.epoch, second.iteration, second.result.n_iter) == (2, 4, 20)
+    np.testing.assert_array_equal(first.result.coef, second.result.coef)
+    np.testing.assert_array_equal(first.result.intercept, second.result.intercept)
+    assert not np.array_equal(first.result.coef, kept[-1].coef)
+
+
+def test_memory_does_not_grow_with_the_epochs_of_a_schedule():
+    """A fit keeps one epoch's step sizes (and a copy of the parameters) for a divergence
+    replay, not every epoch's: at b = 1 those were n * 8 bytes an epoch."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20_000, 2))
+    y = X[:, 0] - X[:, 1]
+
+    def peak(epochs):
+        tracemalloc.start()
+        try:
+            fastgd.fit(X, y, batch_size=1, epochs=epochs, lr=1e-3, schedule="inverse_scaling",
+                       seed=0, backend="cython")
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    peak(1)
+    grown = peak(12) - peak(2)
+    assert grown < 20_000 * 8, grown  # ten epochs' step sizes would be 1.6 MB
+
+
 def test_callback_sees_each_epoch_and_can_stop(regression):
     X, y = regression
     seen = []
