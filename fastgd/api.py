@@ -328,7 +328,7 @@ class Run:
                 lrs = self._lrs()
                 # where a divergence replay starts: a copy of the parameters, not every
                 # epoch's step sizes (a schedule's are n * 8 bytes an epoch at b = 1)
-                start = engine.get_theta(), engine.get_state()
+                start = engine.snapshot()
                 batch_loss = self._batch_loss
                 t0 = time.perf_counter()
                 try:
