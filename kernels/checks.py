@@ -278,11 +278,49 @@ def rule(rule_id, hyper, state, P, dtype):
     if np.ndim(hyper) != 1 or len(hyper) < need:
         raise ValueError(f"Invalid hyper: shape {np.shape(hyper)}; rule {rule_id} needs {need} "
                          "values (layout in fastgd.kernels.ids)")
+    hyper_values(rule_id, np.asarray(hyper)[:need].tolist())
     slots = ids.STATE_SLOTS[rule_id]
     param_array("state", state, P, dtype, ndim=2)
     if state.shape[0] < slots:
         raise ValueError(f"Invalid state: shape {state.shape}; rule {rule_id} keeps {slots} "
                          f"rows, so it must be ({slots}, {P})")
+
+
+#: Each rule's hyper-parameters in ``hyper`` order (fastgd.kernels.ids) with torch.optim's
+#: ranges: (name, lowest, highest, highest excluded); a flag is 0 or 1.
+_FLAG = "flag"
+_HYPER_RANGES = {
+    ids.RULE_SGD: (("momentum", 0.0, np.inf, False), ("dampening", 0.0, 1.0, False),
+                   ("nesterov", _FLAG), ("weight_decay", 0.0, np.inf, False)),
+    ids.RULE_ADAM: (("beta1", 0.0, 1.0, True), ("beta2", 0.0, 1.0, True),
+                    ("eps", 0.0, np.inf, False), ("weight_decay", 0.0, np.inf, False),
+                    ("amsgrad", _FLAG)),
+    ids.RULE_ADAGRAD: (("lr_decay", 0.0, np.inf, False), ("weight_decay", 0.0, np.inf, False),
+                       ("eps", 0.0, np.inf, False),
+                       ("initial_accumulator_value", 0.0, np.inf, False)),
+    ids.RULE_RMSPROP: (("alpha", 0.0, 1.0, False), ("eps", 0.0, np.inf, False),
+                       ("weight_decay", 0.0, np.inf, False), ("momentum", 0.0, np.inf, False),
+                       ("centered", _FLAG)),
+}
+_HYPER_RANGES[ids.RULE_ADAMW] = _HYPER_RANGES[ids.RULE_ADAM]
+
+
+def hyper_values(rule_id, values, where="hyper"):
+    """Each hyper-parameter of the rule in its range (a NaN momentum or a beta of 1 would
+    make every parameter NaN or inf without an error).  ``values`` in ``hyper`` order;
+    ``where``: "hyper" names them hyper[i] (the array), "" by name alone (the single-rule
+    entries, which take them as arguments)."""
+    for i, (spec, v) in enumerate(zip(_HYPER_RANGES[int(rule_id)], values)):
+        label = f"{where}[{i}] ({spec[0]})" if where else spec[0]
+        if spec[1] == _FLAG:
+            if not (is_real(v) or isinstance(v, (bool, np.bool_))) or float(v) not in (0.0, 1.0):
+                raise ValueError(f"Invalid {label}: {v!r}; it is a flag, 0 or 1 (False or True)")
+            continue
+        name, lo, hi, hi_open = spec
+        interval = f"[{lo:g}, {hi:g}{')' if hi_open or hi == np.inf else ']'}"
+        f = real_scalar(label, v, lo, hi, rule=f"finite and in {interval}")
+        if hi_open and f == hi:
+            raise ValueError(f"Invalid {label}: {v!r}; it must be finite and in {interval}")
 
 
 def step_sizes(name, a):

@@ -767,6 +767,52 @@ def big_problem(loss_id, d=BIG_D):
     return X, y, sw
 
 
+@pytest.mark.parametrize("d, K, fit_intercept", [(101, 5, True), (100, 5, True), (100, 1, True),
+                                                 (7, 3, False), (1000, 10, True)])
+def test_the_workspace_for_the_largest_batch_holds_every_shorter_ones_chunks(d, K,
+                                                                           fit_intercept):
+    """A shorter batch can be cut into more chunks than a full one (d = 101, K = 5: 16,836
+    rows in 66 chunks, 16,897 in 65); the workspace of an epoch, sized for its largest
+    batch, must hold the layout of its last, shorter one (it had been overrun)."""
+    if (d, K) == (101, 5):
+        assert cy_le.chunk_layout(16836, d, K)[0] > cy_le.chunk_layout(16897, d, K)[0]
+    for max_rows in (5000, 16897, 25040, 50000):
+        allocated, needed = cy_le._workspace_check(max_rows, d, K, fit_intercept)
+        assert needed <= allocated, (max_rows, allocated, needed)
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda u, t, g, z: u.sgd_update(t, g, z(), 0.1, "0.9", 0.0, False, 0.0, 1),
+     ["momentum", "'0.9'", "real number"]),
+    (lambda u, t, g, z: u.sgd_update(t, g, z(), 0.1, np.nan, 0.0, False, 0.0, 1),
+     ["momentum", "nan"]),
+    (lambda u, t, g, z: u.sgd_update(t, g, z(), 0.1, 0.9, 0.0, 2, 0.0, 1), ["nesterov", "flag"]),
+    (lambda u, t, g, z: u.adam_update(t, g, z(), z(), z(), 0.1, 0.9, 1.0, 1e-8, 0.0, False,
+                                      False, 1), ["beta2", "1.0", "[0, 1)"]),
+    (lambda u, t, g, z: u.adam_update(t, g, z(), z(), z(), 0.1, 0.9, 0.999, 1e-8, 0.0, "no",
+                                      False, 1), ["decoupled", "'no'"]),
+    (lambda u, t, g, z: u.adagrad_update(t, g, z(), 0.1, -1.0, 0.0, 1e-10, 1), ["lr_decay"]),
+    (lambda u, t, g, z: u.rmsprop_update(t, g, z(), z(), z(), 0.1, 1.5, 1e-8, 0.0, 0.0, False),
+     ["alpha", "1.5", "[0, 1]"]),
+])
+def test_single_rule_updates_check_their_hyper_parameters(call, words):
+    """Each hyper-parameter by name, in torch.optim's range (a NaN momentum or a beta of 1
+    had made every parameter NaN or inf without a word), before anything is written."""
+    from fastgd.kernels.cy import updates
+
+    theta = np.full(3, 0.5)
+    with pytest.raises((TypeError, ValueError)) as info:
+        call(updates, theta, np.ones(3), lambda: np.zeros(3))
+    for word in words:
+        assert word in str(info.value), f"{word!r} missing from: {info.value}"
+    assert (theta == 0.5).all()
+
+
+def test_read_rows_checks_the_order():
+    with pytest.raises(ValueError, match="order.*1000000000.*5 rows"):
+        cy_le._read_rows(np.ones((5, 3)), [10**9])
+
+
 def test_chunk_layout_is_thread_independent_and_used():
     # the cases below really run in several chunks
     assert cy_le.chunk_layout(BIG_N, BIG_D)[0] > 1

@@ -361,6 +361,11 @@ BAD_EPOCH_ARGS = [
     ("state", np.zeros((1, 4)), ValueError, ["state", "(1, 4)", "keeps 3 rows", "(3, 4)"]),
     ("state", np.zeros(4), ValueError, ["state", "(4,)"]),
     ("hyper", np.array([0.9]), ValueError, ["hyper", "needs 5 values"]),
+    # each value in torch.optim's range: these made every parameter NaN or inf
+    ("hyper", np.array([np.nan, 0.999, 1e-8, 0, 0]), ValueError, ["hyper[0] (beta1)", "nan"]),
+    ("hyper", np.array([0.9, 1.0, 1e-8, 0, 0]), ValueError, ["hyper[1] (beta2)", "1.0", "[0, 1)"]),
+    ("hyper", np.array([0.9, 0.999, -1e-8, 0, 0]), ValueError, ["hyper[2] (eps)", "[0, inf)"]),
+    ("hyper", np.array([0.9, 0.999, 1e-8, 0, 0.5]), ValueError, ["hyper[4] (amsgrad)", "flag"]),
     ("rule_id", 9, ValueError, ["rule_id", "9", "RULE_"]),
     ("loss_id", 42, ValueError, ["loss_id", "42", "LOSS_"]),
     ("n_outputs", 0, ValueError, ["n_outputs", "0", "must be 1"]),

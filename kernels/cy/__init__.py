@@ -46,7 +46,7 @@ def get_include():
     tree = kernels_dir.parent / "build" / "cyinclude"
     if (tree / "fastgd" / "kernels" / "cy" / "updates.pxd").is_file():
         return str(tree)
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")  # "" is unset
     tree = cache / "fastgd" / "cyinclude" / hashlib.sha1(str(kernels_dir).encode()).hexdigest()[:12]
     pkg = tree / "fastgd"
     pkg.mkdir(parents=True, exist_ok=True)

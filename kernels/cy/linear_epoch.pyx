@@ -228,8 +228,11 @@ cdef inline void _axpy4_s(const afloat* a, const xfloat* x0, const xfloat* x1,
         _axpy4(a, x0, x1, x2, x3, y, n)
 
 
-cdef Py_ssize_t c_chunk_layout(Py_ssize_t n_rows, Py_ssize_t d, Py_ssize_t K, Py_ssize_t P,
-                               Py_ssize_t* chunk_rows) noexcept nogil:
+cdef Py_ssize_t _chunks_before_balance(Py_ssize_t n_rows, Py_ssize_t d, Py_ssize_t K,
+                                       Py_ssize_t P) noexcept nogil:
+    """The chunk count c_chunk_layout starts from: at least the count it returns for
+    n_rows (balancing only lengthens the chunks), and, unlike that count, never larger
+    for fewer rows, so the workspace for a run's largest batch holds every batch's."""
     cdef Py_ssize_t work = d * K if d * K > 0 else 1
     cdef Py_ssize_t cr = CHUNK_WORK // work, nc
     if cr < MIN_CHUNK_ROWS:
@@ -239,6 +242,12 @@ cdef Py_ssize_t c_chunk_layout(Py_ssize_t n_rows, Py_ssize_t d, Py_ssize_t K, Py
         nc = MAX_CHUNKS
     if P > 0 and nc * P > MAX_PARTIAL:
         nc = MAX_PARTIAL // P
+    return nc if nc > 1 else 1
+
+
+cdef Py_ssize_t c_chunk_layout(Py_ssize_t n_rows, Py_ssize_t d, Py_ssize_t K, Py_ssize_t P,
+                               Py_ssize_t* chunk_rows) noexcept nogil:
+    cdef Py_ssize_t cr, nc = _chunks_before_balance(n_rows, d, K, P)
     if nc < 2:
         chunk_rows[0] = n_rows
         return 1
@@ -519,9 +528,11 @@ cdef inline Py_ssize_t _padded(Py_ssize_t n) noexcept nogil:
 cdef Py_ssize_t _work_size(Py_ssize_t max_rows, Py_ssize_t d, Py_ssize_t K,
                            Py_ssize_t P) noexcept nogil:
     """Elements of dtype A that _batch_grad needs for batches of up to max_rows rows:
-    per-chunk partial gradients, per-chunk softmax scratch, per-chunk losses (double)."""
-    cdef Py_ssize_t cr
-    cdef Py_ssize_t nc = c_chunk_layout(max_rows, d, K, P, &cr)
+    per-chunk partial gradients, per-chunk softmax scratch, per-chunk losses (double).
+    Sized by the chunk count before balancing: a shorter batch can be cut into more
+    chunks than max_rows (d = 101, K = 5: 16,836 rows in 66, 16,897 in 65), and the
+    count of the largest batch had left the last, shorter one writing past the end."""
+    cdef Py_ssize_t nc = _chunks_before_balance(max_rows, d, K, P)
     return _even(nc * (_padded(P) + _padded(K)) + K) + 2 * nc + 2
 
 
@@ -613,17 +624,32 @@ cdef double c_linear_batch_gradient(const xfloat* X, const xfloat* y, const xflo
                                     Py_ssize_t n_rows, int loss_id, double loss_param,
                                     Py_ssize_t K, bint fit_intercept, const afloat* theta,
                                     afloat* grad, double scale) noexcept nogil:
+    cdef bint out_of_memory
+    return _linear_batch_gradient(X, y, sw, n, d, rows, n_rows, loss_id, loss_param, K,
+                                  fit_intercept, theta, grad, scale, &out_of_memory)
+
+
+cdef double _linear_batch_gradient(const xfloat* X, const xfloat* y, const xfloat* sw,
+                                   Py_ssize_t n, Py_ssize_t d, const int64_t* rows,
+                                   Py_ssize_t n_rows, int loss_id, double loss_param,
+                                   Py_ssize_t K, bint fit_intercept, const afloat* theta,
+                                   afloat* grad, double scale,
+                                   bint* out_of_memory) noexcept nogil:
+    """c_linear_batch_gradient, saying whether its scratch could not be allocated (it then
+    returns NaN and leaves grad as it was; the Python entry raises MemoryError)."""
     cdef Py_ssize_t P = d * K + (K if fit_intercept else 0)
     cdef afloat* work = <afloat*>malloc(_work_size(n_rows, d, K, P) * sizeof(afloat))
     cdef int* counts = NULL
     cdef int64_t* srt = NULL
     cdef double loss = NAN
+    out_of_memory[0] = True
     if work == NULL:
         return NAN
     if _use_sorted(n_rows, n):
         counts = <int*>malloc(n * sizeof(int))
         srt = <int64_t*>malloc(n_rows * sizeof(int64_t))
     if not _use_sorted(n_rows, n) or (counts != NULL and srt != NULL):
+        out_of_memory[0] = False
         loss = _batch_grad(X, y, sw, n, d, rows, 0, n_rows, n_rows, loss_id, loss_param, K,
                            fit_intercept, theta, grad, <afloat>scale, work, counts, srt)
     free(work)
@@ -1750,15 +1776,18 @@ def _batch_gradient_impl(const xfloat[:, ::1] X, const xfloat[::1] y, const xflo
                          afloat[::1] grad, double scale):
     cdef Py_ssize_t d = X.shape[1], P = d * K + (K if fit_intercept else 0)
     cdef double loss
+    cdef bint out_of_memory
     cdef const xfloat* swp = &sw[0] if sw.shape[0] > 0 else NULL
     if rows.shape[0] == 0:
         grad[:P] = 0
         return 0.0
     with nogil:
-        loss = c_linear_batch_gradient(&X[0, 0], &y[0], swp, X.shape[0], d, &rows[0],
-                                       rows.shape[0],
-                                       loss_id, loss_param, K, fit_intercept, &theta[0],
-                                       &grad[0], scale)
+        loss = _linear_batch_gradient(&X[0, 0], &y[0], swp, X.shape[0], d, &rows[0],
+                                      rows.shape[0], loss_id, loss_param, K, fit_intercept,
+                                      &theta[0], &grad[0], scale, &out_of_memory)
+    if out_of_memory:
+        raise MemoryError("linear_batch_gradient: no memory for the batch's scratch "
+                          f"({rows.shape[0]} rows)")
     return loss
 
 
@@ -1837,6 +1866,19 @@ def chunk_layout(n_rows, d, n_outputs=1, fit_intercept=True):
     cdef Py_ssize_t nc = c_chunk_layout(n_rows, dd, K, dd * K + (K if fit_intercept else 0),
                                         &cr)
     return int(nc), int(cr)
+
+
+def _workspace_check(Py_ssize_t max_rows, Py_ssize_t d, Py_ssize_t K, bint fit_intercept):
+    """Test hook: (elements _work_size allocates for batches of up to max_rows rows, the
+    most that _batch_grad's layout uses for any batch of 1..max_rows rows)."""
+    cdef Py_ssize_t P = d * K + (K if fit_intercept else 0), nb, nc, cr, need = 0, used
+    with nogil:
+        for nb in range(1, max_rows + 1):
+            nc = c_chunk_layout(nb, d, K, P, &cr)
+            used = _even(nc * (_padded(P) + _padded(K)) + K) + 2 * nc if nc > 1 else K
+            if used > need:
+                need = used
+    return int(_work_size(max_rows, d, K, P)), int(need)
 
 
 def _softmax4(const double[:, ::1] scores, const Py_ssize_t[::1] cls):
@@ -1952,6 +1994,7 @@ def _read_rows(X, order, int threads=1):
     cdef const double[:, ::1] Xv = np.ascontiguousarray(X, dtype=np.float64)
     cdef const int64_t[::1] ov = np.ascontiguousarray(order, dtype=np.int64)
     cdef Py_ssize_t m = ov.shape[0], d = Xv.shape[1], half
+    checks.rows_in_range("order", np.asarray(ov), Xv.shape[0])
     cdef double part[2]
     cdef int t
     if threads not in (1, 2):

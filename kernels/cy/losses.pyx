@@ -106,8 +106,17 @@ def loss_and_dloss(loss_id, loss_param, p, y):
         checks.class_labels(y, p.shape[1])
     loss = np.empty(p.shape[0], dtype=p.dtype)
     dloss = np.empty(p.shape, dtype=p.dtype)
+    cdef float[:, ::1] p32, dl32
+    cdef float[::1] y32, l32
+    cdef double[:, ::1] p64, dl64
+    cdef double[::1] y64, l64
+    cdef int lid = loss_id
     if p.dtype == np.float32:
-        _batch[float](loss_id, param, p, y, loss, dloss)
+        p32, y32, l32, dl32 = p, y, loss, dloss
+        with nogil:
+            _batch[float](lid, param, p32, y32, l32, dl32)
     else:
-        _batch[double](loss_id, param, p, y, loss, dloss)
+        p64, y64, l64, dl64 = p, y, loss, dloss
+        with nogil:
+            _batch[double](lid, param, p64, y64, l64, dl64)
     return loss, dloss

@@ -138,10 +138,12 @@ cdef void _gemm(char ta, char tb, int m, int n, int k, afloat alpha, const afloa
             p0 = 0
             while p0 < k:
                 kk = kt if k - p0 > kt else k - p0
-                a = A + (i0 * lda + p0 if ta == c'N' else p0 * lda + i0)
-                b = B + (p0 * ldb + j0 if tb == c'N' else j0 * ldb + p0)
+                # offsets in Py_ssize_t: i0 * lda passes 2**31 at nb * n_in elements (a
+                # BGD batch of 10M rows of 256 features), where int arithmetic wraps
+                a = A + (<Py_ssize_t>i0 * lda + p0 if ta == c'N' else <Py_ssize_t>p0 * lda + i0)
+                b = B + (<Py_ssize_t>p0 * ldb + j0 if tb == c'N' else <Py_ssize_t>j0 * ldb + p0)
                 _gemm1(ta, tb, mm, nn, kk, alpha, a, lda, b, ldb,
-                       beta if p0 == 0 else <afloat>1, C + i0 * ldc + j0, ldc)
+                       beta if p0 == 0 else <afloat>1, C + <Py_ssize_t>i0 * ldc + j0, ldc)
                 p0 += kk
             j0 += nn
         i0 += mm

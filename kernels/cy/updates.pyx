@@ -411,6 +411,7 @@ def sgd_update(theta, grad, buf, lr, momentum, dampening, nesterov, weight_decay
     _one_dtype(theta, grad=grad, buf=buf)
     checks.learning_rate(lr)
     checks.step_count(step)
+    checks.hyper_values(RULE_SGD, (momentum, dampening, nesterov, weight_decay), "")
     _sgd_update(theta, grad, buf, lr, momentum, dampening, nesterov, weight_decay, step)
 
 
@@ -435,6 +436,10 @@ def adam_update(theta, grad, m, v, vmax, lr, beta1, beta2, eps, weight_decay, de
     _one_dtype(theta, grad=grad, m=m, v=v, vmax=vmax)
     checks.learning_rate(lr)
     checks.step_count(step)
+    checks.hyper_values(RULE_ADAM, (beta1, beta2, eps, weight_decay, amsgrad), "")
+    if not isinstance(decoupled, (bool, np.bool_, int, np.integer)) or decoupled not in (0, 1):
+        raise ValueError(f"Invalid decoupled: {decoupled!r}; it is a flag, False (Adam) or "
+                         "True (AdamW)")
     _adam_update(theta, grad, m, v, vmax, lr, beta1, beta2, eps, weight_decay, decoupled,
                  amsgrad, step)
 
@@ -468,6 +473,7 @@ def adagrad_update(theta, grad, acc, lr, lr_decay, weight_decay, eps, step):
     _one_dtype(theta, grad=grad, acc=acc)
     checks.learning_rate(lr)
     checks.step_count(step)
+    checks.hyper_values(RULE_ADAGRAD, (lr_decay, weight_decay, eps, 0.0), "")
     _adagrad_update(theta, grad, acc, lr, lr_decay, weight_decay, eps, step)
 
 
@@ -490,6 +496,7 @@ def rmsprop_update(theta, grad, square_avg, buf, grad_avg, lr, alpha, eps, weigh
     """torch.optim.RMSprop step in place."""
     _one_dtype(theta, grad=grad, square_avg=square_avg, buf=buf, grad_avg=grad_avg)
     checks.learning_rate(lr)
+    checks.hyper_values(RULE_RMSPROP, (alpha, eps, weight_decay, momentum, centered), "")
     _rmsprop_update(theta, grad, square_avg, buf, grad_avg, lr, alpha, eps, weight_decay,
                     momentum, centered)
 
