@@ -15,7 +15,8 @@ a fixed order that depends on them (and on the batch size), never on timing.
 
 Values
 ------
-THREADS_PER_BLOCK   threads of every block (a multiple of 32, at most 1024).
+THREADS_PER_BLOCK   threads of every block (a multiple of 32, at most MAX_THREADS:
+                    384, what the register count of the fused kernels leaves).
 TILE_ROWS           rows of X staged in shared memory at a time (one thread per
                     row computes that row's prediction).
 TILE_COLS           most features per staged tile; wider X is walked in
@@ -39,8 +40,6 @@ FUSED_MAX_BATCH     batches of at most this many rows run on the fused path: one
 BLOCKS_PER_SM       blocks resident per SM assumed by MAX_BLOCKS = 0.
 REDUCE_FANOUT       fan-out of the block-level tree reductions (levels =
                     log_FANOUT(THREADS_PER_BLOCK); each level is one barrier).
-COLUMN_WIDTH        batched path: parameters reduced per block of the second
-                    kernel (one column per lane).
 ROW_KERNEL          1: the batched path takes a batch's partial gradients one warp a
                     row (``batch_partials_rows``: the row, theta and the gradient
                     sums in registers, no tiles) when K = 1 and d <= 256;
@@ -73,7 +72,6 @@ if not SIMULATOR:
     MAX_PARTIAL_ELEMS = 1 << 24
     FUSED_MAX_BATCH = 512
     REDUCE_FANOUT = 16
-    COLUMN_WIDTH = 32
     ROW_KERNEL = 1
     SPLIT_DOTS = 4
 else:
@@ -90,19 +88,25 @@ else:
     MAX_PARTIAL_ELEMS = 1 << 16
     FUSED_MAX_BATCH = 16
     REDUCE_FANOUT = 4
-    COLUMN_WIDTH = 32
     ROW_KERNEL = 1
     SPLIT_DOTS = 1
 
 _NAMES = ("THREADS_PER_BLOCK", "TILE_ROWS", "TILE_COLS", "SHARED_BYTES", "ROWS_PER_BLOCK",
           "MAX_BLOCKS", "BLOCKS_PER_SM", "MAX_PARTIAL_ELEMS", "FUSED_MAX_BATCH", "REDUCE_FANOUT",
-          "COLUMN_WIDTH", "ROW_KERNEL", "SPLIT_DOTS")
+          "ROW_KERNEL", "SPLIT_DOTS")
 
 for _name in _NAMES:
     _env = os.environ.get("FASTGD_CUDA_" + _name)
     if _env:
         globals()[_name] = int(_env)
 
+
+#: Threads a block of every kernel can launch with: the fused and tiled linear kernels
+#: use up to 160 registers a thread (``ptxas -v``, sm_90, CUDA 13.0; the MLP's 109), and a
+#: block gets 65,536, so 416 threads is their ceiling; 384 leaves a margin for other
+#: compilers.  numba-cuda sets no register cap, so a larger block would compile and then
+#: fail to launch (CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES) on a GPU, not on the simulator.
+MAX_THREADS = 384
 
 #: Dynamic shared memory a block gets without the opt-in attribute (which numba-cuda does
 #: not set): a launch asking for more fails on every GPU (the simulator allocates any size).
@@ -115,15 +119,16 @@ def snapshot():
     GPU refuses the launch, so a bad value is an error here, naming it, not at the launch."""
     cfg = {name: int(globals()[name]) for name in _NAMES}
     nt = cfg["THREADS_PER_BLOCK"]
-    if nt % 32 != 0 or not 32 <= nt <= 1024:
-        raise ValueError(f"Invalid config.THREADS_PER_BLOCK: {nt}; a CUDA block has whole warps "
-                         "and at most 1024 threads, so it must be a multiple of 32 in 32..1024")
+    if nt % 32 != 0 or not 32 <= nt <= MAX_THREADS:
+        raise ValueError(f"Invalid config.THREADS_PER_BLOCK: {nt}; a block has whole warps, and "
+                         f"the kernels' registers (up to 160 a thread of a block's 65,536) let "
+                         f"at most {MAX_THREADS} threads launch, so it must be a multiple of 32 "
+                         f"in 32..{MAX_THREADS}")
     if not 1 <= cfg["SHARED_BYTES"] <= MAX_SHARED_BYTES:
         raise ValueError(f"Invalid config.SHARED_BYTES: {cfg['SHARED_BYTES']}; a block gets at "
                          f"most {MAX_SHARED_BYTES} bytes of dynamic shared memory without "
                          "opting in, so it must be in 1..49152")
-    for name in ("TILE_ROWS", "TILE_COLS", "ROWS_PER_BLOCK", "MAX_PARTIAL_ELEMS",
-                 "COLUMN_WIDTH"):
+    for name in ("TILE_ROWS", "TILE_COLS", "ROWS_PER_BLOCK", "MAX_PARTIAL_ELEMS"):
         if cfg[name] < 1:
             raise ValueError(f"Invalid config.{name}: {cfg[name]}; it must be >= 1")
     return cfg

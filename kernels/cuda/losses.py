@@ -72,7 +72,7 @@ def loss_functions(dtype):
             return half * r * r, r
         if loss_id == LOSS_LOGISTIC:
             e = math.exp(-abs(p))
-            loss = max(p, zero) - p * y + math.log1p(e)
+            loss = (p if p > zero else zero) - p * y + math.log1p(e)  # not max(): fmax
             if p >= zero:
                 sig = one / (one + e)
             else:
