@@ -235,6 +235,13 @@ class Run:
                         f"schedule {sched!r}, which would ignore it. Pass schedule= as well (built "
                         f"with this lr), or leave lr out to go on with that schedule")
                 sched = schedules.Constant(opt.lr)
+            elif not sched.needs_history and not _epoch_lrs(sched, prev.n_iter, ipe, ()).any():
+                raise ValueError(
+                    f"Invalid init: the schedule carried from the previous fit, {sched!r}, gives "
+                    f"step size 0 to every update of this run's first epoch (updates "
+                    f"{prev.n_iter + 1} to {prev.n_iter + ipe}): it has run its course, so the fit "
+                    f"would not move. Pass schedule= for this run (a name such as 'cosine' is "
+                    f"built over this run's length)")
         else:
             # "optimal" reads alpha even without a penalty (scikit-learn's rule); its t0
             # heuristic reads a scalar loss's derivative, and takes softmax as the logistic

@@ -33,7 +33,7 @@ class LinearLoss:
 
     @property
     def name(self):
-        return _NAME_OF[type(self)]
+        return _NAME_OF[_builtin_class(type(self))]
 
     def py_loss(self, p, y):
         """Per-sample loss for predictions ``p`` (n,) or (n, K) and internal labels ``y``."""
@@ -185,9 +185,39 @@ ALIASES = {"squared_error": "squared", "log_loss": "logistic", "log": "logistic"
            "cross_entropy": "softmax", "multinomial": "softmax"}
 
 
+#: What the kernels take from a loss object: its code and label rule; the reference
+#: formulas the tests and users reach (py_loss, py_dloss) go through _eval.
+_KERNEL_FACING = ("code", "kind", "_eval", "py_loss", "py_dloss", "_check_labels")
+
+
+def _builtin_class(cls):
+    """The built-in loss class ``cls`` is or derives from, or None."""
+    return next((c for c in cls.__mro__ if c in _NAME_OF), None)
+
+
+def _check_builtin(loss):
+    """A subclass of a built-in loss runs as that loss, which the kernels compute from its
+    code: one that changes the formulas, or derives from none, would be ignored there."""
+    base = _builtin_class(type(loss))
+    if base is None:
+        raise TypeError(
+            f"Invalid loss: {type(loss).__name__} derives from fastgd.losses.LinearLoss but from "
+            f"none of its losses; the compiled kernels compute only the built-in losses, by "
+            f"their codes. For a loss of your own pass fastgd.Loss(fn) with an @njit "
+            f"fn(p, y) -> (loss, dloss) (backend 'numba' or 'numpy')")
+    changed = [n for n in _KERNEL_FACING if getattr(type(loss), n) != getattr(base, n)]
+    if changed:
+        raise TypeError(
+            f"Invalid loss: {type(loss).__name__} overrides {changed[0]} of {base.__name__}, which "
+            f"fit would not run: the kernels compute {base.__name__} from its code. For a loss "
+            f"of your own pass fastgd.Loss(fn) with an @njit fn(p, y) -> (loss, dloss)")
+
+
 def get(loss):
     """Resolve a name or a loss object to a loss object (ValueError/TypeError otherwise)."""
     if isinstance(loss, LinearLoss):
+        if type(loss) not in _NAME_OF:
+            _check_builtin(loss)
         return loss
     if isinstance(loss, str):
         key = ALIASES.get(loss, loss)

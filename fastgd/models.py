@@ -19,8 +19,10 @@ def init_array(value, what):
     try:
         arr = np.asarray(value)
     except (TypeError, ValueError) as exc:  # ragged nesting
+        pair = ("; to give coef and intercept, pass them as a tuple, init=(coef, intercept)"
+                if isinstance(value, list) and len(value) == 2 else "")
         raise ValueError(f"Invalid init: {what} cannot be read as an array of numbers "
-                         f"({exc})") from None
+                         f"({exc}){pair}") from None
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"Invalid init: {what} must hold real numbers, got {value!r:.60} "
                          f"(dtype {arr.dtype})")

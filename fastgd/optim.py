@@ -68,9 +68,11 @@ class Optimizer:
         return ids.STATE_SLOTS[self.rule_id]
 
     def init(self, params):
-        """Fresh state, shape (n_slots, P), for the flat parameter vector ``params``."""
+        """Fresh state, shape (n_slots, P), for the flat parameter vector ``params`` (in its
+        dtype when it is float32 or float64, else float64, as a fit's parameters are)."""
         params = np.asarray(params)
-        return np.zeros((self.n_slots, params.size), dtype=params.dtype)
+        dtype = params.dtype if params.dtype in (np.float32, np.float64) else np.float64
+        return np.zeros((self.n_slots, params.size), dtype=dtype)
 
     def update(self, params, grad, state, step, lr=None):
         """One step in place on flat arrays (the reference formulas); ``step`` is 1-based."""
@@ -191,11 +193,36 @@ class RMSprop(Optimizer):
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "adagrad": Adagrad, "rmsprop": RMSprop}
 
 
+#: What the kernels take from an optimizer: its rule code, hyper-parameters and state
+#: layout; ``update`` is the reference formula (for tests and users), never run by fit.
+_KERNEL_FACING = ("rule_id", "hyper", "n_slots", "init", "update")
+
+
+def _check_builtin(opt):
+    """A subclass of a built-in rule runs as that rule, from its hyper-parameters alone:
+    one that changes the formulas or the state, or derives from no rule, would be
+    ignored by the kernels (silently, had it not been refused)."""
+    rule = next((c for c in type(opt).__mro__ if c in OPTIMIZERS.values()), None)
+    if rule is None:
+        raise TypeError(
+            f"Invalid optimizer: {type(opt).__name__} derives from fastgd.optim.Optimizer but "
+            f"from none of its rules; the compiled kernels apply only {', '.join(sorted(c.__name__ for c in OPTIMIZERS.values()))}. "
+            f"Derive from one of them only to change its settings")
+    changed = [n for n in _KERNEL_FACING if getattr(type(opt), n) != getattr(rule, n)]
+    if changed:
+        raise TypeError(
+            f"Invalid optimizer: {type(opt).__name__} overrides {changed[0]} of {rule.__name__}, "
+            f"which fit would not run: the kernels apply {rule.__name__}'s formulas from its "
+            f"hyper-parameters alone. Derive from it only to change its settings")
+
+
 def get(optimizer, lr):
-    """``None`` -> SGD(lr); a name -> that rule with ``lr``; an Optimizer as is."""
+    """``None`` -> SGD(lr); a name -> that rule with ``lr``; an Optimizer as is (a copy)."""
     if optimizer is None:
         return SGD(lr=lr)
     if isinstance(optimizer, Optimizer):
+        if type(optimizer) not in OPTIMIZERS.values():
+            _check_builtin(optimizer)
         return optimizer.copy()
     if isinstance(optimizer, str):
         cls = OPTIMIZERS.get(optimizer.lower())

@@ -12,6 +12,7 @@ for other settings.  ``t`` counts updates (iterations), not epochs:
 :func:`fastgd.iterations_per_epoch`.
 """
 import copy
+import inspect
 import math
 
 import numpy as np
@@ -281,6 +282,25 @@ NAMES = ("constant", "step", "exponential", "inverse_scaling", "cosine", "warmup
 
 RUN_LENGTH_NAMES = ("step", "exponential", "cosine", "warmup")
 
+_BUILT_IN = (Constant, StepDecay, Exponential, InverseScaling, Cosine, Warmup, Optimal, Adaptive,
+             Shifted, FromCallable)
+
+
+def _own_copy(schedule):
+    """A fit's own copy of ``schedule``: the schedules inside it (Warmup's ``after``,
+    Shifted's ``inner``) copied too, and a built-in class's settings checked again, as
+    its constructor checks them (the caller may have edited them since: a step_size of 0
+    had run as a division by zero).  Functions are kept as they are."""
+    new = copy.copy(schedule)
+    for name, value in vars(new).items():
+        if isinstance(value, Schedule):
+            setattr(new, name, _own_copy(value))
+    cls = next((c for c in type(new).__mro__ if c in _BUILT_IN), None)
+    if cls is not None:
+        params = inspect.signature(cls.__init__).parameters
+        cls(**{k: v for k, v in vars(new).items() if k in params})
+    return new
+
 
 def constant_step(schedule):
     """A number given as the schedule: the constant step size, finite and > 0."""
@@ -306,7 +326,7 @@ def get(schedule, lr, total_iterations, alpha=0.0, dloss=None, start=0):
         raise TypeError(f"Invalid schedule: {schedule.__name__} is a class; pass an instance, "
                         f"e.g. schedule=fastgd.schedules.{schedule.__name__}(...), or a name")
     if isinstance(schedule, Schedule):
-        return copy.copy(schedule)  # the fit's own: the caller may go on editing theirs
+        return _own_copy(schedule)  # the fit's own: the caller may go on editing theirs
     if isinstance(schedule, str):
         name = {"invscaling": "inverse_scaling"}.get(schedule, schedule)
         total = max(1, int(total_iterations))

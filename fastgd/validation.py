@@ -337,10 +337,13 @@ def check_penalty(penalty, alpha, l1_ratio):
     """Return (alpha, r) for the kernels: alpha * ((1-r)/2 ||w||^2 + r ||w||_1)."""
     if penalty is not None and (not isinstance(penalty, str)
                                 or penalty not in PENALTIES and penalty != "none"):
-        raise ValueError(f"Invalid penalty: {_show(penalty)}; it must be None, 'l2', 'l1' or 'elasticnet'")
+        raise ValueError(f"Invalid penalty: {_show(penalty)}; it must be None (or 'none'), 'l2', "
+                         f"'l1' or 'elasticnet'")
     for name, value in (("alpha", alpha), ("l1_ratio", l1_ratio)):
-        if not is_real(value) or not np.isfinite(value):
+        if not is_real(value):
             raise TypeError(f"Invalid {name}: {_show(value)}; it must be a finite number")
+        if not np.isfinite(value):
+            raise ValueError(f"Invalid {name}: {_show(value)}; it must be a finite number")
     if alpha < 0:
         raise ValueError(f"Invalid alpha: {alpha}; it must be >= 0")
     if not 0 <= l1_ratio <= 1:

@@ -247,6 +247,75 @@ def test_memory_does_not_grow_with_the_epochs_of_a_schedule():
     assert grown < 20_000 * 8, grown  # ten epochs' step sizes would be 1.6 MB
 
 
+def test_a_subclass_that_changes_a_formula_is_refused_not_ignored(regression):
+    """The kernels run the built-in rules and losses by their codes: a subclass that
+    overrides a formula (or derives from no built-in one) had trained as the plain
+    built-in without a word; one that only changes settings runs as its base."""
+    X, y = regression
+
+    class ClippedSGD(SGD):
+        def update(self, params, grad, state, step, lr=None):
+            super().update(params, np.clip(grad, -1, 1), state, step, lr)
+
+    class NoRule(optim.Optimizer):
+        pass
+
+    class OwnSquared(fastgd.losses.Squared):
+        def py_loss(self, p, y):
+            return np.abs(p - y)
+
+    class SlowAdam(Adam):
+        def __init__(self, lr=1e-4, **kw):
+            super().__init__(lr=lr, **kw)
+
+    class MySquared(fastgd.losses.Squared):
+        pass
+
+    for kwargs, words in ((dict(optimizer=ClippedSGD(lr=0.01)), ["ClippedSGD", "update", "SGD"]),
+                          (dict(optimizer=NoRule()), ["NoRule", "none of its rules"]),
+                          (dict(loss=OwnSquared()), ["OwnSquared", "py_loss", "fastgd.Loss"]),
+                          (dict(loss=fastgd.losses.LinearLoss()), ["LinearLoss", "fastgd.Loss"])):
+        with pytest.raises(TypeError) as info:
+            fastgd.fit(X, y, epochs=1, backend="numpy", **kwargs)
+        for word in words:
+            assert word in str(info.value), f"{word!r} missing from: {info.value}"
+    ran = fastgd.fit(X, y, epochs=1, optimizer=SlowAdam(), loss=MySquared(), backend="numpy", seed=0)
+    same = fastgd.fit(X, y, epochs=1, optimizer=Adam(lr=1e-4), loss="squared", backend="numpy",
+                      seed=0)
+    assert ran.loss.name == "squared" and np.array_equal(ran.coef, same.coef)
+    assert optim.SGD().init([1, 2, 3]).dtype == np.float64  # an int vector's state is float
+
+
+def test_a_schedule_is_copied_whole_and_checked_again(regression):
+    """A fit's schedule is its own, nested schedules included, and checked again as it is
+    copied (edits after construction had reached a continued fit, or run unchecked)."""
+    X, y = regression
+    after = schedules.Cosine(0.01, 100)
+    first = fastgd.fit(X, y, batch_size=50, epochs=2, schedule=schedules.Warmup(0.01, 5, after=after),
+                       backend="numpy", seed=0)
+    after.lr = 5.0  # the caller's object, not the fit's
+    more = fastgd.fit(X, y, batch_size=50, epochs=2, init=first)
+    whole = fastgd.fit(X, y, batch_size=50, epochs=4, backend="numpy", seed=0,
+                       schedule=schedules.Warmup(0.01, 5, after=schedules.Cosine(0.01, 100)))
+    np.testing.assert_array_equal(more.coef, whole.coef)
+    edited = schedules.StepDecay(0.1, 3)
+    edited.step_size = 0
+    with pytest.raises(ValueError, match="step_size: 0"):
+        fastgd.fit(X, y, schedule=edited, backend="numpy")
+
+
+def test_continuing_past_the_end_of_a_carried_schedule_is_an_error(regression):
+    """A schedule sized by the first run ('cosine') ends there: a continued fit that
+    carries it would run at step size 0 throughout, so it asks for a schedule instead."""
+    X, y = regression
+    first = fastgd.fit(X, y, batch_size=50, epochs=2, schedule="cosine", lr=0.01,
+                       backend="numpy", seed=0)
+    with pytest.raises(ValueError, match=r"(?s)Invalid init.*Cosine.*step size 0.*updates 9 to "
+                                         r"12.*schedule="):
+        fastgd.fit(X, y, batch_size=50, epochs=2, init=first)
+    assert fastgd.fit(X, y, batch_size=50, epochs=2, init=first, schedule="cosine").n_iter == 16
+
+
 def test_callback_sees_each_epoch_and_can_stop(regression):
     X, y = regression
     seen = []
@@ -294,7 +363,12 @@ def test_a_run_length_schedule_named_for_a_continued_fit_covers_that_run(name):
     fresh = fastgd.fit(X, y, seed=0, schedule=name, **kw)
     np.testing.assert_array_equal(more._config["schedule"].lrs(first.n_iter, 50),
                                   fresh._config["schedule"].lrs(0, 50))
-    # continued in turn, that fit goes on with the same schedule where it left off
+    # continued in turn, that fit goes on with the same schedule where it left off; a
+    # cosine has ended there (step size 0 throughout), which is refused
+    if name == "cosine":
+        with pytest.raises(ValueError, match="step size 0"):
+            fastgd.fit(X, y, init=more, epochs=1)
+        return
     again = fastgd.fit(X, y, init=more, epochs=1)
     np.testing.assert_array_equal(again._config["schedule"].lrs(more.n_iter, 10),
                                   fresh._config["schedule"].lrs(50, 10))
