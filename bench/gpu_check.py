@@ -267,7 +267,7 @@ def sweep_bgd(dX, dy, epochs, bandwidth, sms, simulated, budget_s=90.0):
     if simulated:
         grid = [(1, 32, 8, 1, 1), (0, 32, 8, 1, 4)]
     else:
-        grid = [(1, t, 64, g, 1) for t in (256, 128, 512) for g in (0, sms, 2 * sms, 8 * sms)]
+        grid = [(1, t, 64, g, 1) for t in (256, 128, 384) for g in (0, sms, 2 * sms, 8 * sms)]
         grid += [(0, 256, 64, g, sp) for g in (0, 4 * sms) for sp in (1, 4)]
     rows = []
     t_end = time.perf_counter() + budget_s

@@ -235,7 +235,8 @@ class Run:
                         f"schedule {sched!r}, which would ignore it. Pass schedule= as well (built "
                         f"with this lr), or leave lr out to go on with that schedule")
                 sched = schedules.Constant(opt.lr)
-            elif not sched.needs_history and not _epoch_lrs(sched, prev.n_iter, ipe, ()).any():
+            elif (not sched.needs_history and not schedules.user_function_inside(sched)
+                  and not _epoch_lrs(sched, prev.n_iter, ipe, ()).any()):
                 raise ValueError(
                     f"Invalid init: the schedule carried from the previous fit, {sched!r}, gives "
                     f"step size 0 to every update of this run's first epoch (updates "
@@ -326,16 +327,18 @@ class Run:
     def train(self, epochs, callback=None):
         """Run ``epochs`` more epochs; return the FitResult (DivergenceError on failure)."""
         engine, ipe, history, stream = self.engine, self.ipe, self.history, self.stream
-        stream0 = stream.state()
+        theta0, state0, step0, stream0 = engine.get_theta(), engine.get_state(), self.step, stream.state()
         block = max(1, min(epochs, self.order_block_bytes // (8 * stream.m)))
+        # A divergence replay runs this call's epochs again, asking the schedule for their
+        # step sizes again: each epoch's sum is kept to check it, not the arrays (n * 8
+        # bytes an epoch at b = 1, which had grown without bound)
+        sums = []
         try:
             for e in range(epochs):
                 if e % block == 0:
                     engine.prepare(self._orders(min(block, epochs - e), e + 1 < epochs or self.trained))
                 lrs = self._lrs()
-                # where a divergence replay starts: a copy of the parameters, not every
-                # epoch's step sizes (a schedule's are n * 8 bytes an epoch at b = 1)
-                start = engine.snapshot()
+                sums.append(None if lrs is self._constant_lrs else float(np.add.reduce(lrs)))
                 batch_loss = self._batch_loss
                 t0 = time.perf_counter()
                 try:
@@ -345,7 +348,8 @@ class Run:
                     raise
                 elapsed = time.perf_counter() - t0
                 if n_done < ipe or not _theta_is_finite(engine):
-                    self._diverged(start, stream0, lrs, e, n_done, batch_loss)
+                    self._diverged(theta0, state0, step0, stream0, sums, lrs, e, n_done,
+                                   batch_loss)
                 self.step += ipe
                 self.epochs_done += 1
                 history["loss"].append(float(np.add.reduce(batch_loss)) / ipe)  # np.mean, less overhead
@@ -392,29 +396,36 @@ class Run:
             row[...] = stream.next(prefetch=False)
         return orders
 
-    def _diverged(self, start, stream0, lrs, e, k, batch_loss):
+    def _diverged(self, theta0, state0, step0, stream0, sums, lrs, e, k, batch_loss):
         """Find where this call's epoch ``e`` diverged, with the last finite parameters; raise.
 
         The epoch stopped before its update ``k`` (``k < ipe``: that batch's loss was
         not finite), or ran to its end (``k == ipe``) leaving non-finite parameters:
         a loss can map a NaN margin to a finite value, or an update rule can make
         them (Adam with eps = 0 on a constant column).  Either way an earlier update
-        may already have made them non-finite, so replay the epoch deterministically
-        on a fresh engine from ``start``, the parameters and optimizer state it began
-        with (finite: the driver checks every epoch's end), with the epoch's order
-        drawn again from ``stream0``, the stream as this call found it, and find the
-        first update whose result is not finite.  Divergence is rare: the normal path
-        pays a copy and one finiteness check of the parameters an epoch.
+        may already have made them non-finite, so replay the call deterministically
+        on a fresh engine (every earlier epoch ended finite: the driver checks each),
+        with the step sizes of the earlier epochs asked of the schedule again (a
+        function of the update count and the loss history, checked against ``sums``),
+        and find the first update whose result is not finite.  Divergence is rare: the
+        normal path pays one finiteness check of the parameters an epoch.
         """
-        start_theta, start_state = start
         engine = backends.make_engine(self.backend, self.kind, self.X, self.y, self.sw, self.spec,
-                                      start_theta, start_state)
+                                      theta0, state0)
         stream = OrderStream(stream0, self.n, self.batch_size, self.shuffle, self.sampling,
                              self.drop_last)
-        for _ in range(e + 1):  # the epochs before e ran with the orders drawn first
-            orders = self._orders(1, False, stream)
-        engine.prepare(orders)
-        step, epoch, ipe = self.step, self.epochs_done, len(lrs)
+        step, epoch, ipe = step0, self.epochs_done, len(lrs)
+        losses = self.history["loss"]
+        before = len(losses) - e  # the history as this call found it
+        for ep in range(e):
+            again = _epoch_lrs(self.schedule, step, ipe, losses[:before + ep])
+            if sums[ep] is not None and float(np.add.reduce(again)) != sums[ep]:
+                self._diverged_unreplayed(theta0, state0, step0, e, k, ep)
+            engine.prepare(self._orders(1, False, stream))
+            engine.run_epoch(0, ipe, again, step, np.empty(ipe))
+            step += ipe
+        engine.prepare(self._orders(1, False, stream))
+        start_theta, start_state = engine.get_theta(), engine.get_state()
 
         def finite_after(j):  # the parameters after the epoch's first j updates
             engine.set_theta_state(start_theta, start_state)
@@ -450,6 +461,22 @@ class Run:
             f"parameters (after {step + j} updates). Lower the learning rate (it was "
             f"{lrs[j]:g}), standardise X{'' if self.kind == 'custom' else ', or add a penalty'}"
             f"{user_fn}.",
+            epoch=epoch, iteration=j, result=last)
+
+    def _diverged_unreplayed(self, theta0, state0, step0, e, k, ep):
+        """The replay cannot run: the schedule gave epoch ``ep`` of this call other step
+        sizes when asked again (a callable that keeps state of its own).  Report where the
+        kernel stopped, with the parameters this call started from, the last known finite."""
+        epoch, ipe = self.epochs_done, self.ipe
+        j = min(k, ipe - 1)
+        last = self.result(theta0, state0, step0, self.epochs_done - e)
+        raise DivergenceError(
+            f"fit diverged at epoch {epoch}, by iteration {j} of {ipe} (0-based; update "
+            f"{self.step + j + 1} overall). The update that made it is not located: your "
+            f"schedule gave epoch {self.epochs_done - e + ep} other step sizes when asked again "
+            f"(a schedule must be a function of the update count, and of the loss history, "
+            f"alone), so the error's .result holds the parameters this call started from "
+            f"(after {step0} updates). Lower the learning rate, or standardise X.",
             epoch=epoch, iteration=j, result=last)
 
 

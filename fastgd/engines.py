@@ -139,11 +139,6 @@ class CPUEngine:
     def get_state(self):
         return self.state.copy()
 
-    def snapshot(self):
-        """Copies of theta and the state, that a new engine can start from (the driver
-        keeps one at each epoch's start for a divergence replay)."""
-        return self.theta.copy(), self.state.copy()
-
     def set_theta_state(self, theta, state):
         self.theta[...] = theta
         self.state[...] = state

@@ -198,19 +198,19 @@ def _builtin_class(cls):
 def _check_builtin(loss):
     """A subclass of a built-in loss runs as that loss, which the kernels compute from its
     code: one that changes the formulas, or derives from none, would be ignored there."""
-    base = _builtin_class(type(loss))
+    from .validation import builtin_base
+
+    base, changed = builtin_base(loss, _NAME_OF, _KERNEL_FACING)
+    own = "For a loss of your own pass fastgd.Loss(fn) with an @njit fn(p, y) -> (loss, dloss)"
     if base is None:
         raise TypeError(
             f"Invalid loss: {type(loss).__name__} derives from fastgd.losses.LinearLoss but from "
             f"none of its losses; the compiled kernels compute only the built-in losses, by "
-            f"their codes. For a loss of your own pass fastgd.Loss(fn) with an @njit "
-            f"fn(p, y) -> (loss, dloss) (backend 'numba' or 'numpy')")
-    changed = [n for n in _KERNEL_FACING if getattr(type(loss), n) != getattr(base, n)]
+            f"their codes. {own} (backend 'numba' or 'numpy')")
     if changed:
         raise TypeError(
-            f"Invalid loss: {type(loss).__name__} overrides {changed[0]} of {base.__name__}, which "
-            f"fit would not run: the kernels compute {base.__name__} from its code. For a loss "
-            f"of your own pass fastgd.Loss(fn) with an @njit fn(p, y) -> (loss, dloss)")
+            f"Invalid loss: {type(loss).__name__} overrides {changed} of {base.__name__}, which "
+            f"fit would not run: the kernels compute {base.__name__} from its code. {own}")
 
 
 def get(loss):

@@ -202,16 +202,18 @@ def _check_builtin(opt):
     """A subclass of a built-in rule runs as that rule, from its hyper-parameters alone:
     one that changes the formulas or the state, or derives from no rule, would be
     ignored by the kernels (silently, had it not been refused)."""
-    rule = next((c for c in type(opt).__mro__ if c in OPTIMIZERS.values()), None)
+    from .validation import builtin_base
+
+    rule, changed = builtin_base(opt, set(OPTIMIZERS.values()), _KERNEL_FACING)
     if rule is None:
+        names = ", ".join(sorted(c.__name__ for c in OPTIMIZERS.values()))
         raise TypeError(
             f"Invalid optimizer: {type(opt).__name__} derives from fastgd.optim.Optimizer but "
-            f"from none of its rules; the compiled kernels apply only {', '.join(sorted(c.__name__ for c in OPTIMIZERS.values()))}. "
-            f"Derive from one of them only to change its settings")
-    changed = [n for n in _KERNEL_FACING if getattr(type(opt), n) != getattr(rule, n)]
+            f"from none of its rules; the compiled kernels apply only {names}. Derive from one "
+            f"of them only to change its settings")
     if changed:
         raise TypeError(
-            f"Invalid optimizer: {type(opt).__name__} overrides {changed[0]} of {rule.__name__}, "
+            f"Invalid optimizer: {type(opt).__name__} overrides {changed} of {rule.__name__}, "
             f"which fit would not run: the kernels apply {rule.__name__}'s formulas from its "
             f"hyper-parameters alone. Derive from it only to change its settings")
 

@@ -297,9 +297,21 @@ def _own_copy(schedule):
             setattr(new, name, _own_copy(value))
     cls = next((c for c in type(new).__mro__ if c in _BUILT_IN), None)
     if cls is not None:
-        params = inspect.signature(cls.__init__).parameters
-        cls(**{k: v for k, v in vars(new).items() if k in params})
+        # the settings as attributes (a subclass may hold one as a property, or take
+        # other arguments: then its own constructor checked them, and nothing is rebuilt)
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+        given = {p.name: getattr(new, p.name) for p in params if hasattr(new, p.name)}
+        if all(p.name in given or p.default is not p.empty for p in params):
+            cls(**given)
     return new
+
+
+def user_function_inside(schedule):
+    """True if the schedule is, or holds, a callable of the user's (not a built-in class)."""
+    if isinstance(schedule, FromCallable) or not isinstance(schedule, Schedule):
+        return True
+    return any(user_function_inside(v) for v in vars(schedule).values()
+               if isinstance(v, Schedule) or callable(v))
 
 
 def constant_step(schedule):

@@ -330,6 +330,18 @@ def check_batch_options(n, batch_size, epochs, sampling, drop_last, shuffle=True
                          f"would be ignored. Leave it out, or use sampling='shuffle'")
 
 
+def builtin_base(obj, builtins, kernel_facing):
+    """(the class of ``builtins`` that ``obj``'s class is or derives from, or None; the first
+    of the members ``kernel_facing`` that its class overrides there, or None).  The kernels
+    run built-in optimizers and losses by their codes, so a subclass may change settings
+    but not formulas (optim.get, losses.get)."""
+    base = next((c for c in type(obj).__mro__ if c in builtins), None)
+    if base is None:
+        return None, None
+    changed = [n for n in kernel_facing if getattr(type(obj), n) != getattr(base, n)]
+    return base, (changed[0] if changed else None)
+
+
 PENALTIES = ("l2", "l1", "elasticnet")
 
 

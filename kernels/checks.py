@@ -278,12 +278,19 @@ def rule(rule_id, hyper, state, P, dtype):
     if np.ndim(hyper) != 1 or len(hyper) < need:
         raise ValueError(f"Invalid hyper: shape {np.shape(hyper)}; rule {rule_id} needs {need} "
                          "values (layout in fastgd.kernels.ids)")
-    hyper_values(rule_id, np.asarray(hyper)[:need].tolist())
+    hyper_values(rule_id, np.asarray(hyper, dtype=np.float64))
     slots = ids.STATE_SLOTS[rule_id]
     param_array("state", state, P, dtype, ndim=2)
     if state.shape[0] < slots:
         raise ValueError(f"Invalid state: shape {state.shape}; rule {rule_id} keeps {slots} "
                          f"rows, so it must be ({slots}, {P})")
+
+
+def _in_range(spec, v):
+    """A float within one hyper-parameter's range (``_HYPER_RANGES``)."""
+    if spec[1] == _FLAG:
+        return v == 0.0 or v == 1.0
+    return spec[1] <= v < spec[2] or (not spec[3] and v == spec[2] != np.inf)
 
 
 #: Each rule's hyper-parameters in ``hyper`` order (fastgd.kernels.ids) with torch.optim's
@@ -307,10 +314,16 @@ _HYPER_RANGES[ids.RULE_ADAMW] = _HYPER_RANGES[ids.RULE_ADAM]
 
 def hyper_values(rule_id, values, where="hyper"):
     """Each hyper-parameter of the rule in its range (a NaN momentum or a beta of 1 would
-    make every parameter NaN or inf without an error).  ``values`` in ``hyper`` order;
-    ``where``: "hyper" names them hyper[i] (the array), "" by name alone (the single-rule
-    entries, which take them as arguments)."""
-    for i, (spec, v) in enumerate(zip(_HYPER_RANGES[int(rule_id)], values)):
+    make every parameter NaN or inf without an error).  ``values`` in ``hyper`` order: the
+    float64 ``hyper`` array (every epoch's entry checks it: one pass over its floats, a
+    microsecond or two), or the single-rule entries' arguments, named one by one
+    (``where`` "": by name alone, not as hyper[i])."""
+    specs = _HYPER_RANGES[int(rule_id)]
+    if isinstance(values, np.ndarray) and values.dtype == np.float64:
+        values = values[:len(specs)].tolist()
+        if all(_in_range(sp, v) for sp, v in zip(specs, values)):
+            return
+    for i, (spec, v) in enumerate(zip(specs, values)):
         label = f"{where}[{i}] ({spec[0]})" if where else spec[0]
         if spec[1] == _FLAG:
             if not (is_real(v) or isinstance(v, (bool, np.bool_))) or float(v) not in (0.0, 1.0):

@@ -224,9 +224,30 @@ def test_a_divergence_in_a_later_epoch_is_replayed_with_that_epochs_batches(regr
     assert not np.array_equal(first.result.coef, kept[-1].coef)
 
 
+def test_a_schedule_with_state_of_its_own_still_gets_a_divergence_error(regression):
+    """The replay asks the schedule again for the earlier epochs' step sizes; a callable
+    that answers otherwise the second time cannot be replayed, and the error says so,
+    with the parameters the call started from."""
+    X, y = regression
+    X, y = 10 * X[:60], y[:60]
+    calls = []
+
+    def drifting(t):  # a new answer on every call: not a function of t
+        calls.append(1)
+        t = np.asarray(t)
+        return np.where(t < 20, 1e-3 * (1 + 1e-3 * len(calls)), 1e308)
+
+    with pytest.raises(fastgd.DivergenceError) as info:
+        fastgd.fit(X, y, batch_size=8, epochs=4, schedule=drifting, seed=3, backend="numpy")
+    err = info.value
+    assert (err.epoch, err.iteration) == (2, 5) and err.result.n_iter == 0  # where it stopped
+    assert "not located" in str(err) and "other step sizes" in str(err)
+    np.testing.assert_array_equal(err.result.coef, np.zeros(X.shape[1]))
+
+
 def test_memory_does_not_grow_with_the_epochs_of_a_schedule():
-    """A fit keeps one epoch's step sizes (and a copy of the parameters) for a divergence
-    replay, not every epoch's: at b = 1 those were n * 8 bytes an epoch."""
+    """A fit keeps a number per epoch for a divergence replay, not the epoch's step sizes
+    (at b = 1 those were n * 8 bytes an epoch)."""
     import tracemalloc
 
     rng = np.random.default_rng(0)
@@ -303,6 +324,20 @@ def test_a_schedule_is_copied_whole_and_checked_again(regression):
     with pytest.raises(ValueError, match="step_size: 0"):
         fastgd.fit(X, y, schedule=edited, backend="numpy")
 
+    class EpochCosine(schedules.Cosine):  # settings of its own; decay_steps a property
+        def __init__(self, lr, epochs, per_epoch):
+            self.lr, self.alpha, self.epochs, self.per_epoch = lr, 0.0, epochs, per_epoch
+
+        @property
+        def decay_steps(self):
+            return self.epochs * self.per_epoch
+
+    ran = fastgd.fit(X, y, batch_size=50, epochs=2, schedule=EpochCosine(0.01, 2, 4),
+                     backend="numpy", seed=0)
+    same = fastgd.fit(X, y, batch_size=50, epochs=2, schedule=schedules.Cosine(0.01, 8),
+                      backend="numpy", seed=0)
+    np.testing.assert_array_equal(ran.coef, same.coef)
+
 
 def test_continuing_past_the_end_of_a_carried_schedule_is_an_error(regression):
     """A schedule sized by the first run ('cosine') ends there: a continued fit that
@@ -314,6 +349,10 @@ def test_continuing_past_the_end_of_a_carried_schedule_is_an_error(regression):
                                          r"12.*schedule="):
         fastgd.fit(X, y, batch_size=50, epochs=2, init=first)
     assert fastgd.fit(X, y, batch_size=50, epochs=2, init=first, schedule="cosine").n_iter == 16
+    # a function of the user's may rest at 0 for a while: not judged
+    paused = fastgd.fit(X, y, batch_size=50, epochs=2, schedule=lambda t: 0.01 * (t < 8),
+                        backend="numpy", seed=0)
+    assert fastgd.fit(X, y, batch_size=50, epochs=1, init=paused).n_iter == 12
 
 
 def test_callback_sees_each_epoch_and_can_stop(regression):

@@ -172,3 +172,22 @@ def test_squared_loss_keeps_the_references_order_near_overflow():
             if dtype == np.float64:
                 assert cy_losses.py_loss(loss_id, param, r, 0.0) == want[0]
                 assert nb_losses.loss_dloss(loss_id, param, r, 0.0)[0] == want[0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cython_batch_losses_take_read_only_arrays_and_agree_with_the_reference(dtype):
+    """p and y are only read (a read-only memmap or frombuffer array is fine), as the
+    reference's; the loop runs without the GIL."""
+    from fastgd.kernels import ids
+    from fastgd.kernels.cy import losses as cy_losses
+    from fastgd.reference import losses as ref_losses
+
+    p = np.linspace(-2, 2, 12, dtype=dtype).reshape(6, 2)
+    y = np.array([0, 1, 0, 1, 1, 0], dtype=dtype)
+    p.flags.writeable = y.flags.writeable = False
+    got = cy_losses.loss_and_dloss(ids.LOSS_SOFTMAX, None, p, y)
+    want = ref_losses.loss_and_dloss(ids.LOSS_SOFTMAX, None, p.astype(np.float64),
+                                     y.astype(np.float64))
+    for g, w in zip(got, want):
+        assert g.dtype == dtype
+        np.testing.assert_allclose(g, w, rtol=1e-6 if dtype == np.float32 else 1e-12)

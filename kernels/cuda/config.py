@@ -102,10 +102,12 @@ for _name in _NAMES:
 
 
 #: Threads a block of every kernel can launch with: the fused and tiled linear kernels
-#: use up to 160 registers a thread (``ptxas -v``, sm_90, CUDA 13.0; the MLP's 109), and a
-#: block gets 65,536, so 416 threads is their ceiling; 384 leaves a margin for other
-#: compilers.  numba-cuda sets no register cap, so a larger block would compile and then
-#: fail to launch (CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES) on a GPU, not on the simulator.
+#: use 148-150 registers a thread and the row kernel 160 for d > 128 (``ptxas -v``, sm_90,
+#: CUDA 13.0; the MLP's 109), and a block gets 65,536: 13 warps of 160 need 66,560, so 384
+#: is the row kernel's ceiling (416 the others').  numba-cuda sets no register cap, so a
+#: larger block would compile and then fail to launch (CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES)
+#: on a GPU, not on the simulator.  (The H200 sweep had timed 512 threads on the row kernel
+#: at d = 100, 72 registers: slower than 128 or 256, docs/benchmarks.md.)
 MAX_THREADS = 384
 
 #: Dynamic shared memory a block gets without the opt-in attribute (which numba-cuda does

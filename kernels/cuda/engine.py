@@ -14,10 +14,6 @@
     host (NumPy) copies.
 ``set_theta_state(theta, state)``
     overwrite the device copies (host or device arrays).
-``snapshot()``
-    device copies of theta and the state (an engine can start from them).
-``theta_is_finite()``
-    checked on the device.
 
 Residency: X, y, the sample weights and the orders go to the device once
 (anything with ``__cuda_array_interface__`` -- Numba device arrays, CuPy,
@@ -25,7 +21,7 @@ PyTorch CUDA tensors -- is used in place, without a copy); theta and the
 optimizer state are copied once (the caller's arrays are never modified) and
 stay on the device.  Per epoch the host sends the step sizes (fused path) and
 reads back the epoch's batch losses, from which it finds the first non-finite
-batch, and 8 bytes from the check that theta is finite.  Per batch there is no
+batch (the driver reads theta too, to check it is finite).  Per batch there is no
 host synchronisation.
 
 ``spec`` is duck-typed (``fastgd.engines.LinearSpec``: loss_id, loss_param,
@@ -41,7 +37,6 @@ from .losses import SUPPORTED_LOSSES
 from .updates import SUPPORTED_RULES
 from . import _device
 from ._device import as_device_array, copy_into, is_device_array, owned_copy, to_device
-from .checks import first_nonfinite
 
 _HYPER_PAD = 5
 
@@ -304,21 +299,6 @@ class LinearEngine:
         copy_into(self.theta, theta)
         copy_into(self.state, state)
 
-    def snapshot(self):
-        """Device copies of theta and the state (copied on the device, no read-back),
-        that an engine can start from; one pair, overwritten by the next call."""
-        snap = getattr(self, "_snap", None)
-        if snap is None:
-            snap = self._snap = (_device.empty(self.theta.shape, self.dtype),
-                                 _device.empty(self.state.shape, self.dtype))
-        snap[0].copy_to_device(self.theta)
-        snap[1].copy_to_device(self.state)
-        return snap
-
-    def theta_is_finite(self):
-        """No NaN or inf in theta: one pass on the device, an 8-byte read-back."""
-        return first_nonfinite(self.theta.reshape(1, self.theta.shape[0])) is None
-
     def copy_theta_state_to(self, theta, state):
         """Write the engine's theta and state into the given (host or device) arrays."""
         for dst, src in ((theta, self.theta), (state, self.state)):
@@ -390,8 +370,6 @@ class MLPEngine:
     get_theta = LinearEngine.get_theta
     get_state = LinearEngine.get_state
     set_theta_state = LinearEngine.set_theta_state
-    snapshot = LinearEngine.snapshot
-    theta_is_finite = LinearEngine.theta_is_finite
     copy_theta_state_to = LinearEngine.copy_theta_state_to
 
     def _fused_args(self, order, n_batches, d_lrs, step0, d_loss):

@@ -106,10 +106,14 @@ def loss_and_dloss(loss_id, loss_param, p, y):
         checks.class_labels(y, p.shape[1])
     loss = np.empty(p.shape[0], dtype=p.dtype)
     dloss = np.empty(p.shape, dtype=p.dtype)
-    cdef float[:, ::1] p32, dl32
-    cdef float[::1] y32, l32
-    cdef double[:, ::1] p64, dl64
-    cdef double[::1] y64, l64
+    cdef const float[:, ::1] p32
+    cdef const float[::1] y32
+    cdef float[:, ::1] dl32
+    cdef float[::1] l32
+    cdef const double[:, ::1] p64
+    cdef const double[::1] y64
+    cdef double[:, ::1] dl64
+    cdef double[::1] l64
     cdef int lid = loss_id
     if p.dtype == np.float32:
         p32, y32, l32, dl32 = p, y, loss, dloss
