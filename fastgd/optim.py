@@ -17,7 +17,6 @@ so every backend applies exactly these formulas:
   squared; ``w -= lr*g/(sqrt(a)+eps)`` or through a momentum buffer.
 """
 import copy as _copy
-import inspect
 
 import numpy as np
 
@@ -95,8 +94,9 @@ class Optimizer:
         vars(new).update(changes)
         rule = next((c for c in type(self).__mro__ if c in OPTIMIZERS.values()), None)
         if rule is not None:
-            params = inspect.signature(rule.__init__).parameters
-            rule(**{k: v for k, v in vars(new).items() if k in params})
+            from .validation import check_settings_again
+
+            check_settings_again(rule, new)
         return new
 
     def __eq__(self, other):

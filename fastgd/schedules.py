@@ -12,7 +12,6 @@ for other settings.  ``t`` counts updates (iterations), not epochs:
 :func:`fastgd.iterations_per_epoch`.
 """
 import copy
-import inspect
 import math
 
 import numpy as np
@@ -297,12 +296,9 @@ def _own_copy(schedule):
             setattr(new, name, _own_copy(value))
     cls = next((c for c in type(new).__mro__ if c in _BUILT_IN), None)
     if cls is not None:
-        # the settings as attributes (a subclass may hold one as a property, or take
-        # other arguments: then its own constructor checked them, and nothing is rebuilt)
-        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
-        given = {p.name: getattr(new, p.name) for p in params if hasattr(new, p.name)}
-        if all(p.name in given or p.default is not p.empty for p in params):
-            cls(**given)
+        from .validation import check_settings_again
+
+        check_settings_again(cls, new)
     return new
 
 

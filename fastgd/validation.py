@@ -342,6 +342,20 @@ def builtin_base(obj, builtins, kernel_facing):
     return base, (changed[0] if changed else None)
 
 
+def check_settings_again(cls, obj):
+    """Build ``cls`` from ``obj``'s settings (its attributes, or properties, named as the
+    parameters of ``cls``'s constructor) to check them again, as the constructor does: a
+    fit's copy of an optimizer or schedule that the caller edited after building it.  Not
+    done when a parameter without a default is missing (a subclass that takes other
+    arguments: its own constructor checked them)."""
+    import inspect
+
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    given = {p.name: getattr(obj, p.name) for p in params if hasattr(obj, p.name)}
+    if all(p.name in given or p.default is not p.empty for p in params):
+        cls(**given)
+
+
 PENALTIES = ("l2", "l1", "elasticnet")
 
 
