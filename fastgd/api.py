@@ -470,6 +470,7 @@ class Run:
         epoch, ipe = self.epochs_done, self.ipe
         j = min(k, ipe - 1)
         last = self.result(theta0, state0, step0, self.epochs_done - e)
+        last.history = {key: values[:len(values) - e] for key, values in last.history.items()}
         raise DivergenceError(
             f"fit diverged at epoch {epoch}, by iteration {j} of {ipe} (0-based; update "
             f"{self.step + j + 1} overall). The update that made it is not located: your "

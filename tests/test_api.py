@@ -241,6 +241,7 @@ def test_a_schedule_with_state_of_its_own_still_gets_a_divergence_error(regressi
         fastgd.fit(X, y, batch_size=8, epochs=4, schedule=drifting, seed=3, backend="numpy")
     err = info.value
     assert (err.epoch, err.iteration) == (2, 5) and err.result.n_iter == 0  # where it stopped
+    assert err.result.epochs == 0 and err.result.history["loss"] == []
     assert "not located" in str(err) and "other step sizes" in str(err)
     np.testing.assert_array_equal(err.result.coef, np.zeros(X.shape[1]))
 
