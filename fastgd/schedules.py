@@ -291,7 +291,7 @@ def _own_copy(schedule):
     its constructor checks them (the caller may have edited them since: a step_size of 0
     had run as a division by zero).  Functions are kept as they are."""
     new = copy.copy(schedule)
-    for name, value in vars(new).items():
+    for name, value in getattr(new, "__dict__", {}).items():  # (none with __slots__)
         if isinstance(value, Schedule):
             setattr(new, name, _own_copy(value))
     cls = next((c for c in type(new).__mro__ if c in _BUILT_IN), None)
@@ -306,7 +306,7 @@ def user_function_inside(schedule):
     """True if the schedule is, or holds, a callable of the user's (not a built-in class)."""
     if isinstance(schedule, FromCallable) or not isinstance(schedule, Schedule):
         return True
-    return any(user_function_inside(v) for v in vars(schedule).values()
+    return any(user_function_inside(v) for v in getattr(schedule, "__dict__", {}).values()
                if isinstance(v, Schedule) or callable(v))
 
 
