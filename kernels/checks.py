@@ -393,6 +393,9 @@ def predict_arrays(theta, X, out):
     """``custom_model_predict``'s arrays: theta and X float (X 2-D), ``out`` a writeable
     float array of one value per row of X, apart from both."""
     param_array("theta", theta, _length(theta), written=False)
+    if _length(theta) == 0:
+        raise ValueError("Invalid theta: it is empty; a model has at least one parameter (a "
+                         "predict function would read outside it)")
     if not isinstance(X, np.ndarray) or X.ndim != 2 or X.dtype not in _FLOATS:
         raise TypeError(f"Invalid X: {_describe(X)}; it must be a 2-D float32 or float64 "
                         "NumPy array")

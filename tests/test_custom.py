@@ -380,6 +380,40 @@ def test_custom_model_float32_against_float64_reference():
     assert_runs_match(got, ref, rtol=1e-4)
 
 
+@njit
+def _predict_first(params, x):
+    return params[0] * x[0]
+
+
+@njit
+def _weighted_by_exp_y(params, x, y, g):  # exp(89.5) overflows in float32, not in float64
+    w = math.exp(y) * 1e-39
+    r = params[0] - y
+    g[0] = w * r
+    return w * 0.5 * r * r
+
+
+def test_a_float32_fit_gives_a_custom_model_float64_labels():
+    """y reaches the model function as a float64 on every backend, float32 data or not
+    (Numba's float() had kept it float32: a second, unchecked specialisation of fn, whose
+    exp(y) overflowed where the reference's did not)."""
+    X = np.random.default_rng(0).standard_normal((40, 2)).astype(np.float32)
+    y = np.full(40, 89.5, np.float32)
+    model = CustomModel(_weighted_by_exp_y, init=[0.0])
+    got = fastgd.fit(X, y, model=model, batch_size=4, lr=0.05, epochs=1, seed=0,
+                     backend="numba")
+    ref = fastgd.fit(X, y, model=model, batch_size=4, lr=0.05, epochs=1, seed=0,
+                     backend="numpy")
+    assert got._theta.dtype == np.float32 and np.all(np.isfinite(got._theta))
+    np.testing.assert_allclose(got._theta, ref._theta, rtol=1e-4)
+    assert all(sig[2] == numba.float64 for sig in _weighted_by_exp_y.signatures)
+
+
+def test_custom_model_predict_refuses_empty_parameters():
+    with pytest.raises(ValueError, match="theta.*empty"):
+        nb_ce.custom_model_predict(_predict_first, np.zeros(0), np.zeros((3, 2)), np.zeros(3))
+
+
 def test_custom_model_divergence_stops_like_the_reference():
     X, y, sw = exp_data()
     got = run_model(nb_ce, exp_model, X * 30, y, sw, 1, lr=3.0, epochs=5)

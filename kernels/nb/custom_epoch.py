@@ -48,7 +48,9 @@ def _model_rows(fn, X, y, sw, rows, lo, hi, theta, g, gb, scale):
         i = rows[r]
         for t in range(P):
             gb[t] = 0
-        l = fn(theta, X[i], float(y[i]), gb)
+        # y as float64 whatever the data's dtype, as documented and as the reference gives
+        # it (Numba's float() keeps a float32, which compiled fn a second time, unchecked)
+        l = fn(theta, X[i], np.float64(y[i]), gb)
         c = scale * sw[i] if has_sw else scale
         lsum += c * float(l)
         cc = cast_like(theta, c)
