@@ -22,6 +22,7 @@ import numpy as np
 from .kernels import ids
 from .kernels.checks import first_non_real, is_real
 from .reference.losses import loss_and_dloss
+from .validation import builtin_base
 
 
 class LinearLoss:
@@ -33,7 +34,7 @@ class LinearLoss:
 
     @property
     def name(self):
-        return _NAME_OF[_builtin_class(type(self))]
+        return _NAME_OF[builtin_base(self, _NAME_OF, ())[0]]
 
     def py_loss(self, p, y):
         """Per-sample loss for predictions ``p`` (n,) or (n, K) and internal labels ``y``."""
@@ -190,16 +191,9 @@ ALIASES = {"squared_error": "squared", "log_loss": "logistic", "log": "logistic"
 _KERNEL_FACING = ("code", "kind", "_eval", "py_loss", "py_dloss", "_check_labels")
 
 
-def _builtin_class(cls):
-    """The built-in loss class ``cls`` is or derives from, or None."""
-    return next((c for c in cls.__mro__ if c in _NAME_OF), None)
-
-
 def _check_builtin(loss):
     """A subclass of a built-in loss runs as that loss, which the kernels compute from its
     code: one that changes the formulas, or derives from none, would be ignored there."""
-    from .validation import builtin_base
-
     base, changed = builtin_base(loss, _NAME_OF, _KERNEL_FACING)
     own = "For a loss of your own pass fastgd.Loss(fn) with an @njit fn(p, y) -> (loss, dloss)"
     if base is None:
