@@ -729,13 +729,73 @@ def _dot_on_mixed_dtypes(params, x, y, g):  # np.dot of float32 and float64: no 
 
 
 def test_a_function_numba_cannot_compile_gets_no_epoch_note():
-    """Nothing ran: a note that the function "ran in epoch 0" would mislead (review)."""
+    """Nothing ran: a note that the function "ran in epoch 0" would mislead (review).  The
+    error names the function and the types the kernel calls it with; Numba's is its cause."""
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((30, 2)).astype(np.float32), rng.standard_normal(30)
-    with pytest.raises(numba.core.errors.TypingError) as info:
+    with pytest.raises(TypeError, match=r"Invalid fn: Numba could not compile "
+                       r"'_dot_on_mixed_dtypes' into the kernel.*x: array\(float32, 1d, C\), "
+                       r"y: float64") as info:
         fastgd.fit(X, y, model=CustomModel(_dot_on_mixed_dtypes, [0.0, 0.0]), batch_size=5,
                    epochs=2, lr=0.01, backend="numba")
+    assert isinstance(info.value.__cause__, numba.core.errors.TypingError)
     assert not getattr(info.value, "__notes__", None)
+
+
+@njit
+def _returns_one_value(p, y):
+    return p - y
+
+
+@njit
+def _predict_pair(params, x):
+    return params[0], x[0]
+
+
+def _wrong_signature_calls():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((12, 2)), rng.standard_normal(12)
+    rows, sw, P = np.arange(12), np.empty(0), 3
+    lrs, hyper = np.full(2, 0.1), np.zeros(4)
+
+    def state():
+        return np.zeros(P), np.zeros(P), np.zeros((1, P))
+
+    def model_gradient():
+        th, g, _ = state()
+        nb_ce.custom_model_batch_gradient(_returns_one_value, X, y, sw, rows, th, g, 1.0,
+                                          np.zeros(P))
+
+    def model_epoch():
+        th, g, st = state()
+        nb_ce.custom_model_epoch(_returns_one_value, X, y, sw, rows, 6, 2, ids.RULE_SGD, hyper,
+                                 lrs, 0, th, g, st, np.zeros(2), np.zeros(P))
+
+    def model_predict():
+        nb_ce.custom_model_predict(_predict_pair, np.zeros(P), X, np.zeros(12))
+
+    def loss_gradient():
+        th, g, _ = state()
+        nb_le.linear_batch_gradient(X, y, sw, rows, ids.LOSS_CUSTOM, _returns_one_value, 1, True,
+                                    th, g, 1.0)
+
+    def loss_epoch():
+        th, g, st = state()
+        nb_le.linear_epoch(X, y, sw, rows, 6, 2, ids.LOSS_CUSTOM, _returns_one_value, 1, True,
+                           0.0, 0.0, ids.RULE_SGD, hyper, lrs, 0, th, g, st, np.zeros(2))
+
+    return [("fn", model_gradient), ("fn", model_epoch), ("predict", model_predict),
+            ("loss_param", loss_gradient), ("loss_param", loss_epoch)]
+
+
+@pytest.mark.parametrize("i", range(5))
+def test_the_low_level_entries_name_a_function_numba_cannot_compile(i):
+    """They had let Numba's TypingError through, which never named the argument (review)."""
+    name, call = _wrong_signature_calls()[i]
+    with pytest.raises(TypeError, match=rf"Invalid {name}: Numba could not compile '_\w+' into "
+                       r"the kernel, which calls it as") as info:
+        call()
+    assert isinstance(info.value.__cause__, numba.core.errors.TypingError)
 
 
 @njit

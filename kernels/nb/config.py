@@ -197,6 +197,24 @@ def guarded(call, *args):
 
 
 @contextlib.contextmanager
+def user_function(name, fn, call):
+    """A user's function that Numba cannot compile into a kernel is a ``TypeError`` that names
+    the argument and the call the kernel makes (``call``, the types spelled out), with
+    Numba's typing error as its cause.  Every other argument of the entries is checked
+    before, so a typing failure here is the function's; without this it was Numba's
+    ``TypingError``, tens of lines from inside the kernel that never named ``fn``."""
+    from numba.core.errors import TypingError
+
+    try:
+        yield
+    except TypingError as exc:
+        raise TypeError(f"Invalid {name}: Numba could not compile "
+                        f"{getattr(fn, '__name__', fn)!r} into the kernel, which calls it as "
+                        f"{call}; make it compile for these types (Numba's error, above, "
+                        f"says where it failed)") from exc
+
+
+@contextlib.contextmanager
 def on_calling_thread(user_code):
     """Numba threads set to 1 for the kernels run inside, when they call a user's function
     (``user_code``: a custom loss or model).  Numba drops an exception raised on a worker

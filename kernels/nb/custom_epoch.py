@@ -27,12 +27,14 @@ kernels (fixed chunks of ``CHUNK_ROWS`` rows, partials added in order): the
 result does not depend on the number of threads.
 """
 
+import numba
 import numpy as np
 from numba import prange
 from numba.extending import overload
 
 from ._util import ZERO, cast_like, is_finite
-from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel, on_calling_thread
+from .config import (CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel, on_calling_thread,
+                     user_function)
 from .updates import _apply_update
 from .. import checks
 
@@ -127,6 +129,16 @@ def _custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hyp
     return n_batches
 
 
+def _row_type(X):
+    """Numba's type of ``X[i]``, the ``x`` the kernels pass."""
+    return numba.typeof(X).copy(ndim=1, layout="C" if X.flags.c_contiguous else "A")
+
+
+def _model_call(theta, X, gbuf):
+    return (f"fn(params: {numba.typeof(theta)}, x: {_row_type(X)}, y: float64, "
+            f"grad_out: {numba.typeof(gbuf)}) -> a number")
+
+
 # Public entry points: plain functions for Python callers (serialised while the
 # threading layer is not thread-safe, see config.guarded), and the same
 # kernels, inlined by type, for callers in @njit code.
@@ -136,7 +148,7 @@ def custom_model_batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf):
     checks.njit_function("fn", fn, checks.MODEL_SIGNATURE)
     rows = checks.custom_gradient(fn, X, y, sw, rows, theta, grad, gbuf, scale)
     y, sw = checks.data_arrays(X, y, sw)
-    with on_calling_thread(True):
+    with on_calling_thread(True), user_function("fn", fn, _model_call(theta, X, gbuf)):
         return guarded(_custom_model_batch_gradient, fn, X, y, sw, rows, theta, grad,
                        float(scale), gbuf)
 
@@ -157,7 +169,7 @@ def custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hype
     y, sw = checks.data_arrays(X, y, sw)
     hyper = checks.real_array("hyper", hyper, np.float64)
     lrs = checks.real_array("lrs", lrs, np.float64)
-    with on_calling_thread(True):
+    with on_calling_thread(True), user_function("fn", fn, _model_call(theta, X, gbuf)):
         return guarded(_custom_model_epoch, fn, X, y, sw, order, int(batch_size),
                        int(n_batches), int(rule_id), hyper, lrs, int(step0), theta, grad, state,
                        batch_loss, gbuf)
@@ -184,7 +196,9 @@ def custom_model_predict(predict, theta, X, out):
     itself in ``@njit`` code)."""
     checks.njit_function("predict", predict, checks.PREDICT_SIGNATURE)
     checks.predict_arrays(theta, X, out)
-    _custom_model_predict(predict, theta, X, out)
+    with user_function("predict", predict, f"predict(params: {numba.typeof(theta)}, x: "
+                                           f"{_row_type(X)}) -> a number"):
+        _custom_model_predict(predict, theta, X, out)
 
 
 @overload(custom_model_predict)

@@ -42,6 +42,8 @@ How the work is done:
   update is one fused pass ``w -= lr * (g * x + penalty'(w))``.
 """
 
+from contextlib import nullcontext
+
 import numba
 import numpy as np
 from numba import prange
@@ -51,7 +53,8 @@ from numba.extending import overload
 from ._util import (TRUE, ZERO, cast_like, compare_and_swap, cycle_count, is_finite, load_acquire,
                     prefetch_item, prefetch_part, prefetch_row, spin_pause, store_release, touch,
                     zero_of)
-from .config import CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel, on_calling_thread
+from .config import (CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel, on_calling_thread,
+                     user_function)
 from .losses import logistic_poly, logistic_poly_rows, point_loss, softmax_loss_dloss
 from .simd import axpy4_rows, dot4_rows
 from .updates import _apply_update, plain_sgd_update, sgd_momentum_step
@@ -1800,6 +1803,9 @@ def _ol_add_penalty(theta, grad, n_penalized, alpha, l1_ratio):
     return impl
 
 
+_LOSS_CALL = "loss_param(p: float64, y: float64) -> (loss, dloss), a pair of numbers"
+
+
 def _custom_loss(loss_param):
     # a custom loss (loss_id LOSS_CUSTOM, checked callable) must be compiled to be inlined
     if callable(loss_param):
@@ -1814,7 +1820,7 @@ def linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_in
     _custom_loss(loss_param)
     y, sw = checks.data_arrays(X, y, sw)
     if callable(loss_param):
-        with on_calling_thread(True):
+        with on_calling_thread(True), user_function("loss_param", loss_param, _LOSS_CALL):
             return guarded(_linear_batch_gradient_custom, X, y, sw, rows, int(loss_id),
                            loss_param, int(n_outputs), bool(fit_intercept), theta, grad,
                            float(scale))
@@ -1942,8 +1948,9 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
             args_tail += (GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
         elif path in ("read", "rule1_read", "split_read", "halves_read"):
             args_tail += (_reader_count(),)
-        return guarded(target, X, y, sw, order, int(batch_size), int(n_batches), int(loss_id),
-                       param, *args_tail)
+        with user_function("loss_param", param, _LOSS_CALL) if custom else nullcontext():
+            return guarded(target, X, y, sw, order, int(batch_size), int(n_batches),
+                           int(loss_id), param, *args_tail)
 
 
 def _check_scalar_types(entry, counts=(), reals=(), flags=()):
