@@ -39,3 +39,8 @@ def __getattr__(name):
 
         return getattr(custom, name)
     raise AttributeError(f"module 'fastgd' has no attribute {name!r}")
+
+
+def __dir__():
+    # the lazily imported names too, so tab completion and dir() list them
+    return sorted(set(globals()) | {"Loss", "CustomModel"})

@@ -4,6 +4,7 @@
 batch order, then runs one compiled call per epoch.  The Python loop runs
 once per epoch, never per batch.
 """
+import inspect
 import time
 
 import numpy as np
@@ -60,13 +61,18 @@ def fit(X, y, *, loss=None, model=None, batch_size=None, epochs=1, optimizer=Non
         drop_last are reused unless new ones are given; ``batch_size`` is not).  A
         new ``lr`` keeps the optimizer and its state and replaces a constant
         schedule's step size; a ``seed`` other than the first fit's is refused (the
-        stream carries on).
+        stream carries on).  Initial parameters of a linear model: ``coef`` alone
+        (shape (d,), or (d, K) for softmax; the intercept starts at 0), the tuple
+        ``(coef, intercept)``, or ``[(coef, intercept)]``; of an MLP, its list of
+        ``(W, b)``; of a CustomModel, ``init`` is given to ``CustomModel`` itself.
     backend : "auto", "numpy", "cython", "numba" or "cuda" ("auto" continuing a fit:
         the backend it ran on).
     dtype : float32 or float64 (default: float32 input stays float32, else float64;
         continuing a fit: its dtype).
     accumulate : None, or "float64" to keep float32 data but accumulate
-        gradients and parameters in float64 (continuing a fit: as it did).
+        gradients and parameters in float64 (continuing a fit: as it did).  The
+        result's parameters are then float64: "float32 in, float32 out" holds for the
+        default, where they are float32.
     callback : called after every epoch with the FitResult so far; returning
         True stops training.
     """
@@ -164,6 +170,11 @@ class Run:
                 f"Invalid alpha: None with penalty={penalty!r}; a penalty needs its strength, and "
                 f"without one it would do nothing. Pass alpha=, e.g. alpha=1e-4 (scikit-learn's "
                 f"default)")
+        if alpha_missing and _is_name(schedule, "optimal"):
+            raise ValueError(
+                "Invalid alpha: not given, with schedule='optimal', which sets the step size "
+                "1/(alpha (t0 + t)) from it, so it needs alpha > 0. Pass alpha=, e.g. "
+                "penalty='l2', alpha=1e-4 (scikit-learn's default)")
         if penalty in (None, "none") and alpha != 0 and not _is_name(schedule, "optimal"):
             raise ValueError(
                 f"Invalid alpha: {alpha} with penalty={penalty!r}; without a penalty alpha would be "
@@ -534,7 +545,10 @@ def _theta_is_finite(engine):
 
 
 def bgd(X, y, **kw):
-    """Batch gradient descent: one update per epoch from all n samples."""
+    """Batch gradient descent: one update per epoch from all n samples.
+
+    ``fit(X, y, batch_size=None, **kw)``: every keyword argument of :func:`fit` but
+    ``batch_size``."""
     if kw.get("batch_size") is not None:
         raise ValueError(f"Invalid batch_size for bgd: {kw['batch_size']!r}; bgd always uses the "
                          f"whole data set (call mbgd for mini-batches)")
@@ -543,7 +557,10 @@ def bgd(X, y, **kw):
 
 
 def sgd(X, y, **kw):
-    """Stochastic gradient descent: one update per sample (batch size 1)."""
+    """Stochastic gradient descent: one update per sample (batch size 1).
+
+    ``fit(X, y, batch_size=1, **kw)``: every keyword argument of :func:`fit` but
+    ``batch_size``."""
     if "batch_size" in kw and not (is_integer(kw["batch_size"]) and kw["batch_size"] == 1):
         raise ValueError(f"Invalid batch_size for sgd: {kw['batch_size']!r}; sgd always uses "
                          f"batch_size=1 (call mbgd for mini-batches)")
@@ -552,8 +569,28 @@ def sgd(X, y, **kw):
 
 
 def mbgd(X, y, batch_size, **kw):
-    """Mini-batch gradient descent with batches of ``batch_size`` samples."""
+    """Mini-batch gradient descent with batches of ``batch_size`` samples.
+
+    ``fit(X, y, batch_size=batch_size, **kw)``: every keyword argument of :func:`fit`.
+    ``batch_size`` is an integer from 1 to n; None (the whole set) is refused here, as
+    a ``batch_size`` that went missing, not a request for :func:`bgd`."""
+    if batch_size is None:
+        raise ValueError("Invalid batch_size for mbgd: None; mbgd needs the number of samples "
+                         "per batch, an integer from 1 to n (call bgd for the whole data set)")
     return fit(X, y, batch_size=batch_size, **kw)
+
+
+def _signature_from_fit(batch_size):
+    """fit's signature for bgd / sgd (``batch_size=False``: theirs is fixed) and mbgd
+    (``True``: a positional argument after y), so help() and IDEs show every option."""
+    params = [p for p in inspect.signature(fit).parameters.values() if p.name != "batch_size"]
+    if batch_size:
+        params.insert(2, inspect.Parameter("batch_size", inspect.Parameter.POSITIONAL_OR_KEYWORD))
+    return inspect.Signature(params)
+
+
+bgd.__signature__ = sgd.__signature__ = _signature_from_fit(batch_size=False)
+mbgd.__signature__ = _signature_from_fit(batch_size=True)
 
 
 # -- helpers ------------------------------------------------------------------------

@@ -60,7 +60,10 @@ class Linear:
         coef = init_array(coef, "coef (init, or init[0] of a (coef, intercept) pair)")
         shape = (self.n_features,) if self.n_outputs == 1 else (self.n_features, self.n_outputs)
         if coef.shape != shape and coef.shape != (self.n_features, self.n_outputs):
-            raise ValueError(f"Invalid init: coef must have shape {shape}, got {coef.shape}")
+            hint = ("; give the intercept apart, init=(coef, intercept)"
+                    if coef.shape == (self.n_features + 1,) and self.n_outputs == 1 else "")
+            raise ValueError(f"Invalid init: coef must have shape {shape}, got {coef.shape}"
+                             f"{hint or '; pass init=coef or init=(coef, intercept)'}")
         theta = self.init_theta(None, dtype)
         theta[:self.n_features * self.n_outputs] = coef.reshape(-1)
         if intercept is not None:

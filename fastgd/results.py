@@ -14,9 +14,10 @@ class FitResult:
 
     Passing it back as ``fit(..., init=result)`` continues exactly where it
     stopped: parameters, optimizer state and the random stream are all carried,
-    so 3 epochs then 2 more equal 5 epochs bit for bit (with a schedule named by
-    the run's length, such as "cosine", the run is the first fit's 3 epochs:
-    docs/decisions.md).
+    so 3 epochs then 2 more equal 5 epochs bit for bit.  (A schedule that spans the
+    run's length, such as "cosine", spans the first fit's 3 epochs; once it has run its
+    course, continuing is refused until ``schedule=`` is passed again:
+    docs/decisions.md.)
     """
 
     def __init__(self, *, model, loss, theta, opt_state, optimizer, stream, history, n_iter,

@@ -122,7 +122,9 @@ def _nonfinite_error(name, value, where):
 
 def _check_X_shape(shape):
     if len(shape) != 2:
-        fix = " Use X.reshape(-1, 1) for a single feature." if len(shape) == 1 else ""
+        fix = (" Use X.reshape(-1, 1) for a single feature." if len(shape) == 1 else
+               " Flatten each sample's features into one row, e.g. X.reshape(len(X), -1)."
+               if len(shape) > 2 else "")
         raise ValueError(f"Invalid X: it must be 2-D (n_samples, n_features), got shape {shape}.{fix}")
     if shape[0] == 0 or shape[1] == 0:
         raise ValueError(f"Invalid X: it must hold at least one sample and one feature, got shape "
@@ -304,8 +306,11 @@ def check_seed(seed):
     try:
         return np.random.SeedSequence(seed)
     except (TypeError, ValueError) as exc:
+        why = (" (a Generator is refused: the fit draws from its own generator so that a "
+               "result can be continued and reproduced; pass the integer you seeded it with)"
+               if isinstance(seed, np.random.Generator) else f" ({exc})")
         raise type(exc)(f"Invalid seed: {_show(seed)}; it must be None, an integer >= 0, a "
-                        f"sequence of them or a numpy.random.SeedSequence ({exc})") from None
+                        f"sequence of them or a numpy.random.SeedSequence{why}") from None
 
 
 def check_batch_options(n, batch_size, epochs, sampling, drop_last, shuffle=True):
@@ -318,9 +323,12 @@ def check_batch_options(n, batch_size, epochs, sampling, drop_last, shuffle=True
     if not is_integer(epochs):
         raise TypeError(f"Invalid epochs: {_show(epochs)}; it must be an integer >= 1")
     if epochs < 1:
-        raise ValueError(f"Invalid epochs: {epochs}; it must be >= 1")
+        raise ValueError(f"Invalid epochs: {epochs}; it must be >= 1 (one pass over the data "
+                         f"is epochs=1)")
     if not isinstance(sampling, str) or sampling not in SAMPLINGS:
-        raise ValueError(f"Invalid sampling: {_show(sampling)}; it must be one of {list(SAMPLINGS)}")
+        raise ValueError(f"Invalid sampling: {_show(sampling)}; it must be one of {list(SAMPLINGS)} "
+                         f"('shuffle', the default: a permutation per epoch; 'replacement': "
+                         f"each batch drawn at random, as classic SGD)")
     if not isinstance(drop_last, (bool, np.bool_)):
         raise TypeError(f"Invalid drop_last: {_show(drop_last)}; it must be True or False")
     if sampling == "replacement" and (drop_last or not shuffle):
@@ -371,9 +379,11 @@ def check_penalty(penalty, alpha, l1_ratio):
         if not np.isfinite(value):
             raise ValueError(f"Invalid {name}: {_show(value)}; it must be a finite number")
     if alpha < 0:
-        raise ValueError(f"Invalid alpha: {alpha}; it must be >= 0")
+        raise ValueError(f"Invalid alpha: {alpha}; it must be >= 0, the penalty's strength "
+                         f"(e.g. alpha=1e-4, scikit-learn's default; 0 or penalty=None for none)")
     if not 0 <= l1_ratio <= 1:
-        raise ValueError(f"Invalid l1_ratio: {l1_ratio}; it must lie in [0, 1]")
+        raise ValueError(f"Invalid l1_ratio: {l1_ratio}; it must lie in [0, 1], the l1 share "
+                         f"of the elasticnet penalty (0: all l2, 1: all l1; default 0.15)")
     if penalty in (None, "none"):
         return 0.0, 0.0
     r = {"l2": 0.0, "l1": 1.0, "elasticnet": float(l1_ratio)}[penalty]

@@ -95,7 +95,9 @@ def code(name, value, known, fix):
     """A code (``loss_id``, ``rule_id``, ``activation_id``) is an integer of ``known``: a
     float or a bool equal to one (``True == 1``) is refused, not taken for it."""
     if not is_integer(value) or value not in known:
-        raise ValueError(f"Invalid {name}: {value!r}; it must be one of {fix}")
+        kind = (f" (an int: a {type(value).__name__} is refused even where it equals one)"
+                if isinstance(value, (bool, np.bool_, float, np.floating)) else "")
+        raise ValueError(f"Invalid {name}: {value!r}; it must be one of {fix}{kind}")
 
 
 def real_scalar(name, value, lo=-np.inf, hi=np.inf, rule="a finite real number"):

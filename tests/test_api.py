@@ -870,3 +870,17 @@ def test_continuing_with_another_sampling_or_strength_or_a_subclassed_optimizer(
 
     res = fastgd.mbgd(X, y, 8, optimizer=MySGD(), **kw)
     assert type(res.optimizer) is MySGD and res.optimizer.momentum == 0.9
+
+
+def test_bgd_sgd_and_mbgd_show_fits_options():
+    """help() and IDEs read __signature__: the three had shown (X, y, **kw) alone."""
+    import inspect
+
+    fit_params = [p for p in inspect.signature(fastgd.fit).parameters if p != "batch_size"]
+    for short in (fastgd.bgd, fastgd.sgd):
+        assert list(inspect.signature(short).parameters) == fit_params
+    assert list(inspect.signature(fastgd.mbgd).parameters) == fit_params[:2] + ["batch_size"] + fit_params[2:]
+
+
+def test_dir_lists_the_lazily_imported_names():
+    assert {"Loss", "CustomModel", "fit", "mbgd"} <= set(dir(fastgd))

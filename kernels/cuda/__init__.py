@@ -8,8 +8,8 @@ they can run here (a CUDA GPU with a working driver, or Numba's CUDA
 simulator when ``NUMBA_ENABLE_CUDASIM=1`` was set before numba was imported).
 """
 
-_INSTALL_HINT = ('install the cuda extra: pip install "fastgd[cuda]" (numba-cuda; add '
-                 '"numba-cuda[cu12]" or "[cu13]" to get the CUDA toolkit libraries from pip), '
+_INSTALL_HINT = ('install the cuda extra: pip install "fastgd[cuda]" (numba-cuda; or '
+                 '"fastgd[cuda12]" or "fastgd[cuda13]" to get the CUDA toolkit libraries from pip), '
                  'or set NUMBA_ENABLE_CUDASIM=1 before importing numba to use the '
                  'CUDA simulator (slow; for tests)')
 

@@ -7,6 +7,8 @@ Modules (the same file and function names as ``fastgd.reference``):
 - ``updates``       fused update rules: ``sgd_update``, ``adam_update``,
                     ``adagrad_update``, ``rmsprop_update``, ``apply_update``
 - ``linear_epoch``  ``linear_batch_gradient``, ``add_penalty``, ``linear_epoch``
+- ``mlp_epoch``     ``mlp_epoch``, ``mlp_batch_gradient``, ``mlp_add_penalty``,
+                    ``mlp_workspace_size`` (docs/mlp.md)
 - ``orders``        ``permutation(rng, out)``: ``rng.permutation(n)`` bit for bit, in C
                     (the driver's epoch orders; docs/decisions.md)
 

@@ -34,6 +34,13 @@ docs/kernels.md; codes in :mod:`fastgd.kernels.ids`.
     hyper, lrs, step0, theta, grad, state, batch_loss, gbuf) -> int``
     ``custom_model_predict(predict, theta, X, out)``
     -- ``fn(params, x, y, grad_out) -> loss`` is a user's ``@njit`` per-sample model.
+``mlp_epoch``
+    ``mlp_epoch(X, y, sw, order, batch_size, n_batches, loss_id, layer_sizes,
+    activation_id, alpha, l1_ratio, rule_id, hyper, lrs, step0, theta, grad, state,
+    batch_loss, work) -> int`` (a Python function: it starts the epoch's thread team;
+    from ``@njit`` code call ``mlp_epoch_serial``, the same arguments and bits),
+    ``mlp_batch_gradient``, ``mlp_add_penalty``, ``mlp_workspace_size``,
+    ``mlp_n_params`` (docs/mlp.md).
 ``simd`` (internal)
     ``dot4_rows(X, i0, i1, i2, i3, lo, hi, w)`` and
     ``axpy4_rows(c0, c1, c2, c3, X, i0, i1, i2, i3, lo, hi, g)``: the margins of
