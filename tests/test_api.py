@@ -457,8 +457,7 @@ def test_import_and_first_fit_compile_nothing():
             "print(r.backend, 'numba' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     backend, numba_loaded = out.split()
-    if backend == "cython":
-        assert numba_loaded == "False"
+    assert (backend, numba_loaded) == ("cython", "False")
 
 
 def test_demo_prints_the_table():

@@ -106,10 +106,7 @@ def run_linear(mod, X, y, sw, loss_param, batch_size, rule=SGD, alpha=0.0, l1_ra
 
 def assert_close(actual, desired, rtol):
     desired = np.asarray(desired, dtype=np.float64)
-    finite = np.abs(desired[np.isfinite(desired)])
-    scale = max(1.0, float(np.max(finite, initial=0.0)))
-    np.testing.assert_allclose(np.asarray(actual, dtype=np.float64), desired, rtol=rtol,
-                               atol=rtol * scale)
+    np.testing.assert_allclose(np.asarray(actual, dtype=np.float64), desired, rtol=rtol, atol=0)
 
 
 def assert_runs_match(got, ref, rtol=1e-9, complete=True):

@@ -192,9 +192,9 @@ def test_compiled_equals_reference_float64(mod, act, head, rule, batch_size):
     t, s, l = run(mod, X, y, sw, sizes, act, head, rule, theta0, batch_size, alpha=alpha,
                   l1_ratio=0.3)
     assert not np.allclose(t_ref, theta0, rtol=1e-3)  # training moved the parameters
-    np.testing.assert_allclose(l, l_ref, rtol=1e-8)
-    np.testing.assert_allclose(t, t_ref, rtol=1e-8)
-    np.testing.assert_allclose(s, s_ref, rtol=1e-8)
+    np.testing.assert_allclose(l, l_ref, rtol=1e-9)
+    np.testing.assert_allclose(t, t_ref, rtol=1e-9)
+    np.testing.assert_allclose(s, s_ref, rtol=1e-9)
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, N])
@@ -207,8 +207,8 @@ def test_compiled_sample_weights_and_penalty(mod, head, batch_size):
                               alpha=alpha, l1_ratio=r)
         t, _, l = run(mod, X, y, sw, sizes, "tanh", head, rule, theta0, batch_size,
                       alpha=alpha, l1_ratio=r)
-        np.testing.assert_allclose(l, l_ref, rtol=1e-8)
-        np.testing.assert_allclose(t, t_ref, rtol=1e-8)
+        np.testing.assert_allclose(l, l_ref, rtol=1e-9)
+        np.testing.assert_allclose(t, t_ref, rtol=1e-9)
         # the weights matter: unweighted training ends elsewhere
         t_unw, _, _ = run(ref, X, y, np.empty(0), sizes, "tanh", head, rule, theta0,
                           batch_size, alpha=alpha, l1_ratio=r)
@@ -271,8 +271,8 @@ def test_float32_data_float64_accumulation(mod):
                     0.0, ids.RULE_SGD, np.array([0.9, 0.0, 0.0, 0.0]), np.full(5, 0.1), 0,
                     theta, grad, state, bl, work)
         res.append((theta, bl))
-    np.testing.assert_allclose(res[1][0], res[0][0], rtol=1e-8)
-    np.testing.assert_allclose(res[1][1], res[0][1], rtol=1e-8)
+    np.testing.assert_allclose(res[1][0], res[0][0], rtol=1e-9)
+    np.testing.assert_allclose(res[1][1], res[0][1], rtol=1e-9)
 
 
 @pytest.mark.parametrize("mod", BACKENDS)
@@ -453,8 +453,8 @@ def test_thread_team_equals_reference_and_is_bit_identical(mod, head, rule):
         t_one, s_one, l_one = run(mod, X, y, sw, sizes, "tanh", head, rule, theta0, 7)
     finally:
         knob(old)
-    np.testing.assert_allclose(t_team, t_ref, rtol=1e-8)
-    np.testing.assert_allclose(l_team, l_ref, rtol=1e-8)
+    np.testing.assert_allclose(t_team, t_ref, rtol=1e-9)
+    np.testing.assert_allclose(l_team, l_ref, rtol=1e-9)
     for t, s, l in ((t_team, s_team, l_team), (t_solo, s_solo, l_solo)):
         np.testing.assert_array_equal(t, t_one)
         np.testing.assert_array_equal(s, s_one)
@@ -475,8 +475,8 @@ def test_mid_sized_layers_equal_reference(mod, dtype, batch_size):
         t, _, l = run(mod, X, y, sw, sizes, "relu", "softmax", rule, theta0, batch_size,
                       dtype=dtype)
         if dtype == np.float64:
-            np.testing.assert_allclose(l, l_ref, rtol=1e-8)
-            np.testing.assert_allclose(t, t_ref, rtol=1e-8)
+            np.testing.assert_allclose(l, l_ref, rtol=1e-9)
+            np.testing.assert_allclose(t, t_ref, rtol=1e-9)
         else:
             np.testing.assert_allclose(l, l_ref, rtol=1e-4)
             np.testing.assert_allclose(t, t_ref, rtol=1e-4, atol=1e-6)  # see float32 test

@@ -1,12 +1,16 @@
 """Several fits at once in threads (kernels release the GIL) give the sequential results."""
+import importlib
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
+from fastgd.kernels import ids
 from fastgd.testing import Case, compiled_backends, make_data, run
 
 
@@ -24,6 +28,45 @@ def test_concurrent_fits_equal_sequential_fits(backend):
         results = [f.result() for f in futures]
     for got, want in zip(results, sequential * 2):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("backend", [b for b in compiled_backends() if b in ("cython", "numba")])
+def test_an_epoch_runs_without_the_gil(backend):
+    """While one thread runs an epoch kernel, Python runs in another.  (The tests around
+    compare results only: they pass with kernels that hold the GIL, run one after another.)
+    A kernel that held the GIL would leave the other thread no tick at all in the middle
+    half of its call."""
+    folder = {"cython": "cy", "numba": "nb"}[backend]
+    mod = importlib.import_module(f"fastgd.kernels.{folder}.linear_epoch")
+    rng = np.random.default_rng(0)
+    n, d = 4000, 200
+    X = rng.standard_normal((n, d))
+    y = (X[:, 0] > 0).astype(np.float64)
+
+    def epoch(m):  # m updates at b = 1 of plain SGD on rows drawn with replacement
+        order, P = rng.integers(0, n, size=m), d + 1
+        args = (X, y, np.empty(0), order, 1, m, ids.LOSS_LOGISTIC, 0.0, 1, True, 0.0, 0.0,
+                ids.RULE_SGD, np.zeros(4), np.full(m, 1e-3), 0, np.zeros(P), np.zeros(P),
+                np.zeros((1, P)), np.empty(m))
+        return lambda: mod.linear_epoch(*args)
+
+    epoch(10)()  # numba compiles with the GIL held: not in the measured call
+    call, span, ticks = epoch(1_000_000), [], []
+
+    def worker():
+        t0 = time.perf_counter()
+        assert call() == 1_000_000
+        span.extend((t0, time.perf_counter()))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    while thread.is_alive():
+        ticks.append(time.perf_counter())
+    thread.join()
+    t0, t1 = span
+    quarter = (t1 - t0) / 4
+    middle = [t for t in ticks if t0 + quarter < t < t1 - quarter]
+    assert len(middle) > 100, (len(middle), t1 - t0)
 
 
 READER_CASES = [Case(loss="logistic", batch_size=1, n=400, d=12, epochs=2),
