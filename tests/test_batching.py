@@ -164,7 +164,8 @@ def test_epochs_trained_one_call_at_a_time_equal_one_fit(monkeypatch, backend):
     assert res._rng_state == whole._rng_state
 
 
-hypothesis = pytest.importorskip("hypothesis")
+# hypothesis is a dev dependency and the Cython build is the package's: a missing one fails
+# here (a module-level importorskip had skipped every test of the module, those above too)
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
 
@@ -222,7 +223,7 @@ def _fit_in_child(case, X, y):
 
 # -- the compiled permutation (fastgd.kernels.cy.orders): NumPy's, bit for bit ------------
 
-orders = pytest.importorskip("fastgd.kernels.cy.orders")
+from fastgd.kernels.cy import orders  # noqa: E402
 
 
 @pytest.mark.skipif(not orders.AVAILABLE, reason="built without a 128-bit integer type")
