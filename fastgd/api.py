@@ -131,6 +131,10 @@ class Run:
         shuffle = True if shuffle is None else shuffle
         drop_last = False if drop_last is None else drop_last
         given_l1_ratio = l1_ratio is not None
+        if alpha is None and _is_name(schedule, "optimal") and carried.get("optimal_alpha"):
+            # "optimal" named again: the alpha it read carries, even without a penalty (whose
+            # strength, 0 there, is what "alpha" holds)
+            alpha = carried["optimal_alpha"]
         if prev is not None and penalty is None:
             # the penalty carries over like the loss (penalty="none" drops it); an alpha
             # or an l1_ratio alone changes its strength or an elasticnet's mix
@@ -294,7 +298,9 @@ class Run:
             encoding = n_outputs  # the model's K, which a later batch may not show in full
         config = {"dtype": dtype, "label_encoding": encoding, "schedule": sched, "seed": seed,
                   "penalty": penalty, "alpha": alpha_eff, "l1_ratio": l1r, "shuffle": shuffle,
-                  "sampling": sampling, "drop_last": drop_last}
+                  "sampling": sampling, "drop_last": drop_last,
+                  "optimal_alpha": float(alpha) if _is_name(schedule, "optimal") else
+                  carried.get("optimal_alpha")}
 
         self.engine = backends.make_engine(name, kind, Xc, yk, sw, spec, theta, state)
         self.kind, self.backend, self.model, self.loss, self.optimizer = kind, name, mdl, loss_obj, opt

@@ -883,3 +883,15 @@ def test_bgd_sgd_and_mbgd_show_fits_options():
 
 def test_dir_lists_the_lazily_imported_names():
     assert {"Loss", "CustomModel", "fit", "mbgd"} <= set(dir(fastgd))
+
+
+def test_optimal_named_again_when_continuing_reads_the_alpha_it_read():
+    """Without a penalty the fit's alpha is 0, and "optimal" named again had read that:
+    'Invalid alpha ... 0.0' (review)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 3))
+    y = (X @ [1.0, 2.0, 3.0] > 0).astype(int)
+    kw = dict(loss="hinge", batch_size=5, schedule="optimal", alpha=1e-3, seed=0, backend="numpy")
+    first = fastgd.fit(X, y, epochs=2, **kw)
+    again = fastgd.fit(X, y, batch_size=5, init=first, schedule="optimal", backend="numpy")
+    np.testing.assert_array_equal(again.coef, fastgd.fit(X, y, epochs=3, **kw).coef)

@@ -785,6 +785,25 @@ def _wrong_signature_calls():
             ("loss_param", loss_gradient), ("loss_param", loss_epoch)]
 
 
+def test_a_kernels_own_typing_error_is_not_blamed_on_a_function_that_compiles():
+    """user_function compiles the function alone before it blames it (review)."""
+    from fastgd.kernels.nb.config import returns_pair, user_function
+
+    with pytest.raises(numba.core.errors.TypingError, match="the kernel's own"):
+        with user_function("loss_param", _squared_pair, "loss_param(p, y)",
+                           (numba.float64, numba.float64), returns_pair):
+            raise numba.core.errors.TypingError("the kernel's own")
+    with pytest.raises(TypeError, match="Invalid loss_param"):  # this one is the function's
+        with user_function("loss_param", _returns_one_value, "loss_param(p, y)",
+                           (numba.float64, numba.float64), returns_pair):
+            raise numba.core.errors.TypingError("the kernel's own")
+
+
+@njit
+def _squared_pair(p, y):
+    return 0.5 * (p - y) ** 2, p - y
+
+
 @pytest.mark.parametrize("i", range(5))
 def test_the_low_level_entries_name_a_function_numba_cannot_compile(i):
     """They had let Numba's TypingError through, which never named the argument (review)."""
@@ -792,7 +811,9 @@ def test_the_low_level_entries_name_a_function_numba_cannot_compile(i):
     with pytest.raises(TypeError, match=rf"Invalid {name}: Numba could not compile '_\w+' into "
                        r"the kernel, which calls it as") as info:
         call()
-    assert isinstance(info.value.__cause__, numba.core.errors.TypingError)
+    # the function compiled alone, Numba's words as the cause: a TypingError, or a TypeError
+    # for a function of the wrong number of arguments
+    assert isinstance(info.value.__cause__, (numba.core.errors.TypingError, TypeError))
 
 
 @njit

@@ -109,7 +109,7 @@ def run_epochs(mod, X, y, sw, loss_id, batch_size, rule="sgd", penalty="none", f
 
 
 def assert_close(actual, desired, rtol):
-    """rtol with an absolute floor of rtol times the vector's largest magnitude (fastgd.testing)."""
+    """rtol elementwise, no absolute floor."""
     desired = np.asarray(desired, dtype=np.float64)
     np.testing.assert_allclose(np.asarray(actual, dtype=np.float64), desired, rtol=rtol, atol=0)
 

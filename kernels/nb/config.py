@@ -197,21 +197,44 @@ def guarded(call, *args):
 
 
 @contextlib.contextmanager
-def user_function(name, fn, call):
+def user_function(name, fn, call, arg_types, returns):
     """A user's function that Numba cannot compile into a kernel is a ``TypeError`` that names
     the argument and the call the kernel makes (``call``, the types spelled out), with
-    Numba's typing error as its cause.  Every other argument of the entries is checked
-    before, so a typing failure here is the function's; without this it was Numba's
-    ``TypingError``, tens of lines from inside the kernel that never named ``fn``."""
+    Numba's typing error as its cause.  Without this it was Numba's ``TypingError``, tens of
+    lines from inside the kernel that never named ``fn``.  The blame is checked: ``fn`` is
+    compiled alone for ``arg_types`` and its result type checked (``returns(type) -> bool``);
+    where both pass, the kernel's own error is raised as it is."""
     from numba.core.errors import TypingError
 
     try:
         yield
     except TypingError as exc:
+        try:
+            fn.compile(tuple(arg_types))
+            result = fn.overloads[tuple(arg_types)].signature.return_type
+        except Exception as own:  # noqa: BLE001 - typing, arity (a TypeError), a fixed signature
+            exc = own  # the function's own error: shorter, and about it alone
+        else:
+            if returns(result):
+                raise
         raise TypeError(f"Invalid {name}: Numba could not compile "
                         f"{getattr(fn, '__name__', fn)!r} into the kernel, which calls it as "
                         f"{call}; make it compile for these types (Numba's error, above, "
                         f"says where it failed)") from exc
+
+
+def returns_number(t):
+    """A Numba type a kernel can use as a loss or a prediction."""
+    from numba.core import types
+
+    return isinstance(t, (types.Float, types.Integer, types.Boolean))
+
+
+def returns_pair(t):
+    """A Numba type a kernel can unpack as ``(loss, dloss)``."""
+    from numba.core import types
+
+    return isinstance(t, types.BaseTuple) and len(t) == 2 and all(map(returns_number, t))
 
 
 @contextlib.contextmanager

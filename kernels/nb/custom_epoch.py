@@ -34,7 +34,7 @@ from numba.extending import overload
 
 from ._util import ZERO, cast_like, is_finite
 from .config import (CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel, on_calling_thread,
-                     user_function)
+                     returns_number, user_function)
 from .updates import _apply_update
 from .. import checks
 
@@ -134,9 +134,11 @@ def _row_type(X):
     return numba.typeof(X).copy(ndim=1, layout="C" if X.flags.c_contiguous else "A")
 
 
-def _model_call(theta, X, gbuf):
-    return (f"fn(params: {numba.typeof(theta)}, x: {_row_type(X)}, y: float64, "
-            f"grad_out: {numba.typeof(gbuf)}) -> a number")
+def _compiling_model(fn, theta, X, gbuf):
+    """``user_function`` for a model's ``fn``, with the types the kernels call it with."""
+    types = (numba.typeof(theta), _row_type(X), numba.float64, numba.typeof(gbuf))
+    call = "fn(params: {}, x: {}, y: {}, grad_out: {}) -> a number".format(*types)
+    return user_function("fn", fn, call, types, returns_number)
 
 
 # Public entry points: plain functions for Python callers (serialised while the
@@ -148,7 +150,7 @@ def custom_model_batch_gradient(fn, X, y, sw, rows, theta, grad, scale, gbuf):
     checks.njit_function("fn", fn, checks.MODEL_SIGNATURE)
     rows = checks.custom_gradient(fn, X, y, sw, rows, theta, grad, gbuf, scale)
     y, sw = checks.data_arrays(X, y, sw)
-    with on_calling_thread(True), user_function("fn", fn, _model_call(theta, X, gbuf)):
+    with on_calling_thread(True), _compiling_model(fn, theta, X, gbuf):
         return guarded(_custom_model_batch_gradient, fn, X, y, sw, rows, theta, grad,
                        float(scale), gbuf)
 
@@ -169,7 +171,7 @@ def custom_model_epoch(fn, X, y, sw, order, batch_size, n_batches, rule_id, hype
     y, sw = checks.data_arrays(X, y, sw)
     hyper = checks.real_array("hyper", hyper, np.float64)
     lrs = checks.real_array("lrs", lrs, np.float64)
-    with on_calling_thread(True), user_function("fn", fn, _model_call(theta, X, gbuf)):
+    with on_calling_thread(True), _compiling_model(fn, theta, X, gbuf):
         return guarded(_custom_model_epoch, fn, X, y, sw, order, int(batch_size),
                        int(n_batches), int(rule_id), hyper, lrs, int(step0), theta, grad, state,
                        batch_loss, gbuf)
@@ -196,8 +198,9 @@ def custom_model_predict(predict, theta, X, out):
     itself in ``@njit`` code)."""
     checks.njit_function("predict", predict, checks.PREDICT_SIGNATURE)
     checks.predict_arrays(theta, X, out)
-    with user_function("predict", predict, f"predict(params: {numba.typeof(theta)}, x: "
-                                           f"{_row_type(X)}) -> a number"):
+    types = (numba.typeof(theta), _row_type(X))
+    call = "predict(params: {}, x: {}) -> a number".format(*types)
+    with user_function("predict", predict, call, types, returns_number):
         _custom_model_predict(predict, theta, X, out)
 
 

@@ -54,7 +54,7 @@ from ._util import (TRUE, ZERO, cast_like, compare_and_swap, cycle_count, is_fin
                     prefetch_item, prefetch_part, prefetch_row, spin_pause, store_release, touch,
                     zero_of)
 from .config import (CHUNK_ROWS, PARALLEL_MIN_WORK, guarded, kernel, on_calling_thread,
-                     user_function)
+                     returns_pair, user_function)
 from .losses import logistic_poly, logistic_poly_rows, point_loss, softmax_loss_dloss
 from .simd import axpy4_rows, dot4_rows
 from .updates import _apply_update, plain_sgd_update, sgd_momentum_step
@@ -1803,7 +1803,11 @@ def _ol_add_penalty(theta, grad, n_penalized, alpha, l1_ratio):
     return impl
 
 
-_LOSS_CALL = "loss_param(p: float64, y: float64) -> (loss, dloss), a pair of numbers"
+def _compiling_loss(fn):
+    """``user_function`` for a custom loss, with the types the kernels call it with."""
+    return user_function("loss_param", fn, "loss_param(p: float64, y: float64) -> (loss, "
+                         "dloss), a pair of numbers", (numba.float64, numba.float64),
+                         returns_pair)
 
 
 def _custom_loss(loss_param):
@@ -1820,7 +1824,7 @@ def linear_batch_gradient(X, y, sw, rows, loss_id, loss_param, n_outputs, fit_in
     _custom_loss(loss_param)
     y, sw = checks.data_arrays(X, y, sw)
     if callable(loss_param):
-        with on_calling_thread(True), user_function("loss_param", loss_param, _LOSS_CALL):
+        with on_calling_thread(True), _compiling_loss(loss_param):
             return guarded(_linear_batch_gradient_custom, X, y, sw, rows, int(loss_id),
                            loss_param, int(n_outputs), bool(fit_intercept), theta, grad,
                            float(scale))
@@ -1948,7 +1952,7 @@ def linear_epoch(X, y, sw, order, batch_size, n_batches, loss_id, loss_param, n_
             args_tail += (GATHER_MIN_BYTES, GATHER_BLOCK_BYTES)
         elif path in ("read", "rule1_read", "split_read", "halves_read"):
             args_tail += (_reader_count(),)
-        with user_function("loss_param", param, _LOSS_CALL) if custom else nullcontext():
+        with _compiling_loss(param) if custom else nullcontext():
             return guarded(target, X, y, sw, order, int(batch_size), int(n_batches),
                            int(loss_id), param, *args_tail)
 
