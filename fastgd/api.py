@@ -392,8 +392,9 @@ class Run:
         Only a Loss or a CustomModel runs user code inside an epoch; the kernel cannot say
         which batch it was on, but the driver knows the epoch.
         """
-        if any(type(e).__module__.split(".")[0] == "numba" for e in (exc, exc.__cause__)):
-            return  # Numba could not compile the function (config.user_function): nothing ran
+        if (type(exc).__module__.split(".")[0] == "numba"
+                or type(exc).__name__ == "FunctionNotCompiled"):  # (kernels.nb.config)
+            return  # Numba could not compile the function: nothing ran yet
         yours = self._user_function()
         if yours and hasattr(exc, "add_note"):  # Python >= 3.11
             first, last = self.step + 1, self.step + self.ipe

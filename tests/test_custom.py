@@ -739,6 +739,7 @@ def test_a_function_numba_cannot_compile_gets_no_epoch_note():
     assert not getattr(info.value, "__notes__", None)
 
 
+
 @njit
 def _returns_one_value(p, y):
     return p - y

@@ -196,11 +196,15 @@ def guarded(call, *args):
         raise
 
 
+class FunctionNotCompiled(TypeError):
+    """A user's function that Numba could not compile into a kernel: nothing ran."""
+
+
 @contextlib.contextmanager
 def user_function(name, fn, call, arg_types, returns):
-    """A user's function that Numba cannot compile into a kernel is a ``TypeError`` that names
-    the argument and the call the kernel makes (``call``, the types spelled out), with
-    Numba's typing error as its cause.  Without this it was Numba's ``TypingError``, tens of
+    """A user's function that Numba cannot compile into a kernel is a ``TypeError``
+    (``FunctionNotCompiled``) that names the argument and the call the kernel makes
+    (``call``, the types spelled out), with Numba's error as its cause.  Without this it was Numba's ``TypingError``, tens of
     lines from inside the kernel that never named ``fn``.  The blame is checked: ``fn`` is
     compiled alone for ``arg_types`` and its result type checked (``returns(type) -> bool``);
     where both pass, the kernel's own error is raised as it is."""
@@ -217,7 +221,7 @@ def user_function(name, fn, call, arg_types, returns):
         else:
             if returns(result):
                 raise
-        raise TypeError(f"Invalid {name}: Numba could not compile "
+        raise FunctionNotCompiled(f"Invalid {name}: Numba could not compile "
                         f"{getattr(fn, '__name__', fn)!r} into the kernel, which calls it as "
                         f"{call}; make it compile for these types (Numba's error, above, "
                         f"says where it failed)") from exc
