@@ -790,13 +790,14 @@ def test_a_kernels_own_typing_error_is_not_blamed_on_a_function_that_compiles():
     """user_function compiles the function alone before it blames it (review)."""
     from fastgd.kernels.nb.config import returns_pair, user_function
 
+    def two_floats():
+        return "loss_param(p, y)", (numba.float64, numba.float64)
+
     with pytest.raises(numba.core.errors.TypingError, match="the kernel's own"):
-        with user_function("loss_param", _squared_pair, "loss_param(p, y)",
-                           (numba.float64, numba.float64), returns_pair):
+        with user_function("loss_param", _squared_pair, two_floats, returns_pair):
             raise numba.core.errors.TypingError("the kernel's own")
     with pytest.raises(TypeError, match="Invalid loss_param"):  # this one is the function's
-        with user_function("loss_param", _returns_one_value, "loss_param(p, y)",
-                           (numba.float64, numba.float64), returns_pair):
+        with user_function("loss_param", _returns_one_value, two_floats, returns_pair):
             raise numba.core.errors.TypingError("the kernel's own")
 
 

@@ -201,18 +201,20 @@ class FunctionNotCompiled(TypeError):
 
 
 @contextlib.contextmanager
-def user_function(name, fn, call, arg_types, returns):
+def user_function(name, fn, signature, returns):
     """A user's function that Numba cannot compile into a kernel is a ``TypeError``
-    (``FunctionNotCompiled``) that names the argument and the call the kernel makes
-    (``call``, the types spelled out), with Numba's error as its cause.  Without this it was Numba's ``TypingError``, tens of
-    lines from inside the kernel that never named ``fn``.  The blame is checked: ``fn`` is
-    compiled alone for ``arg_types`` and its result type checked (``returns(type) -> bool``);
-    where both pass, the kernel's own error is raised as it is."""
+    (``FunctionNotCompiled``) that names the argument and the call the kernel makes, with
+    Numba's error as its cause.  Without this it was Numba's ``TypingError``, tens of lines
+    from inside the kernel that never named ``fn``.  ``signature()`` gives ``(call text,
+    argument types)``, asked for only on a failure (the entries run every epoch).  The
+    blame is checked: ``fn`` is compiled alone for those types and its result type checked
+    (``returns(type) -> bool``); where both pass, the kernel's own error is raised as it is."""
     from numba.core.errors import TypingError
 
     try:
         yield
     except TypingError as exc:
+        call, arg_types = signature()
         try:
             fn.compile(tuple(arg_types))
             result = fn.overloads[tuple(arg_types)].signature.return_type
@@ -222,9 +224,9 @@ def user_function(name, fn, call, arg_types, returns):
             if returns(result):
                 raise
         raise FunctionNotCompiled(f"Invalid {name}: Numba could not compile "
-                        f"{getattr(fn, '__name__', fn)!r} into the kernel, which calls it as "
-                        f"{call}; make it compile for these types (Numba's error, above, "
-                        f"says where it failed)") from exc
+                                  f"{getattr(fn, '__name__', fn)!r} into the kernel, which "
+                                  f"calls it as {call}; make it compile for these types "
+                                  f"(Numba's error, above, says where it failed)") from exc
 
 
 def returns_number(t):

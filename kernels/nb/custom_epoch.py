@@ -136,9 +136,10 @@ def _row_type(X):
 
 def _compiling_model(fn, theta, X, gbuf):
     """``user_function`` for a model's ``fn``, with the types the kernels call it with."""
-    types = (numba.typeof(theta), _row_type(X), numba.float64, numba.typeof(gbuf))
-    call = "fn(params: {}, x: {}, y: {}, grad_out: {}) -> a number".format(*types)
-    return user_function("fn", fn, call, types, returns_number)
+    def signature():
+        types = (numba.typeof(theta), _row_type(X), numba.float64, numba.typeof(gbuf))
+        return "fn(params: {}, x: {}, y: {}, grad_out: {}) -> a number".format(*types), types
+    return user_function("fn", fn, signature, returns_number)
 
 
 # Public entry points: plain functions for Python callers (serialised while the
@@ -198,9 +199,10 @@ def custom_model_predict(predict, theta, X, out):
     itself in ``@njit`` code)."""
     checks.njit_function("predict", predict, checks.PREDICT_SIGNATURE)
     checks.predict_arrays(theta, X, out)
-    types = (numba.typeof(theta), _row_type(X))
-    call = "predict(params: {}, x: {}) -> a number".format(*types)
-    with user_function("predict", predict, call, types, returns_number):
+    def signature():
+        types = (numba.typeof(theta), _row_type(X))
+        return "predict(params: {}, x: {}) -> a number".format(*types), types
+    with user_function("predict", predict, signature, returns_number):
         _custom_model_predict(predict, theta, X, out)
 
 

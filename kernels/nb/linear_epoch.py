@@ -1803,11 +1803,14 @@ def _ol_add_penalty(theta, grad, n_penalized, alpha, l1_ratio):
     return impl
 
 
+def _loss_signature():
+    return ("loss_param(p: float64, y: float64) -> (loss, dloss), a pair of numbers",
+            (numba.float64, numba.float64))
+
+
 def _compiling_loss(fn):
     """``user_function`` for a custom loss, with the types the kernels call it with."""
-    return user_function("loss_param", fn, "loss_param(p: float64, y: float64) -> (loss, "
-                         "dloss), a pair of numbers", (numba.float64, numba.float64),
-                         returns_pair)
+    return user_function("loss_param", fn, _loss_signature, returns_pair)
 
 
 def _custom_loss(loss_param):
